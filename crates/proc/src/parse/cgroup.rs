@@ -1,0 +1,290 @@
+//! `/proc/PID/cgroup` and the cgroup mounts from `/proc/self/mountinfo`.
+//!
+//! Production hosts are mostly cgroup v2 (one unified hierarchy); older and hybrid hosts
+//! mount v1 controllers (`memory`, `pids`) separately. Both are supported: the process's
+//! path is found per controller and resolved against where that controller is mounted.
+
+/// The paths of one process in each hierarchy that matters to leakwatch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcCgroups {
+    /// Path in the unified hierarchy (`0::/system.slice/foo.service`).
+    pub unified: Option<String>,
+    /// Path in the v1 `name=systemd` hierarchy.
+    pub systemd: Option<String>,
+    /// Path in the v1 `memory` controller.
+    pub memory: Option<String>,
+    /// Path in the v1 `pids` controller.
+    pub pids: Option<String>,
+}
+
+impl ProcCgroups {
+    /// The path that best names the service: unified if non-root, else the systemd one.
+    pub fn display_path(&self) -> Option<&str> {
+        match (&self.unified, &self.systemd) {
+            (Some(u), _) if u != "/" => Some(u),
+            (_, Some(s)) => Some(s),
+            (Some(u), None) => Some(u),
+            (None, None) => None,
+        }
+    }
+}
+
+pub fn parse(bytes: &[u8]) -> ProcCgroups {
+    let mut cgroups = ProcCgroups::default();
+    for line in bytes.split(|&b| b == b'\n') {
+        // hierarchy-id:controller-list:path — the path may contain ':'.
+        let mut parts = line.splitn(3, |&b| b == b':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let path = String::from_utf8_lossy(path).into_owned();
+        if id == b"0" && controllers.is_empty() {
+            cgroups.unified = Some(path);
+            continue;
+        }
+        for controller in controllers.split(|&b| b == b',') {
+            match controller {
+                b"name=systemd" => cgroups.systemd = Some(path.clone()),
+                b"memory" => cgroups.memory = Some(path.clone()),
+                b"pids" => cgroups.pids = Some(path.clone()),
+                _ => {}
+            }
+        }
+    }
+    cgroups
+}
+
+/// The systemd unit a cgroup path names: the last `.service`, `.scope` or `.socket`
+/// component (`/system.slice/postgresql@15-main.service` gives `postgresql@15-main.service`).
+pub fn systemd_unit(path: &str) -> Option<String> {
+    path.split('/')
+        .rev()
+        .find(|part| {
+            part.ends_with(".service") || part.ends_with(".scope") || part.ends_with(".socket")
+        })
+        .map(str::to_owned)
+}
+
+/// A container id (64 hex digits) in a cgroup path: `/docker/<id>`, `docker-<id>.scope`,
+/// `cri-containerd-<id>.scope`, `libpod-<id>.scope`, `/kubepods/.../<id>`.
+pub fn container_id(path: &str) -> Option<String> {
+    for part in path.split('/').rev() {
+        let bytes = part.as_bytes();
+        let mut run_start = 0;
+        for i in 0..=bytes.len() {
+            let is_hex = i < bytes.len() && bytes[i].is_ascii_hexdigit();
+            if !is_hex {
+                if i - run_start == 64 {
+                    return Some(part[run_start..i].to_ascii_lowercase());
+                }
+                run_start = i + 1;
+            }
+        }
+    }
+    None
+}
+
+/// Where each cgroup hierarchy is mounted, from `/proc/self/mountinfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupMounts {
+    pub unified: Option<Mount>,
+    pub memory_v1: Option<Mount>,
+    pub pids_v1: Option<Mount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The root of the mount inside the hierarchy (field 4 of mountinfo), usually `/`.
+    pub root: String,
+    pub mount_point: String,
+}
+
+impl Mount {
+    /// The directory of a process's cgroup `path` under this mount, or `None` when the path
+    /// lies outside what is mounted (another cgroup namespace).
+    pub fn dir(&self, path: &str) -> Option<String> {
+        let relative = if self.root == "/" {
+            path
+        } else {
+            path.strip_prefix(self.root.as_str())?
+        };
+        Some(format!(
+            "{}/{}",
+            self.mount_point.trim_end_matches('/'),
+            relative.trim_start_matches('/')
+        ))
+    }
+}
+
+impl CgroupMounts {
+    pub fn layout(&self) -> &'static str {
+        match (
+            &self.unified,
+            self.memory_v1.is_some() || self.pids_v1.is_some(),
+        ) {
+            (Some(_), true) => "hybrid",
+            (Some(_), false) => "v2",
+            (None, true) => "v1",
+            (None, false) => "none",
+        }
+    }
+}
+
+pub fn parse_mountinfo(bytes: &[u8]) -> CgroupMounts {
+    let mut mounts = CgroupMounts::default();
+    for line in bytes.split(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        // Fields before " - " are fixed; after it: fstype, source, super options.
+        let Some((before, after)) = text.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = before.split(' ').collect();
+        let tail: Vec<&str> = after.split(' ').collect();
+        if fields.len() < 5 || tail.len() < 3 {
+            continue;
+        }
+        let mount = Mount {
+            root: unescape(fields[3]),
+            mount_point: unescape(fields[4]),
+        };
+        match tail[0] {
+            "cgroup2" => {
+                // Prefer /sys/fs/cgroup itself over a nested unified mount when both exist.
+                if mounts.unified.is_none() || mount.mount_point == "/sys/fs/cgroup" {
+                    mounts.unified = Some(mount);
+                }
+            }
+            "cgroup" => {
+                let options = tail[2].split(',');
+                for option in options {
+                    match option {
+                        "memory" => mounts.memory_v1 = Some(mount.clone()),
+                        "pids" => mounts.pids_v1 = Some(mount.clone()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    mounts
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let octal = &bytes[i + 1..i + 4];
+            if octal.iter().all(|b| (b'0'..=b'7').contains(b)) {
+                out.push((octal[0] - b'0') * 64 + (octal[1] - b'0') * 8 + (octal[2] - b'0'));
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_service() {
+        let cg = parse(b"0::/system.slice/postgresql@15-main.service\n");
+        assert_eq!(
+            cg.unified.as_deref(),
+            Some("/system.slice/postgresql@15-main.service")
+        );
+        assert_eq!(
+            systemd_unit(cg.display_path().unwrap()).as_deref(),
+            Some("postgresql@15-main.service")
+        );
+    }
+
+    #[test]
+    fn v1_hybrid_fixture() {
+        let cg = parse(include_bytes!("../../tests/fixtures/cgroup-v1-hybrid.txt"));
+        assert_eq!(cg.memory.as_deref(), Some("/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope"));
+        assert_eq!(cg.pids.as_deref(), cg.memory.as_deref());
+        let path = cg.display_path().unwrap();
+        assert_eq!(
+            container_id(path).as_deref(),
+            Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(
+            systemd_unit(path).as_deref(),
+            Some("docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope")
+        );
+    }
+
+    #[test]
+    fn path_with_colon() {
+        let cg = parse(b"0::/weird:name.service\n");
+        assert_eq!(cg.unified.as_deref(), Some("/weird:name.service"));
+    }
+
+    #[test]
+    fn no_container_in_plain_path() {
+        assert_eq!(
+            container_id("/user.slice/user-1000.slice/session-3.scope"),
+            None
+        );
+        // 63 or 65 hex digits are not a container id.
+        assert_eq!(container_id(&format!("/docker/{}", "a".repeat(63))), None);
+        assert_eq!(container_id(&format!("/docker/{}", "a".repeat(65))), None);
+        assert!(container_id(&format!("/kubepods/burstable/pod1/{}", "b".repeat(64))).is_some());
+    }
+
+    #[test]
+    fn mountinfo_hybrid_and_v2() {
+        let hybrid = parse_mountinfo(include_bytes!("../../tests/fixtures/mountinfo-hybrid.txt"));
+        assert_eq!(hybrid.layout(), "hybrid");
+        assert_eq!(
+            hybrid.memory_v1.as_ref().unwrap().mount_point,
+            "/sys/fs/cgroup/memory"
+        );
+        assert_eq!(
+            hybrid
+                .memory_v1
+                .as_ref()
+                .unwrap()
+                .dir("/system.slice/a.service")
+                .as_deref(),
+            Some("/sys/fs/cgroup/memory/system.slice/a.service")
+        );
+        let v2 = parse_mountinfo(
+            b"30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n",
+        );
+        assert_eq!(v2.layout(), "v2");
+        assert_eq!(
+            v2.unified.as_ref().unwrap().dir("/").as_deref(),
+            Some("/sys/fs/cgroup/")
+        );
+    }
+
+    #[test]
+    fn mount_root_outside_namespace() {
+        let mount = Mount {
+            root: "/kubepods/pod1".into(),
+            mount_point: "/sys/fs/cgroup".into(),
+        };
+        assert_eq!(
+            mount.dir("/kubepods/pod1/c1").as_deref(),
+            Some("/sys/fs/cgroup/c1")
+        );
+        assert_eq!(mount.dir("/other"), None);
+    }
+
+    #[test]
+    fn unescapes_octal() {
+        assert_eq!(unescape(r"/mnt/with\040space"), "/mnt/with space");
+        assert_eq!(unescape(r"trailing\04"), r"trailing\04");
+    }
+}

@@ -1,0 +1,116 @@
+//! Parsers over bytes for the `/proc` and `/sys` files leakwatch reads.
+//!
+//! Every function here takes the file's bytes (never a path), so each is tested on fixture
+//! files captured from real hosts and fuzzed without touching the kernel. None allocates more
+//! than its output needs, because the sampler calls them thousands of times per pass.
+
+pub mod cgroup;
+pub mod fdlink;
+pub mod limits;
+pub mod net_tcp;
+pub mod stat;
+pub mod status;
+pub mod thread_name;
+
+/// Parses an unsigned decimal integer; `None` on anything else (empty, sign, overflow).
+pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &byte in bytes {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    Some(value)
+}
+
+/// Parses a signed decimal integer.
+pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    match bytes.split_first() {
+        Some((b'-', rest)) => {
+            let magnitude = parse_u64(rest)?;
+            if magnitude == 1 << 63 {
+                Some(i64::MIN)
+            } else {
+                i64::try_from(magnitude).ok().map(|v| -v)
+            }
+        }
+        _ => parse_u64(bytes).and_then(|v| i64::try_from(v).ok()),
+    }
+}
+
+/// Trims ASCII whitespace (including the trailing newline of every /proc file).
+pub fn trim(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
+
+/// Splits `/proc/PID/cmdline` (NUL-separated, usually NUL-terminated) into arguments.
+pub fn cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
+/// Parses a single number file such as `/proc/sys/kernel/threads-max` or `pids.max`.
+/// `max` (cgroup for "no limit") and absurdly large v1 values give `None`.
+pub fn limit_value(bytes: &[u8]) -> Option<u64> {
+    let text = trim(bytes);
+    if text == b"max" {
+        return None;
+    }
+    let value = parse_u64(text)?;
+    // cgroup v1 writes "no limit" as the largest page-aligned i64.
+    if value >= (i64::MAX as u64) & !0xfff {
+        return None;
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"12a"), None);
+        assert_eq!(parse_i64(b"-5"), Some(-5));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"-"), None);
+    }
+
+    #[test]
+    fn cmdline_splits_on_nul() {
+        assert_eq!(
+            cmdline(b"java\0-Xmx1g\0Main\0"),
+            vec!["java", "-Xmx1g", "Main"]
+        );
+        assert_eq!(cmdline(b""), Vec::<String>::new());
+        // A process may rewrite its argv without a trailing NUL.
+        assert_eq!(
+            cmdline(b"nginx: worker process"),
+            vec!["nginx: worker process"]
+        );
+        assert_eq!(cmdline(b"a\0\0b\0"), vec!["a", "", "b"]);
+    }
+
+    #[test]
+    fn limit_values() {
+        assert_eq!(limit_value(b"max\n"), None);
+        assert_eq!(limit_value(b"4096\n"), Some(4096));
+        assert_eq!(limit_value(b"9223372036854771712\n"), None);
+        assert_eq!(limit_value(b"garbage"), None);
+    }
+}

@@ -1,0 +1,44 @@
+//! Thread-name groups: `worker-1`..`worker-4` are one group `worker-#`.
+//!
+//! The manual forensics in incident 000 was `jstack | awk | sort | uniq -c`; grouping by name
+//! with the numbers collapsed is what made 30,000 "Analytics" threads stand out.
+
+/// Collapses every run of ASCII digits to one `#` and decodes the rest lossily.
+/// `pool-3-thread-12` becomes `pool-#-thread-#`; a trailing newline is dropped.
+pub fn normalise(comm: &[u8]) -> String {
+    let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
+    let mut out = Vec::with_capacity(comm.len());
+    let mut in_digits = false;
+    for &byte in comm {
+        if byte.is_ascii_digit() {
+            if !in_digits {
+                out.push(b'#');
+            }
+            in_digits = true;
+        } else {
+            out.push(byte);
+            in_digits = false;
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise;
+
+    #[test]
+    fn groups() {
+        assert_eq!(normalise(b"worker-1\n"), "worker-#");
+        assert_eq!(normalise(b"Analytics-17"), "Analytics-#");
+        assert_eq!(normalise(b"pool-3-thread-12"), "pool-#-thread-#");
+        assert_eq!(normalise(b"C2 CompilerThread0"), "C# CompilerThread#");
+        assert_eq!(normalise(b"java"), "java");
+        assert_eq!(normalise(b"12345"), "#");
+        assert_eq!(normalise(b""), "");
+        assert_eq!(normalise(b"\xffname7"), "\u{fffd}name#");
+    }
+}

@@ -1,0 +1,731 @@
+//! The sampler: one pass over every (selected) process, doing only the work that changed.
+//!
+//! A naive pass reads every thread's `comm` and `readlink`s every fd: on a busy host that
+//! is tens of thousands of syscalls for values that almost never change. The sampler keeps,
+//! per live process, the thread names by TID and the fd targets by fd number, and per pass
+//! re-reads only:
+//! - thread names when the thread count changed (only the new TIDs are read);
+//! - fd targets when the fd count (`st_size` of `/proc/PID/fd`, kernel 6.2+) changed, or a
+//!   socket the process held disappeared from the socket table (its fd was closed, so the
+//!   number may have been reused) — only the new fd numbers are read;
+//! - everything of one process, once every `revalidate_every` passes, staggered by pid so
+//!   the cost is spread evenly. This bounds how stale a cached name or fd kind can be when a
+//!   thread renames itself or an fd is swapped for another at the same count.
+//!
+//! The caches are keyed by `(pid, start time)`, so a reused pid starts from nothing, and the
+//! state of every process that is no longer listed is dropped at the end of the pass.
+
+use crate::model::*;
+use crate::parse::{self, cgroup, fdlink::FdTarget, limits, stat, status, thread_name};
+use crate::sockets::{SocketInfo, SocketReader, SocketTable};
+use crate::sys::{self, Dir, Part as P, PathBuf};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Knobs with production defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Re-read all thread names and fd targets of a process every this many passes.
+    pub revalidate_every: u64,
+    /// Re-read cgroup membership and rlimits every this many passes (they change rarely).
+    pub identity_refresh_every: u64,
+    /// Read thread names (the thread count is always read).
+    pub thread_names: bool,
+    /// Read fd targets and join sockets (the fd count is always read).
+    pub fd_details: bool,
+    /// Dump the socket table.
+    pub sockets: bool,
+    /// Include kernel threads (they hold no fds and no sockets).
+    pub kernel_threads: bool,
+    /// Use `/proc/net/*` instead of netlink sock_diag.
+    pub proc_net_sockets: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            revalidate_every: 16,
+            identity_refresh_every: 60,
+            thread_names: true,
+            fd_details: true,
+            sockets: true,
+            kernel_threads: false,
+            proc_net_sockets: false,
+        }
+    }
+}
+
+/// Which processes to sample.
+pub enum Selection {
+    All,
+    Pids(HashSet<u32>),
+    /// Processes whose identity matches (evaluated once per process life and on exec).
+    Filter(Box<dyn Fn(&Identity) -> bool + Send>),
+}
+
+impl Selection {
+    fn wants_pid(&self, pid: u32) -> bool {
+        match self {
+            Selection::Pids(pids) => pids.contains(&pid),
+            _ => true,
+        }
+    }
+}
+
+struct ThreadEntry {
+    group: Box<str>,
+}
+
+struct ProcState {
+    start_time_ticks: u64,
+    comm: Vec<u8>,
+    identity: Identity,
+    selected: bool,
+    identity_pass: u64,
+    identity_partial: Vec<Partial>,
+    cgroups: cgroup::ProcCgroups,
+    limits: Option<limits::ProcLimits>,
+    threads: HashMap<u32, ThreadEntry>,
+    /// Thread count when the names were last listed.
+    threads_listed_count: Option<u32>,
+    fds: HashMap<u32, FdTarget>,
+    /// Fd count when the fd table was last listed.
+    fds_listed_count: Option<u64>,
+    seen_pass: u64,
+}
+
+/// Per-cgroup values, read once per pass however many processes share the cgroup.
+#[derive(Clone, Copy, Default)]
+struct CgroupValues {
+    memory_current: Option<u64>,
+    memory_max: Option<u64>,
+    pids_current: Option<u64>,
+    pids_max: Option<u64>,
+}
+
+pub struct Sampler {
+    options: Options,
+    selection: Selection,
+    proc_dir: Dir,
+    ticks_per_second: u64,
+    page_size: u64,
+    boot_time_unix_ms: i64,
+    mounts: cgroup::CgroupMounts,
+    socket_reader: Option<SocketReader>,
+    socket_table: SocketTable,
+    processes: HashMap<u32, ProcState>,
+    cgroup_values: HashMap<String, CgroupValues>,
+    pass: u64,
+    reads: u64,
+    // Reused buffers: the pass allocates only for what it reports.
+    buf: Vec<u8>,
+    dents: Vec<u8>,
+    path: PathBuf,
+    pids: Vec<u32>,
+    ids: Vec<u32>,
+}
+
+impl Sampler {
+    pub fn new(options: Options, selection: Selection) -> io::Result<Sampler> {
+        let proc_dir = Dir::open(c"/proc")?;
+        let mut buf = Vec::new();
+        proc_dir.read(c"stat", &mut buf)?;
+        let boot_time_secs = buf
+            .split(|&b| b == b'\n')
+            .find_map(|line| line.strip_prefix(b"btime "))
+            .and_then(|v| parse::parse_u64(parse::trim(v)))
+            .ok_or_else(|| io::Error::other("no btime in /proc/stat"))?;
+        let mounts = match sys::read_at(libc::AT_FDCWD, c"/proc/self/mountinfo", &mut buf) {
+            Ok(()) => cgroup::parse_mountinfo(&buf),
+            Err(_) => cgroup::CgroupMounts::default(),
+        };
+        let socket_reader = if !options.sockets || !options.fd_details {
+            None
+        } else if options.proc_net_sockets {
+            Some(SocketReader::proc_net_only())
+        } else {
+            Some(SocketReader::new())
+        };
+        Ok(Sampler {
+            options,
+            selection,
+            proc_dir,
+            ticks_per_second: sys::clock_ticks_per_second(),
+            page_size: sys::page_size(),
+            boot_time_unix_ms: boot_time_secs as i64 * 1000,
+            mounts,
+            socket_reader,
+            socket_table: SocketTable::default(),
+            processes: HashMap::new(),
+            cgroup_values: HashMap::new(),
+            pass: 0,
+            reads: 0,
+            buf,
+            dents: Vec::new(),
+            path: PathBuf::default(),
+            pids: Vec::new(),
+            ids: Vec::new(),
+        })
+    }
+
+    /// Why socket states are not read through netlink, if they are not.
+    pub fn netlink_error(&self) -> Option<&str> {
+        self.socket_reader.as_ref().and_then(|r| r.netlink_error())
+    }
+
+    /// Number of processes with cached state (bounded by the processes alive at the last pass).
+    pub fn cached_processes(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// One pass over the host.
+    pub fn sample(&mut self) -> io::Result<HostSample> {
+        let started = Instant::now();
+        let cpu_before = sys::thread_cpu_us();
+        let time_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        self.pass += 1;
+        self.reads = 0;
+        self.cgroup_values.clear();
+
+        let socket_source = match self.socket_reader.as_mut() {
+            Some(reader) => match reader.read(&mut self.socket_table) {
+                Ok(()) => self.socket_table.source.unwrap_or(SocketSource::None),
+                Err(_) => SocketSource::None,
+            },
+            None => SocketSource::None,
+        };
+
+        let mut pids = std::mem::take(&mut self.pids);
+        self.proc_dir.numeric_entries(&mut pids, &mut self.dents)?;
+        pids.sort_unstable();
+
+        let mut processes = Vec::new();
+        let mut stats = PassStats::default();
+        let mut tasks_total = 0u64;
+        for &pid in &pids {
+            match self.sample_process(pid, &mut tasks_total) {
+                Ok(Some(process)) => {
+                    if !process.partial.is_empty() {
+                        stats.partial += 1;
+                    }
+                    processes.push(process);
+                }
+                Ok(None) => {}
+                Err(_) => stats.vanished += 1,
+            }
+        }
+        let processes_total = pids.len() as u64;
+        self.pids = pids;
+
+        // Forget every process that was not seen in this pass: the caches never outlive it.
+        let pass = self.pass;
+        self.processes.retain(|_, state| state.seen_pass == pass);
+        if self.processes.capacity() > 4 * self.processes.len().max(256) {
+            self.processes.shrink_to_fit();
+        }
+
+        let host = HostInfo {
+            threads_max: self.read_limit(c"sys/kernel/threads-max"),
+            pid_max: self.read_limit(c"sys/kernel/pid_max"),
+            tasks_total,
+            cgroup_layout: self.mounts.layout().to_string(),
+            processes_total,
+        };
+        stats.cache_entries = self
+            .processes
+            .values()
+            .map(|p| 1 + p.threads.len() as u64 + p.fds.len() as u64)
+            .sum();
+        stats.reads = self.reads;
+        stats.wall_us = started.elapsed().as_micros() as u64;
+        stats.cpu_us = sys::thread_cpu_us().saturating_sub(cpu_before);
+        Ok(HostSample {
+            time_unix_ms,
+            host,
+            socket_source,
+            processes,
+            stats,
+        })
+    }
+
+    fn read_limit(&mut self, name: &std::ffi::CStr) -> Option<u64> {
+        self.proc_dir.read(name, &mut self.buf).ok()?;
+        parse::limit_value(&self.buf)
+    }
+
+    /// Samples one process. `Err` means it vanished before anything could be read;
+    /// `Ok(None)` that it is not selected.
+    fn sample_process(
+        &mut self,
+        pid: u32,
+        tasks_total: &mut u64,
+    ) -> io::Result<Option<ProcessSample>> {
+        let pass = self.pass;
+        let dir = Dir::open_at(
+            self.proc_dir.fd(),
+            self.path.build(&[P::Num(u64::from(pid))]),
+        )?;
+        dir.read(c"stat", &mut self.buf)?;
+        self.reads += 2;
+        let stat = stat::parse(&self.buf).map_err(io::Error::other)?;
+        *tasks_total += u64::from(stat.num_threads);
+        if !self.options.kernel_threads && stat.flags & stat::PF_KTHREAD != 0 {
+            return Ok(None);
+        }
+        if !self.selection.wants_pid(pid) {
+            return Ok(None);
+        }
+        let start_time_ticks = stat.start_time_ticks;
+        let fresh = match self.processes.get(&pid) {
+            Some(state) => state.start_time_ticks != start_time_ticks,
+            None => true,
+        };
+        if fresh {
+            self.processes.insert(
+                pid,
+                ProcState {
+                    start_time_ticks,
+                    comm: Vec::new(),
+                    identity: Identity::default(),
+                    selected: false,
+                    identity_pass: 0,
+                    identity_partial: Vec::new(),
+                    cgroups: cgroup::ProcCgroups::default(),
+                    limits: None,
+                    threads: HashMap::new(),
+                    threads_listed_count: None,
+                    fds: HashMap::new(),
+                    fds_listed_count: None,
+                    seen_pass: pass,
+                },
+            );
+        }
+        let state_letter = stat.state as char;
+        let ppid = stat.ppid;
+        let num_threads = stat.num_threads;
+        let cpu = Cpu {
+            user_ms: stat.utime_ticks * 1000 / self.ticks_per_second,
+            system_ms: stat.stime_ticks * 1000 / self.ticks_per_second,
+            voluntary_ctxt_switches: None,
+            nonvoluntary_ctxt_switches: None,
+        };
+        let rss_from_stat = stat.rss_pages * self.page_size;
+        let vsize = stat.vsize;
+        // exec keeps the pid and start time but changes comm: re-read the identity then.
+        let comm_changed = self.processes[&pid].comm != stat.comm;
+        let comm = stat.comm.to_vec();
+
+        let refresh_identity = fresh
+            || comm_changed
+            || pass.saturating_sub(self.processes[&pid].identity_pass)
+                >= self.options.identity_refresh_every;
+        if refresh_identity {
+            self.refresh_identity(&dir, pid, ppid, start_time_ticks, comm);
+        }
+        let state = self.processes.get_mut(&pid).expect("inserted above");
+        state.seen_pass = pass;
+        state.identity.ppid = ppid;
+        if !state.selected {
+            return Ok(None);
+        }
+
+        let mut partial = state.identity_partial.clone();
+        let mut memory = Memory {
+            rss: rss_from_stat,
+            vm_size: vsize,
+            ..Memory::default()
+        };
+        let mut cpu = cpu;
+        match dir.read(c"status", &mut self.buf) {
+            Ok(()) => {
+                let status = status::parse(&self.buf);
+                memory.rss = status.vm_rss.unwrap_or(rss_from_stat);
+                memory.rss_anon = status.rss_anon;
+                memory.rss_file = status.rss_file;
+                memory.rss_shmem = status.rss_shmem;
+                memory.swap = status.vm_swap;
+                memory.vm_data = status.vm_data;
+                cpu.voluntary_ctxt_switches = status.voluntary_ctxt_switches;
+                cpu.nonvoluntary_ctxt_switches = status.nonvoluntary_ctxt_switches;
+            }
+            Err(error) => partial.push(Partial {
+                part: Part::Status,
+                reason: Reason::from_io(&error),
+            }),
+        }
+        self.reads += 1;
+
+        let revalidate = (u64::from(pid) + pass) % self.options.revalidate_every.max(1) == 0;
+        let threads = self.sample_threads(&dir, pid, num_threads, revalidate, &mut partial);
+        let (fds, sockets) = self.sample_fds(&dir, pid, revalidate, &mut partial);
+
+        let state = &self.processes[&pid];
+        let limits_read = state.limits.clone().unwrap_or_default();
+        let cgroups = state.cgroups.clone();
+        let identity = state.identity.clone();
+        let values = self.cgroup_values(&cgroups);
+        memory.cgroup_current = values.memory_current;
+        memory.cgroup_max = values.memory_max;
+        let limits = Limits {
+            nofile_soft: limits_read.nofile.soft,
+            nofile_hard: limits_read.nofile.hard,
+            nproc_soft: limits_read.nproc.soft,
+            nproc_hard: limits_read.nproc.hard,
+            cgroup_pids_max: values.pids_max,
+            cgroup_pids_current: values.pids_current,
+        };
+        partial.sort_by_key(|p| p.part);
+        partial.dedup_by_key(|p| p.part);
+        Ok(Some(ProcessSample {
+            identity,
+            state: state_letter,
+            threads,
+            fds,
+            sockets,
+            memory,
+            limits,
+            cpu,
+            partial,
+        }))
+    }
+
+    fn refresh_identity(&mut self, dir: &Dir, pid: u32, ppid: u32, start: u64, comm: Vec<u8>) {
+        let mut partial = Vec::new();
+        let mut note = |part: Part, error: &io::Error| {
+            partial.push(Partial {
+                part,
+                reason: Reason::from_io(error),
+            })
+        };
+        let cmdline = match dir.read(c"cmdline", &mut self.buf) {
+            Ok(()) => parse::cmdline(&self.buf),
+            Err(error) => {
+                note(Part::Cmdline, &error);
+                Vec::new()
+            }
+        };
+        let exe = match dir.readlink(c"exe", &mut self.buf) {
+            Ok(()) => Some(String::from_utf8_lossy(&self.buf).into_owned()),
+            Err(error) => {
+                note(Part::Exe, &error);
+                None
+            }
+        };
+        let uid = match dir.read(c"status", &mut self.buf) {
+            Ok(()) => status::parse(&self.buf).uid,
+            Err(error) => {
+                note(Part::Status, &error);
+                None
+            }
+        };
+        let cgroups = match dir.read(c"cgroup", &mut self.buf) {
+            Ok(()) => cgroup::parse(&self.buf),
+            Err(error) => {
+                note(Part::Cgroup, &error);
+                cgroup::ProcCgroups::default()
+            }
+        };
+        let proc_limits = match dir.read(c"limits", &mut self.buf) {
+            Ok(()) => Some(limits::parse(&self.buf)),
+            Err(error) => {
+                note(Part::Limits, &error);
+                None
+            }
+        };
+        self.reads += 5;
+        let cgroup = cgroups.display_path().map(|path| Cgroup {
+            path: path.to_string(),
+            unit: cgroup::systemd_unit(path),
+            container_id: cgroup::container_id(path),
+        });
+        let identity = Identity {
+            pid,
+            ppid,
+            start_time_ticks: start,
+            start_time_unix_ms: self.boot_time_unix_ms
+                + (start * 1000 / self.ticks_per_second) as i64,
+            comm: String::from_utf8_lossy(&comm).into_owned(),
+            exe,
+            cmdline,
+            uid,
+            cgroup,
+        };
+        let selected = match &self.selection {
+            Selection::Filter(filter) => filter(&identity),
+            _ => true,
+        };
+        let state = self
+            .processes
+            .get_mut(&pid)
+            .expect("caller inserted the state");
+        state.comm = comm;
+        state.identity = identity;
+        state.selected = selected;
+        state.identity_pass = self.pass;
+        state.identity_partial = partial;
+        state.cgroups = cgroups;
+        state.limits = proc_limits;
+    }
+
+    fn sample_threads(
+        &mut self,
+        dir: &Dir,
+        pid: u32,
+        num_threads: u32,
+        revalidate: bool,
+        partial: &mut Vec<Partial>,
+    ) -> Threads {
+        let state = self.processes.get_mut(&pid).expect("state exists");
+        let unchanged = state.threads_listed_count == Some(num_threads);
+        if self.options.thread_names && (!unchanged || revalidate) {
+            let listed = Dir::open_at(dir.fd(), c"task")
+                .and_then(|task| task.numeric_entries(&mut self.ids, &mut self.dents));
+            self.reads += 1;
+            match listed {
+                Ok(()) => {
+                    if revalidate {
+                        state.threads.clear();
+                    }
+                    let live: HashSet<u32> = self.ids.iter().copied().collect();
+                    state.threads.retain(|tid, _| live.contains(tid));
+                    for &tid in &self.ids {
+                        if state.threads.contains_key(&tid) {
+                            continue;
+                        }
+                        let name = self.path.build(&[
+                            P::Str("task/"),
+                            P::Num(u64::from(tid)),
+                            P::Str("/comm"),
+                        ]);
+                        self.reads += 1;
+                        match dir.read(name, &mut self.buf) {
+                            Ok(()) => {
+                                let group = thread_name::normalise(&self.buf).into_boxed_str();
+                                state.threads.insert(tid, ThreadEntry { group });
+                            }
+                            // The thread exited between the listing and the read.
+                            Err(error) if Reason::from_io(&error) == Reason::Exited => {}
+                            Err(error) => {
+                                partial.push(Partial {
+                                    part: Part::ThreadNames,
+                                    reason: Reason::from_io(&error),
+                                });
+                                break;
+                            }
+                        }
+                    }
+                    state.threads_listed_count = Some(num_threads);
+                }
+                Err(error) => partial.push(Partial {
+                    part: Part::Threads,
+                    reason: Reason::from_io(&error),
+                }),
+            }
+        }
+        let mut groups: HashMap<&str, u32> = HashMap::new();
+        for entry in state.threads.values() {
+            *groups.entry(&entry.group).or_default() += 1;
+        }
+        let mut groups: Vec<NameCount> = groups
+            .into_iter()
+            .map(|(name, count)| NameCount {
+                name: name.to_string(),
+                count,
+            })
+            .collect();
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        Threads {
+            total: num_threads,
+            groups,
+        }
+    }
+
+    fn sample_fds(
+        &mut self,
+        dir: &Dir,
+        pid: u32,
+        revalidate: bool,
+        partial: &mut Vec<Partial>,
+    ) -> (Fds, Sockets) {
+        let state = self.processes.get_mut(&pid).expect("state exists");
+        self.reads += 1;
+        let count = match dir.stat_size(c"fd") {
+            Ok(size) => Some(size),
+            Err(error) => {
+                partial.push(Partial {
+                    part: Part::Fds,
+                    reason: Reason::from_io(&error),
+                });
+                return (Fds::default(), Sockets::default());
+            }
+        };
+        // A socket we cached that is gone from the table means its fd was closed, and the
+        // number may now hold something else.
+        let socket_vanished = self.socket_reader.is_some()
+            && state.fds.values().any(|target| match target {
+                FdTarget::Socket(inode) => !self.socket_table.by_inode.contains_key(inode),
+                FdTarget::Other(_) => false,
+            });
+        // Kernels before 6.2 report st_size 0 for the fd directory: then always list.
+        let count_known = count.is_some_and(|c| c > 0);
+        let unchanged = count_known && state.fds_listed_count == count;
+        let mut total = count.unwrap_or(0) as u32;
+        if self.options.fd_details && (!unchanged || revalidate || socket_vanished) {
+            let listed = Dir::open_at(dir.fd(), c"fd")
+                .and_then(|fd_dir| fd_dir.numeric_entries(&mut self.ids, &mut self.dents));
+            self.reads += 1;
+            match listed {
+                Ok(()) => {
+                    if revalidate {
+                        state.fds.clear();
+                    }
+                    let live: HashSet<u32> = self.ids.iter().copied().collect();
+                    let table = &self.socket_table.by_inode;
+                    let check_sockets = self.socket_reader.is_some();
+                    state.fds.retain(|fd, target| {
+                        live.contains(fd)
+                            && match target {
+                                FdTarget::Socket(inode) => {
+                                    !check_sockets || table.contains_key(inode)
+                                }
+                                FdTarget::Other(_) => true,
+                            }
+                    });
+                    for &fd in &self.ids {
+                        if state.fds.contains_key(&fd) {
+                            continue;
+                        }
+                        let name = self.path.build(&[P::Str("fd/"), P::Num(u64::from(fd))]);
+                        self.reads += 1;
+                        match dir.readlink(name, &mut self.buf) {
+                            Ok(()) => {
+                                state.fds.insert(fd, parse::fdlink::classify(&self.buf));
+                            }
+                            // Closed between the listing and the readlink.
+                            Err(error) if Reason::from_io(&error) == Reason::Exited => {}
+                            Err(error) => {
+                                partial.push(Partial {
+                                    part: Part::Fds,
+                                    reason: Reason::from_io(&error),
+                                });
+                                break;
+                            }
+                        }
+                    }
+                    state.fds_listed_count = if count_known {
+                        count
+                    } else {
+                        Some(self.ids.len() as u64)
+                    };
+                    if !count_known {
+                        total = self.ids.len() as u32;
+                    }
+                }
+                Err(error) => partial.push(Partial {
+                    part: Part::Fds,
+                    reason: Reason::from_io(&error),
+                }),
+            }
+        }
+        let mut by_kind = BTreeMap::new();
+        let mut sockets = Sockets::default();
+        let mut peers: HashMap<(TcpState, Peer), u32> = HashMap::new();
+        for target in state.fds.values() {
+            *by_kind.entry(target.kind()).or_insert(0u32) += 1;
+            let FdTarget::Socket(inode) = target else {
+                continue;
+            };
+            match self.socket_table.by_inode.get(inode) {
+                Some(SocketInfo::Tcp(socket)) => {
+                    let tcp_state = TcpState::from_kernel(socket.state);
+                    *sockets.tcp.entry(tcp_state).or_insert(0) += 1;
+                    if tcp_state != TcpState::Listen {
+                        let inbound = self.socket_table.listening_ports.contains(&socket.local.1);
+                        let peer = if inbound {
+                            Peer {
+                                direction: Direction::Inbound,
+                                addr: socket.remote.0,
+                                port: socket.local.1,
+                            }
+                        } else {
+                            Peer {
+                                direction: Direction::Outbound,
+                                addr: socket.remote.0,
+                                port: socket.remote.1,
+                            }
+                        };
+                        *peers.entry((tcp_state, peer)).or_insert(0) += 1;
+                    }
+                }
+                Some(SocketInfo::Udp) => sockets.udp += 1,
+                Some(SocketInfo::Unix) => sockets.unix += 1,
+                None => sockets.other += 1,
+            }
+        }
+        sockets.tcp_peers = peers
+            .into_iter()
+            .map(|((state, peer), count)| PeerCount { state, peer, count })
+            .collect();
+        sockets.tcp_peers.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.state.cmp(&b.state))
+                .then_with(|| a.peer.cmp(&b.peer))
+        });
+        (Fds { total, by_kind }, sockets)
+    }
+
+    /// The root cgroup is the whole host, not a limit on the process: it gives no values.
+    fn cgroup_values(&mut self, cgroups: &cgroup::ProcCgroups) -> CgroupValues {
+        let (memory_dir, pids_dir) = match (&self.mounts.unified, &cgroups.unified) {
+            // Pure v2: every controller lives in the unified hierarchy.
+            (Some(mount), Some(path)) if self.mounts.memory_v1.is_none() => {
+                let dir = (path != "/").then(|| mount.dir(path)).flatten();
+                (dir.clone(), dir)
+            }
+            _ => (
+                self.mounts
+                    .memory_v1
+                    .as_ref()
+                    .zip(cgroups.memory.as_ref())
+                    .and_then(|(m, p)| (p != "/").then(|| m.dir(p)).flatten()),
+                self.mounts
+                    .pids_v1
+                    .as_ref()
+                    .zip(cgroups.pids.as_ref())
+                    .and_then(|(m, p)| (p != "/").then(|| m.dir(p)).flatten()),
+            ),
+        };
+        let v1 = self.mounts.memory_v1.is_some();
+        let key = format!(
+            "{}\0{}",
+            memory_dir.as_deref().unwrap_or(""),
+            pids_dir.as_deref().unwrap_or("")
+        );
+        if let Some(values) = self.cgroup_values.get(&key) {
+            return *values;
+        }
+        let mut values = CgroupValues::default();
+        let mut read = |dir: &Option<String>, file: &str| -> Option<u64> {
+            let path = std::ffi::CString::new(format!("{}/{file}", dir.as_deref()?)).ok()?;
+            sys::read_at(libc::AT_FDCWD, &path, &mut self.buf).ok()?;
+            parse::limit_value(&self.buf)
+        };
+        if v1 {
+            values.memory_current = read(&memory_dir, "memory.usage_in_bytes");
+            values.memory_max = read(&memory_dir, "memory.limit_in_bytes");
+        } else {
+            values.memory_current = read(&memory_dir, "memory.current");
+            values.memory_max = read(&memory_dir, "memory.max");
+        }
+        values.pids_current = read(&pids_dir, "pids.current");
+        values.pids_max = read(&pids_dir, "pids.max");
+        self.reads += 4;
+        self.cgroup_values.insert(key, values);
+        values
+    }
+}
