@@ -96,8 +96,11 @@ impl Dir {
         out.clear();
         buf.clear();
         buf.resize(32 * 1024, 0);
-        // Directories from openat are at offset 0; reading to the end leaves them there for
-        // nobody else, since each `Dir` is used for one listing.
+        // Rewind: a long-lived `Dir` (the `/proc` handle) is listed once per pass.
+        // SAFETY: lseek on an owned fd has no memory effects.
+        if unsafe { libc::lseek(self.fd(), 0, libc::SEEK_SET) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
         loop {
             // SAFETY: the buffer is valid for `buf.len()` bytes.
             let n = unsafe {
@@ -265,6 +268,10 @@ mod tests {
         fd_dir.numeric_entries(&mut fds, &mut buf).unwrap();
         assert!(fds.contains(&0) || fds.contains(&1) || fds.contains(&2));
         assert!(fds.contains(&(fd_dir.fd() as u32)));
+        // A second listing of the same handle sees the same entries (it rewinds).
+        let first = fds.clone();
+        fd_dir.numeric_entries(&mut fds, &mut buf).unwrap();
+        assert_eq!(fds, first);
         let mut content = Vec::new();
         dir.read(c"stat", &mut content).unwrap();
         assert!(content.ends_with(b"\n"));

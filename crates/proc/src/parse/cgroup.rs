@@ -149,11 +149,9 @@ pub fn parse_mountinfo(bytes: &[u8]) -> CgroupMounts {
             mount_point: unescape(fields[4]),
         };
         match tail[0] {
-            "cgroup2" => {
-                // Prefer /sys/fs/cgroup itself over a nested unified mount when both exist.
-                if mounts.unified.is_none() || mount.mount_point == "/sys/fs/cgroup" {
-                    mounts.unified = Some(mount);
-                }
+            // Prefer /sys/fs/cgroup itself over a nested unified mount when both exist.
+            "cgroup2" if mounts.unified.is_none() || mount.mount_point == "/sys/fs/cgroup" => {
+                mounts.unified = Some(mount);
             }
             "cgroup" => {
                 let options = tail[2].split(',');
