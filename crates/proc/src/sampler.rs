@@ -359,7 +359,8 @@ impl Sampler {
         }
         self.reads += 1;
 
-        let revalidate = (u64::from(pid) + pass).is_multiple_of(self.options.revalidate_every.max(1));
+        let revalidate =
+            (u64::from(pid) + pass).is_multiple_of(self.options.revalidate_every.max(1));
         let threads = self.sample_threads(&dir, pid, num_threads, revalidate, &mut partial);
         let (fds, sockets) = self.sample_fds(&dir, pid, revalidate, &mut partial);
 

@@ -268,10 +268,19 @@ mod tests {
         fd_dir.numeric_entries(&mut fds, &mut buf).unwrap();
         assert!(fds.contains(&0) || fds.contains(&1) || fds.contains(&2));
         assert!(fds.contains(&(fd_dir.fd() as u32)));
-        // A second listing of the same handle sees the same entries (it rewinds).
-        let first = fds.clone();
-        fd_dir.numeric_entries(&mut fds, &mut buf).unwrap();
-        assert_eq!(fds, first);
+        // A second listing of the same handle sees the same entries (it rewinds). Other
+        // test threads open fds meanwhile, so use a directory nobody else touches.
+        let scratch = tempfile::tempdir().unwrap();
+        for name in ["7", "42", "not-a-number", "1000000"] {
+            std::fs::write(scratch.path().join(name), b"").unwrap();
+        }
+        let path = std::ffi::CString::new(scratch.path().to_str().unwrap()).unwrap();
+        let listed = Dir::open(&path).unwrap();
+        for _ in 0..2 {
+            listed.numeric_entries(&mut fds, &mut buf).unwrap();
+            fds.sort_unstable();
+            assert_eq!(fds, vec![7, 42, 1_000_000]);
+        }
         let mut content = Vec::new();
         dir.read(c"stat", &mut content).unwrap();
         assert!(content.ends_with(b"\n"));

@@ -39,7 +39,6 @@ fn table_names_the_leak_and_the_close_wait_peer() {
 #[test]
 fn json_is_the_full_sample() {
     let leaky = Leaky::start(&["threads=worker:3", "pipes=2"]);
-    let pid = leaky.pid().to_string();
     let out = leakwatch(&["snapshot", "--json", "--match", "^leaky$"]);
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
