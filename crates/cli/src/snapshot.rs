@@ -132,8 +132,11 @@ fn render(sample: &HostSample, key: SortKey, netlink_error: Option<&str>) -> Str
     if sample.stats.partial > 0 {
         let _ = writeln!(
             out,
-            "{} processes only partly readable (run as root to see their fds and sockets)",
-            sample.stats.partial
+            "{} only partly readable (run as root to see their fds and sockets)",
+            match sample.stats.partial {
+                1 => "1 process".to_string(),
+                n => format!("{n} processes"),
+            }
         );
     }
     for process in &sample.processes {

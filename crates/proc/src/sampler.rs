@@ -16,10 +16,11 @@
 //! state of every process that is no longer listed is dropped at the end of the pass.
 
 use crate::model::*;
-use crate::parse::{self, cgroup, fdlink::FdTarget, limits, stat, status, thread_name};
+use crate::parse::{self, cgroup, fdlink::FdTarget, limits, stat, statm, status, thread_name};
 use crate::sockets::{SocketInfo, SocketReader, SocketTable};
 use crate::sys::{self, Dir, Part as P, PathBuf};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,7 +60,7 @@ impl Default for Options {
 /// Which processes to sample.
 pub enum Selection {
     All,
-    Pids(HashSet<u32>),
+    Pids(std::collections::HashSet<u32>),
     /// Processes whose identity matches (evaluated once per process life and on exec).
     Filter(Box<dyn Fn(&Identity) -> bool + Send>),
 }
@@ -87,6 +88,10 @@ struct ProcState {
     cgroups: cgroup::ProcCgroups,
     limits: Option<limits::ProcLimits>,
     threads: HashMap<u32, ThreadEntry>,
+    /// Name groups computed from `threads`; dropped whenever `threads` changes.
+    groups: Option<Vec<NameCount>>,
+    /// The fields only `status` has, from its last read (every revalidation pass).
+    status_detail: Option<status::Status>,
     /// Thread count when the names were last listed.
     threads_listed_count: Option<u32>,
     fds: HashMap<u32, FdTarget>,
@@ -157,8 +162,8 @@ impl Sampler {
             mounts,
             socket_reader,
             socket_table: SocketTable::default(),
-            processes: HashMap::new(),
-            cgroup_values: HashMap::new(),
+            processes: HashMap::default(),
+            cgroup_values: HashMap::default(),
             pass: 0,
             reads: 0,
             buf,
@@ -296,9 +301,11 @@ impl Sampler {
                     identity_partial: Vec::new(),
                     cgroups: cgroup::ProcCgroups::default(),
                     limits: None,
-                    threads: HashMap::new(),
+                    threads: HashMap::default(),
+                    groups: None,
+                    status_detail: None,
                     threads_listed_count: None,
-                    fds: HashMap::new(),
+                    fds: HashMap::default(),
                     fds_listed_count: None,
                     seen_pass: pass,
                 },
@@ -340,27 +347,48 @@ impl Sampler {
             ..Memory::default()
         };
         let mut cpu = cpu;
-        match dir.read(c"status", &mut self.buf) {
-            Ok(()) => {
-                let status = status::parse(&self.buf);
-                memory.rss = status.vm_rss.unwrap_or(rss_from_stat);
-                memory.rss_anon = status.rss_anon;
-                memory.rss_file = status.rss_file;
-                memory.rss_shmem = status.rss_shmem;
-                memory.swap = status.vm_swap;
-                memory.vm_data = status.vm_data;
-                cpu.voluntary_ctxt_switches = status.voluntary_ctxt_switches;
-                cpu.nonvoluntary_ctxt_switches = status.nonvoluntary_ctxt_switches;
-            }
+        let revalidate =
+            (u64::from(pid) + pass).is_multiple_of(self.options.revalidate_every.max(1));
+        // `statm` every pass (cheap) for resident, anonymous and file memory; `status` only
+        // when revalidating, for the slow-moving fields only it has (swap, context switches).
+        match dir.read(c"statm", &mut self.buf) {
+            Ok(()) => match statm::parse(&self.buf) {
+                Some(pages) => {
+                    memory.rss = pages.resident * self.page_size;
+                    memory.rss_anon =
+                        Some(pages.resident.saturating_sub(pages.shared) * self.page_size);
+                    memory.rss_file = Some(pages.shared * self.page_size);
+                    memory.vm_data = Some(pages.data * self.page_size);
+                }
+                None => partial.push(Partial {
+                    part: Part::Memory,
+                    reason: Reason::Malformed,
+                }),
+            },
             Err(error) => partial.push(Partial {
-                part: Part::Status,
+                part: Part::Memory,
                 reason: Reason::from_io(&error),
             }),
         }
         self.reads += 1;
+        let state = self.processes.get_mut(&pid).expect("state exists");
+        if revalidate || state.status_detail.is_none() {
+            self.reads += 1;
+            match dir.read(c"status", &mut self.buf) {
+                Ok(()) => state.status_detail = Some(status::parse(&self.buf)),
+                Err(error) => partial.push(Partial {
+                    part: Part::Status,
+                    reason: Reason::from_io(&error),
+                }),
+            }
+        }
+        if let Some(detail) = &state.status_detail {
+            memory.rss_shmem = detail.rss_shmem;
+            memory.swap = detail.vm_swap;
+            cpu.voluntary_ctxt_switches = detail.voluntary_ctxt_switches;
+            cpu.nonvoluntary_ctxt_switches = detail.nonvoluntary_ctxt_switches;
+        }
 
-        let revalidate =
-            (u64::from(pid) + pass).is_multiple_of(self.options.revalidate_every.max(1));
         let threads = self.sample_threads(&dir, pid, num_threads, revalidate, &mut partial);
         let (fds, sockets) = self.sample_fds(&dir, pid, revalidate, &mut partial);
 
@@ -488,6 +516,7 @@ impl Sampler {
             self.reads += 1;
             match listed {
                 Ok(()) => {
+                    state.groups = None;
                     if revalidate {
                         state.threads.clear();
                     }
@@ -527,7 +556,13 @@ impl Sampler {
                 }),
             }
         }
-        let mut groups: HashMap<&str, u32> = HashMap::new();
+        if let Some(groups) = &state.groups {
+            return Threads {
+                total: num_threads,
+                groups: groups.clone(),
+            };
+        }
+        let mut groups: HashMap<&str, u32> = HashMap::default();
         for entry in state.threads.values() {
             *groups.entry(&entry.group).or_default() += 1;
         }
@@ -539,6 +574,7 @@ impl Sampler {
             })
             .collect();
         groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        state.groups = Some(groups.clone());
         Threads {
             total: num_threads,
             groups,
@@ -634,7 +670,7 @@ impl Sampler {
         }
         let mut by_kind = BTreeMap::new();
         let mut sockets = Sockets::default();
-        let mut peers: HashMap<(TcpState, Peer), u32> = HashMap::new();
+        let mut peers: HashMap<(TcpState, Peer), u32> = HashMap::default();
         for target in state.fds.values() {
             *by_kind.entry(target.kind()).or_insert(0u32) += 1;
             let FdTarget::Socket(inode) = target else {

@@ -17,7 +17,7 @@ use netlink_packet_sock_diag::{
     SockDiagMessage,
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::io;
 use std::net::IpAddr;
 
@@ -51,7 +51,7 @@ impl SocketTable {
     fn clear(&mut self) {
         // Keep the allocation across passes, but not a spike's worth of it forever.
         if self.by_inode.capacity() > 4 * self.by_inode.len().max(1024) {
-            self.by_inode = HashMap::new();
+            self.by_inode = HashMap::default();
         }
         self.by_inode.clear();
         self.listening_ports.clear();

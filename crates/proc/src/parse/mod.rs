@@ -9,6 +9,7 @@ pub mod fdlink;
 pub mod limits;
 pub mod net_tcp;
 pub mod stat;
+pub mod statm;
 pub mod status;
 pub mod thread_name;
 
@@ -112,5 +113,60 @@ mod tests {
         assert_eq!(limit_value(b"4096\n"), Some(4096));
         assert_eq!(limit_value(b"9223372036854771712\n"), None);
         assert_eq!(limit_value(b"garbage"), None);
+    }
+}
+
+/// Runs every parser in this module over `bytes` and discards the results: the body of the
+/// fuzz target (`fuzz/fuzz_targets/parsers.rs`) and of a quick test over mutated fixtures.
+#[doc(hidden)]
+pub fn parse_everything(bytes: &[u8]) {
+    let _ = stat::parse(bytes);
+    let _ = statm::parse(bytes);
+    let _ = status::parse(bytes);
+    let _ = limits::parse(bytes);
+    let cgroups = cgroup::parse(bytes);
+    if let Some(path) = cgroups.display_path() {
+        let _ = cgroup::systemd_unit(path);
+        let _ = cgroup::container_id(path);
+    }
+    let mounts = cgroup::parse_mountinfo(bytes);
+    if let Some(mount) = mounts.unified {
+        let _ = mount.dir(&String::from_utf8_lossy(bytes));
+    }
+    net_tcp::parse(bytes, |_| {});
+    net_tcp::parse_unix_inodes(bytes, |_| {});
+    let _ = fdlink::classify(bytes);
+    let _ = thread_name::normalise(bytes);
+    let _ = cmdline(bytes);
+    let _ = limit_value(bytes);
+}
+
+#[cfg(test)]
+mod mutation_tests {
+    /// A cheap, deterministic stand-in for the fuzzer that runs with every `cargo test`:
+    /// every fixture, truncated at every length and with bytes flipped, through every parser.
+    #[test]
+    fn fixtures_mutated_never_panic() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            for cut in 0..=bytes.len() {
+                super::parse_everything(&bytes[..cut]);
+            }
+            for _ in 0..500 {
+                let mut mutated = bytes.clone();
+                for _ in 0..4 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if !mutated.is_empty() {
+                        let at = (seed as usize) % mutated.len();
+                        mutated[at] = (seed >> 32) as u8;
+                    }
+                }
+                super::parse_everything(&mutated);
+            }
+        }
     }
 }

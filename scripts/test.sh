@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need (Debian packages,
+# cargo-fuzz), then checks formatting and lints, runs every test, and fuzzes the /proc
+# parsers briefly. `.ci/run` calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real oracles and runtimes the tests use: ss (iproute2), setpriv (util-linux), a JDK with
+# jstack, gcc for the benchmark population, and python3 for the bench driver.
+packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${packages[@]}"
+else
+  echo "not root: assuming ${packages[*]} are installed" >&2
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+
+# The parser fuzz target, for a bounded time (cargo-fuzz needs nightly flags; the stable
+# toolchain accepts them with RUSTC_BOOTSTRAP=1).
+if ! command -v cargo-fuzz >/dev/null; then
+  cargo install cargo-fuzz --locked
+fi
+(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parsers -- -max_total_time="${FUZZ_SECONDS:-30}")
+echo "fuzz: parsers ran ${FUZZ_SECONDS:-30}s without a crash"
