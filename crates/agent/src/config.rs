@@ -1,0 +1,235 @@
+//! The agent's TOML configuration: parsed strictly (unknown keys are errors that name the
+//! key and line) and validated before anything starts.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The toml crate's message names the line, column and key.
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file. Every section and key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub agent: AgentSection,
+    /// `[[target]]` rules, tried in order before the automatic grouping.
+    #[serde(default, rename = "target")]
+    pub targets: Vec<TargetRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Sampling interval, e.g. "10s" or "1s".
+    #[serde(default = "default_interval", with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// Where the history database lives.
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Required to listen beyond loopback: the bearer token every request must carry.
+    pub token: Option<String>,
+    /// Most thread-name groups kept per target; the rest are folded into "other".
+    #[serde(default = "default_max_groups")]
+    pub max_thread_groups: usize,
+    /// Most (state, peer) socket rows kept per target; the rest are folded into "other".
+    #[serde(default = "default_max_peers")]
+    pub max_socket_peers: usize,
+    /// Samples waiting for the store before new ones are dropped (and counted).
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            interval: default_interval(),
+            data_dir: None,
+            listen: default_listen(),
+            token: None,
+            max_thread_groups: default_max_groups(),
+            max_socket_peers: default_max_peers(),
+            queue: default_queue(),
+        }
+    }
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:9464".parse().expect("valid literal")
+}
+fn default_max_groups() -> usize {
+    20
+}
+fn default_max_peers() -> usize {
+    20
+}
+fn default_queue() -> usize {
+    16
+}
+
+/// A configured target: the processes matching it are one service across restarts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRule {
+    pub name: String,
+    /// Regex on the process name (comm).
+    pub comm: Option<String>,
+    /// Regex on the command line (arguments joined by spaces).
+    pub cmdline: Option<String>,
+    /// Only processes of this uid.
+    pub uid: Option<u32>,
+}
+
+impl Config {
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.agent.interval < Duration::from_secs(1) {
+            return Err(invalid(format!(
+                "agent.interval must be at least 1s, got {:?}",
+                self.agent.interval
+            )));
+        }
+        if !self.agent.listen.ip().is_loopback() && self.agent.token.is_none() {
+            return Err(invalid(format!(
+                "agent.listen = {} is not loopback: set agent.token so requests need a bearer token",
+                self.agent.listen
+            )));
+        }
+        if self.agent.queue == 0 {
+            return Err(invalid("agent.queue must be at least 1".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, rule) in self.targets.iter().enumerate() {
+            if rule.name.trim().is_empty() {
+                return Err(invalid(format!("target #{}: name is empty", i + 1)));
+            }
+            if !names.insert(&rule.name) {
+                return Err(invalid(format!("target {:?} is defined twice", rule.name)));
+            }
+            if rule.comm.is_none() && rule.cmdline.is_none() && rule.uid.is_none() {
+                return Err(invalid(format!(
+                    "target {:?} matches everything: give comm, cmdline or uid",
+                    rule.name
+                )));
+            }
+            for (key, pattern) in [("comm", &rule.comm), ("cmdline", &rule.cmdline)] {
+                if let Some(pattern) = pattern {
+                    regex::Regex::new(pattern).map_err(|error| {
+                        invalid(format!("target {:?}: {key}: {error}", rule.name))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Durations written as "10s", "1m30s" (humantime), for serde.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let config = Config::parse("", Path::new("x.toml")).unwrap();
+        assert_eq!(config.agent.interval, Duration::from_secs(10));
+        assert_eq!(config.agent.listen.to_string(), "127.0.0.1:9464");
+    }
+
+    #[test]
+    fn full_file() {
+        let config = Config::parse(
+            r#"
+[agent]
+interval = "2s"
+listen = "127.0.0.1:9999"
+
+[[target]]
+name = "analytics"
+cmdline = "Analytics"
+"#,
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.agent.interval, Duration::from_secs(2));
+        assert_eq!(config.targets[0].name, "analytics");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let error = Config::parse("[agent]\ninterval = \"2s\"\nintervall = \"3s\"\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("intervall"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cases = [
+            ("[agent]\ninterval = \"soon\"\n", "not a duration"),
+            ("[agent]\ninterval = \"100ms\"\n", "at least 1s"),
+            ("[agent]\nlisten = \"0.0.0.0:9464\"\n", "bearer token"),
+            ("[[target]]\nname = \"x\"\n", "matches everything"),
+            ("[[target]]\nname = \"x\"\ncomm = \"(\"\n", "target \"x\": comm"),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\n[[target]]\nname = \"x\"\ncomm = \"b\"\n",
+                "defined twice",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = Config::parse(text, Path::new("a.toml")).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The sampling loop and the store writer, as two threads joined by a bounded queue.
+//!
+//! Sampling never waits on storage: the sampler thread hands each interval to the writer
+//! through a queue of `agent.queue` entries; when it is full the interval is dropped and
+//! counted (`leakwatch_agent_samples_dropped_total`), never blocked on.
+
+use crate::config::Config;
+use crate::targets::{self, RestartTracker, Targeting};
+use leakwatch_proc::{Options, Sampler, Selection};
+use leakwatch_store::{Restart, SeriesKey, Store};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the agent knows right now, for the HTTP API and `/metrics`.
+#[derive(Default)]
+pub struct Latest {
+    pub time_unix_ms: i64,
+    /// Per target: kind and current series values.
+    pub targets: BTreeMap<String, (String, Vec<(SeriesKey, f64)>)>,
+}
+
+/// Counters about the agent itself.
+#[derive(Default)]
+pub struct AgentStats {
+    pub samples: AtomicU64,
+    pub dropped: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub last_sample_cpu_us: AtomicU64,
+    pub last_sample_wall_us: AtomicU64,
+    pub last_store_us: AtomicU64,
+    pub restarts_seen: AtomicU64,
+    pub series_written: AtomicU64,
+    pub targets: AtomicU64,
+    pub partial_processes: AtomicU64,
+}
+
+pub struct Shared {
+    pub latest: Mutex<Latest>,
+    pub stats: AgentStats,
+    pub stop: AtomicBool,
+    pub db_path: PathBuf,
+    pub privileged: bool,
+    pub started: Instant,
+}
+
+struct Batch {
+    ts_ms: i64,
+    points: Vec<(SeriesKey, f64)>,
+    kinds: Vec<(String, &'static str)>,
+    restarts: Vec<Restart>,
+}
+
+/// Default data dir: `/var/lib/leakwatch` for root, else `$XDG_DATA_HOME/leakwatch` (or
+/// `~/.local/share/leakwatch`).
+pub fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/leakwatch");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("leakwatch");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/share/leakwatch")
+}
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("leakwatch.db")
+}
+
+/// Starts the sampler and writer threads. Returns their handles; they stop when
+/// `shared.stop` is set.
+pub fn start(
+    config: &Config,
+    data_dir: &Path,
+) -> Result<(Arc<Shared>, Vec<std::thread::JoinHandle<()>>), String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let db = db_path(data_dir);
+    // SAFETY: geteuid has no preconditions.
+    let privileged = unsafe { libc::geteuid() } == 0;
+    let shared = Arc::new(Shared {
+        latest: Mutex::new(Latest::default()),
+        stats: AgentStats::default(),
+        stop: AtomicBool::new(false),
+        db_path: db,
+        privileged,
+        started: Instant::now(),
+    });
+    let sampler = Sampler::new(Options::default(), Selection::All)
+        .map_err(|e| format!("cannot read /proc: {e}"))?;
+    if let Some(why) = sampler.netlink_error() {
+        tracing::warn!(error = why, "netlink sock_diag unavailable, reading /proc/net");
+    }
+    let (sender, receiver) = sync_channel::<Batch>(config.agent.queue);
+    let sampling = {
+        let shared = shared.clone();
+        let config = config.clone();
+        std::thread::Builder::new()
+            .name("lw-sampler".into())
+            .spawn(move || sample_loop(sampler, &config, &shared, sender))
+            .map_err(|e| e.to_string())?
+    };
+    // The store holds a SQLite connection, which stays on the thread that opened it: open
+    // it there and wait for the verdict, so a bad data dir fails the start, not later.
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let writing = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("lw-writer".into())
+            .spawn(move || {
+                let store = match Store::open(&shared.db_path) {
+                    Ok(store) => {
+                        let _ = opened_tx.send(Ok(()));
+                        store
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(format!(
+                            "cannot open store {}: {e}",
+                            shared.db_path.display()
+                        )));
+                        shared.stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                write_loop(store, &shared, receiver)
+            })
+            .map_err(|e| e.to_string())?
+    };
+    match opened_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => {
+            shared.stop.store(true, Ordering::Relaxed);
+            let _ = sampling.join();
+            let _ = writing.join();
+            return Err(message);
+        }
+        Err(_) => return Err("store writer thread died while opening the store".into()),
+    }
+    Ok((shared, vec![sampling, writing]))
+}
+
+fn sample_loop(mut sampler: Sampler, config: &Config, shared: &Shared, sender: SyncSender<Batch>) {
+    let targeting = Targeting::new(&config.targets);
+    let interval = config.agent.interval;
+    // Remember a vanished target for ten minutes' worth of passes: crash loops restart
+    // after a back-off, and the restart must still be attributed to the same target.
+    let grace = (600 / interval.as_secs().max(1)).max(3);
+    let mut tracker = RestartTracker::new(grace);
+    let mut next = Instant::now();
+    let mut logged_cost = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let sample = match sampler.sample() {
+            Ok(sample) => sample,
+            Err(error) => {
+                tracing::error!(error = %error, "sampling pass failed");
+                sleep_until(&mut next, interval, shared);
+                continue;
+            }
+        };
+        let stats = &shared.stats;
+        stats.samples.fetch_add(1, Ordering::Relaxed);
+        stats
+            .last_sample_cpu_us
+            .store(sample.stats.cpu_us, Ordering::Relaxed);
+        stats
+            .last_sample_wall_us
+            .store(sample.stats.wall_us, Ordering::Relaxed);
+        stats
+            .partial_processes
+            .store(sample.stats.partial, Ordering::Relaxed);
+        if !logged_cost {
+            tracing::info!(
+                processes = sample.processes.len(),
+                cpu_ms = sample.stats.cpu_us / 1000,
+                wall_ms = sample.stats.wall_us / 1000,
+                partial = sample.stats.partial,
+                "first sample"
+            );
+            logged_cost = true;
+        }
+        let grouped = targets::group(&targeting, &sample);
+        let seen = tracker.observe(&grouped, &|_| false);
+        let mut points = Vec::new();
+        let mut latest_targets = BTreeMap::new();
+        let mut kinds = Vec::new();
+        for (target, target_sample) in &grouped {
+            let target_points = target_sample.points(
+                &target.name,
+                config.agent.max_thread_groups,
+                config.agent.max_socket_peers,
+            );
+            points.extend(target_points.iter().cloned());
+            kinds.push((target.name.clone(), target.kind));
+            latest_targets.insert(target.name.clone(), (target.kind.to_string(), target_points));
+        }
+        stats
+            .targets
+            .store(grouped.len() as u64, Ordering::Relaxed);
+        let restarts: Vec<Restart> = seen
+            .into_iter()
+            .map(|r| {
+                tracing::info!(target = %r.target, old_pid = r.old.0, new_pid = r.new.0, "restart");
+                Restart {
+                    target: r.target,
+                    ts_ms: sample.time_unix_ms,
+                    old_pid: Some(r.old.0),
+                    old_start_time: Some(r.old.1),
+                    new_pid: Some(r.new.0),
+                    new_start_time: Some(r.new.1),
+                    exit_code: None,
+                    signal: None,
+                    oom_killed: None,
+                    stderr_tail: None,
+                }
+            })
+            .collect();
+        stats
+            .restarts_seen
+            .fetch_add(restarts.len() as u64, Ordering::Relaxed);
+        {
+            let mut latest = shared.latest.lock().expect("latest lock");
+            latest.time_unix_ms = sample.time_unix_ms;
+            latest.targets = latest_targets;
+        }
+        let batch = Batch {
+            ts_ms: sample.time_unix_ms,
+            points,
+            kinds,
+            restarts,
+        };
+        match sender.try_send(batch) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("store is behind: dropped one interval");
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("store writer stopped; sampling stops too");
+                shared.stop.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        sleep_until(&mut next, interval, shared);
+    }
+}
+
+/// Sleeps to the next tick of a fixed schedule (no drift), waking early on stop.
+fn sleep_until(next: &mut Instant, interval: Duration, shared: &Shared) {
+    *next += interval;
+    let now = Instant::now();
+    if *next < now {
+        // We fell behind (a pass longer than the interval): skip missed ticks.
+        *next = now + interval;
+    }
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= *next {
+            return;
+        }
+        std::thread::sleep((*next - now).min(Duration::from_millis(200)));
+    }
+}
+
+fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
+    // Targets whose kind was written this run; cleared with retention so it stays bounded.
+    let mut known: HashSet<String> = HashSet::new();
+    let mut last_retention = Instant::now();
+    loop {
+        let batch = match receiver.recv_timeout(Duration::from_millis(200)) {
+            Ok(batch) => batch,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let started = Instant::now();
+        let result = (|| -> leakwatch_store::Result<usize> {
+            for (name, kind) in &batch.kinds {
+                if !known.contains(name) {
+                    store.set_target(name, kind)?;
+                    known.insert(name.clone());
+                }
+            }
+            let report = store.append_keyed(batch.ts_ms, &batch.points)?;
+            for restart in &batch.restarts {
+                store.record_restart(restart)?;
+            }
+            Ok(report.written)
+        })();
+        match result {
+            Ok(written) => {
+                shared
+                    .stats
+                    .series_written
+                    .store(written as u64, Ordering::Relaxed);
+            }
+            Err(error) => {
+                shared.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %error, "could not store an interval");
+            }
+        }
+        if last_retention.elapsed() > Duration::from_secs(3600) {
+            match store.apply_retention(batch.ts_ms) {
+                Ok(report) => tracing::info!(
+                    series_deleted = report.series_deleted,
+                    targets_deleted = report.targets_deleted,
+                    "retention applied"
+                ),
+                Err(error) => tracing::error!(error = %error, "retention failed"),
+            }
+            known.clear();
+            last_retention = Instant::now();
+        }
+        shared
+            .stats
+            .last_store_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Resident memory of this process in bytes (for its own `/metrics`).
+pub fn own_rss_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}

@@ -1,0 +1,343 @@
+//! The agent's HTTP interface: a JSON API over the history and `/metrics` in the Prometheus
+//! text format. This module and the CLI are the only places that know wire formats.
+
+use crate::daemon::{own_rss_bytes, Shared};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use leakwatch_store::Store;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    token: Option<Arc<str>>,
+}
+
+pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
+    let state = AppState {
+        shared,
+        token: token.map(Arc::from),
+    };
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/agent", get(agent))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/series", get(series))
+        .route("/api/v1/restarts", get(restarts))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let expected = format!("Bearer {token}");
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn index() -> impl IntoResponse {
+    "leakwatch agent\n\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/agent\nGET /metrics\n"
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Runs a read against a fresh read-only connection on a blocking thread: SQLite in WAL
+/// mode serves readers while the writer thread appends.
+async fn with_store<T: Send + 'static>(
+    shared: &Shared,
+    read: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
+) -> Result<T, Response> {
+    let path = shared.db_path.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
+        read(&store)
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+async fn agent(State(state): State<AppState>) -> Response {
+    let s = &state.shared.stats;
+    Json(json!({
+        "privileged": state.shared.privileged,
+        "uptime_seconds": state.shared.started.elapsed().as_secs(),
+        "samples": s.samples.load(Ordering::Relaxed),
+        "samples_dropped": s.dropped.load(Ordering::Relaxed),
+        "store_errors": s.store_errors.load(Ordering::Relaxed),
+        "last_sample_cpu_us": s.last_sample_cpu_us.load(Ordering::Relaxed),
+        "last_sample_wall_us": s.last_sample_wall_us.load(Ordering::Relaxed),
+        "last_store_us": s.last_store_us.load(Ordering::Relaxed),
+        "targets": s.targets.load(Ordering::Relaxed),
+        "restarts_seen": s.restarts_seen.load(Ordering::Relaxed),
+        "rss_bytes": own_rss_bytes(),
+        "db_path": state.shared.db_path.display().to_string(),
+    }))
+    .into_response()
+}
+
+async fn targets(State(state): State<AppState>) -> Response {
+    let live: std::collections::BTreeMap<String, Value> = {
+        let latest = state.shared.latest.lock().expect("latest lock");
+        latest
+            .targets
+            .iter()
+            .map(|(name, (_, points))| {
+                let current: serde_json::Map<String, Value> = points
+                    .iter()
+                    .map(|(key, value)| (series_label(&key.resource, &key.attribution), json!(value)))
+                    .collect();
+                (name.clone(), Value::Object(current))
+            })
+            .collect()
+    };
+    let stored = match with_store(&state.shared, |store| Ok(store.targets())).await {
+        Ok(stored) => stored,
+        Err(response) => return response,
+    };
+    let mut out = Vec::new();
+    for target in stored {
+        out.push(json!({
+            "name": target.name,
+            "kind": target.kind,
+            "first_seen_ms": target.first_seen_ms,
+            "last_seen_ms": target.last_seen_ms,
+            "live": live.contains_key(&target.name),
+            "current": live.get(&target.name),
+        }));
+    }
+    Json(json!({ "targets": out })).into_response()
+}
+
+/// `threads` or `threads{Analytics-#}`: how a series is named in JSON and the CLI.
+pub fn series_label(resource: &str, attribution: &str) -> String {
+    if attribution.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}{{{attribution}}}")
+    }
+}
+
+#[derive(Deserialize)]
+struct SeriesQuery {
+    target: String,
+    resource: Option<String>,
+    attribution: Option<String>,
+    /// A duration back from now, e.g. `6h` (default 1h).
+    since: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn range(since: &Option<String>, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64), Response> {
+    let to = to.unwrap_or_else(now_ms);
+    let from = match (from, since) {
+        (Some(from), _) => from,
+        (None, Some(since)) => {
+            let duration = humantime::parse_duration(since).map_err(|e| {
+                error(StatusCode::BAD_REQUEST, format!("since={since:?}: {e}"))
+            })?;
+            to - duration.as_millis() as i64
+        }
+        (None, None) => to - 3_600_000,
+    };
+    Ok((from, to))
+}
+
+async fn series(State(state): State<AppState>, Query(query): Query<SeriesQuery>) -> Response {
+    let (from, to) = match range(&query.since, query.from_ms, query.to_ms) {
+        Ok(range) => range,
+        Err(response) => return response,
+    };
+    let target = query.target.clone();
+    let result = with_store(&state.shared, move |store| {
+        store
+            .query_target(&target, from, to)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let data = match result {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    let series: Vec<Value> = data
+        .into_iter()
+        .filter(|s| query.resource.as_ref().is_none_or(|r| &s.key.resource == r))
+        .filter(|s| {
+            query
+                .attribution
+                .as_ref()
+                .is_none_or(|a| &s.key.attribution == a)
+        })
+        .map(|s| {
+            json!({
+                "resource": s.key.resource,
+                "attribution": s.key.attribution,
+                "points": s.points,
+            })
+        })
+        .collect();
+    if series.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no series for target {:?} in that range", query.target),
+        );
+    }
+    Json(json!({ "target": query.target, "from_ms": from, "to_ms": to, "series": series }))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct RestartsQuery {
+    target: String,
+    since: Option<String>,
+}
+
+async fn restarts(State(state): State<AppState>, Query(query): Query<RestartsQuery>) -> Response {
+    let since = query.since.clone().or(Some("24h".into()));
+    let (from, to) = match range(&since, None, None) {
+        Ok(range) => range,
+        Err(response) => return response,
+    };
+    let target = query.target.clone();
+    let result = with_store(&state.shared, move |store| {
+        store.restarts(&target, from, to).map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(list) => Json(json!({
+            "target": query.target,
+            "restarts": list.into_iter().map(|r| json!({
+                "ts_ms": r.ts_ms,
+                "old_pid": r.old_pid,
+                "old_start_time": r.old_start_time,
+                "new_pid": r.new_pid,
+                "new_start_time": r.new_start_time,
+                "exit_code": r.exit_code,
+                "signal": r.signal,
+                "oom_killed": r.oom_killed,
+                "stderr_tail": r.stderr_tail,
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+type Labels = Vec<(String, String)>;
+type GaugeFamily = Family<Labels, Gauge<f64, AtomicU64>>;
+
+/// `/metrics`: a registry built from the latest sample on each scrape, so a target that
+/// vanished is gone from the next scrape and label cardinality is bounded by the caps on
+/// thread groups and peers.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut registry = Registry::with_prefix("leakwatch");
+    let family = |registry: &mut Registry, name: &str, help: &str| {
+        let family = GaugeFamily::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let processes = family(&mut registry, "target_processes", "Processes in the target");
+    let threads = family(&mut registry, "target_threads", "Threads of all processes of the target");
+    let groups = family(
+        &mut registry,
+        "target_thread_group_threads",
+        "Threads per thread-name group (digits collapsed to #)",
+    );
+    let fds = family(&mut registry, "target_fds", "Open file descriptors, by kind (kind=\"\" is the total)");
+    let tcp = family(&mut registry, "target_tcp_sockets", "TCP sockets by state");
+    let peers = family(&mut registry, "target_tcp_peer_sockets", "TCP sockets by state and peer");
+    let memory = family(&mut registry, "target_memory_bytes", "Memory by kind");
+    let limits = family(&mut registry, "target_limit", "The limit a resource runs into");
+    {
+        let latest = state.shared.latest.lock().expect("latest lock");
+        for (target, (_, points)) in &latest.targets {
+            for (key, value) in points {
+                let label = |pairs: &[(&str, &str)]| -> Labels {
+                    std::iter::once(("target".to_string(), target.clone()))
+                        .chain(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                        .collect()
+                };
+                let (resource, attribution) = (key.resource.as_str(), key.attribution.as_str());
+                let gauge = match (resource, attribution) {
+                    ("processes", _) => processes.get_or_create(&label(&[])),
+                    ("threads", "") => threads.get_or_create(&label(&[])),
+                    ("threads", "max_process") => continue,
+                    ("threads", group) => groups.get_or_create(&label(&[("group", group)])),
+                    ("fds", "max_process") => continue,
+                    ("fds", kind) => fds.get_or_create(&label(&[("kind", kind)])),
+                    ("tcp", state) => tcp.get_or_create(&label(&[("state", state)])),
+                    ("tcp_peer", row) => {
+                        let (state, peer) = row.split_once(' ').unwrap_or((row, ""));
+                        peers.get_or_create(&label(&[("state", state), ("peer", peer)]))
+                    }
+                    ("sockets", kind) => tcp.get_or_create(&label(&[("state", kind)])),
+                    ("memory", kind) => memory.get_or_create(&label(&[("kind", kind)])),
+                    (limit, _) if limit.ends_with(".limit") => limits.get_or_create(&label(&[(
+                        "resource",
+                        limit.trim_end_matches(".limit"),
+                    )])),
+                    _ => continue,
+                };
+                gauge.set(*value);
+            }
+        }
+    }
+    let s = &state.shared.stats;
+    let agent_gauge = |registry: &mut Registry, name: &str, help: &str, value: f64| {
+        let gauge = Gauge::<f64, AtomicU64>::default();
+        gauge.set(value);
+        registry.register(name, help, gauge);
+    };
+    agent_gauge(&mut registry, "agent_sample_cpu_seconds", "CPU time of the last sampling pass", s.last_sample_cpu_us.load(Ordering::Relaxed) as f64 / 1e6);
+    agent_gauge(&mut registry, "agent_sample_wall_seconds", "Wall time of the last sampling pass", s.last_sample_wall_us.load(Ordering::Relaxed) as f64 / 1e6);
+    agent_gauge(&mut registry, "agent_store_seconds", "Time to store the last interval", s.last_store_us.load(Ordering::Relaxed) as f64 / 1e6);
+    agent_gauge(&mut registry, "agent_samples", "Sampling passes since start", s.samples.load(Ordering::Relaxed) as f64);
+    agent_gauge(&mut registry, "agent_samples_dropped", "Intervals dropped because the store was behind", s.dropped.load(Ordering::Relaxed) as f64);
+    agent_gauge(&mut registry, "agent_store_errors", "Intervals that could not be stored", s.store_errors.load(Ordering::Relaxed) as f64);
+    agent_gauge(&mut registry, "agent_targets", "Targets in the last pass", s.targets.load(Ordering::Relaxed) as f64);
+    agent_gauge(&mut registry, "agent_series", "Series written in the last interval", s.series_written.load(Ordering::Relaxed) as f64);
+    agent_gauge(&mut registry, "agent_restarts_seen", "Target restarts seen since start", s.restarts_seen.load(Ordering::Relaxed) as f64);
+    agent_gauge(&mut registry, "agent_resident_memory_bytes", "Resident memory of the agent", own_rss_bytes() as f64);
+    let mut body = String::new();
+    if let Err(e) = encode(&mut body, &registry) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,68 @@
+//! The leakwatch daemon: samples every process at a fixed interval, groups processes into
+//! targets that survive restarts, writes each interval to the embedded history, and serves
+//! a JSON API and `/metrics`.
+//!
+//! Threads: `lw-sampler` (the sampling loop), `lw-writer` (the store), and a small tokio
+//! runtime for HTTP. Sampling never waits on the other two.
+
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod targets;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+/// Runs the agent in the foreground until SIGINT or SIGTERM.
+pub fn run(config: config::Config, data_dir: &Path) -> Result<(), String> {
+    let (shared, threads) = daemon::start(&config, data_dir)?;
+    tracing::info!(
+        privileged = shared.privileged,
+        data = %shared.db_path.display(),
+        listen = %config.agent.listen,
+        interval_s = config.agent.interval.as_secs_f64(),
+        "leakwatch agent started{}",
+        if shared.privileged {
+            " as root: watching every process"
+        } else {
+            " unprivileged: other users' processes are reported without fds and sockets"
+        }
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lw-http")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.agent.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.agent.listen))?;
+        let app = http::router(shared.clone(), config.agent.token.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("HTTP server failed: {e}"))
+    });
+    shared.stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    tracing::info!("leakwatch agent stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+    tracing::info!("shutting down");
+}

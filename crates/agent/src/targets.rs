@@ -1,0 +1,411 @@
+//! Targets: what a user thinks of as "the service". Processes are grouped by a configured
+//! rule, else their systemd service, else their container, else their executable and
+//! command line; all processes of a target, across restarts, form one history.
+
+use crate::config::TargetRule;
+use leakwatch_proc::{HostInfo, ProcessSample};
+use leakwatch_store::SeriesKey;
+use regex::Regex;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetName {
+    pub name: String,
+    /// "rule", "unit", "container" or "exe".
+    pub kind: &'static str,
+}
+
+struct CompiledRule {
+    name: String,
+    comm: Option<Regex>,
+    cmdline: Option<Regex>,
+    uid: Option<u32>,
+}
+
+/// Decides the target of each process.
+pub struct Targeting {
+    rules: Vec<CompiledRule>,
+}
+
+impl Targeting {
+    /// Rules must have been validated (`Config::validate`), so their regexes compile.
+    pub fn new(rules: &[TargetRule]) -> Targeting {
+        let compile = |p: &Option<String>| p.as_deref().map(|p| Regex::new(p).expect("validated"));
+        Targeting {
+            rules: rules
+                .iter()
+                .map(|rule| CompiledRule {
+                    name: rule.name.clone(),
+                    comm: compile(&rule.comm),
+                    cmdline: compile(&rule.cmdline),
+                    uid: rule.uid,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn target_of(&self, process: &ProcessSample) -> TargetName {
+        let id = &process.identity;
+        let cmdline = id.cmdline.join(" ");
+        for rule in &self.rules {
+            let comm_ok = rule.comm.as_ref().is_none_or(|re| re.is_match(&id.comm));
+            let cmdline_ok = rule.cmdline.as_ref().is_none_or(|re| re.is_match(&cmdline));
+            let uid_ok = rule.uid.is_none_or(|uid| id.uid == Some(uid));
+            if comm_ok && cmdline_ok && uid_ok {
+                return TargetName {
+                    name: rule.name.clone(),
+                    kind: "rule",
+                };
+            }
+        }
+        if let Some(cgroup) = &id.cgroup {
+            if let Some(unit) = cgroup.unit.as_deref().filter(|u| u.ends_with(".service")) {
+                return TargetName {
+                    name: unit.to_string(),
+                    kind: "unit",
+                };
+            }
+            if let Some(container) = &cgroup.container_id {
+                return TargetName {
+                    name: format!("container-{}", &container[..12]),
+                    kind: "container",
+                };
+            }
+        }
+        TargetName {
+            name: exe_target_name(id.exe.as_deref(), &id.comm, &id.cmdline),
+            kind: "exe",
+        }
+    }
+}
+
+/// `java-3fa2c1`: the executable's base name and a hash of executable and command line with
+/// digits collapsed, so a restart with a new port or pid file in its arguments is the same
+/// target, while two different services run by the same interpreter are not.
+pub fn exe_target_name(exe: Option<&str>, comm: &str, cmdline: &[String]) -> String {
+    let base = exe
+        .and_then(|e| e.rsplit('/').next())
+        .map(|e| e.trim_end_matches(" (deleted)"))
+        .filter(|e| !e.is_empty())
+        .unwrap_or(comm);
+    // FNV-1a: stable across releases and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        let mut previous_digit = false;
+        for &b in bytes {
+            let digit = b.is_ascii_digit();
+            if digit && previous_digit {
+                continue;
+            }
+            previous_digit = digit;
+            hash ^= u64::from(if digit { b'#' } else { b });
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    };
+    feed(exe.unwrap_or(comm).as_bytes());
+    for arg in cmdline.iter().skip(1) {
+        feed(arg.as_bytes());
+    }
+    format!("{base}-{:06x}", hash & 0xff_ffff)
+}
+
+/// The resources of all processes of one target at one instant.
+#[derive(Debug, Default, Clone)]
+pub struct TargetSample {
+    /// `(pid, start time)` of each live process.
+    pub processes: Vec<(u32, u64)>,
+    pub threads: u64,
+    pub thread_groups: HashMap<String, u64>,
+    pub threads_max_process: u64,
+    pub thread_limit: Option<u64>,
+    pub fds: u64,
+    pub fd_kinds: BTreeMap<&'static str, u64>,
+    pub fds_max_process: u64,
+    /// The fd limit of the process with the most fds.
+    pub fd_limit: Option<u64>,
+    pub tcp_states: BTreeMap<&'static str, u64>,
+    pub tcp_peers: HashMap<String, u64>,
+    pub udp: u64,
+    pub unix: u64,
+    pub rss: u64,
+    pub anon: u64,
+    pub swap: u64,
+    pub cgroup_memory: Option<u64>,
+    pub memory_limit: Option<u64>,
+    /// Processes whose fds could not be read (not root).
+    pub partial: u64,
+}
+
+impl TargetSample {
+    pub fn add(&mut self, p: &ProcessSample, host: &HostInfo) {
+        self.processes
+            .push((p.identity.pid, p.identity.start_time_ticks));
+        let threads = u64::from(p.threads.total);
+        self.threads += threads;
+        for group in &p.threads.groups {
+            *self.thread_groups.entry(group.name.clone()).or_default() += u64::from(group.count);
+        }
+        if threads >= self.threads_max_process {
+            self.threads_max_process = threads;
+            self.thread_limit = p.thread_limit(host).map(|l| l.value);
+        }
+        let fds = u64::from(p.fds.total);
+        self.fds += fds;
+        for (kind, n) in &p.fds.by_kind {
+            *self.fd_kinds.entry(kind.as_str()).or_default() += u64::from(*n);
+        }
+        if fds >= self.fds_max_process {
+            self.fds_max_process = fds;
+            self.fd_limit = p.fd_limit().map(|l| l.value);
+        }
+        for (state, n) in &p.sockets.tcp {
+            *self.tcp_states.entry(state.as_str()).or_default() += u64::from(*n);
+        }
+        for peer in &p.sockets.tcp_peers {
+            let key = format!("{} {}", peer.state.as_str(), peer.peer);
+            *self.tcp_peers.entry(key).or_default() += u64::from(peer.count);
+        }
+        self.udp += u64::from(p.sockets.udp);
+        self.unix += u64::from(p.sockets.unix);
+        self.rss += p.memory.rss;
+        self.anon += p.memory.rss_anon.unwrap_or(0);
+        self.swap += p.memory.swap.unwrap_or(0);
+        if p.memory.cgroup_current.is_some() {
+            self.cgroup_memory = p.memory.cgroup_current;
+            self.memory_limit = p.memory.cgroup_max;
+        }
+        if !p.partial.is_empty() {
+            self.partial += 1;
+        }
+    }
+
+    /// The series of this target, with `max_groups` thread groups and `max_peers` socket
+    /// peers at most (the rest summed into "other"), so cardinality is bounded whatever
+    /// the processes do.
+    pub fn points(
+        &self,
+        target: &str,
+        max_groups: usize,
+        max_peers: usize,
+    ) -> Vec<(SeriesKey, f64)> {
+        let mut out = Vec::with_capacity(64);
+        let mut push = |resource: &str, attribution: &str, value: f64| {
+            out.push((SeriesKey::new(target, resource, attribution), value));
+        };
+        push("processes", "", self.processes.len() as f64);
+        push("threads", "", self.threads as f64);
+        for (name, value) in top_with_other(&self.thread_groups, max_groups) {
+            push("threads", &name, value as f64);
+        }
+        push("threads", "max_process", self.threads_max_process as f64);
+        if let Some(limit) = self.thread_limit {
+            push("threads.limit", "max_process", limit as f64);
+        }
+        if self.partial < self.processes.len() as u64 {
+            push("fds", "", self.fds as f64);
+            for (kind, n) in &self.fd_kinds {
+                push("fds", kind, *n as f64);
+            }
+            push("fds", "max_process", self.fds_max_process as f64);
+            if let Some(limit) = self.fd_limit {
+                push("fds.limit", "max_process", limit as f64);
+            }
+            for (state, n) in &self.tcp_states {
+                push("tcp", state, *n as f64);
+            }
+            for (peer, n) in top_with_other(&self.tcp_peers, max_peers) {
+                push("tcp_peer", &peer, n as f64);
+            }
+            push("sockets", "udp", self.udp as f64);
+            push("sockets", "unix", self.unix as f64);
+        }
+        push("memory", "rss", self.rss as f64);
+        push("memory", "anon", self.anon as f64);
+        push("memory", "swap", self.swap as f64);
+        if let Some(current) = self.cgroup_memory {
+            push("memory", "cgroup", current as f64);
+            if let Some(limit) = self.memory_limit {
+                push("memory.limit", "cgroup", limit as f64);
+            }
+        }
+        out
+    }
+}
+
+/// The `n` largest entries by value (ties by name), and the sum of the rest as "other".
+fn top_with_other(map: &HashMap<String, u64>, n: usize) -> Vec<(String, u64)> {
+    let mut entries: Vec<(&String, &u64)> = map.iter().collect();
+    entries.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut out: Vec<(String, u64)> = entries
+        .iter()
+        .take(n)
+        .map(|(k, v)| ((*k).clone(), **v))
+        .collect();
+    let rest: u64 = entries.iter().skip(n).map(|(_, v)| **v).sum();
+    if rest > 0 {
+        out.push(("other".to_string(), rest));
+    }
+    out
+}
+
+/// Groups one host sample into targets.
+pub fn group(
+    targeting: &Targeting,
+    sample: &leakwatch_proc::HostSample,
+) -> BTreeMap<TargetName, TargetSample> {
+    let mut targets: BTreeMap<TargetName, TargetSample> = BTreeMap::new();
+    for process in &sample.processes {
+        targets
+            .entry(targeting.target_of(process))
+            .or_default()
+            .add(process, &sample.host);
+    }
+    targets
+}
+
+/// A process of a target replaced by another, as seen from outside (no exit status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRestart {
+    pub target: String,
+    pub old: (u32, u64),
+    pub new: (u32, u64),
+}
+
+/// Remembers each target's processes between passes to notice restarts. A target whose
+/// processes all vanished is remembered for `grace_passes` passes (a crash loop restarts
+/// after a back-off), then forgotten, so the tracker is bounded by live targets.
+pub struct RestartTracker {
+    last: HashMap<String, (Vec<(u32, u64)>, u64)>,
+    pass: u64,
+    grace_passes: u64,
+}
+
+impl RestartTracker {
+    pub fn new(grace_passes: u64) -> RestartTracker {
+        RestartTracker {
+            last: HashMap::new(),
+            pass: 0,
+            grace_passes,
+        }
+    }
+
+    pub fn observe(
+        &mut self,
+        targets: &BTreeMap<TargetName, TargetSample>,
+        ignore: &dyn Fn(&str) -> bool,
+    ) -> Vec<SeenRestart> {
+        self.pass += 1;
+        let mut restarts = Vec::new();
+        for (target, sample) in targets {
+            if ignore(&target.name) {
+                continue;
+            }
+            let now = &sample.processes;
+            if let Some((before, _)) = self.last.get(&target.name) {
+                let gone: Vec<_> = before.iter().filter(|p| !now.contains(p)).collect();
+                let new: Vec<_> = now.iter().filter(|p| !before.contains(p)).collect();
+                for (old, new) in gone.iter().zip(new.iter()) {
+                    restarts.push(SeenRestart {
+                        target: target.name.clone(),
+                        old: **old,
+                        new: **new,
+                    });
+                }
+            }
+            self.last
+                .insert(target.name.clone(), (now.clone(), self.pass));
+        }
+        let (pass, grace) = (self.pass, self.grace_passes);
+        self.last.retain(|_, (_, seen)| pass - *seen <= grace);
+        restarts
+    }
+
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exe_names_survive_changing_numbers() {
+        let a = exe_target_name(
+            Some("/usr/bin/java"),
+            "java",
+            &["java".into(), "-Dport=8080".into(), "Main".into()],
+        );
+        let b = exe_target_name(
+            Some("/usr/bin/java"),
+            "java",
+            &["java".into(), "-Dport=9191".into(), "Main".into()],
+        );
+        let c = exe_target_name(
+            Some("/usr/bin/java"),
+            "java",
+            &["java".into(), "Other".into()],
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.starts_with("java-"));
+    }
+
+    #[test]
+    fn top_folds_the_rest() {
+        let map: HashMap<String, u64> = [("a", 5), ("b", 3), ("c", 1), ("d", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(
+            top_with_other(&map, 2),
+            vec![("a".into(), 5), ("b".into(), 3), ("other".into(), 2)]
+        );
+    }
+
+    fn target(name: &str, processes: &[(u32, u64)]) -> BTreeMap<TargetName, TargetSample> {
+        let mut map = BTreeMap::new();
+        map.insert(
+            TargetName {
+                name: name.into(),
+                kind: "exe",
+            },
+            TargetSample {
+                processes: processes.to_vec(),
+                ..TargetSample::default()
+            },
+        );
+        map
+    }
+
+    #[test]
+    fn restarts_are_seen_across_a_gap_and_forgotten_after_grace() {
+        let mut tracker = RestartTracker::new(3);
+        let none = |_: &str| false;
+        assert!(tracker.observe(&target("svc", &[(10, 1)]), &none).is_empty());
+        assert!(tracker.observe(&target("svc", &[(10, 1)]), &none).is_empty());
+        // Crashed: absent for two passes, then back with a new pid.
+        assert!(tracker.observe(&BTreeMap::new(), &none).is_empty());
+        assert!(tracker.observe(&BTreeMap::new(), &none).is_empty());
+        let seen = tracker.observe(&target("svc", &[(11, 2)]), &none);
+        assert_eq!(
+            seen,
+            vec![SeenRestart {
+                target: "svc".into(),
+                old: (10, 1),
+                new: (11, 2)
+            }]
+        );
+        // Gone for longer than the grace: forgotten, so memory stays bounded.
+        for _ in 0..5 {
+            tracker.observe(&BTreeMap::new(), &none);
+        }
+        assert!(tracker.is_empty());
+    }
+}

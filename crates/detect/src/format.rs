@@ -1,0 +1,115 @@
+//! Human formatting for finding summaries: counts with thousands separators, bytes in
+//! binary units, compact durations.
+
+/// `29412.4` -> `29,412`; `15.27` -> `15.3`; `0.0421` -> `0.042`.
+pub fn number(value: f64) -> String {
+    if !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs();
+    if magnitude >= 100.0 {
+        let rounded = value.round() as i128;
+        let digits = rounded.unsigned_abs().to_string();
+        let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        if rounded < 0 {
+            format!("-{grouped}")
+        } else {
+            grouped
+        }
+    } else if magnitude >= 10.0 || value.fract() == 0.0 {
+        let text = format!("{value:.1}");
+        text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
+    } else if magnitude >= 0.01 {
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        format!("{value:.2e}")
+    }
+}
+
+/// `1.5 * 2^30` -> `1.5 GiB`.
+pub fn bytes(value: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut scaled = value;
+    let mut unit = 0;
+    while scaled.abs() >= 1024.0 && unit + 1 < UNITS.len() {
+        scaled /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{} B", number(scaled))
+    } else {
+        format!("{scaled:.1} {}", UNITS[unit])
+    }
+}
+
+/// A quantity of `resource`: bytes for memory, plain counts otherwise.
+pub fn quantity(resource: &str, value: f64) -> String {
+    if resource == "memory" {
+        bytes(value)
+    } else {
+        number(value)
+    }
+}
+
+/// `2280` -> `38m`; `21600` -> `6h`; `22500` -> `6h15m`; `190800` -> `2d5h`.
+pub fn duration(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "never".to_string();
+    }
+    let total = seconds.max(0.0).round() as u64;
+    let (days, hours, minutes) = (total / 86_400, total % 86_400 / 3_600, total % 3_600 / 60);
+    if total < 60 {
+        format!("{total}s")
+    } else if total < 3_600 {
+        format!("{minutes}m")
+    } else if total < 86_400 {
+        if minutes == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{minutes:02}m")
+        }
+    } else if hours == 0 {
+        format!("{days}d")
+    } else {
+        format!("{days}d{hours}h")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_the_examples() {
+        assert_eq!(number(29_412.4), "29,412");
+        assert_eq!(number(4_902.0), "4,902");
+        assert_eq!(number(-1_234_567.0), "-1,234,567");
+        assert_eq!(number(15.27), "15.3");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.0421), "0.042");
+    }
+
+    #[test]
+    fn durations_are_compact() {
+        assert_eq!(duration(38.0 * 60.0), "38m");
+        assert_eq!(duration(6.0 * 3600.0), "6h");
+        assert_eq!(duration(6.25 * 3600.0), "6h15m");
+        assert_eq!(duration(53.0 * 3600.0), "2d5h");
+        assert_eq!(duration(42.0), "42s");
+    }
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(bytes(1.5 * 1024.0 * 1024.0 * 1024.0), "1.5 GiB");
+        assert_eq!(bytes(512.0), "512 B");
+    }
+}

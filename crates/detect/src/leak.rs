@@ -1,0 +1,666 @@
+//! The leak test: does the floor of a resource grow in a sustained way in its current
+//! regime, seen through restarts, sawtooth and steps, and when does it reach the limit?
+//!
+//! A window of samples is judged by [`judge`], cheapest checks first:
+//! 1. enough samples and blocks;
+//! 2. shape of the floor: rising overall by a relevant fraction, rising in both halves
+//!    (sustained), not decelerating into a plateau, not a single jump;
+//! 3. history: the current floor is above what the last season (a day) already saw, and
+//!    the rise is larger than the floor usually falls over as long a span;
+//! 4. significance: Mann-Kendall on the floors, variance inflated for autocorrelation;
+//! 5. rate: Theil-Sen slope and its confidence interval, and the forecast;
+//! 6. a regime younger than a season is only reported when the forecast is urgent.
+//!
+//! [`judge_current_life`] picks the window (the current regime) among change points of the
+//! current process life; [`judge_across_lives`] pools whole lives when restarts keep
+//! resetting the value, combining per-life Mann-Kendall statistics and within-life slopes.
+
+use crate::blocks::{floor_blocks, sawtooth_block_len, Block};
+use crate::changepoint::regime_starts;
+use crate::model::Point;
+use crate::params::Params;
+use crate::stats::{
+    hamed_rao_factor, mann_kendall, median, median_of, pairwise_slopes, quantile, slope_interval,
+    MannKendall,
+};
+use std::fmt;
+
+/// Everything the judgement of one series needs besides its samples.
+pub(crate) struct Context<'a> {
+    pub params: &'a Params,
+    /// Normal quantile for the two-sided slope interval.
+    pub z_interval: f64,
+    /// Measured seconds between samples of this series.
+    pub interval: f64,
+    pub now: f64,
+    pub limit: Option<f64>,
+    /// Part of the limit held by the rest of the resource: for a part such as
+    /// "threads Analytics-#", the total minus this part. The limit is reached when the
+    /// part plus everything else reaches it.
+    pub others: f64,
+}
+
+impl Context<'_> {
+    fn season_seconds(&self) -> f64 {
+        self.params.season_samples as f64 * self.interval
+    }
+
+    fn urgent_seconds(&self) -> f64 {
+        self.params.urgent_horizon_samples as f64 * self.interval
+    }
+}
+
+/// A growth regime that passed every test.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Trend {
+    /// Theil-Sen slope of the floor, per second, and its confidence interval.
+    pub slope: f64,
+    pub slope_upper: f64,
+    pub slope_lower: f64,
+    pub p_value: f64,
+    /// Fitted floor at `now`.
+    pub level_now: f64,
+    /// Typical swing above the floor in recent blocks (sawtooth height, noise).
+    pub excursion: f64,
+    /// First and last sample of the evidence.
+    pub start: f64,
+    pub end: f64,
+    /// Number of process lives pooled (1 when judged within the current life).
+    pub lives: usize,
+    /// Typical duration of one pooled segment, seconds.
+    pub segment_seconds: f64,
+    pub eta: Option<f64>,
+    pub eta_conservative: Option<f64>,
+}
+
+/// Why a window was not called a leak.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Rejection {
+    TooShort {
+        samples: usize,
+        blocks: usize,
+    },
+    NotRising,
+    TooSmall {
+        relative_growth: f64,
+    },
+    Unsustained {
+        early_share: f64,
+        recent_share: f64,
+    },
+    Plateau {
+        recent_over_early: f64,
+    },
+    SingleStep {
+        largest_step_share: f64,
+    },
+    NotNewHigh {
+        current: f64,
+        earlier_p95: f64,
+    },
+    WithinNoise {
+        rise: f64,
+        usual_fall: f64,
+    },
+    NotSignificant {
+        p_value: f64,
+    },
+    NeedsSeason {
+        span_seconds: f64,
+        eta_conservative: Option<f64>,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::TooShort { samples, blocks } => {
+                write!(f, "too short ({samples} samples, {blocks} blocks)")
+            }
+            Rejection::NotRising => write!(f, "floor not rising"),
+            Rejection::TooSmall { relative_growth } => {
+                write!(
+                    f,
+                    "growth {:.2}% of level is too small",
+                    relative_growth * 100.0
+                )
+            }
+            Rejection::Unsustained {
+                early_share,
+                recent_share,
+            } => write!(
+                f,
+                "not sustained (early half {early_share:.2}, recent half {recent_share:.2} of rise)"
+            ),
+            Rejection::Plateau { recent_over_early } => {
+                write!(
+                    f,
+                    "decelerating to a plateau (recent/early rise {recent_over_early:.2})"
+                )
+            }
+            Rejection::SingleStep { largest_step_share } => {
+                write!(f, "one step carries {largest_step_share:.2} of the rise")
+            }
+            Rejection::NotNewHigh {
+                current,
+                earlier_p95,
+            } => write!(
+                f,
+                "floor {current} is not above earlier floors ({earlier_p95})"
+            ),
+            Rejection::WithinNoise { rise, usual_fall } => write!(
+                f,
+                "rise {rise} is within the noise: the floor usually falls {usual_fall} over as long a span"
+            ),
+            Rejection::NotSignificant { p_value } => {
+                write!(f, "trend not significant (p={p_value:.2e})")
+            }
+            Rejection::NeedsSeason {
+                span_seconds,
+                eta_conservative,
+            } => write!(
+                f,
+                "seen for {:.1}h, less than a season, and not urgent (eta {:?}s)",
+                span_seconds / 3600.0,
+                eta_conservative.map(|e| e.round())
+            ),
+        }
+    }
+}
+
+/// How the window relates to the rest of the series.
+pub(crate) enum Scope<'a> {
+    /// One window inside the current life; `life` is the whole usable life (for the
+    /// new-high test) and `life_start` its first sample time (for the season test).
+    CurrentLife { life: &'a [Point], life_start: f64 },
+    /// Whole lives pooled; `current` is the latest value when the current life is not
+    /// among the segments (it just restarted).
+    Lives { current: Option<f64> },
+}
+
+/// Rise statistics of one segment's floor blocks.
+struct Shape {
+    start: f64,
+    end: f64,
+    early_rise: f64,
+    recent_rise: f64,
+    largest_step: f64,
+}
+
+fn median_floor(blocks: &[Block]) -> f64 {
+    median_of(&blocks.iter().map(|b| b.floor).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+}
+
+fn shape(blocks: &[Block]) -> Shape {
+    let m = blocks.len();
+    // Levels are medians over an eighth of the window: robust to single odd blocks, yet
+    // narrow enough that a step shows up as one jump.
+    let w = (m / 8).max(1);
+    let start = median_floor(&blocks[..w]);
+    let end = median_floor(&blocks[m - w..]);
+    let mid_low = (m / 2).saturating_sub(w / 2).min(m - w);
+    let middle = median_floor(&blocks[mid_low..mid_low + w]);
+    let mut largest_step = f64::NEG_INFINITY;
+    for i in w..=m - w {
+        let before = median_floor(&blocks[i - w..i]);
+        let after = median_floor(&blocks[i..i + w]);
+        largest_step = largest_step.max(after - before);
+    }
+    Shape {
+        start,
+        end,
+        early_rise: middle - start,
+        recent_rise: end - middle,
+        largest_step: largest_step.max(0.0),
+    }
+}
+
+/// How far the floor usually *falls* over spans of `window_blocks` blocks along `floors`:
+/// the 95th percentile of `max(0, level(i) - level(i + span))`, with levels estimated as in
+/// [`shape`] (medians over an eighth of the span). Falls, not changes in general, because
+/// the history may itself contain the leak: growth does not fall, noise falls as often as
+/// it rises. `None` when the history holds fewer than 16 such spans.
+fn usual_fall(floors: &[f64], window_blocks: usize) -> Option<f64> {
+    let w = (window_blocks / 8).max(1);
+    let span = window_blocks.checked_sub(w)?;
+    if floors.len() < window_blocks + 16 {
+        return None;
+    }
+    let levels: Vec<f64> = floors
+        .windows(w)
+        .map(|run| median_of(run).unwrap_or(f64::NAN))
+        .collect();
+    let mut falls: Vec<f64> = (0..levels.len() - span)
+        .map(|i| (levels[i] - levels[i + span]).max(0.0))
+        .collect();
+    quantile(&mut falls, 0.95)
+}
+
+/// A run of samples from one life, with the sawtooth block length measured on its life
+/// (computed once per life rather than once per candidate window).
+#[derive(Clone, Copy)]
+pub(crate) struct Segment<'a> {
+    pub points: &'a [Point],
+    pub sawtooth: Option<usize>,
+}
+
+impl Segment<'_> {
+    /// Block length for this segment given a block budget: at most `budget` blocks, at
+    /// least `min_block_samples` samples, and long enough to see through the sawtooth.
+    fn block_len(&self, budget: usize, params: &Params) -> usize {
+        let by_budget = self.points.len().div_ceil(budget.max(1));
+        let base = by_budget.max(params.min_block_samples).max(1);
+        match self.sawtooth {
+            // A sawtooth block that would leave too few blocks is not usable here.
+            Some(saw) if saw * params.min_regime_blocks <= self.points.len() => base.max(saw),
+            _ => base,
+        }
+    }
+}
+
+/// Judges `segments` (chronological; each a run of samples from one life) as one regime.
+pub(crate) fn judge(
+    segments: &[Segment],
+    scope: &Scope,
+    ctx: &Context,
+) -> Result<Trend, Rejection> {
+    let params = ctx.params;
+    let n_samples: usize = segments.iter().map(|s| s.points.len()).sum();
+    if n_samples < params.min_regime_samples || segments.is_empty() {
+        return Err(Rejection::TooShort {
+            samples: n_samples,
+            blocks: 0,
+        });
+    }
+    let per_segment_budget = (params.max_blocks / segments.len()).max(params.min_blocks_per_life);
+    let mut all_blocks: Vec<Vec<Block>> = Vec::with_capacity(segments.len());
+    let mut newest_block_len = 1;
+    for segment in segments {
+        newest_block_len = segment.block_len(per_segment_budget, params);
+        all_blocks.push(floor_blocks(segment.points, newest_block_len));
+    }
+    all_blocks.retain(|b| b.len() >= 2);
+    let n_blocks: usize = all_blocks.iter().map(|b| b.len()).sum();
+    if all_blocks.is_empty() || n_blocks < params.min_regime_blocks {
+        return Err(Rejection::TooShort {
+            samples: n_samples,
+            blocks: n_blocks,
+        });
+    }
+
+    // Shape of the floor.
+    let shapes: Vec<Shape> = all_blocks.iter().map(|b| shape(b)).collect();
+    let total_rise: f64 = shapes.iter().map(|s| s.end - s.start).sum();
+    if total_rise <= 0.0 {
+        return Err(Rejection::NotRising);
+    }
+    let level_sum: f64 = shapes.iter().map(|s| s.end.abs()).sum();
+    let relative_growth = if level_sum > 0.0 {
+        total_rise / level_sum
+    } else {
+        f64::INFINITY
+    };
+    if relative_growth < params.min_relative_growth {
+        return Err(Rejection::TooSmall { relative_growth });
+    }
+    let early: f64 = shapes.iter().map(|s| s.early_rise).sum();
+    let recent: f64 = shapes.iter().map(|s| s.recent_rise).sum();
+    if early < params.min_half_share * total_rise || recent < params.min_half_share * total_rise {
+        return Err(Rejection::Unsustained {
+            early_share: early / total_rise,
+            recent_share: recent / total_rise,
+        });
+    }
+    if recent < params.plateau_ratio * early {
+        return Err(Rejection::Plateau {
+            recent_over_early: recent / early,
+        });
+    }
+    let steps: f64 = shapes.iter().map(|s| s.largest_step).sum();
+    if steps > params.max_step_share * total_rise {
+        return Err(Rejection::SingleStep {
+            largest_step_share: steps / total_rise,
+        });
+    }
+
+    if let Scope::CurrentLife { life, .. } = scope {
+        // Compare with what the life did over the last season before the window's middle.
+        let window = segments[segments.len() - 1].points;
+        let window_start = window[0].t;
+        let window_middle = window[window.len() / 2].t;
+        let from = window_start - ctx.season_seconds();
+        let lo = life.partition_point(|p| p.t < from);
+        let hi = life.partition_point(|p| p.t < window_middle);
+        let earlier = floor_blocks(&life[lo..hi], newest_block_len);
+        let floors: Vec<f64> = earlier.iter().map(|b| b.floor).collect();
+        // A new high, so a daily cycle climbing back to yesterday's peak is not growth.
+        let current = shapes[shapes.len() - 1].end;
+        if let Some(earlier_p95) = quantile(&mut floors.clone(), 0.95) {
+            if current < earlier_p95 + params.new_high_margin * total_rise {
+                return Err(Rejection::NotNewHigh {
+                    current,
+                    earlier_p95,
+                });
+            }
+        }
+        // Larger than the floor's own wandering over spans as long as the window. Strongly
+        // autocorrelated noise climbs for an hour now and then, and within that hour looks
+        // like a trend to any test; its history shows how far it also falls in an hour.
+        let window_blocks = all_blocks[all_blocks.len() - 1].len();
+        if let Some(fall) = usual_fall(&floors, window_blocks) {
+            let rise = shapes[shapes.len() - 1].end - shapes[shapes.len() - 1].start;
+            if rise < params.noise_fall_factor * fall {
+                return Err(Rejection::WithinNoise {
+                    rise,
+                    usual_fall: fall,
+                });
+            }
+        }
+    }
+
+    // Slope: Theil-Sen over pairs within each segment only, so pairs never straddle a
+    // restart (whose reset would read as "not growing").
+    let mut slopes = Vec::new();
+    for blocks in &all_blocks {
+        let times: Vec<f64> = blocks.iter().map(|b| b.t).collect();
+        let floors: Vec<f64> = blocks.iter().map(|b| b.floor).collect();
+        pairwise_slopes(&times, &floors, &mut slopes);
+    }
+    let Some(pooled_slope) = median(&mut slopes) else {
+        return Err(Rejection::NotRising);
+    };
+    // Significance: Mann-Kendall per segment (independent across lives, so S and Var(S)
+    // add), each inflated by its own Hamed-Rao factor.
+    let mk = MannKendall::combine(all_blocks.iter().map(|blocks| {
+        let times: Vec<f64> = blocks.iter().map(|b| b.t).collect();
+        let floors: Vec<f64> = blocks.iter().map(|b| b.floor).collect();
+        mann_kendall(&floors).inflate(hamed_rao_factor(&times, &floors, pooled_slope))
+    }));
+    let p_value = mk.p_increasing();
+    if p_value > params.trend_p_value {
+        return Err(Rejection::NotSignificant { p_value });
+    }
+    let Some(estimate) = slope_interval(&mut slopes, mk.var_s, ctx.z_interval) else {
+        return Err(Rejection::NotRising);
+    };
+    if estimate.slope <= 0.0 {
+        return Err(Rejection::NotRising);
+    }
+    let slope = estimate.slope;
+
+    // Forecast from the newest segment's fitted floor plus its typical swing: the limit is
+    // hit when the top of the normal band reaches it, not the floor.
+    let newest = &all_blocks[all_blocks.len() - 1];
+    let mut intercepts: Vec<f64> = newest
+        .iter()
+        .map(|b| b.floor - slope * (b.t - ctx.now))
+        .collect();
+    let fitted_now = median(&mut intercepts).unwrap_or(f64::NAN);
+    let tail = &newest[newest.len() - (newest.len() / 10).max(3).min(newest.len())..];
+    let mut swings: Vec<f64> = tail.iter().map(|b| b.top - b.floor).collect();
+    let swing = median(&mut swings).unwrap_or(0.0).max(0.0);
+    let (level_now, excursion) = match scope {
+        Scope::Lives {
+            current: Some(current),
+        } => (*current, 0.0),
+        _ => (fitted_now, swing),
+    };
+    let (eta, eta_conservative) = match ctx.limit {
+        Some(limit) => {
+            let headroom = (limit - level_now - excursion - ctx.others).max(0.0);
+            (
+                Some(headroom / slope),
+                Some(headroom / estimate.upper.max(slope)),
+            )
+        }
+        None => (None, None),
+    };
+
+    let start = segments[0].points[0].t;
+    let end = segments[segments.len() - 1]
+        .points
+        .last()
+        .map_or(start, |p| p.t);
+    let span_seconds = match scope {
+        Scope::CurrentLife { life_start, .. } => end - life_start,
+        Scope::Lives { .. } => end - start,
+    };
+    if span_seconds < ctx.season_seconds() {
+        // Before a full season, only an urgent trend is reported, and only if it is not
+        // visibly converging: when the recent half rose less than the early half (ratio
+        // q < 1), a geometric continuation adds `recent * q / (1 - q)` more, which is
+        // exact for a cache filling like 1 - exp(-t/tau). If even that stays below the
+        // limit, the climb is a fill, not an emergency.
+        let newest_shape = &shapes[shapes.len() - 1];
+        let q = recent / early;
+        let converges_below_limit = match ctx.limit {
+            Some(limit) if q < 1.0 => {
+                let projected = level_now
+                    + excursion
+                    + ctx.others
+                    + newest_shape.recent_rise.max(0.0) * q / (1.0 - q);
+                projected < limit
+            }
+            _ => false,
+        };
+        let urgent = !converges_below_limit
+            && eta_conservative.is_some_and(|eta| eta <= ctx.urgent_seconds());
+        if !urgent {
+            return Err(Rejection::NeedsSeason {
+                span_seconds,
+                eta_conservative,
+            });
+        }
+    }
+
+    let mut durations: Vec<f64> = segments
+        .iter()
+        .map(|s| s.points.last().map_or(0.0, |p| p.t) - s.points[0].t)
+        .collect();
+    Ok(Trend {
+        slope,
+        slope_upper: estimate.upper.max(slope),
+        slope_lower: estimate.lower.min(slope),
+        p_value,
+        level_now,
+        excursion,
+        start,
+        end,
+        lives: segments.len(),
+        segment_seconds: median(&mut durations).unwrap_or(0.0),
+        eta,
+        eta_conservative,
+    })
+}
+
+/// Samples skipped at the start of a life: warm-up, bounded by a fraction of the life.
+fn warmup(params: &Params, life_len: usize) -> usize {
+    let cap = (life_len as f64 * params.warmup_max_fraction) as usize;
+    params.warmup_samples.min(cap)
+}
+
+/// Finds the current regime of the current life and judges it.
+///
+/// Candidate starts are the change points of the life's floor and a geometric ladder of
+/// suffixes (the last half, quarter, ... down to the minimum regime), so a regime finer
+/// than the coarse blocks can see is still judged at full resolution.
+pub(crate) fn judge_current_life(
+    life: &[Point],
+    ctx: &Context,
+    trace: &mut Option<&mut Vec<String>>,
+) -> Option<Trend> {
+    let params = ctx.params;
+    let life_start = life.first()?.t;
+    let usable = &life[warmup(params, life.len())..];
+    let n = usable.len();
+    if n < params.min_regime_samples {
+        note(trace, || {
+            format!("current life: {n} usable samples, too short")
+        });
+        return None;
+    }
+    let sawtooth = sawtooth_block_len(
+        usable,
+        params.sawtooth_drop_sigmas,
+        params.min_regime_blocks,
+    );
+    let whole = Segment {
+        points: usable,
+        sawtooth,
+    };
+    let coarse_len = whole.block_len(params.max_blocks, params);
+    let coarse = floor_blocks(usable, coarse_len);
+    let skip = n - coarse.len() * coarse_len;
+    // Candidates: change points first, then the ladder of suffixes. Near-duplicates
+    // (windows within 15% of each other's length) keep the change point.
+    let mut candidates: Vec<usize> = regime_starts(
+        &coarse,
+        params.changepoint_penalty,
+        params.changepoint_min_blocks,
+        params.max_changepoints,
+    )
+    .into_iter()
+    .map(|block| skip + block * coarse_len)
+    .collect();
+    let mut length = n / 2;
+    while length >= params.min_regime_samples {
+        candidates.push(n - length);
+        length /= 2;
+    }
+    let mut starts: Vec<usize> = Vec::new();
+    for candidate in candidates {
+        let window = n - candidate;
+        let near = starts.iter().any(|&kept| {
+            let other = n - kept;
+            window.abs_diff(other) as f64 <= 0.15 * window.max(other) as f64
+        });
+        if window >= params.min_regime_samples && !near {
+            starts.push(candidate);
+        }
+    }
+    // Latest first; past the cap, the shortest windows go.
+    starts.sort_unstable();
+    starts.truncate(params.max_candidate_starts.max(1));
+    starts.reverse();
+    let scope = Scope::CurrentLife {
+        life: usable,
+        life_start,
+    };
+    let window = |start: usize| Segment {
+        points: &usable[start..],
+        sawtooth,
+    };
+    // Judge every candidate, latest first. The regime reported is the longest window that
+    // passes (the most evidence, the steadiest rate for the forecast), unless a later
+    // window grows significantly faster: then the leak has accelerated and the later
+    // window is the current regime.
+    let mut passing: Vec<Trend> = Vec::new();
+    for &start in &starts {
+        let verdict = judge(&[window(start)], &scope, ctx);
+        note(trace, || match &verdict {
+            Ok(trend) => format!(
+                "regime from {:.0}: leak, {:.4}/h [{:.4}, {:.4}] (p={:.1e})",
+                usable[start].t,
+                trend.slope * 3600.0,
+                trend.slope_lower * 3600.0,
+                trend.slope_upper * 3600.0,
+                trend.p_value
+            ),
+            Err(why) => format!("regime from {:.0}: {why}", usable[start].t),
+        });
+        if let Ok(trend) = verdict {
+            passing.push(trend);
+        }
+    }
+    let mut trend = passing.pop()?;
+    for later in passing.into_iter().rev() {
+        if later.slope_lower > trend.slope_upper {
+            note(trace, || {
+                format!("regime from {:.0} is significantly faster", later.start)
+            });
+            trend = later;
+        }
+    }
+    Some(trend)
+}
+
+/// Judges growth pooled over the latest process lives (`lives` chronological, the last
+/// one being the current life), for leaks that restarts keep resetting.
+///
+/// Lives are added newest first in doubling batches; the smallest batch that passes wins,
+/// so a leak that a recent deploy introduced is not diluted by older, healthy lives.
+pub(crate) fn judge_across_lives(
+    lives: &[&[Point]],
+    current_value: f64,
+    ctx: &Context,
+    trace: &mut Option<&mut Vec<String>>,
+) -> Option<Trend> {
+    let params = ctx.params;
+    let n_lives = lives.len();
+    let minimum_len = params.min_blocks_per_life * params.min_block_samples.max(1);
+    // Trim warm-up from every life and the dying tail from every finished one.
+    let mut usable: Vec<Segment> = Vec::new();
+    let mut includes_current = false;
+    for (i, life) in lives.iter().enumerate().rev() {
+        let is_current = i + 1 == n_lives;
+        let head = warmup(params, life.len());
+        let tail = if is_current {
+            0
+        } else {
+            params
+                .life_tail_samples
+                .min(life.len().saturating_sub(head))
+        };
+        let trimmed = &life[head..life.len() - tail];
+        if trimmed.len() >= minimum_len {
+            if is_current {
+                includes_current = true;
+            }
+            usable.push(Segment {
+                points: trimmed,
+                sawtooth: sawtooth_block_len(
+                    trimmed,
+                    params.sawtooth_drop_sigmas,
+                    params.min_blocks_per_life,
+                ),
+            });
+        }
+        if usable.len() >= params.max_pooled_lives {
+            break;
+        }
+    }
+    if usable.len() < params.min_pooled_lives.max(2) {
+        return None;
+    }
+    let scope = Scope::Lives {
+        current: if includes_current {
+            None
+        } else {
+            Some(current_value)
+        },
+    };
+    let mut batch = params.min_pooled_lives.max(2);
+    loop {
+        let take = batch.min(usable.len());
+        let mut segments: Vec<Segment> = usable[..take].to_vec();
+        segments.reverse();
+        let verdict = judge(&segments, &scope, ctx);
+        note(trace, || match &verdict {
+            Ok(trend) => format!("{take} lives pooled: leak, {:.4}/h", trend.slope * 3600.0),
+            Err(why) => format!("{take} lives pooled: {why}"),
+        });
+        if let Ok(trend) = verdict {
+            return Some(trend);
+        }
+        if take == usable.len() {
+            return None;
+        }
+        batch *= 2;
+    }
+}
+
+fn note(trace: &mut Option<&mut Vec<String>>, line: impl FnOnce() -> String) {
+    if let Some(lines) = trace.as_deref_mut() {
+        lines.push(line());
+    }
+}

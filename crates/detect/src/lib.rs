@@ -1,0 +1,476 @@
+//! `leakwatch-detect`: the pure detection engine. Samples in, findings out.
+//!
+//! Given time series of leak-prone resources (threads, fds, sockets, memory, application
+//! gauges), the restarts of their targets, and the time `now`, [`analyze`] reports:
+//!
+//! - **leaks**: sustained growth of the resource's *floor* in its current regime, with the
+//!   growth rate, a forecast of when the limit is reached and a conservative (earlier)
+//!   forecast from the rate's confidence interval;
+//! - **saturation**: the resource is already above a fraction of its limit;
+//! - **crash loops**: the target restarts over and over (which also hides leaks).
+//!
+//! The method, in short (`docs/detection.md` has the details and every parameter):
+//! series are cut into process lives at restarts, each life into floor blocks (per-block
+//! minima, long enough to contain a garbage collection when the series is a sawtooth);
+//! change points split the current life into regimes; a regime is a leak when its floor
+//! rises by a relevant fraction, in both halves, without decelerating into a plateau,
+//! not as one jump, to a new high compared with the last day, by more than the series'
+//! own wandering, and significantly so by a Mann-Kendall test corrected for
+//! autocorrelation. The rate is a Theil-Sen slope. When restarts keep resetting the value,
+//! whole lives are pooled and only within-life growth counts. A trend seen for less than a
+//! day is reported only when it would exhaust its limit within hours.
+//!
+//! Architecture invariant: this crate does no I/O, reads no clock, starts no thread and
+//! knows no wire format; it is deterministic, so every finding can be recomputed from
+//! stored samples. Work per series is bounded by decimation to at most
+//! [`Params::max_blocks`] blocks, so a week of 10-second samples takes milliseconds.
+
+mod blocks;
+mod changepoint;
+pub mod format;
+mod leak;
+mod model;
+mod params;
+pub mod stats;
+
+pub use model::{Finding, FindingKind, Point, Restart, Series, SeriesKey};
+pub use params::Params;
+
+use leak::{judge_across_lives, judge_current_life, Context, Trend};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// Analyses `series` as of `now` (unix seconds) and returns findings, most urgent first.
+///
+/// Points after `now` and non-finite values are ignored; restarts are matched to series
+/// by `target`. Order: leaks with a limit by forecast (soonest exhaustion first), then
+/// leaks without a limit by relative growth rate, then saturation (fullest first), then
+/// crash loops (most restarts first). A leak in a total (empty attribution) is left out
+/// when leaks found in its parts explain most of its growth, so the most specific
+/// attribution is what gets reported.
+pub fn analyze(series: &[Series], restarts: &[Restart], now: f64, params: &Params) -> Vec<Finding> {
+    let z_interval = interval_quantile(params);
+    let mut findings = Vec::new();
+    for one in series {
+        let target_restarts = restarts_of(restarts, &one.key.target, now);
+        let others = others_share(one, series, now, params);
+        findings.extend(analyze_series(
+            one,
+            &target_restarts,
+            now,
+            params,
+            z_interval,
+            others,
+            &mut None,
+        ));
+    }
+    findings.extend(crash_loops(series, restarts, now, params));
+    suppress_explained_totals(&mut findings, params);
+    findings.sort_by(rank);
+    findings
+}
+
+/// The reasoning behind [`analyze`] for one series, one line per judged window: which
+/// regimes were considered and why each was or was not called a leak. For debugging and
+/// for `leakwatch explain`-style output.
+pub fn explain(series: &Series, restarts: &[Restart], now: f64, params: &Params) -> Vec<String> {
+    let mut lines = Vec::new();
+    let target_restarts = restarts_of(restarts, &series.key.target, now);
+    let findings = analyze_series(
+        series,
+        &target_restarts,
+        now,
+        params,
+        interval_quantile(params),
+        0.0,
+        &mut Some(&mut lines),
+    );
+    for finding in findings {
+        lines.push(format!("=> {}: {}", finding.kind, finding.summary));
+    }
+    lines
+}
+
+fn interval_quantile(params: &Params) -> f64 {
+    let confidence = params.slope_confidence.clamp(0.5, 0.999_999);
+    stats::normal_quantile(0.5 + confidence / 2.0)
+}
+
+fn restarts_of<'a>(restarts: &'a [Restart], target: &str, now: f64) -> Vec<&'a Restart> {
+    let mut mine: Vec<&Restart> = restarts
+        .iter()
+        .filter(|r| r.target == target && r.t <= now && r.t.is_finite())
+        .collect();
+    mine.sort_by(|a, b| a.t.total_cmp(&b.t));
+    mine
+}
+
+/// The series' points up to `now`, finite and sorted; borrowed when already clean.
+fn visible_points(series: &Series, now: f64) -> Cow<'_, [Point]> {
+    let points = &series.points;
+    let clean = points.iter().all(|p| p.t.is_finite() && p.v.is_finite())
+        && points.windows(2).all(|w| w[0].t <= w[1].t);
+    if clean {
+        let end = points.partition_point(|p| p.t <= now);
+        Cow::Borrowed(&points[..end])
+    } else {
+        let mut kept: Vec<Point> = points
+            .iter()
+            .filter(|p| p.t.is_finite() && p.v.is_finite() && p.t <= now)
+            .copied()
+            .collect();
+        kept.sort_by(|a, b| a.t.total_cmp(&b.t));
+        Cow::Owned(kept)
+    }
+}
+
+/// Median of the latest samples up to `now`.
+fn current_value(points: &[Point], params: &Params) -> Option<f64> {
+    let recent = &points[points.len().saturating_sub(params.current_samples.max(1))..];
+    stats::median_of(&recent.iter().map(|p| p.v).collect::<Vec<_>>())
+}
+
+/// How much of the limit the rest of the resource holds when `part` is one attribution
+/// of it: the total's current value minus the part's. Zero for totals and when no total
+/// series is given.
+fn others_share(part: &Series, all: &[Series], now: f64, params: &Params) -> f64 {
+    if part.key.is_total() {
+        return 0.0;
+    }
+    let Some(total) = all.iter().find(|s| {
+        s.key.is_total() && s.key.target == part.key.target && s.key.resource == part.key.resource
+    }) else {
+        return 0.0;
+    };
+    let total_now = current_value(&visible_points(total, now), params);
+    let part_now = current_value(&visible_points(part, now), params);
+    match (total_now, part_now) {
+        (Some(total_now), Some(part_now)) => (total_now - part_now).max(0.0),
+        _ => 0.0,
+    }
+}
+
+fn label(key: &SeriesKey) -> String {
+    if key.attribution.is_empty() {
+        key.resource.clone()
+    } else {
+        format!("{} {}", key.resource, key.attribution)
+    }
+}
+
+fn analyze_series(
+    series: &Series,
+    restarts: &[&Restart],
+    now: f64,
+    params: &Params,
+    z_interval: f64,
+    others: f64,
+    trace: &mut Option<&mut Vec<String>>,
+) -> Vec<Finding> {
+    let points = visible_points(series, now);
+    let Some(last) = points.last() else {
+        return Vec::new();
+    };
+    let restart_times: Vec<f64> = restarts.iter().map(|r| r.t).collect();
+    let lives = blocks::split_lives(&points, &restart_times, params.restart_snap_samples);
+    let current_life = &points[lives[lives.len() - 1].clone()];
+    let current = current_value(current_life, params).unwrap_or(last.v);
+    let limit = series.limit.filter(|l| l.is_finite() && *l > 0.0);
+    let ctx = Context {
+        params,
+        z_interval,
+        interval: blocks::sample_interval(&points).unwrap_or(params.interval_seconds),
+        now,
+        limit,
+        others,
+    };
+
+    let mut trend = judge_current_life(current_life, &ctx, trace);
+    if trend.is_none() && lives.len() >= 2 {
+        let life_slices: Vec<&[Point]> = lives.iter().map(|range| &points[range.clone()]).collect();
+        trend = judge_across_lives(&life_slices, current, &ctx, trace);
+    }
+    let current_pid = restarts.last().and_then(|r| r.new_pid);
+    let mut findings = Vec::new();
+    if let Some(trend) = &trend {
+        findings.push(leak_finding(
+            series,
+            trend,
+            current,
+            limit,
+            restarts,
+            current_pid,
+        ));
+    }
+    if let Some(limit) = limit {
+        if current >= params.saturation_fraction * limit {
+            findings.push(saturation_finding(
+                series,
+                current_life,
+                current,
+                limit,
+                params,
+                trend.as_ref(),
+                current_pid,
+            ));
+        }
+    }
+    findings
+}
+
+fn leak_finding(
+    series: &Series,
+    trend: &Trend,
+    current: f64,
+    limit: Option<f64>,
+    restarts: &[&Restart],
+    current_pid: Option<u32>,
+) -> Finding {
+    let key = &series.key;
+    let resource = key.resource.as_str();
+    let rate_per_hour = trend.slope * 3600.0;
+    let restarts_inside = restarts
+        .iter()
+        .filter(|r| r.t > trend.start && r.t <= trend.end)
+        .count();
+    let growth = if trend.lives > 1 {
+        format!(
+            "+{} per life of ~{} over {} lives",
+            format::quantity(resource, trend.slope * trend.segment_seconds),
+            format::duration(trend.segment_seconds),
+            trend.lives
+        )
+    } else {
+        format!(
+            "+{} in {}",
+            format::quantity(resource, trend.slope * (trend.end - trend.start)),
+            format::duration(trend.end - trend.start)
+        )
+    };
+    let forecast = match (limit, trend.eta) {
+        (Some(limit), Some(eta)) if eta <= 0.0 => {
+            format!(", at limit {}", format::quantity(resource, limit))
+        }
+        (Some(limit), Some(eta)) => format!(
+            ", limit {} in ~{}",
+            format::quantity(resource, limit),
+            format::duration(eta)
+        ),
+        _ => ", no known limit".to_string(),
+    };
+    let masked = if restarts_inside > 0 {
+        format!(" [{restarts_inside} restarts]")
+    } else {
+        String::new()
+    };
+    Finding {
+        kind: FindingKind::Leak,
+        target: key.target.clone(),
+        resource: key.resource.clone(),
+        attribution: key.attribution.clone(),
+        pids: current_pid.into_iter().collect(),
+        current,
+        limit,
+        rate_per_hour,
+        eta_seconds: trend.eta,
+        eta_conservative_seconds: trend.eta_conservative,
+        first_seen: trend.start,
+        evidence_window: (trend.start, trend.end),
+        confidence: 1.0 - trend.p_value,
+        p_value: trend.p_value,
+        restarts: restarts_inside,
+        summary: format!(
+            "{} {growth} ({}/h){forecast}{masked}",
+            label(key),
+            format::quantity(resource, rate_per_hour)
+        ),
+    }
+}
+
+fn saturation_finding(
+    series: &Series,
+    current_life: &[Point],
+    current: f64,
+    limit: f64,
+    params: &Params,
+    trend: Option<&Trend>,
+    current_pid: Option<u32>,
+) -> Finding {
+    let key = &series.key;
+    let threshold = params.saturation_fraction * limit;
+    // The saturation episode began where the value last rose above the threshold.
+    let since = current_life
+        .iter()
+        .rposition(|p| p.v < threshold)
+        .map_or(current_life[0].t, |i| {
+            current_life[(i + 1).min(current_life.len() - 1)].t
+        });
+    let end = current_life.last().map_or(since, |p| p.t);
+    Finding {
+        kind: FindingKind::Saturation,
+        target: key.target.clone(),
+        resource: key.resource.clone(),
+        attribution: key.attribution.clone(),
+        pids: current_pid.into_iter().collect(),
+        current,
+        limit: Some(limit),
+        rate_per_hour: trend.map_or(0.0, |t| t.slope * 3600.0),
+        eta_seconds: trend.and_then(|t| t.eta),
+        eta_conservative_seconds: trend.and_then(|t| t.eta_conservative),
+        first_seen: since,
+        evidence_window: (since, end),
+        confidence: 1.0,
+        p_value: 0.0,
+        restarts: 0,
+        summary: format!(
+            "{} at {} of {} ({:.0}% of limit)",
+            label(key),
+            format::quantity(&key.resource, current),
+            format::quantity(&key.resource, limit),
+            100.0 * current / limit
+        ),
+    }
+}
+
+fn crash_loops(series: &[Series], restarts: &[Restart], now: f64, params: &Params) -> Vec<Finding> {
+    let mut by_target: BTreeMap<&str, Vec<&Restart>> = BTreeMap::new();
+    for restart in restarts.iter().filter(|r| r.t <= now && r.t.is_finite()) {
+        by_target
+            .entry(restart.target.as_str())
+            .or_default()
+            .push(restart);
+    }
+    let mut findings = Vec::new();
+    for (target, mut mine) in by_target {
+        mine.sort_by(|a, b| a.t.total_cmp(&b.t));
+        // The target's own sampling interval turns the window into seconds; the window is
+        // capped by what was observed, so a short capture is judged on what it holds.
+        let mine_series: Vec<&Series> = series.iter().filter(|s| s.key.target == target).collect();
+        let interval = mine_series
+            .iter()
+            .filter_map(|s| blocks::sample_interval(&s.points))
+            .min_by(f64::total_cmp)
+            .unwrap_or(params.interval_seconds);
+        let mut window = params.crashloop_window_samples as f64 * interval;
+        if let Some(first) = mine_series
+            .iter()
+            .filter_map(|s| s.points.first().map(|p| p.t))
+            .min_by(f64::total_cmp)
+        {
+            window = window.min((now - first).max(interval));
+        }
+        let inside: Vec<&Restart> = mine.into_iter().filter(|r| r.t > now - window).collect();
+        if inside.len() < params.crashloop_min_restarts.max(1) {
+            continue;
+        }
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for restart in &inside {
+            let reason = if restart.reason.is_empty() {
+                "unknown"
+            } else {
+                restart.reason.as_str()
+            };
+            *reasons.entry(reason).or_default() += 1;
+        }
+        let mut reasons: Vec<(&str, usize)> = reasons.into_iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let reasons: Vec<String> = reasons
+            .iter()
+            .map(|(reason, count)| format!("{count}x {reason}"))
+            .collect();
+        let mut pids: Vec<u32> = inside.iter().filter_map(|r| r.new_pid).collect();
+        pids.dedup();
+        let first = inside[0].t;
+        let count = inside.len();
+        findings.push(Finding {
+            kind: FindingKind::CrashLoop,
+            target: target.to_string(),
+            resource: "restarts".to_string(),
+            attribution: String::new(),
+            pids,
+            current: count as f64,
+            limit: None,
+            rate_per_hour: count as f64 / (window / 3600.0),
+            eta_seconds: None,
+            eta_conservative_seconds: None,
+            first_seen: first,
+            evidence_window: (now - window, now),
+            confidence: 1.0,
+            p_value: 0.0,
+            restarts: count,
+            summary: format!(
+                "restarted {count} times in {} ({})",
+                format::duration(window),
+                reasons.join(", ")
+            ),
+        });
+    }
+    findings
+}
+
+/// Drops a total's leak when leaks in its parts explain most of its growth: the part
+/// ("threads Analytics-#") is what someone can act on.
+fn suppress_explained_totals(findings: &mut Vec<Finding>, params: &Params) {
+    let explained: Vec<bool> = findings
+        .iter()
+        .map(|total| {
+            if total.kind != FindingKind::Leak || !total.attribution.is_empty() {
+                return false;
+            }
+            let parts: f64 = findings
+                .iter()
+                .filter(|part| {
+                    part.kind == FindingKind::Leak
+                        && !part.attribution.is_empty()
+                        && part.target == total.target
+                        && part.resource == total.resource
+                })
+                .map(|part| part.rate_per_hour)
+                .sum();
+            parts > 0.0 && parts >= params.attribution_share * total.rate_per_hour
+        })
+        .collect();
+    let mut index = 0;
+    findings.retain(|_| {
+        let keep = !explained[index];
+        index += 1;
+        keep
+    });
+}
+
+fn rank(a: &Finding, b: &Finding) -> Ordering {
+    fn group(finding: &Finding) -> u8 {
+        match finding.kind {
+            FindingKind::Leak if finding.eta_seconds.is_some() => 0,
+            FindingKind::Leak => 1,
+            FindingKind::Saturation => 2,
+            FindingKind::CrashLoop => 3,
+        }
+    }
+    fn urgency(finding: &Finding) -> (f64, f64) {
+        match (finding.kind, group(finding)) {
+            (_, 0) => (
+                finding.eta_seconds.unwrap_or(f64::INFINITY),
+                finding.eta_conservative_seconds.unwrap_or(f64::INFINITY),
+            ),
+            // Larger relative growth, fuller, or more restarts come first.
+            (FindingKind::Leak, _) => (
+                -finding.rate_per_hour / finding.current.abs().max(1e-9),
+                0.0,
+            ),
+            (FindingKind::Saturation, _) => (
+                -finding.current / finding.limit.unwrap_or(f64::INFINITY),
+                0.0,
+            ),
+            _ => (-finding.current, 0.0),
+        }
+    }
+    let (a_first, a_second) = urgency(a);
+    let (b_first, b_second) = urgency(b);
+    group(a)
+        .cmp(&group(b))
+        .then(a_first.total_cmp(&b_first))
+        .then(a_second.total_cmp(&b_second))
+        .then_with(|| a.key().cmp(&b.key()))
+}

@@ -1,0 +1,157 @@
+//! The engine's input (series of samples, restarts) and output (findings): plain data.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Names one measured quantity of one monitored target.
+///
+/// `target` is the service or process group ("java-svc"), `resource` the kind of resource
+/// ("threads", "fds", "sockets", "memory", "gauge"), and `attribution` the part of that
+/// resource the series counts: a thread-name group ("Analytics-#"), an fd kind ("socket"),
+/// a socket state and peer ("CLOSE_WAIT 127.0.0.1:8443"), a memory kind ("rss"), or an
+/// application gauge name ("go_goroutines"). An empty attribution means the total.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub target: String,
+    pub resource: String,
+    pub attribution: String,
+}
+
+impl SeriesKey {
+    pub fn new(
+        target: impl Into<String>,
+        resource: impl Into<String>,
+        attribution: impl Into<String>,
+    ) -> SeriesKey {
+        SeriesKey {
+            target: target.into(),
+            resource: resource.into(),
+            attribution: attribution.into(),
+        }
+    }
+
+    /// True when this series counts the whole resource rather than one part of it.
+    pub fn is_total(&self) -> bool {
+        self.attribution.is_empty()
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    /// `target/resource{attribution}`, the same spelling the CSV input accepts.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.target.is_empty() {
+            write!(f, "{}/", self.target)?;
+        }
+        write!(f, "{}", self.resource)?;
+        if !self.attribution.is_empty() {
+            write!(f, "{{{}}}", self.attribution)?;
+        }
+        Ok(())
+    }
+}
+
+/// One sample: `v` measured at `t` (unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub t: f64,
+    pub v: f64,
+}
+
+impl Point {
+    pub fn new(t: f64, v: f64) -> Point {
+        Point { t, v }
+    }
+}
+
+/// The samples of one quantity, sorted by time, with the hard limit it runs into if known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub key: SeriesKey,
+    /// Sorted by `t`. Points after the analysis time `now` are ignored.
+    pub points: Vec<Point>,
+    /// The real ceiling: RLIMIT_NOFILE, pids.max, memory.max, or a declared capacity such
+    /// as a connection-pool size. `None` when nothing caps the resource.
+    pub limit: Option<f64>,
+}
+
+impl Series {
+    pub fn new(key: SeriesKey, points: Vec<Point>, limit: Option<f64>) -> Series {
+        Series { key, points, limit }
+    }
+}
+
+/// A target's process was replaced (crash and restart, deploy, OOM kill) at time `t`.
+///
+/// The collector notices restarts as a change of PID; `reason` is whatever it could learn
+/// ("exit 2", "signal 9", "oom", or "unknown").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    pub target: String,
+    pub t: f64,
+    pub old_pid: Option<u32>,
+    pub new_pid: Option<u32>,
+    pub reason: String,
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// Sustained growth of the resource's floor: a leak.
+    Leak,
+    /// The resource is already close to its limit.
+    Saturation,
+    /// The target keeps restarting.
+    CrashLoop,
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FindingKind::Leak => "leak",
+            FindingKind::Saturation => "saturation",
+            FindingKind::CrashLoop => "crash_loop",
+        })
+    }
+}
+
+/// One conclusion of the engine, with the numbers that support it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub target: String,
+    /// For crash loops: "restarts".
+    pub resource: String,
+    pub attribution: String,
+    /// Processes involved, when restarts told us (newest last); often empty.
+    pub pids: Vec<u32>,
+    /// Latest value (median of the last few samples); for crash loops, the restart count.
+    pub current: f64,
+    pub limit: Option<f64>,
+    /// Growth of the floor per hour (leaks), or restarts per hour (crash loops).
+    pub rate_per_hour: f64,
+    /// Point forecast of the seconds until the resource reaches its limit.
+    pub eta_seconds: Option<f64>,
+    /// Earlier forecast using the upper confidence bound of the growth rate.
+    pub eta_conservative_seconds: Option<f64>,
+    /// When the growth regime (or the restart streak) began.
+    pub first_seen: f64,
+    /// The span of samples the finding rests on.
+    pub evidence_window: (f64, f64),
+    /// `1 - p_value`.
+    pub confidence: f64,
+    /// One-sided p-value of the trend test (autocorrelation-corrected Mann-Kendall); 0 for
+    /// findings that are plain observations (saturation, crash loop).
+    pub p_value: f64,
+    /// Restarts of the target inside the evidence window (growth seen through them).
+    pub restarts: usize,
+    /// One line for people, e.g.
+    /// `threads Analytics-# +29,412 in 6h (4,902/h), limit 32,768 in ~38m`.
+    pub summary: String,
+}
+
+impl Finding {
+    pub fn key(&self) -> SeriesKey {
+        SeriesKey::new(&self.target, &self.resource, &self.attribution)
+    }
+}

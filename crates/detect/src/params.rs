@@ -1,0 +1,179 @@
+//! Tuning parameters of the engine, all expressed in samples or fractions so that the same
+//! method works on 10-second production samples and on minute-resolution exports.
+
+use serde::{Deserialize, Serialize};
+
+/// Every knob of the engine. Start from [`Params::production`] or [`Params::for_interval`];
+/// `docs/detection.md` explains how each one is used.
+///
+/// Windows are counts of samples, not seconds: the engine converts them to time with the
+/// interval it measures on each series, so a series sampled every minute is judged over
+/// the same number of samples as one sampled every ten seconds unless the caller picks
+/// parameters for its interval with [`Params::for_interval`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Nominal seconds between samples. Only used where no series tells the real interval
+    /// (a target that has restarts but no samples).
+    pub interval_seconds: f64,
+
+    // --- Decimation ---
+    /// Upper bound on floor blocks per analysed window. Theil-Sen and Mann-Kendall are
+    /// O(m^2) in the number of blocks, so this bounds the cost of one judgement.
+    pub max_blocks: usize,
+    /// Smallest block, in samples. Each block contributes its minimum (the floor), which
+    /// sees through short spikes and GC sawtooth.
+    pub min_block_samples: usize,
+    /// A drop counts as a sawtooth "collection" when it exceeds this many robust standard
+    /// deviations of the sample-to-sample differences. When such drops recur, blocks are
+    /// made long enough to contain one, so every block minimum is a post-collection floor.
+    pub sawtooth_drop_sigmas: f64,
+
+    // --- What counts as a regime ---
+    /// Fewest samples a growth regime must span before it can be called a leak. Shorter
+    /// climbs are bursts or warm-up until proven otherwise.
+    pub min_regime_samples: usize,
+    /// Fewest floor blocks a regime must contain, so the statistics have something to work
+    /// with even when blocks are long.
+    pub min_regime_blocks: usize,
+    /// Samples skipped at the start of each process life (warm-up: pools, JIT, caches).
+    pub warmup_samples: usize,
+    /// ...but never more than this fraction of a life, so short lives in a crash loop
+    /// still contribute.
+    pub warmup_max_fraction: f64,
+    /// Penalty of one change point, in units of `noise_variance * ln(blocks)` (a BIC-like
+    /// penalty). Higher values find fewer regime boundaries.
+    pub changepoint_penalty: f64,
+    /// Fewest blocks between two change points.
+    pub changepoint_min_blocks: usize,
+    /// Most change points looked for in one life (strongest first).
+    pub max_changepoints: usize,
+    /// Most candidate regime starts judged per series (latest first).
+    pub max_candidate_starts: usize,
+
+    // --- Trend tests ---
+    /// One-sided p-value of the autocorrelation-corrected Mann-Kendall test below which
+    /// growth is significant. Small, because the engine is re-run on every new sample.
+    pub trend_p_value: f64,
+    /// Two-sided confidence level of the Theil-Sen slope interval whose upper end gives
+    /// the conservative exhaustion forecast.
+    pub slope_confidence: f64,
+    /// Growth over the regime, as a fraction of the current floor, below which a trend is
+    /// too small to report.
+    pub min_relative_growth: f64,
+    /// Each half of the regime must carry at least this fraction of the total rise: growth
+    /// must be sustained, not one climb followed by a plateau or preceded by nothing.
+    pub min_half_share: f64,
+    /// Plateau test: the rise over the recent half must be at least this fraction of the
+    /// rise over the earlier half. A cache filling up decelerates below it.
+    pub plateau_ratio: f64,
+    /// The largest single jump may carry at most this fraction of the total rise. One level
+    /// shift is a deploy; repeated steps are a leak.
+    pub max_step_share: f64,
+    /// The current floor must exceed the 95th percentile of earlier floors (over the last
+    /// season before the regime's middle) by this fraction of the regime's rise: a daily
+    /// cycle returning to yesterday's peak is not growth.
+    pub new_high_margin: f64,
+    /// The window's rise must be at least this many times the usual fall of the floor
+    /// (95th percentile) over equally long spans during the last season: strongly
+    /// autocorrelated noise climbs for an hour now and then, and falls as far just as often.
+    pub noise_fall_factor: f64,
+    /// Length of the slowest regular cycle to rule out (a day). A regime seen for less than
+    /// a season is reported only when urgent.
+    pub season_samples: usize,
+    /// A trend seen for less than a season is reported when its conservative forecast
+    /// reaches the limit within this many samples: waiting to rule out a daily cycle would
+    /// be too late.
+    pub urgent_horizon_samples: usize,
+
+    // --- Restarts ---
+    /// A restart is placed at the largest drop within this many samples of its reported
+    /// time: collectors notice a new PID a sample or two late.
+    pub restart_snap_samples: usize,
+    /// Samples dropped at the end of each finished life (the dying process is not typical).
+    pub life_tail_samples: usize,
+    /// Fewest lives pooled when growth is judged across restarts.
+    pub min_pooled_lives: usize,
+    /// Most lives pooled.
+    pub max_pooled_lives: usize,
+    /// Fewest blocks a life must yield to be pooled.
+    pub min_blocks_per_life: usize,
+
+    // --- Saturation ---
+    /// Fraction of the limit at which a resource counts as saturated.
+    pub saturation_fraction: f64,
+    /// The current value is the median of this many latest samples, so one spike does not
+    /// raise an alarm.
+    pub current_samples: usize,
+
+    // --- Crash loops ---
+    /// Restarts within the crash-loop window that make a crash loop.
+    pub crashloop_min_restarts: usize,
+    /// Crash-loop window, in samples (capped by the observed window).
+    pub crashloop_window_samples: usize,
+
+    // --- Attribution ---
+    /// A leak in the total is not reported separately when leaks found in its parts
+    /// explain at least this fraction of its growth rate.
+    pub attribution_share: f64,
+}
+
+impl Params {
+    /// Defaults for the collector's 10-second samples, judged over hours to weeks.
+    pub fn production() -> Params {
+        Params::for_interval(10.0)
+    }
+
+    /// Defaults for samples taken every `seconds`. Windows that mean wall-clock time
+    /// (a day's cycle, an hour of evidence, warm-up) are converted to samples, but never
+    /// below the counts the statistics need.
+    pub fn for_interval(seconds: f64) -> Params {
+        let seconds = if seconds.is_finite() && seconds > 0.0 {
+            seconds
+        } else {
+            10.0
+        };
+        let samples = |duration: f64, at_least: usize| -> usize {
+            ((duration / seconds).round() as usize).max(at_least)
+        };
+        Params {
+            interval_seconds: seconds,
+            max_blocks: 300,
+            min_block_samples: 3,
+            sawtooth_drop_sigmas: 6.0,
+            min_regime_samples: samples(3600.0, 30),
+            min_regime_blocks: 12,
+            warmup_samples: samples(300.0, 2),
+            warmup_max_fraction: 0.1,
+            changepoint_penalty: 4.0,
+            changepoint_min_blocks: 6,
+            max_changepoints: 4,
+            max_candidate_starts: 16,
+            trend_p_value: 1e-3,
+            slope_confidence: 0.95,
+            min_relative_growth: 0.05,
+            min_half_share: 0.15,
+            plateau_ratio: 0.3,
+            max_step_share: 0.6,
+            new_high_margin: 0.2,
+            noise_fall_factor: 2.0,
+            season_samples: samples(86_400.0, 60),
+            urgent_horizon_samples: samples(43_200.0, 30),
+            restart_snap_samples: 2,
+            life_tail_samples: 2,
+            min_pooled_lives: 3,
+            max_pooled_lives: 64,
+            min_blocks_per_life: 4,
+            saturation_fraction: 0.75,
+            current_samples: 6,
+            crashloop_min_restarts: 3,
+            crashloop_window_samples: samples(6.0 * 3600.0, 30),
+            attribution_share: 0.5,
+        }
+    }
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params::production()
+    }
+}

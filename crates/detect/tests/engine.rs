@@ -1,0 +1,380 @@
+//! The engine's behaviour on small, hand-built shapes, through the public API only: what
+//! must be reported as a leak, what must stay silent, and what the findings say.
+
+use leakwatch_detect::{analyze, Finding, FindingKind, Params, Point, Restart, Series, SeriesKey};
+
+const STEP: f64 = 10.0;
+const T0: f64 = 1_700_006_400.0;
+const HOUR: f64 = 3600.0;
+
+/// Deterministic noise in [-1, 1] (a small LCG, so tests need no dependency).
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+}
+
+fn series(
+    key: SeriesKey,
+    hours: f64,
+    limit: Option<f64>,
+    mut value: impl FnMut(f64) -> f64,
+) -> Series {
+    let n = (hours * HOUR / STEP) as usize;
+    let points = (0..=n)
+        .map(|i| {
+            let t = T0 + i as f64 * STEP;
+            Point::new(t, value(t - T0))
+        })
+        .collect();
+    Series::new(key, points, limit)
+}
+
+fn end_of(series: &[Series]) -> f64 {
+    series
+        .iter()
+        .filter_map(|s| s.points.last())
+        .map(|p| p.t)
+        .fold(f64::MIN, f64::max)
+}
+
+fn leaks(findings: &[Finding]) -> Vec<&Finding> {
+    findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Leak)
+        .collect()
+}
+
+fn threads(attribution: &str) -> SeriesKey {
+    SeriesKey::new("java-svc", "threads", attribution)
+}
+
+#[test]
+fn a_steady_leak_is_reported_with_rate_forecast_and_summary() {
+    let mut noise = Noise(1);
+    let input = [series(threads(""), 30.0, Some(4096.0), |s| {
+        (200.0 + 50.0 * s / HOUR + 3.0 * noise.next()).round()
+    })];
+    let now = end_of(&input);
+    let findings = analyze(&input, &[], now, &Params::production());
+    let found = leaks(&findings);
+    assert_eq!(found.len(), 1, "{findings:#?}");
+    let leak = found[0];
+    assert!(
+        (leak.rate_per_hour - 50.0).abs() < 2.5,
+        "rate {}",
+        leak.rate_per_hour
+    );
+    let expected_eta = (4096.0 - 1700.0) / 50.0 * HOUR;
+    let eta = leak.eta_seconds.unwrap();
+    assert!(
+        (eta - expected_eta).abs() < 0.1 * expected_eta,
+        "eta {eta} vs {expected_eta}"
+    );
+    let conservative = leak.eta_conservative_seconds.unwrap();
+    assert!(
+        conservative <= eta && conservative > 0.7 * eta,
+        "{conservative} vs {eta}"
+    );
+    assert!(
+        leak.first_seen < T0 + 2.0 * HOUR,
+        "first seen {}",
+        leak.first_seen - T0
+    );
+    assert_eq!(leak.evidence_window.1, now);
+    assert!(leak.p_value < 1e-6 && (leak.confidence - (1.0 - leak.p_value)).abs() < 1e-12);
+    assert!(leak.summary.starts_with("threads +1,"), "{}", leak.summary);
+    assert!(
+        leak.summary.contains("(50/h)") || leak.summary.contains("/h), limit 4,096 in ~"),
+        "{}",
+        leak.summary
+    );
+}
+
+#[test]
+fn noise_warm_up_and_a_level_shift_are_not_leaks() {
+    let params = Params::production();
+    let mut noise = Noise(2);
+    let flat = series(threads("flat"), 48.0, Some(4096.0), |_| {
+        (300.0 + 5.0 * noise.next()).round()
+    });
+    let warm = series(threads("warm"), 48.0, Some(4096.0), |s| {
+        20.0 + 160.0 * (1.0 - (-s / 300.0).exp()) + 2.0 * noise.next()
+    });
+    let shift = series(threads("shift"), 48.0, Some(4096.0), |s| {
+        (if s < 30.0 * HOUR { 150.0 } else { 230.0 }) + 2.0 * noise.next()
+    });
+    let input = [flat, warm, shift];
+    // Judged as a live system would: at many points in time, never a leak.
+    for hour in (2..=48).step_by(2) {
+        let findings = analyze(&input, &[], T0 + hour as f64 * HOUR, &params);
+        assert!(leaks(&findings).is_empty(), "at {hour}h: {findings:#?}");
+    }
+}
+
+#[test]
+fn a_leak_reset_by_every_restart_is_found_through_the_restarts() {
+    // Each life lasts 40 minutes and leaks 600 goroutines an hour; the value falls back to
+    // ~10 at every restart, so the raw series never climbs.
+    let life = 40.0 * 60.0;
+    let mut noise = Noise(3);
+    let key = SeriesKey::new("go-api", "gauge", "go_goroutines");
+    let input = [series(key.clone(), 48.0, None, |s| {
+        let age = s % life;
+        (10.0 + 30.0 * (age > 30.0) as u8 as f64 + 600.0 * age / HOUR + 3.0 * noise.next()).round()
+    })];
+    let restarts: Vec<Restart> = (1..72)
+        .map(|i| Restart {
+            target: "go-api".to_string(),
+            t: T0 + i as f64 * life,
+            old_pid: Some(100 + i),
+            new_pid: Some(101 + i),
+            reason: "exit 2".to_string(),
+        })
+        .collect();
+    let now = end_of(&input);
+    let params = Params::production();
+    let findings = analyze(&input, &restarts, now, &params);
+    let found = leaks(&findings);
+    assert_eq!(found.len(), 1, "{findings:#?}");
+    assert_eq!(found[0].key(), key);
+    assert!(
+        (found[0].rate_per_hour - 600.0).abs() < 60.0,
+        "rate {}",
+        found[0].rate_per_hour
+    );
+    assert!(found[0].restarts > 10);
+    assert!(
+        found[0].summary.contains("per life"),
+        "{}",
+        found[0].summary
+    );
+    assert_eq!(found[0].pids, vec![172]);
+    // The restarts themselves are a crash loop.
+    let crash = findings
+        .iter()
+        .find(|f| f.kind == FindingKind::CrashLoop)
+        .expect("crash loop");
+    assert!(crash.summary.contains("exit 2"), "{}", crash.summary);
+    // Without knowing about the restarts, the resets look like a healthy sawtooth: this is
+    // why restarts are an input.
+    assert!(leaks(&analyze(&input, &[], now, &params)).is_empty());
+}
+
+#[test]
+fn the_floor_under_a_gc_sawtooth_is_what_counts() {
+    let mib = 1024.0 * 1024.0;
+    let limit = 4096.0 * mib;
+    let sawtooth = |s: f64| 600.0 * mib * ((s % 180.0) / 180.0);
+    let rising = series(
+        SeriesKey::new("api", "memory", "heap"),
+        30.0,
+        Some(limit),
+        |s| 1300.0 * mib + 40.0 * mib * s / HOUR + sawtooth(s),
+    );
+    let flat = series(
+        SeriesKey::new("api", "memory", "flat-heap"),
+        30.0,
+        Some(limit),
+        |s| 1300.0 * mib + sawtooth(s),
+    );
+    let input = [rising, flat];
+    let now = end_of(&input);
+    let findings = analyze(&input, &[], now, &Params::production());
+    let found = leaks(&findings);
+    assert_eq!(found.len(), 1, "{findings:#?}");
+    assert_eq!(found[0].attribution, "heap");
+    assert!(
+        (found[0].rate_per_hour / mib - 40.0).abs() < 4.0,
+        "{}",
+        found[0].rate_per_hour / mib
+    );
+    // The limit is reached when the top of the sawtooth reaches it, not the floor.
+    let floor_now = 1300.0 + 40.0 * 30.0;
+    let eta_hours = found[0].eta_seconds.unwrap() / HOUR;
+    assert!(
+        (eta_hours - (4096.0 - floor_now - 600.0) / 40.0).abs() < 5.0,
+        "eta {eta_hours}h"
+    );
+    assert!(found[0].summary.contains("MiB/h"), "{}", found[0].summary);
+}
+
+#[test]
+fn the_part_that_leaks_is_reported_instead_of_the_total() {
+    let mut noise = Noise(4);
+    let leaking = |s: f64| (3000.0 * s / HOUR).floor();
+    let input = [
+        series(threads(""), 6.0, Some(32_768.0), |s| {
+            leaking(s) + 40.0 + (2.0 * noise.next()).round()
+        }),
+        series(threads("Analytics-#"), 6.0, Some(32_768.0), leaking),
+        series(threads("worker-#"), 6.0, Some(32_768.0), |_| 4.0),
+    ];
+    let now = end_of(&input);
+    let findings = analyze(&input, &[], now, &Params::production());
+    let found = leaks(&findings);
+    assert_eq!(found.len(), 1, "{findings:#?}");
+    assert_eq!(found[0].attribution, "Analytics-#");
+    // Its forecast counts the threads the rest of the process holds.
+    let eta = found[0].eta_seconds.unwrap();
+    let expected = (32_768.0 - 18_000.0 - 40.0) / 3000.0 * HOUR;
+    assert!(
+        (eta - expected).abs() < 0.05 * expected,
+        "eta {eta} vs {expected}"
+    );
+    assert!(
+        found[0].summary.starts_with("threads Analytics-# +"),
+        "{}",
+        found[0].summary
+    );
+}
+
+#[test]
+fn saturation_and_crash_loops_are_reported_and_ranked_after_leaks() {
+    let mut noise = Noise(5);
+    let sockets = SeriesKey::new("svc", "sockets", "CLOSE_WAIT 127.0.0.1:8443");
+    let input = [
+        // Leaking fast towards its limit.
+        series(threads("fast"), 30.0, Some(20_000.0), |s| {
+            (100.0 + 400.0 * s / HOUR).round()
+        }),
+        // Leaking slowly towards its limit.
+        series(threads("slow"), 30.0, Some(20_000.0), |s| {
+            (100.0 + 100.0 * s / HOUR).round()
+        }),
+        // Leaking with no known limit.
+        series(
+            SeriesKey::new("svc", "gauge", "queue_depth"),
+            30.0,
+            None,
+            |s| (10.0 + 50.0 * s / HOUR).round(),
+        ),
+        // Flat but at 80% of the pool.
+        series(sockets.clone(), 30.0, Some(1024.0), |_| {
+            (820.0 + 2.0 * noise.next()).round()
+        }),
+    ];
+    let now = end_of(&input);
+    let restarts: Vec<Restart> = (0..4)
+        .map(|i| Restart {
+            target: "other".to_string(),
+            t: now - 3000.0 + i as f64 * 600.0,
+            old_pid: Some(10 + i),
+            new_pid: Some(11 + i),
+            reason: if i == 0 { "oom" } else { "signal 9" }.to_string(),
+        })
+        .collect();
+    let findings = analyze(&input, &restarts, now, &Params::production());
+    let order: Vec<(FindingKind, &str)> = findings
+        .iter()
+        .map(|f| (f.kind, f.attribution.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (FindingKind::Leak, "fast"),
+            (FindingKind::Leak, "slow"),
+            (FindingKind::Leak, "queue_depth"),
+            (FindingKind::Saturation, "CLOSE_WAIT 127.0.0.1:8443"),
+            (FindingKind::CrashLoop, ""),
+        ],
+        "{findings:#?}"
+    );
+    let saturation = &findings[3];
+    assert_eq!(saturation.key(), sockets);
+    assert!(
+        saturation.summary.contains("of 1,024 (80% of limit)"),
+        "{}",
+        saturation.summary
+    );
+    let crash = &findings[4];
+    assert_eq!(crash.current, 4.0);
+    assert_eq!(crash.pids, vec![11, 12, 13, 14]);
+    assert!(
+        crash.summary.contains("restarted 4 times")
+            && crash.summary.contains("3x signal 9, 1x oom"),
+        "{}",
+        crash.summary
+    );
+}
+
+#[test]
+fn only_samples_up_to_now_count_and_results_are_deterministic() {
+    // Flat for a day, then a steep climb: judged before the climb, nothing; after, a leak.
+    let input = [series(threads(""), 40.0, Some(4096.0), |s| {
+        if s < 30.0 * HOUR {
+            300.0
+        } else {
+            300.0 + 400.0 * (s - 30.0 * HOUR) / HOUR
+        }
+    })];
+    let params = Params::production();
+    assert!(leaks(&analyze(&input, &[], T0 + 29.0 * HOUR, &params)).is_empty());
+    let first = analyze(&input, &[], T0 + 40.0 * HOUR, &params);
+    assert_eq!(leaks(&first).len(), 1);
+    assert!(
+        first[0].first_seen >= T0 + 29.0 * HOUR,
+        "{}",
+        first[0].first_seen - T0
+    );
+    assert_eq!(first, analyze(&input, &[], T0 + 40.0 * HOUR, &params));
+}
+
+#[test]
+fn degenerate_inputs_do_not_panic() {
+    let params = Params::production();
+    let key = threads("");
+    let odd = vec![
+        Series::new(key.clone(), vec![], Some(10.0)),
+        Series::new(key.clone(), vec![Point::new(T0, 5.0)], Some(0.0)),
+        Series::new(
+            key.clone(),
+            vec![
+                Point::new(T0, f64::NAN),
+                Point::new(T0 + 10.0, f64::INFINITY),
+            ],
+            None,
+        ),
+        // Unsorted, with duplicate times.
+        Series::new(
+            key.clone(),
+            (0..5000)
+                .rev()
+                .map(|i| Point::new(T0 + (i / 2) as f64 * STEP, (i / 2) as f64))
+                .collect(),
+            Some(-1.0),
+        ),
+        series(key.clone(), 30.0, Some(100.0), |_| 7.0),
+        series(key.clone(), 30.0, None, |s| -1000.0 - s),
+    ];
+    for series in odd {
+        let findings = analyze(
+            std::slice::from_ref(&series),
+            &[],
+            T0 + 40.0 * HOUR,
+            &params,
+        );
+        for finding in findings {
+            assert!(finding.rate_per_hour.is_finite(), "{finding:?}");
+        }
+    }
+    assert!(analyze(&[], &[], T0, &params).is_empty());
+}
+
+#[test]
+fn parameters_scale_with_the_sampling_interval() {
+    let ten = Params::production();
+    let minute = Params::for_interval(60.0);
+    assert_eq!(ten.season_samples, 8640);
+    assert_eq!(minute.season_samples, 1440);
+    assert_eq!(ten.min_regime_samples, 360);
+    assert_eq!(minute.min_regime_samples, 60);
+    // Statistical minimums hold even for coarse samples.
+    assert_eq!(Params::for_interval(3600.0).min_regime_samples, 30);
+}
