@@ -2,6 +2,8 @@
 //! oracles that share no code with the sampler (`/proc` read with `std::fs`, `ss -tanp`,
 //! `jstack`).
 
+pub mod http;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
