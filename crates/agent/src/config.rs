@@ -207,9 +207,12 @@ cmdline = "Analytics"
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let error = Config::parse("[agent]\ninterval = \"2s\"\nintervall = \"3s\"\n", Path::new("a.toml"))
-            .unwrap_err()
-            .to_string();
+        let error = Config::parse(
+            "[agent]\ninterval = \"2s\"\nintervall = \"3s\"\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("intervall"), "{error}");
         assert!(error.contains("line 3"), "{error}");
     }
@@ -221,14 +224,19 @@ cmdline = "Analytics"
             ("[agent]\ninterval = \"100ms\"\n", "at least 1s"),
             ("[agent]\nlisten = \"0.0.0.0:9464\"\n", "bearer token"),
             ("[[target]]\nname = \"x\"\n", "matches everything"),
-            ("[[target]]\nname = \"x\"\ncomm = \"(\"\n", "target \"x\": comm"),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"(\"\n",
+                "target \"x\": comm",
+            ),
             (
                 "[[target]]\nname = \"x\"\ncomm = \"a\"\n[[target]]\nname = \"x\"\ncomm = \"b\"\n",
                 "defined twice",
             ),
         ];
         for (text, expected) in cases {
-            let error = Config::parse(text, Path::new("a.toml")).unwrap_err().to_string();
+            let error = Config::parse(text, Path::new("a.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(expected), "{text:?}: {error}");
         }
     }

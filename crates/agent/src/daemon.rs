@@ -36,9 +36,15 @@ pub struct AgentStats {
     pub series_written: AtomicU64,
     pub targets: AtomicU64,
     pub partial_processes: AtomicU64,
+    pub last_detect_us: AtomicU64,
+    pub detect_runs: AtomicU64,
 }
 
 pub struct Shared {
+    /// The latest findings of the detection loop, ranked.
+    pub findings: Mutex<Vec<leakwatch_detect::Finding>>,
+    /// Restarts known precisely by a supervisor (`leakwatch run`), for the writer to store.
+    pub supervised_restarts: Mutex<Vec<Restart>>,
     pub latest: Mutex<Latest>,
     pub stats: AgentStats,
     pub stop: AtomicBool,
@@ -72,11 +78,24 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("leakwatch.db")
 }
 
+/// What the agent watches.
+pub enum Mode {
+    /// Every process on the host, grouped into targets.
+    Host,
+    /// Only the processes of one supervised command (`leakwatch run`): the pids in the set
+    /// and their children, all under one target whose restarts the supervisor records.
+    Supervised {
+        target: String,
+        pids: Arc<Mutex<HashSet<u32>>>,
+    },
+}
+
 /// Starts the sampler and writer threads. Returns their handles; they stop when
 /// `shared.stop` is set.
 pub fn start(
     config: &Config,
     data_dir: &Path,
+    mode: Mode,
 ) -> Result<(Arc<Shared>, Vec<std::thread::JoinHandle<()>>), String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
@@ -84,6 +103,8 @@ pub fn start(
     // SAFETY: geteuid has no preconditions.
     let privileged = unsafe { libc::geteuid() } == 0;
     let shared = Arc::new(Shared {
+        findings: Mutex::new(Vec::new()),
+        supervised_restarts: Mutex::new(Vec::new()),
         latest: Mutex::new(Latest::default()),
         stats: AgentStats::default(),
         stop: AtomicBool::new(false),
@@ -91,10 +112,23 @@ pub fn start(
         privileged,
         started: Instant::now(),
     });
-    let sampler = Sampler::new(Options::default(), Selection::All)
+    let (selection, targeting) = match mode {
+        Mode::Host => (Selection::All, Targeting::new(&config.targets)),
+        Mode::Supervised { target, pids } => {
+            let selection = Selection::Filter(Box::new(move |identity| {
+                let pids = pids.lock().expect("pid set lock");
+                pids.contains(&identity.pid) || pids.contains(&identity.ppid)
+            }));
+            (selection, Targeting::single(&target))
+        }
+    };
+    let sampler = Sampler::new(Options::default(), selection)
         .map_err(|e| format!("cannot read /proc: {e}"))?;
     if let Some(why) = sampler.netlink_error() {
-        tracing::warn!(error = why, "netlink sock_diag unavailable, reading /proc/net");
+        tracing::warn!(
+            error = why,
+            "netlink sock_diag unavailable, reading /proc/net"
+        );
     }
     let (sender, receiver) = sync_channel::<Batch>(config.agent.queue);
     let sampling = {
@@ -102,7 +136,7 @@ pub fn start(
         let config = config.clone();
         std::thread::Builder::new()
             .name("lw-sampler".into())
-            .spawn(move || sample_loop(sampler, &config, &shared, sender))
+            .spawn(move || sample_loop(sampler, targeting, &config, &shared, sender))
             .map_err(|e| e.to_string())?
     };
     // The store holds a SQLite connection, which stays on the thread that opened it: open
@@ -131,21 +165,35 @@ pub fn start(
             })
             .map_err(|e| e.to_string())?
     };
+    let detecting = {
+        let shared = shared.clone();
+        let interval = config.agent.interval;
+        std::thread::Builder::new()
+            .name("lw-detect".into())
+            .spawn(move || detect_loop(&shared, interval))
+            .map_err(|e| e.to_string())?
+    };
     match opened_rx.recv() {
         Ok(Ok(())) => {}
         Ok(Err(message)) => {
             shared.stop.store(true, Ordering::Relaxed);
             let _ = sampling.join();
             let _ = writing.join();
+            let _ = detecting.join();
             return Err(message);
         }
         Err(_) => return Err("store writer thread died while opening the store".into()),
     }
-    Ok((shared, vec![sampling, writing]))
+    Ok((shared, vec![sampling, writing, detecting]))
 }
 
-fn sample_loop(mut sampler: Sampler, config: &Config, shared: &Shared, sender: SyncSender<Batch>) {
-    let targeting = Targeting::new(&config.targets);
+fn sample_loop(
+    mut sampler: Sampler,
+    targeting: Targeting,
+    config: &Config,
+    shared: &Shared,
+    sender: SyncSender<Batch>,
+) {
     let interval = config.agent.interval;
     // Remember a vanished target for ten minutes' worth of passes: crash loops restart
     // after a back-off, and the restart must still be attributed to the same target.
@@ -184,7 +232,8 @@ fn sample_loop(mut sampler: Sampler, config: &Config, shared: &Shared, sender: S
             logged_cost = true;
         }
         let grouped = targets::group(&targeting, &sample);
-        let seen = tracker.observe(&grouped, &|_| false);
+        // A supervisor knows its restarts better (exit status, stderr): don't guess them.
+        let seen = tracker.observe(&grouped, &|_| targeting.is_single());
         let mut points = Vec::new();
         let mut latest_targets = BTreeMap::new();
         let mut kinds = Vec::new();
@@ -196,11 +245,12 @@ fn sample_loop(mut sampler: Sampler, config: &Config, shared: &Shared, sender: S
             );
             points.extend(target_points.iter().cloned());
             kinds.push((target.name.clone(), target.kind));
-            latest_targets.insert(target.name.clone(), (target.kind.to_string(), target_points));
+            latest_targets.insert(
+                target.name.clone(),
+                (target.kind.to_string(), target_points),
+            );
         }
-        stats
-            .targets
-            .store(grouped.len() as u64, Ordering::Relaxed);
+        stats.targets.store(grouped.len() as u64, Ordering::Relaxed);
         let restarts: Vec<Restart> = seen
             .into_iter()
             .map(|r| {
@@ -290,7 +340,9 @@ fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
                 }
             }
             let report = store.append_keyed(batch.ts_ms, &batch.points)?;
-            for restart in &batch.restarts {
+            let supervised =
+                std::mem::take(&mut *shared.supervised_restarts.lock().expect("restarts lock"));
+            for restart in batch.restarts.iter().chain(supervised.iter()) {
                 store.record_restart(restart)?;
             }
             Ok(report.written)
@@ -322,6 +374,52 @@ fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
         shared
             .stats
             .last_store_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Recomputes findings from the stored history every six intervals (at least every 5 s),
+/// on its own read-only connection, so detection never delays sampling or storing.
+fn detect_loop(shared: &Shared, interval: Duration) {
+    let params = leakwatch_detect::Params::for_interval(interval.as_secs_f64());
+    // Judge the last 8,640 intervals: a day at 10 s, 2.4 hours at 1 s.
+    let window_ms = interval.as_millis() as i64 * 8_640;
+    let every = (interval * 6).max(Duration::from_secs(5));
+    let mut next = Instant::now() + every;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        next = Instant::now() + every;
+        let started = Instant::now();
+        let store = match Store::open_read_only(&shared.db_path) {
+            Ok(store) => store,
+            Err(error) => {
+                tracing::warn!(error = %error, "detection cannot open the store");
+                continue;
+            }
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let found = crate::findings::compute(&store, now_ms, window_ms, &params);
+        let mut findings = shared.findings.lock().expect("findings lock");
+        for finding in &found {
+            let new = !findings
+                .iter()
+                .any(|f| f.key() == finding.key() && f.kind == finding.kind);
+            if new {
+                tracing::warn!(kind = %finding.kind, target = %finding.target, "{}", finding.summary);
+            }
+        }
+        *findings = found;
+        drop(findings);
+        shared.stats.detect_runs.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .last_detect_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }

@@ -37,6 +37,7 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/series", get(series))
         .route("/api/v1/restarts", get(restarts))
+        .route("/api/v1/findings", get(findings))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -56,7 +57,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 async fn index() -> impl IntoResponse {
-    "leakwatch agent\n\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/agent\nGET /metrics\n"
+    "leakwatch agent\n\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/findings\nGET /api/v1/agent\nGET /metrics\n"
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -92,8 +93,21 @@ async fn agent(State(state): State<AppState>) -> Response {
         "last_store_us": s.last_store_us.load(Ordering::Relaxed),
         "targets": s.targets.load(Ordering::Relaxed),
         "restarts_seen": s.restarts_seen.load(Ordering::Relaxed),
+        "detect_runs": s.detect_runs.load(Ordering::Relaxed),
+        "last_detect_us": s.last_detect_us.load(Ordering::Relaxed),
         "rss_bytes": own_rss_bytes(),
         "db_path": state.shared.db_path.display().to_string(),
+    }))
+    .into_response()
+}
+
+/// Current findings, ranked: soonest exhaustion first. Each is the engine's `Finding`
+/// (docs/detection.md) as JSON.
+async fn findings(State(state): State<AppState>) -> Response {
+    let findings = state.shared.findings.lock().expect("findings lock").clone();
+    Json(json!({
+        "detect_runs": state.shared.stats.detect_runs.load(Ordering::Relaxed),
+        "findings": findings,
     }))
     .into_response()
 }
@@ -107,7 +121,9 @@ async fn targets(State(state): State<AppState>) -> Response {
             .map(|(name, (_, points))| {
                 let current: serde_json::Map<String, Value> = points
                     .iter()
-                    .map(|(key, value)| (series_label(&key.resource, &key.attribution), json!(value)))
+                    .map(|(key, value)| {
+                        (series_label(&key.resource, &key.attribution), json!(value))
+                    })
                     .collect();
                 (name.clone(), Value::Object(current))
             })
@@ -158,14 +174,13 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn range(since: &Option<String>, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64), Response> {
+fn range(since: &Option<String>, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64), String> {
     let to = to.unwrap_or_else(now_ms);
     let from = match (from, since) {
         (Some(from), _) => from,
         (None, Some(since)) => {
-            let duration = humantime::parse_duration(since).map_err(|e| {
-                error(StatusCode::BAD_REQUEST, format!("since={since:?}: {e}"))
-            })?;
+            let duration =
+                humantime::parse_duration(since).map_err(|e| format!("since={since:?}: {e}"))?;
             to - duration.as_millis() as i64
         }
         (None, None) => to - 3_600_000,
@@ -176,7 +191,7 @@ fn range(since: &Option<String>, from: Option<i64>, to: Option<i64>) -> Result<(
 async fn series(State(state): State<AppState>, Query(query): Query<SeriesQuery>) -> Response {
     let (from, to) = match range(&query.since, query.from_ms, query.to_ms) {
         Ok(range) => range,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let target = query.target.clone();
     let result = with_store(&state.shared, move |store| {
@@ -226,7 +241,7 @@ async fn restarts(State(state): State<AppState>, Query(query): Query<RestartsQue
     let since = query.since.clone().or(Some("24h".into()));
     let (from, to) = match range(&since, None, None) {
         Ok(range) => range,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let target = query.target.clone();
     let result = with_store(&state.shared, move |store| {
@@ -267,17 +282,33 @@ async fn metrics(State(state): State<AppState>) -> Response {
         family
     };
     let processes = family(&mut registry, "target_processes", "Processes in the target");
-    let threads = family(&mut registry, "target_threads", "Threads of all processes of the target");
+    let threads = family(
+        &mut registry,
+        "target_threads",
+        "Threads of all processes of the target",
+    );
     let groups = family(
         &mut registry,
         "target_thread_group_threads",
         "Threads per thread-name group (digits collapsed to #)",
     );
-    let fds = family(&mut registry, "target_fds", "Open file descriptors, by kind (kind=\"\" is the total)");
+    let fds = family(
+        &mut registry,
+        "target_fds",
+        "Open file descriptors, by kind (kind=\"\" is the total)",
+    );
     let tcp = family(&mut registry, "target_tcp_sockets", "TCP sockets by state");
-    let peers = family(&mut registry, "target_tcp_peer_sockets", "TCP sockets by state and peer");
+    let peers = family(
+        &mut registry,
+        "target_tcp_peer_sockets",
+        "TCP sockets by state and peer",
+    );
     let memory = family(&mut registry, "target_memory_bytes", "Memory by kind");
-    let limits = family(&mut registry, "target_limit", "The limit a resource runs into");
+    let limits = family(
+        &mut registry,
+        "target_limit",
+        "The limit a resource runs into",
+    );
     {
         let latest = state.shared.latest.lock().expect("latest lock");
         for (target, (_, points)) in &latest.targets {
@@ -302,14 +333,43 @@ async fn metrics(State(state): State<AppState>) -> Response {
                     }
                     ("sockets", kind) => tcp.get_or_create(&label(&[("state", kind)])),
                     ("memory", kind) => memory.get_or_create(&label(&[("kind", kind)])),
-                    (limit, _) if limit.ends_with(".limit") => limits.get_or_create(&label(&[(
-                        "resource",
-                        limit.trim_end_matches(".limit"),
-                    )])),
+                    (limit, _) if limit.ends_with(".limit") => limits
+                        .get_or_create(&label(&[("resource", limit.trim_end_matches(".limit"))])),
                     _ => continue,
                 };
                 gauge.set(*value);
             }
+        }
+    }
+    {
+        let eta = family(
+            &mut registry,
+            "finding_eta_seconds",
+            "Forecast seconds until the resource reaches its limit (conservative bound)",
+        );
+        let rate = family(
+            &mut registry,
+            "finding_rate_per_hour",
+            "Growth of the resource per hour (restarts per hour for crash loops)",
+        );
+        let current = family(
+            &mut registry,
+            "finding_current",
+            "Current value of the finding's resource",
+        );
+        for finding in state.shared.findings.lock().expect("findings lock").iter() {
+            let kind = finding.kind.to_string();
+            let labels: Labels = vec![
+                ("target".into(), finding.target.clone()),
+                ("kind".into(), kind),
+                ("resource".into(), finding.resource.clone()),
+                ("attribution".into(), finding.attribution.clone()),
+            ];
+            if let Some(seconds) = finding.eta_conservative_seconds.or(finding.eta_seconds) {
+                eta.get_or_create(&labels).set(seconds);
+            }
+            rate.get_or_create(&labels).set(finding.rate_per_hour);
+            current.get_or_create(&labels).set(finding.current);
         }
     }
     let s = &state.shared.stats;
@@ -318,16 +378,66 @@ async fn metrics(State(state): State<AppState>) -> Response {
         gauge.set(value);
         registry.register(name, help, gauge);
     };
-    agent_gauge(&mut registry, "agent_sample_cpu_seconds", "CPU time of the last sampling pass", s.last_sample_cpu_us.load(Ordering::Relaxed) as f64 / 1e6);
-    agent_gauge(&mut registry, "agent_sample_wall_seconds", "Wall time of the last sampling pass", s.last_sample_wall_us.load(Ordering::Relaxed) as f64 / 1e6);
-    agent_gauge(&mut registry, "agent_store_seconds", "Time to store the last interval", s.last_store_us.load(Ordering::Relaxed) as f64 / 1e6);
-    agent_gauge(&mut registry, "agent_samples", "Sampling passes since start", s.samples.load(Ordering::Relaxed) as f64);
-    agent_gauge(&mut registry, "agent_samples_dropped", "Intervals dropped because the store was behind", s.dropped.load(Ordering::Relaxed) as f64);
-    agent_gauge(&mut registry, "agent_store_errors", "Intervals that could not be stored", s.store_errors.load(Ordering::Relaxed) as f64);
-    agent_gauge(&mut registry, "agent_targets", "Targets in the last pass", s.targets.load(Ordering::Relaxed) as f64);
-    agent_gauge(&mut registry, "agent_series", "Series written in the last interval", s.series_written.load(Ordering::Relaxed) as f64);
-    agent_gauge(&mut registry, "agent_restarts_seen", "Target restarts seen since start", s.restarts_seen.load(Ordering::Relaxed) as f64);
-    agent_gauge(&mut registry, "agent_resident_memory_bytes", "Resident memory of the agent", own_rss_bytes() as f64);
+    agent_gauge(
+        &mut registry,
+        "agent_sample_cpu_seconds",
+        "CPU time of the last sampling pass",
+        s.last_sample_cpu_us.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_sample_wall_seconds",
+        "Wall time of the last sampling pass",
+        s.last_sample_wall_us.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_store_seconds",
+        "Time to store the last interval",
+        s.last_store_us.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_samples",
+        "Sampling passes since start",
+        s.samples.load(Ordering::Relaxed) as f64,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_samples_dropped",
+        "Intervals dropped because the store was behind",
+        s.dropped.load(Ordering::Relaxed) as f64,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_store_errors",
+        "Intervals that could not be stored",
+        s.store_errors.load(Ordering::Relaxed) as f64,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_targets",
+        "Targets in the last pass",
+        s.targets.load(Ordering::Relaxed) as f64,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_series",
+        "Series written in the last interval",
+        s.series_written.load(Ordering::Relaxed) as f64,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_restarts_seen",
+        "Target restarts seen since start",
+        s.restarts_seen.load(Ordering::Relaxed) as f64,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_resident_memory_bytes",
+        "Resident memory of the agent",
+        own_rss_bytes() as f64,
+    );
     let mut body = String::new();
     if let Err(e) = encode(&mut body, &registry) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());

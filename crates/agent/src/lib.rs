@@ -7,7 +7,9 @@
 
 pub mod config;
 pub mod daemon;
+pub mod findings;
 pub mod http;
+pub mod supervise;
 pub mod targets;
 
 use std::path::Path;
@@ -15,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 /// Runs the agent in the foreground until SIGINT or SIGTERM.
 pub fn run(config: config::Config, data_dir: &Path) -> Result<(), String> {
-    let (shared, threads) = daemon::start(&config, data_dir)?;
+    let (shared, threads) = daemon::start(&config, data_dir, daemon::Mode::Host)?;
     tracing::info!(
         privileged = shared.privileged,
         data = %shared.db_path.display(),
@@ -28,28 +30,37 @@ pub fn run(config: config::Config, data_dir: &Path) -> Result<(), String> {
             " unprivileged: other users' processes are reported without fds and sockets"
         }
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("lw-http")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
-    let result = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.agent.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.agent.listen))?;
-        let app = http::router(shared.clone(), config.agent.token.clone());
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("HTTP server failed: {e}"))
-    });
+    let result = serve_http(&config, shared.clone(), shutdown_signal());
     shared.stop.store(true, Ordering::Relaxed);
     for thread in threads {
         let _ = thread.join();
     }
     tracing::info!("leakwatch agent stopped");
     result
+}
+
+/// Serves the HTTP API until `until` completes (a signal, or the supervised command ending).
+pub fn serve_http(
+    config: &config::Config,
+    shared: std::sync::Arc<daemon::Shared>,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lw-http")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.agent.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.agent.listen))?;
+        let app = http::router(shared, config.agent.token.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(until)
+            .await
+            .map_err(|e| format!("HTTP server failed: {e}"))
+    })
 }
 
 async fn shutdown_signal() {

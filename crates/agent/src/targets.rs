@@ -25,6 +25,8 @@ struct CompiledRule {
 /// Decides the target of each process.
 pub struct Targeting {
     rules: Vec<CompiledRule>,
+    /// Every process belongs to this target (`leakwatch run`).
+    single: Option<String>,
 }
 
 impl Targeting {
@@ -41,10 +43,29 @@ impl Targeting {
                     uid: rule.uid,
                 })
                 .collect(),
+            single: None,
         }
     }
 
+    /// Every process is this one target: what `leakwatch run` supervises.
+    pub fn single(name: &str) -> Targeting {
+        Targeting {
+            rules: Vec::new(),
+            single: Some(name.to_string()),
+        }
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.single.is_some()
+    }
+
     pub fn target_of(&self, process: &ProcessSample) -> TargetName {
+        if let Some(name) = &self.single {
+            return TargetName {
+                name: name.clone(),
+                kind: "run",
+            };
+        }
         let id = &process.identity;
         let cmdline = id.cmdline.join(" ");
         for rule in &self.rules {
@@ -276,11 +297,20 @@ pub struct SeenRestart {
 /// Remembers each target's processes between passes to notice restarts. A target whose
 /// processes all vanished is remembered for `grace_passes` passes (a crash loop restarts
 /// after a back-off), then forgotten, so the tracker is bounded by live targets.
+///
+/// Only a process seen in at least [`MIN_LIFE_PASSES`] passes counts as replaced when it
+/// goes: a shell pipeline or a cron job that runs `grep` every few seconds is not a service
+/// crashing, and reporting it as a crash loop would be crying wolf.
 pub struct RestartTracker {
-    last: HashMap<String, (Vec<(u32, u64)>, u64)>,
+    /// Per target: its processes with the number of passes each was seen, and the pass
+    /// the target was last seen in.
+    last: HashMap<String, (Vec<((u32, u64), u32)>, u64)>,
     pass: u64,
     grace_passes: u64,
 }
+
+/// Passes a process must have been seen in before its disappearance counts as a restart.
+pub const MIN_LIFE_PASSES: u32 = 3;
 
 impl RestartTracker {
     pub fn new(grace_passes: u64) -> RestartTracker {
@@ -303,19 +333,30 @@ impl RestartTracker {
                 continue;
             }
             let now = &sample.processes;
-            if let Some((before, _)) = self.last.get(&target.name) {
-                let gone: Vec<_> = before.iter().filter(|p| !now.contains(p)).collect();
-                let new: Vec<_> = now.iter().filter(|p| !before.contains(p)).collect();
-                for (old, new) in gone.iter().zip(new.iter()) {
-                    restarts.push(SeenRestart {
-                        target: target.name.clone(),
-                        old: **old,
-                        new: **new,
-                    });
-                }
+            let before: &[((u32, u64), u32)] = self
+                .last
+                .get(&target.name)
+                .map(|(before, _)| before.as_slice())
+                .unwrap_or(&[]);
+            let known = |p: &(u32, u64)| before.iter().find(|(q, _)| q == p).map(|(_, n)| *n);
+            let gone: Vec<(u32, u64)> = before
+                .iter()
+                .filter(|(p, n)| *n >= MIN_LIFE_PASSES && !now.contains(p))
+                .map(|(p, _)| *p)
+                .collect();
+            let new: Vec<(u32, u64)> = now.iter().filter(|p| known(p).is_none()).copied().collect();
+            for (old, new) in gone.iter().zip(new.iter()) {
+                restarts.push(SeenRestart {
+                    target: target.name.clone(),
+                    old: *old,
+                    new: *new,
+                });
             }
-            self.last
-                .insert(target.name.clone(), (now.clone(), self.pass));
+            let updated: Vec<((u32, u64), u32)> = now
+                .iter()
+                .map(|p| (*p, known(p).unwrap_or(0).saturating_add(1)))
+                .collect();
+            self.last.insert(target.name.clone(), (updated, self.pass));
         }
         let (pass, grace) = (self.pass, self.grace_passes);
         self.last.retain(|_, (_, seen)| pass - *seen <= grace);
@@ -388,8 +429,16 @@ mod tests {
     fn restarts_are_seen_across_a_gap_and_forgotten_after_grace() {
         let mut tracker = RestartTracker::new(3);
         let none = |_: &str| false;
-        assert!(tracker.observe(&target("svc", &[(10, 1)]), &none).is_empty());
-        assert!(tracker.observe(&target("svc", &[(10, 1)]), &none).is_empty());
+        assert!(tracker
+            .observe(&target("svc", &[(10, 1)]), &none)
+            .is_empty());
+        assert!(tracker
+            .observe(&target("svc", &[(10, 1)]), &none)
+            .is_empty());
+        // A third pass: now it counts as a service that lived, not a passing command.
+        assert!(tracker
+            .observe(&target("svc", &[(10, 1)]), &none)
+            .is_empty());
         // Crashed: absent for two passes, then back with a new pid.
         assert!(tracker.observe(&BTreeMap::new(), &none).is_empty());
         assert!(tracker.observe(&BTreeMap::new(), &none).is_empty());
@@ -407,5 +456,17 @@ mod tests {
             tracker.observe(&BTreeMap::new(), &none);
         }
         assert!(tracker.is_empty());
+    }
+
+    #[test]
+    fn short_lived_commands_are_not_restarts() {
+        let mut tracker = RestartTracker::new(3);
+        let none = |_: &str| false;
+        // `grep` run every pass by a script: a new pid each time, each seen once.
+        for pid in 100..120 {
+            assert!(tracker
+                .observe(&target("grep", &[(pid, pid as u64)]), &none)
+                .is_empty());
+        }
     }
 }

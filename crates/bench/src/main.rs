@@ -64,9 +64,17 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--passes" => passes = args.next().and_then(|v| v.parse().ok()).expect("--passes N"),
+            "--passes" => {
+                passes = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--passes N")
+            }
             "--interval-ms" => {
-                interval_ms = args.next().and_then(|v| v.parse().ok()).expect("--interval-ms N")
+                interval_ms = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--interval-ms N")
             }
             "--no-procfs" => skip_procfs = true,
             // Ablations, to see where a pass's time goes.

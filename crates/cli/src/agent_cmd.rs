@@ -63,33 +63,46 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
         .data_dir
         .clone()
         .unwrap_or_else(leakwatch_agent::daemon::default_data_dir);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LEAKWATCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     match leakwatch_agent::run(config, &data_dir) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(message) => bail!(message),
     }
 }
 
+/// Logs to stderr (systemd's journal picks it up), filtered by `LEAKWATCH_LOG`
+/// (default `info`), colored only on a terminal.
+fn init_logging() {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEAKWATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
 #[derive(ClapArgs)]
 pub struct ClientArgs {
     /// The agent's address.
-    #[arg(long, default_value = "http://127.0.0.1:9464", value_name = "URL", env = "LEAKWATCH_URL")]
-    url: String,
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:9464",
+        value_name = "URL",
+        env = "LEAKWATCH_URL"
+    )]
+    pub url: String,
     /// Bearer token, when the agent requires one.
     #[arg(long, value_name = "TOKEN", env = "LEAKWATCH_TOKEN")]
-    token: Option<String>,
+    pub token: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
-fn get(client: &ClientArgs, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+pub fn get(client: &ClientArgs, path: &str, query: &[(&str, &str)]) -> Result<Value> {
     let http = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
@@ -172,7 +185,10 @@ pub struct HistoryArgs {
 pub fn history(args: HistoryArgs) -> Result<ExitCode> {
     humantime::parse_duration(&args.since)
         .with_context(|| format!("--since {:?} is not a duration", args.since))?;
-    let mut query = vec![("target", args.target.as_str()), ("since", args.since.as_str())];
+    let mut query = vec![
+        ("target", args.target.as_str()),
+        ("since", args.since.as_str()),
+    ];
     if let Some(resource) = &args.resource {
         query.push(("resource", resource));
     }
@@ -188,7 +204,8 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
         if resource.ends_with(".limit") {
             continue;
         }
-        let name = leakwatch_agent::http::series_label(resource, s["attribution"].as_str().unwrap_or(""));
+        let name =
+            leakwatch_agent::http::series_label(resource, s["attribution"].as_str().unwrap_or(""));
         let values: Vec<f64> = s["points"]
             .as_array()
             .map(|points| points.iter().filter_map(|p| p[1].as_f64()).collect())
@@ -245,9 +262,132 @@ pub fn sparkline(values: &[f64], width: usize) -> String {
 mod tests {
     #[test]
     fn sparkline_scales() {
-        assert_eq!(super::sparkline(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 8), "▁▂▃▄▅▆▇█");
+        assert_eq!(
+            super::sparkline(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 8),
+            "▁▂▃▄▅▆▇█"
+        );
         assert_eq!(super::sparkline(&[5.0, 5.0], 10), "▁▁");
         assert_eq!(super::sparkline(&[], 10), "");
         assert_eq!(super::sparkline(&[0.0; 100], 10).chars().count(), 10);
     }
+}
+
+#[derive(ClapArgs)]
+pub struct RunArgs {
+    /// Target name [default: the command's base name].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// When to restart the command: on-failure, always, never.
+    #[arg(long, default_value = "on-failure", value_name = "POLICY")]
+    restart: leakwatch_agent::supervise::Policy,
+    /// Stop after this many restarts [default: unlimited].
+    #[arg(long, value_name = "N")]
+    max_restarts: Option<u32>,
+    /// Sampling interval.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    interval: String,
+    /// Kibibytes of stderr kept per life.
+    #[arg(long, default_value_t = 64, value_name = "KIB")]
+    tail_kib: usize,
+    /// History database directory [default: <agent data dir>/run-<name>].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Also serve the HTTP API (and /metrics) on this address while running.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.command[0]
+            .rsplit('/')
+            .next()
+            .unwrap_or("command")
+            .to_string()
+    });
+    let mut config = Config::default();
+    config.agent.interval = humantime::parse_duration(&args.interval)
+        .with_context(|| format!("--interval {:?} is not a duration", args.interval))?;
+    if let Some(listen) = args.listen {
+        config.agent.listen = listen;
+    }
+    config.validate(std::path::Path::new("(command line)"))?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| leakwatch_agent::daemon::default_data_dir().join(format!("run-{name}")));
+    init_logging();
+    let options = leakwatch_agent::supervise::RunOptions {
+        target: name,
+        command: args.command.clone(),
+        policy: args.restart,
+        max_restarts: args.max_restarts,
+        tail_bytes: args.tail_kib * 1024,
+        serve: args.listen.is_some(),
+    };
+    match leakwatch_agent::supervise::run(config, &data_dir, options) {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(message) => bail!(message),
+    }
+}
+
+#[derive(ClapArgs)]
+pub struct RestartsArgs {
+    /// The target, as `leakwatch targets` names it.
+    target: String,
+    /// How far back, e.g. 24h.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    since: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub fn restarts(args: RestartsArgs) -> Result<ExitCode> {
+    let body = get(
+        &args.client,
+        "/api/v1/restarts",
+        &[
+            ("target", args.target.as_str()),
+            ("since", args.since.as_str()),
+        ],
+    )?;
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = body["restarts"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{}: {} exits or restarts in the last {}",
+        args.target,
+        list.len(),
+        args.since
+    );
+    for restart in &list {
+        let how = match (restart["exit_code"].as_i64(), restart["signal"].as_i64()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => format!("signal {signal}"),
+            _ => "replaced".to_string(),
+        };
+        let oom = if restart["oom_killed"] == true {
+            " (OOM kill)"
+        } else {
+            ""
+        };
+        let next = restart["new_pid"]
+            .as_u64()
+            .map_or("not restarted".to_string(), |p| format!("-> pid {p}"));
+        println!(
+            "  pid {} {how}{oom} {next}",
+            restart["old_pid"].as_u64().unwrap_or(0)
+        );
+        if let Some(tail) = restart["stderr_tail"].as_str() {
+            if let Some(line) = tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                println!("      last stderr: {line}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,9 @@
 //! crates that do the work, and renders their results for people (tables) or scripts (JSON).
 
 mod agent_cmd;
+mod check;
 mod format;
+mod leaks_cmd;
 mod snapshot;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,27 @@ enum Command {
     Targets(agent_cmd::ClientArgs),
     /// Show the history of one target's resources, with sparklines.
     History(agent_cmd::HistoryArgs),
+    /// Run a command as a supervised target: restart it per policy, record every exit
+    /// with its stderr tail, and sample its resources across all its lives.
+    ///
+    /// Example: leakwatch run --restart always --listen 127.0.0.1:9465 -- ./server --port 8080
+    Run(agent_cmd::RunArgs),
+    /// List the exits and restarts of a target, with exit codes, signals and the last
+    /// line of stderr of each life.
+    Restarts(agent_cmd::RestartsArgs),
+    /// List the running agent's findings: leaks, saturation and crash loops, soonest
+    /// exhaustion first.
+    Leaks(agent_cmd::ClientArgs),
+    /// Ask "is this a leak?" about metrics you already have: runs the detection engine on a
+    /// CSV file (time,series,value[,limit]), a saved Prometheus query_range response, or a
+    /// live Prometheus (--prometheus URL --query Q). Exit 1 when something was found.
+    Analyze(leaks_cmd::AnalyzeArgs),
+    /// Run a workload against a process round after round and fail (exit 1) if threads,
+    /// fds, sockets or memory grow with every round: a leak check for tests and CI.
+    ///
+    /// Example: leakwatch check --workload 'curl -s localhost:8080/login' --ready-port 8080
+    /// -- ./server --port 8080
+    Check(check::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +70,11 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent_cmd::agent(args),
         Command::Targets(args) => agent_cmd::targets(args),
         Command::History(args) => agent_cmd::history(args),
+        Command::Run(args) => agent_cmd::run(args),
+        Command::Restarts(args) => agent_cmd::restarts(args),
+        Command::Leaks(args) => leaks_cmd::leaks(args),
+        Command::Analyze(args) => leaks_cmd::analyze(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

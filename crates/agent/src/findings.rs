@@ -1,0 +1,103 @@
+//! Turns stored history into findings: reads each live target's recent series and restarts
+//! from the store and hands them to the pure engine (`leakwatch-detect`). The engine does
+//! no I/O; this module is the I/O around it.
+
+use leakwatch_detect::{Finding, Params, Point, Restart as DetectRestart, Series, SeriesKey};
+use leakwatch_store::{SeriesData, Store};
+use std::collections::HashMap;
+
+/// The limit series that bounds a series: thread groups run into the process's thread
+/// limit, fd kinds and sockets into its fd limit, memory into the cgroup's.
+fn limit_key(resource: &str) -> Option<(&'static str, &'static str)> {
+    match resource {
+        "threads" => Some(("threads.limit", "max_process")),
+        "fds" | "tcp" | "tcp_peer" | "sockets" => Some(("fds.limit", "max_process")),
+        "memory" => Some(("memory.limit", "cgroup")),
+        _ => None,
+    }
+}
+
+/// Builds the engine's input for one target from what the store returned.
+pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
+    let mut limits: HashMap<(&str, &str), f64> = HashMap::new();
+    for series in data {
+        if series.key.resource.ends_with(".limit") {
+            if let Some((_, value)) = series.points.last() {
+                limits.insert((&series.key.resource, &series.key.attribution), *value);
+            }
+        }
+    }
+    data.iter()
+        .filter(|s| !s.key.resource.ends_with(".limit"))
+        // Folded remainders and the per-process maximum would repeat what the named
+        // series already say.
+        .filter(|s| s.key.attribution != "other" && s.key.resource != "processes")
+        .filter(|s| s.points.len() >= 3)
+        .map(|s| {
+            let limit = limit_key(&s.key.resource).and_then(|k| limits.get(&k).copied());
+            Series::new(
+                SeriesKey::new(target, &s.key.resource, &s.key.attribution),
+                s.points
+                    .iter()
+                    .map(|(ms, v)| Point::new(*ms as f64 / 1000.0, *v))
+                    .collect(),
+                limit,
+            )
+        })
+        .collect()
+}
+
+/// Findings for every target seen in the last `window_ms`, ranked by the engine.
+pub fn compute(store: &Store, now_ms: i64, window_ms: i64, params: &Params) -> Vec<Finding> {
+    let from = now_ms - window_ms;
+    let mut all = Vec::new();
+    for target in store.targets() {
+        if target.last_seen_ms.is_none_or(|last| last < from) {
+            continue;
+        }
+        let Ok(data) = store.query_target(&target.name, from, now_ms) else {
+            continue;
+        };
+        let series = to_series(&target.name, &data);
+        let restarts: Vec<DetectRestart> = store
+            .restarts(&target.name, from, now_ms)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| DetectRestart {
+                target: r.target,
+                t: r.ts_ms as f64 / 1000.0,
+                old_pid: r.old_pid,
+                new_pid: r.new_pid,
+                reason: match (r.exit_code, r.signal, r.oom_killed) {
+                    (_, _, Some(true)) => "oom".to_string(),
+                    (Some(code), _, _) => format!("exit {code}"),
+                    (None, Some(signal), _) => format!("signal {signal}"),
+                    _ => "replaced".to_string(),
+                },
+            })
+            .collect();
+        all.extend(leakwatch_detect::analyze(
+            &series,
+            &restarts,
+            now_ms as f64 / 1000.0,
+            params,
+        ));
+    }
+    rank(&mut all);
+    all
+}
+
+/// Soonest exhaustion first, then leaks without a limit, then the rest.
+pub fn rank(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        let eta = |f: &Finding| {
+            f.eta_conservative_seconds
+                .or(f.eta_seconds)
+                .unwrap_or(f64::MAX)
+        };
+        eta(a)
+            .total_cmp(&eta(b))
+            .then_with(|| a.kind.cmp(&b.kind))
+            .then_with(|| b.rate_per_hour.total_cmp(&a.rate_per_hour))
+    });
+}

@@ -1,0 +1,315 @@
+//! `leakwatch agent` end to end: a real agent process sampling every second, a real leaking
+//! process, the HTTP API, `/metrics` checked by Prometheus' own `promtool`, restarts of a
+//! target recorded across pids, and the agent staying flat under process churn.
+
+use leakwatch_testkit::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Agent {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(config: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config_path = dir.path().join("leakwatch.toml");
+        std::fs::write(
+            &config_path,
+            format!("[agent]\ninterval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\n{config}"),
+        )
+        .unwrap();
+        let child = Command::new(workspace_bin("leakwatch"))
+            .arg("agent")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = Agent {
+            child,
+            port,
+            _dir: dir,
+        };
+        assert!(
+            eventually(20, || agent.get_text("/healthz").is_some()),
+            "agent did not come up"
+        );
+        agent
+    }
+
+    /// A minimal HTTP/1.1 GET over std, so this test does not share the CLI's client.
+    fn get_text(&self, path: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        // axum answers small bodies with Content-Length; chunked only when streaming.
+        Some(body.to_string())
+    }
+
+    fn get_json(&self, path: &str) -> Option<Value> {
+        serde_json::from_str(&self.get_text(path)?).ok()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: sending SIGTERM to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn series_values(agent: &Agent, target: &str, resource: &str, attribution: &str) -> Vec<f64> {
+    let path = format!("/api/v1/series?target={target}&resource={resource}&since=10m");
+    let Some(body) = agent.get_json(&path) else {
+        return Vec::new();
+    };
+    body["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["attribution"] == attribution)
+        .flat_map(|s| s["points"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p[1].as_f64())
+        .collect()
+}
+
+#[test]
+fn a_growing_thread_group_is_stored_and_exposed() {
+    let agent = Agent::start("[[target]]\nname = \"grower\"\ncmdline = \"leak-threads=Grow\"\n");
+    let _leaky = Leaky::start(&["threads=Base:3", "leak-threads=Grow:250"]);
+    // At 4 new threads a second, a few seconds of history show a steady climb.
+    assert!(
+        eventually(30, || series_values(&agent, "grower", "threads", "Grow-#")
+            .len()
+            >= 5),
+        "no history for grower"
+    );
+    let values = series_values(&agent, "grower", "threads", "Grow-#");
+    assert!(
+        values.last().unwrap() > values.first().unwrap(),
+        "no growth: {values:?}"
+    );
+    assert!(values.windows(2).all(|w| w[1] >= w[0]), "{values:?}");
+
+    let targets = agent.get_json("/api/v1/targets").unwrap();
+    let grower = targets["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "grower")
+        .expect("grower listed");
+    assert_eq!(grower["kind"], "rule");
+    assert_eq!(grower["live"], true);
+    assert_eq!(grower["current"]["threads{Base-#}"], 3.0);
+
+    let metrics = agent.get_text("/metrics").unwrap();
+    assert!(
+        metrics
+            .contains("leakwatch_target_thread_group_threads{target=\"grower\",group=\"Grow-#\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("leakwatch_agent_sample_cpu_seconds"));
+    assert!(metrics.trim_end().ends_with("# EOF"));
+    // Prometheus' own parser must accept the exposition.
+    if let Ok(mut promtool) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        let out = promtool.wait_with_output().unwrap();
+        // promtool exits 1 for lint warnings (e.g. naming advice) and 3 for parse errors.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("error while linting") && out.status.code() != Some(3),
+            "promtool rejected /metrics: {stderr}"
+        );
+    } else {
+        panic!("promtool not found: install the prometheus package (see scripts/test.sh)");
+    }
+
+    // The CLI over the API.
+    let url = format!("http://127.0.0.1:{}", agent.port);
+    let out = Command::new(workspace_bin("leakwatch"))
+        .args(["history", "grower", "--resource", "threads", "--url", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {:?}", out.stderr);
+    assert!(text.contains("threads{Grow-#}"), "{text}");
+    let out = Command::new(workspace_bin("leakwatch"))
+        .args(["targets", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("grower"));
+}
+
+#[test]
+fn restarts_keep_one_history() {
+    let agent = Agent::start("[[target]]\nname = \"flappy\"\ncmdline = \"comm=flappy\"\n");
+    let first = Leaky::start(&["comm=flappy", "threads=W:2"]);
+    let first_pid = first.pid();
+    assert!(eventually(20, || !series_values(
+        &agent, "flappy", "threads", ""
+    )
+    .is_empty()));
+    drop(first);
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = Leaky::start(&["comm=flappy", "threads=W:2"]);
+    let second_pid = second.pid();
+    let found = eventually(20, || {
+        agent
+            .get_json("/api/v1/restarts?target=flappy")
+            .and_then(|body| body["restarts"].as_array().cloned())
+            .is_some_and(|list| {
+                list.iter()
+                    .any(|r| r["old_pid"] == first_pid && r["new_pid"] == second_pid)
+            })
+    });
+    assert!(
+        found,
+        "{:?}",
+        agent.get_json("/api/v1/restarts?target=flappy")
+    );
+}
+
+#[test]
+fn process_churn_does_not_grow_the_agent() {
+    let agent = Agent::start("");
+    let rss = |agent: &Agent| {
+        agent.get_json("/api/v1/agent").unwrap()["rss_bytes"]
+            .as_f64()
+            .unwrap()
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let before = rss(&agent);
+    // Thousands of short-lived processes with ever-changing pids and arguments.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut started = 0;
+    while std::time::Instant::now() < deadline {
+        let _ = Command::new("sh")
+            .args(["-c", &format!("exit 0 # {started}")])
+            .status();
+        started += 1;
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss(&agent);
+    let stats = agent.get_json("/api/v1/agent").unwrap();
+    assert!(started > 500, "churn too slow: {started}");
+    assert_eq!(stats["samples_dropped"], 0);
+    // Short-lived processes share a target (digits in arguments collapse), so the target
+    // count stays small, and the agent's memory does not follow the churn.
+    assert!(stats["targets"].as_u64().unwrap() < 100, "{stats}");
+    assert!(
+        after < before * 1.5 + 4.0 * 1024.0 * 1024.0,
+        "agent grew from {before} to {after} bytes over {started} processes"
+    );
+}
+
+/// Incident 002: a service that crashes every few seconds with its fatal error only on
+/// stderr. `leakwatch run` keeps every exit with its code and stderr tail.
+#[test]
+fn run_records_every_crash_with_its_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = Command::new(workspace_bin("leakwatch"))
+        .args([
+            "run",
+            "--name",
+            "crashy",
+            "--restart",
+            "always",
+            "--interval",
+            "1s",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--"])
+        .args([
+            "sh",
+            "-c",
+            "echo starting; echo 'fatal error: concurrent map writes' >&2; sleep 0.5; exit 2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent {
+        child: Command::new("true").spawn().unwrap(),
+        port,
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let crashes = || -> Vec<Value> {
+        agent
+            .get_json("/api/v1/restarts?target=crashy")
+            .and_then(|b| b["restarts"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    // Lives last 0.5 s with back-off 1 s, 2 s, 4 s: three restarts within ~10 s.
+    assert!(eventually(30, || crashes().len() >= 3), "{:?}", crashes());
+    for crash in crashes() {
+        assert_eq!(crash["exit_code"], 2, "{crash}");
+        assert!(crash["new_pid"].is_u64(), "{crash}");
+        assert!(
+            crash["stderr_tail"]
+                .as_str()
+                .unwrap()
+                .contains("fatal error: concurrent map writes"),
+            "{crash}"
+        );
+    }
+    // The pids chain: each restart's new process is the next one's old process.
+    let list = crashes();
+    for pair in list.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            a["new_pid"] == b["old_pid"] || a["old_pid"] == b["new_pid"],
+            "{a} / {b}"
+        );
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let status = run.wait().unwrap();
+    assert!(
+        status.code().is_some(),
+        "leakwatch run died of a signal: {status:?}"
+    );
+}
