@@ -1,0 +1,458 @@
+//! Behaviour of the store through its public API: appending and reading back, sealing and
+//! rollups, retention and expiry, restarts, meta, limits, and the caps that keep it bounded.
+
+use leakwatch_store::{
+    Bucket, Durability, Error, Options, Restart, RollupLevel, SeriesKey, Store,
+    STDERR_TAIL_MAX_BYTES,
+};
+use tempfile::TempDir;
+
+/// One-minute raw blocks with 20 s and 60 s rollups, so minutes of simulated time exercise
+/// sealing, merging and every retention path.
+fn small_options() -> Options {
+    Options {
+        durability: Durability::Normal,
+        raw_block_ms: 60_000,
+        raw_retention_ms: 120_000,
+        rollups: vec![
+            RollupLevel {
+                step_ms: 20_000,
+                block_ms: 180_000,
+                retention_ms: 600_000,
+            },
+            RollupLevel {
+                step_ms: 60_000,
+                block_ms: 600_000,
+                retention_ms: 1_800_000,
+            },
+        ],
+        ..Options::default()
+    }
+}
+
+fn open_small() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path().join("history.db"), small_options()).unwrap();
+    (dir, store)
+}
+
+fn key(target: &str, resource: &str, attribution: &str) -> SeriesKey {
+    SeriesKey::new(target, resource, attribution)
+}
+
+/// A value that changes irregularly, so rollups have distinct min, max and last.
+fn wobble(i: i64) -> f64 {
+    (i * i % 17) as f64
+}
+
+fn expected_buckets(samples: &[(i64, f64)], step_ms: i64) -> Vec<Bucket> {
+    let mut out: Vec<Bucket> = Vec::new();
+    for &(ts, value) in samples {
+        let start_ms = ts.div_euclid(step_ms) * step_ms;
+        match out.last_mut() {
+            Some(b) if b.start_ms == start_ms => {
+                b.min = b.min.min(value);
+                b.max = b.max.max(value);
+                b.last = value;
+                b.count += 1;
+            }
+            _ => out.push(Bucket {
+                start_ms,
+                min: value,
+                max: value,
+                last: value,
+                count: 1,
+            }),
+        }
+    }
+    out
+}
+
+#[test]
+fn appended_points_read_back_exactly_before_and_after_sealing() {
+    let (_dir, mut store) = open_small();
+    let keys = [
+        key("svc", "threads", ""),
+        key("svc", "memory", "rss"),
+        key("svc", "cpu", "ratio"),
+    ];
+    let ids = store.resolve(&keys).unwrap();
+    let mut expected: Vec<Vec<(i64, f64)>> = vec![Vec::new(); 3];
+    for i in 0..9 {
+        let ts = 1_700_000_000_000 + i * 10_000;
+        let values = [
+            wobble(i),
+            1e9 + (i * 4096) as f64,
+            0.1 * i as f64 + 1.0 / 3.0,
+        ];
+        let points: Vec<_> = ids.iter().copied().zip(values).collect();
+        let report = store.append(ts, &points).unwrap();
+        assert_eq!(report.written, 3);
+        for (series, value) in expected.iter_mut().zip(values) {
+            series.push((ts, value));
+        }
+        // Readable at once, from the open block or from sealed blocks.
+        for (key, series) in keys.iter().zip(&expected) {
+            assert_eq!(&store.query(key, 0, i64::MAX).unwrap(), series);
+        }
+    }
+    let levels = store.level_stats().unwrap();
+    assert_eq!(levels.iter().find(|l| l.step_ms == 0).unwrap().blocks, 1);
+    let stats = store.stats().unwrap();
+    // Blocks are aligned to the minute: the second one starts at 1_700_000_040_000.
+    assert_eq!(stats.open_intervals, 5);
+}
+
+#[test]
+fn reopening_replays_the_open_block_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let rss = key("svc", "memory", "rss");
+    {
+        let mut store = Store::open_with(&path, small_options()).unwrap();
+        for i in 0..4 {
+            store
+                .append_keyed(i * 10_000, &[(rss.clone(), wobble(i))])
+                .unwrap();
+        }
+    }
+    let mut store = Store::open_with(&path, small_options()).unwrap();
+    assert_eq!(store.last_append_ms(), Some(30_000));
+    let info = &store.series(Some("svc"))[0];
+    assert_eq!(
+        (info.first_ms, info.last_ms, info.n_points),
+        (Some(0), Some(30_000), 4)
+    );
+    let error = store
+        .append_keyed(30_000, &[(rss.clone(), 0.0)])
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::OutOfOrder { min_ms: 30_001, .. }),
+        "{error}"
+    );
+    for i in 4..14 {
+        store
+            .append_keyed(i * 10_000, &[(rss.clone(), wobble(i))])
+            .unwrap();
+    }
+    let expected: Vec<(i64, f64)> = (0..14).map(|i| (i * 10_000, wobble(i))).collect();
+    assert_eq!(store.query(&rss, 0, i64::MAX).unwrap(), expected);
+    drop(store);
+    let store = Store::open_with(&path, small_options()).unwrap();
+    assert_eq!(store.query(&rss, 0, i64::MAX).unwrap(), expected);
+    assert!(store.check_integrity().unwrap() > 0);
+}
+
+#[test]
+fn rollups_replace_raw_samples_as_they_expire() {
+    let (_dir, mut store) = open_small();
+    let series = key("svc", "fds", "socket");
+    let samples: Vec<(i64, f64)> = (0..60).map(|i| (i * 10_000, wobble(i))).collect();
+    for &(ts, value) in &samples {
+        store.append_keyed(ts, &[(series.clone(), value)]).unwrap();
+    }
+    // Seals the last block, then drops raw blocks that ended 120 s or more ago.
+    let report = store.apply_retention(600_000).unwrap();
+    assert_eq!(report.blocks_deleted, 8);
+    assert_eq!(report.series_deleted, 0);
+
+    // Before 480 s only 20 s rollups are left: (bucket start, last sample of the bucket).
+    let mut expected: Vec<(i64, f64)> = expected_buckets(&samples[..48], 20_000)
+        .iter()
+        .map(|b| (b.start_ms, b.last))
+        .collect();
+    expected.extend_from_slice(&samples[48..]);
+    assert_eq!(store.query(&series, 0, 600_000).unwrap(), expected);
+
+    // Min/max/last per minute agree with the samples, wherever they come from.
+    let per_minute = store.query_rollup(&series, 0, 600_000, 60_000).unwrap();
+    assert_eq!(per_minute, expected_buckets(&samples, 60_000));
+
+    // Ten minutes later only the 60 s level is left.
+    store.apply_retention(1_200_000).unwrap();
+    let expected: Vec<(i64, f64)> = expected_buckets(&samples, 60_000)
+        .iter()
+        .map(|b| (b.start_ms, b.last))
+        .collect();
+    assert_eq!(store.query(&series, 0, i64::MAX).unwrap(), expected);
+    assert_eq!(
+        store.query_rollup(&series, 0, i64::MAX, 300_000).unwrap(),
+        expected_buckets(&samples, 300_000)
+    );
+    assert_eq!(store.series(None).len(), 1);
+}
+
+#[test]
+fn series_and_targets_of_dead_targets_expire() {
+    let (_dir, mut store) = open_small();
+    let dead = key("old-svc", "threads", "");
+    let alive = key("svc", "threads", "");
+    let ids = store.resolve(&[dead.clone(), alive.clone()]).unwrap();
+    store.set_target("old-svc", "unit").unwrap();
+    for i in 0..12 {
+        store
+            .append(i * 10_000, &[(ids[0], 5.0), (ids[1], 7.0)])
+            .unwrap();
+    }
+    // old-svc stops reporting; svc goes on for 40 more minutes.
+    for i in 12..252 {
+        store.append(i * 10_000, &[(ids[1], 7.0)]).unwrap();
+        if i % 6 == 0 {
+            store.apply_retention(i * 10_000).unwrap();
+        }
+    }
+    let now = 252 * 10_000;
+    store.apply_retention(now).unwrap();
+    assert!(store.lookup(&dead).is_none(), "expired with its last block");
+    let names: Vec<String> = store.targets().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, vec!["svc".to_string()]);
+    assert_eq!(store.query(&dead, 0, now).unwrap(), vec![]);
+    // A handle kept past expiry is reported, not written, and never aliases another series.
+    let report = store.append(now, &[(ids[0], 1.0), (ids[1], 7.0)]).unwrap();
+    assert_eq!((report.written, report.unknown), (1, vec![ids[0]]));
+    let fresh = store.resolve(std::slice::from_ref(&dead)).unwrap()[0];
+    assert_ne!(fresh, ids[0]);
+}
+
+#[test]
+fn a_series_resolved_but_never_written_survives_one_retention_pass() {
+    let (_dir, mut store) = open_small();
+    let id = store.resolve(&[key("svc", "threads", "")]).unwrap()[0];
+    store.apply_retention(1_000_000).unwrap();
+    assert_eq!(store.append(1_000_000, &[(id, 3.0)]).unwrap().written, 1);
+
+    let idle = key("svc", "fds", "");
+    store.resolve(std::slice::from_ref(&idle)).unwrap();
+    store.apply_retention(1_010_000).unwrap();
+    assert!(store.lookup(&idle).is_some());
+    store.apply_retention(1_020_000).unwrap();
+    assert!(store.lookup(&idle).is_none());
+}
+
+#[test]
+fn rollup_blocks_are_merged_per_span_without_changing_answers() {
+    let (_dir, mut store) = open_small();
+    let series = key("svc", "sockets", "CLOSE_WAIT");
+    let samples: Vec<(i64, f64)> = (0..130).map(|i| (i * 10_000, wobble(i))).collect();
+    for &(ts, value) in &samples[..127] {
+        store.append_keyed(ts, &[(series.clone(), value)]).unwrap();
+    }
+    // 21 minutes sealed: the 20 s level has spans of 3 min, 7 complete, each one block.
+    let levels = store.level_stats().unwrap();
+    let level = |step| levels.iter().find(|l| l.step_ms == step).unwrap().blocks;
+    assert_eq!(level(0), 21);
+    assert_eq!(level(20_000), 7);
+    // The 60 s level has spans of 10 min: two complete and merged, one minute in the third.
+    assert_eq!(level(60_000), 3);
+    for &(ts, value) in &samples[127..] {
+        store.append_keyed(ts, &[(series.clone(), value)]).unwrap();
+    }
+    assert_eq!(
+        store.query_rollup(&series, 0, i64::MAX, 20_000).unwrap(),
+        expected_buckets(&samples, 20_000)
+    );
+    store.apply_retention(1_300_000).unwrap();
+    assert_eq!(
+        store.query_rollup(&series, 0, i64::MAX, 60_000).unwrap(),
+        expected_buckets(&samples, 60_000)
+    );
+    assert!(store.check_integrity().unwrap() > 0);
+}
+
+#[test]
+fn query_target_returns_every_series_of_the_target_only() {
+    let (_dir, mut store) = open_small();
+    let keys = [
+        key("java-svc", "threads", "Analytics-#"),
+        key("java-svc", "threads", ""),
+        key("svc", "sockets", "CLOSE_WAIT 127.0.0.1:8443"),
+    ];
+    for i in 0..15 {
+        let points: Vec<(SeriesKey, f64)> = keys
+            .iter()
+            .map(|k| (k.clone(), (i + k.attribution.len() as i64) as f64))
+            .collect();
+        store.append_keyed(i * 10_000, &points).unwrap();
+    }
+    let data = store.query_target("java-svc", 50_000, 100_000).unwrap();
+    let got: Vec<(&SeriesKey, usize)> = data.iter().map(|d| (&d.key, d.points.len())).collect();
+    assert_eq!(got, vec![(&keys[1], 5), (&keys[0], 5)]);
+    assert_eq!(data[1].points[0], (50_000, 5.0 + 11.0));
+    assert!(store
+        .query_target("nobody", 0, i64::MAX)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn limits_are_series_that_keep_their_history() {
+    let (_dir, mut store) = open_small();
+    let fds = key("svc", "fds", "");
+    let limit = fds.limit();
+    assert!(limit.is_limit() && !fds.is_limit());
+    assert_eq!(limit.resource, "fds.limit");
+    for i in 0..12 {
+        let limit_value = if i < 7 { 1024.0 } else { 65536.0 };
+        store
+            .append_keyed(
+                i * 10_000,
+                &[(fds.clone(), 10.0 + i as f64), (limit.clone(), limit_value)],
+            )
+            .unwrap();
+    }
+    let changes: Vec<(i64, f64)> = store
+        .query(&limit, 0, i64::MAX)
+        .unwrap()
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| w[1])
+        .collect();
+    assert_eq!(changes, vec![(70_000, 65536.0)]);
+}
+
+#[test]
+fn timestamps_must_increase_and_rejected_calls_change_nothing() {
+    let (_dir, mut store) = open_small();
+    let ids = store.resolve(&[key("svc", "threads", "")]).unwrap();
+    store.append(10_000, &[(ids[0], 1.0)]).unwrap();
+    for ts in [10_000, 5_000] {
+        let error = store.append(ts, &[(ids[0], 2.0)]).unwrap_err();
+        assert!(matches!(error, Error::OutOfOrder { .. }), "{error}");
+    }
+    let error = store
+        .append(20_000, &[(ids[0], 2.0), (ids[0], 3.0)])
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::DuplicatePoint(id) if id == ids[0]),
+        "{error}"
+    );
+    store.append(20_000, &[(ids[0], 4.0)]).unwrap();
+    assert_eq!(
+        store
+            .query(&key("svc", "threads", ""), 0, i64::MAX)
+            .unwrap(),
+        vec![(10_000, 1.0), (20_000, 4.0)]
+    );
+    let error = store.append(i64::MAX, &[]).unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+}
+
+#[test]
+fn restarts_are_recorded_and_bounded_per_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        restarts_per_target: 5,
+        restarts_with_stderr: 2,
+        ..small_options()
+    };
+    let mut store = Store::open_with(dir.path().join("history.db"), options).unwrap();
+    let long_stderr = format!("{}\nOutOfMemoryError", "x".repeat(10_000));
+    for i in 0..8u32 {
+        store
+            .record_restart(&Restart {
+                target: "svc".into(),
+                ts_ms: i64::from(i) * 1000,
+                old_pid: Some(100 + i),
+                old_start_time: Some(u64::from(i)),
+                new_pid: Some(101 + i),
+                new_start_time: Some(u64::from(i) + 1),
+                exit_code: (i % 2 == 0).then_some(1),
+                signal: (i % 2 == 1).then_some(9),
+                oom_killed: Some(i % 2 == 1),
+                stderr_tail: Some(long_stderr.clone()),
+            })
+            .unwrap();
+    }
+    let restarts = store.restarts("svc", 0, i64::MAX).unwrap();
+    let times: Vec<i64> = restarts.iter().map(|r| r.ts_ms).collect();
+    assert_eq!(times, vec![3000, 4000, 5000, 6000, 7000]);
+    let with_stderr: Vec<i64> = restarts
+        .iter()
+        .filter(|r| r.stderr_tail.is_some())
+        .map(|r| r.ts_ms)
+        .collect();
+    assert_eq!(with_stderr, vec![6000, 7000]);
+    let tail = restarts[4].stderr_tail.as_deref().unwrap();
+    assert_eq!(tail.len(), STDERR_TAIL_MAX_BYTES);
+    assert!(tail.ends_with("OutOfMemoryError"));
+    assert_eq!(restarts[4].signal, Some(9));
+    assert_eq!(restarts[4].oom_killed, Some(true));
+    assert_eq!(store.restarts("svc", 4000, 6000).unwrap().len(), 2);
+}
+
+#[test]
+fn meta_round_trips_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.meta("host").unwrap(), None);
+    store.set_meta("host", "web-1").unwrap();
+    store.set_meta("host", "web-2").unwrap();
+    drop(store);
+    assert_eq!(
+        Store::open(&path).unwrap().meta("host").unwrap().as_deref(),
+        Some("web-2")
+    );
+}
+
+#[test]
+fn series_and_target_caps_refuse_new_keys_but_keep_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        max_series: 2,
+        ..small_options()
+    };
+    let mut store = Store::open_with(dir.path().join("history.db"), options).unwrap();
+    let points: Vec<(SeriesKey, f64)> = (0..3)
+        .map(|i| (key("svc", "threads", &format!("pool-{i}")), 1.0))
+        .collect();
+    let report = store.append_keyed(0, &points).unwrap();
+    assert_eq!((report.written, report.refused), (2, 1));
+    let error = store.resolve(&[key("svc", "fds", "")]).unwrap_err();
+    assert!(
+        matches!(error, Error::TooManySeries { limit: 2 }),
+        "{error}"
+    );
+}
+
+#[test]
+fn intervals_per_block_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        max_intervals_per_block: 3,
+        ..small_options()
+    };
+    let mut store = Store::open_with(dir.path().join("history.db"), options).unwrap();
+    for ts in [0, 1, 2] {
+        store.append(ts, &[]).unwrap();
+    }
+    let error = store.append(3, &[]).unwrap_err();
+    assert!(
+        matches!(error, Error::TooManyIntervals { limit: 3, .. }),
+        "{error}"
+    );
+    // The next block starts a fresh count.
+    store.append(60_000, &[]).unwrap();
+}
+
+#[test]
+fn targets_report_kind_and_first_and_last_seen() {
+    let (_dir, mut store) = open_small();
+    store.set_target("web", "container").unwrap();
+    let id = store.resolve(&[key("web", "threads", "")]).unwrap()[0];
+    for ts in [5_000, 15_000, 65_000] {
+        store.append(ts, &[(id, 2.0)]).unwrap();
+    }
+    let targets = store.targets();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].kind, "container");
+    assert_eq!(
+        (targets[0].first_seen_ms, targets[0].last_seen_ms),
+        (Some(5_000), Some(65_000))
+    );
+    let info = &store.series(Some("web"))[0];
+    assert_eq!(
+        (info.first_ms, info.last_ms, info.n_points),
+        (Some(5_000), Some(65_000), 3)
+    );
+}
