@@ -304,10 +304,13 @@ pub struct SeenRestart {
 pub struct RestartTracker {
     /// Per target: its processes with the number of passes each was seen, and the pass
     /// the target was last seen in.
-    last: HashMap<String, (Vec<((u32, u64), u32)>, u64)>,
+    last: HashMap<String, (Vec<(ProcessId, u32)>, u64)>,
     pass: u64,
     grace_passes: u64,
 }
+
+/// `(pid, start time)`: unique for the uptime of a host.
+type ProcessId = (u32, u64);
 
 /// Passes a process must have been seen in before its disappearance counts as a restart.
 pub const MIN_LIFE_PASSES: u32 = 3;
