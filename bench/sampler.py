@@ -100,7 +100,9 @@ def apps_plugin(seconds=10):
         return None
     env = dict(os.environ, NETDATA_CONFIG_DIR="/etc/netdata", NETDATA_USER_CONFIG_DIR="/etc/netdata",
                NETDATA_STOCK_CONFIG_DIR="/usr/lib/netdata/conf.d")
-    proc = subprocess.Popen([exe, "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # It exits when its stdin closes (it runs under the netdata daemon): keep a pipe open.
+    proc = subprocess.Popen([exe, "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
     try:
         time.sleep(3)  # its first iterations build its caches
         before, start = proc_cpu(proc.pid), time.time()
