@@ -26,6 +26,9 @@ pub enum ConfigError {
 pub struct Config {
     #[serde(default)]
     pub agent: AgentSection,
+    /// `[detect]`: which parameter preset the detection loop uses, and overrides.
+    #[serde(default)]
+    pub detect: DetectSection,
     /// `[[target]]` rules, tried in order before the automatic grouping.
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetRule>,
@@ -85,6 +88,66 @@ fn default_queue() -> usize {
     16
 }
 
+/// Parameter presets of the leak engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// `Params::for_interval(interval)`: an hour of evidence, a day's season.
+    #[default]
+    Production,
+    /// `Params::fast(interval)`: about 20 samples of evidence, no season; for live tests
+    /// and demos of minutes (see docs/detection.md).
+    Fast,
+}
+
+/// `[detect]`: the preset and the few overrides worth having without recompiling.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectSection {
+    #[serde(default)]
+    pub preset: Preset,
+    /// How often detection runs. Default: every 6 intervals, at least 5 s (production);
+    /// every 2 intervals (fast), so a verdict is not held back by the loop.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub every: Option<Duration>,
+    pub min_regime_samples: Option<usize>,
+    pub warmup_samples: Option<usize>,
+    pub season_samples: Option<usize>,
+    pub trend_p_value: Option<f64>,
+}
+
+impl DetectSection {
+    /// The engine parameters for samples taken every `interval`.
+    pub fn params(&self, interval: Duration) -> leakwatch_detect::Params {
+        let seconds = interval.as_secs_f64();
+        let mut params = match self.preset {
+            Preset::Production => leakwatch_detect::Params::for_interval(seconds),
+            Preset::Fast => leakwatch_detect::Params::fast(seconds),
+        };
+        if let Some(samples) = self.min_regime_samples {
+            params.min_regime_samples = samples;
+        }
+        if let Some(samples) = self.warmup_samples {
+            params.warmup_samples = samples;
+        }
+        if let Some(samples) = self.season_samples {
+            params.season_samples = samples;
+        }
+        if let Some(p_value) = self.trend_p_value {
+            params.trend_p_value = p_value;
+        }
+        params
+    }
+
+    /// How often the detection loop runs.
+    pub fn every(&self, interval: Duration) -> Duration {
+        self.every.unwrap_or(match self.preset {
+            Preset::Production => (interval * 6).max(Duration::from_secs(5)),
+            Preset::Fast => interval * 2,
+        })
+    }
+}
+
 /// A configured target: the processes matching it are one service across restarts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +199,25 @@ impl Config {
         if self.agent.queue == 0 {
             return Err(invalid("agent.queue must be at least 1".into()));
         }
+        let detect = &self.detect;
+        if detect.every.is_some_and(|every| every < Duration::from_secs(1)) {
+            return Err(invalid("detect.every must be at least 1s".into()));
+        }
+        if detect.min_regime_samples.is_some_and(|n| n < 8) {
+            return Err(invalid(
+                "detect.min_regime_samples must be at least 8: fewer samples cannot make a trend significant".into(),
+            ));
+        }
+        if detect.season_samples == Some(0) {
+            return Err(invalid("detect.season_samples must be at least 1".into()));
+        }
+        if let Some(p_value) = detect.trend_p_value {
+            if !(p_value > 0.0 && p_value < 0.5) {
+                return Err(invalid(format!(
+                    "detect.trend_p_value must be between 0 and 0.5, got {p_value}"
+                )));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (i, rule) in self.targets.iter().enumerate() {
             if rule.name.trim().is_empty() {
@@ -171,6 +253,16 @@ mod humantime_serde_compat {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
+    }
+
+    /// The same for an optional key.
+    pub mod option {
+        use serde::Deserializer;
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
     }
 }
 
@@ -218,12 +310,44 @@ cmdline = "Analytics"
     }
 
     #[test]
+    fn detect_section_picks_the_preset_and_overrides() {
+        let config = Config::parse("", Path::new("x.toml")).unwrap();
+        assert_eq!(config.detect.preset, Preset::Production);
+        let second = Duration::from_secs(1);
+        assert_eq!(config.detect.params(second).min_regime_samples, 3600);
+        assert_eq!(config.detect.every(second), Duration::from_secs(6));
+
+        let config = Config::parse(
+            "[agent]\ninterval = \"1s\"\n[detect]\npreset = \"fast\"\nseason_samples = 90\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let params = config.detect.params(second);
+        assert_eq!(params.min_regime_samples, 20);
+        assert_eq!(params.season_samples, 90);
+        assert_eq!(config.detect.every(second), Duration::from_secs(2));
+
+        let config = Config::parse(
+            "[detect]\nevery = \"3s\"\nmin_regime_samples = 40\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.detect.every(second), Duration::from_secs(3));
+        assert_eq!(config.detect.params(second).min_regime_samples, 40);
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let cases = [
             ("[agent]\ninterval = \"soon\"\n", "not a duration"),
             ("[agent]\ninterval = \"100ms\"\n", "at least 1s"),
             ("[agent]\nlisten = \"0.0.0.0:9464\"\n", "bearer token"),
             ("[[target]]\nname = \"x\"\n", "matches everything"),
+            ("[detect]\npreset = \"quick\"\n", "unknown variant"),
+            ("[detect]\nprest = \"fast\"\n", "prest"),
+            ("[detect]\nmin_regime_samples = 3\n", "at least 8"),
+            ("[detect]\ntrend_p_value = 0.9\n", "between 0 and 0.5"),
+            ("[detect]\nevery = \"10ms\"\n", "at least 1s"),
             (
                 "[[target]]\nname = \"x\"\ncomm = \"(\"\n",
                 "target \"x\": comm",

@@ -168,9 +168,11 @@ pub fn start(
     let detecting = {
         let shared = shared.clone();
         let interval = config.agent.interval;
+        let params = config.detect.params(interval);
+        let every = config.detect.every(interval);
         std::thread::Builder::new()
             .name("lw-detect".into())
-            .spawn(move || detect_loop(&shared, interval))
+            .spawn(move || detect_loop(&shared, interval, &params, every))
             .map_err(|e| e.to_string())?
     };
     match opened_rx.recv() {
@@ -380,11 +382,15 @@ fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
 
 /// Recomputes findings from the stored history every six intervals (at least every 5 s),
 /// on its own read-only connection, so detection never delays sampling or storing.
-fn detect_loop(shared: &Shared, interval: Duration) {
-    let params = leakwatch_detect::Params::for_interval(interval.as_secs_f64());
+/// Runs the engine over the store every `every` with the `[detect]` parameters.
+fn detect_loop(
+    shared: &Shared,
+    interval: Duration,
+    params: &leakwatch_detect::Params,
+    every: Duration,
+) {
     // Judge the last 8,640 intervals: a day at 10 s, 2.4 hours at 1 s.
     let window_ms = interval.as_millis() as i64 * 8_640;
-    let every = (interval * 6).max(Duration::from_secs(5));
     let mut next = Instant::now() + every;
     while !shared.stop.load(Ordering::Relaxed) {
         if Instant::now() < next {
@@ -404,7 +410,7 @@ fn detect_loop(shared: &Shared, interval: Duration) {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let found = crate::findings::compute(&store, now_ms, window_ms, &params);
+        let found = crate::findings::compute(&store, now_ms, window_ms, params);
         let mut findings = shared.findings.lock().expect("findings lock");
         for finding in &found {
             let new = !findings

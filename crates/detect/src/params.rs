@@ -172,6 +172,42 @@ impl Params {
     }
 }
 
+impl Params {
+    /// Defaults for live tests and demos: samples every `seconds` (typically 1 s), scenarios
+    /// lasting minutes. Windows are plain sample counts, whatever the interval, chosen so
+    /// that a steady leak is confirmed about 20 samples after it starts.
+    ///
+    /// What changes from [`Params::production`], and what it costs:
+    /// - the smallest window is 20 samples in 2-sample blocks (10 blocks), the least the
+    ///   trend test can call significant at `trend_p_value` with room for autocorrelation;
+    /// - warm-up is 4 samples, change points need 4 blocks;
+    /// - the plateau test is stricter (recent-half rise at least half the early half's): a
+    ///   cache filling like `1 - exp(-t/τ)` fails it once the window spans 1.4 τ, so fills
+    ///   with τ up to ~14 samples are silent from the first judged window; a leak that
+    ///   slows down like a square root fails it too;
+    /// - no daily cycle is assumed: `season_samples` equals the smallest window, so a
+    ///   window long enough to be judged never waits for a season, and the "new high" and
+    ///   "noise" tests look back over the life seen so far. Healthy look-alikes are told
+    ///   apart by shape alone (plateau, steps, bursts, sawtooth), so a cycle slower than a
+    ///   few windows, or a pool that warms up over more than ~10 samples, can be reported:
+    ///   this preset is for processes whose behaviour over minutes is known, not for
+    ///   production hosts;
+    /// - crash loops are counted over 300 samples (5 minutes at 1 s).
+    pub fn fast(seconds: f64) -> Params {
+        let mut params = Params::for_interval(seconds);
+        params.min_block_samples = 2;
+        params.min_regime_samples = 20;
+        params.min_regime_blocks = 10;
+        params.warmup_samples = 4;
+        params.changepoint_min_blocks = 4;
+        params.plateau_ratio = 0.5;
+        params.season_samples = params.min_regime_samples;
+        params.urgent_horizon_samples = params.min_regime_samples;
+        params.crashloop_window_samples = 300;
+        params
+    }
+}
+
 impl Default for Params {
     fn default() -> Params {
         Params::production()

@@ -220,7 +220,7 @@ const LAYOUT_ENVELOPE: u8 = 1;
 
 /// Integers up to 2^52 in magnitude: their differences are exact in an `f64`.
 fn envelope_safe(value: f64) -> bool {
-    value.fract() == 0.0 && value.abs() <= (1u64 << 52) as f64
+    value.abs() <= (1u64 << 52) as f64 && (value as i64) as f64 == value
 }
 
 /// The envelope of bucket `i`: the lower and upper of its last value and the previous

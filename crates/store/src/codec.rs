@@ -165,8 +165,13 @@ pub fn encode_best(values: &[f64], out: &mut Vec<u8>) -> Codec {
     if best.1 <= xor_min_len.min(5) {
         return Codec::IntDelta;
     }
+    // Values as tokens only pay off when most of them are zero (envelope columns).
+    let zeros = ints.iter().filter(|&&int| int == 0).count();
     let mut candidate = Vec::new();
     for codec in [Codec::IntValue, Codec::Xor] {
+        if codec == Codec::IntValue && zeros * 2 < ints.len() {
+            continue;
+        }
         if codec == Codec::Xor && best.1 <= xor_min_len {
             continue;
         }
@@ -354,7 +359,8 @@ pub(crate) fn decode_ints(
 
 struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
-    pending: u64,
+    /// Bits not yet written, in the low `n_pending` bits (at most 7 between calls).
+    pending: u128,
     n_pending: u32,
 }
 
@@ -367,21 +373,23 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    /// Writes the low `count` bits of `value`, most significant first.
+    /// Writes the low `count` bits (at most 64) of `value`, most significant first.
     fn write(&mut self, value: u64, count: u32) {
-        let mut remaining = count;
-        while remaining > 0 {
-            let take = (8 - self.n_pending).min(remaining);
-            let bits = (value >> (remaining - take)) & ((1u64 << take) - 1);
-            self.pending = (self.pending << take) | bits;
-            self.n_pending += take;
-            remaining -= take;
-            if self.n_pending == 8 {
-                self.out.push(self.pending as u8);
-                self.pending = 0;
-                self.n_pending = 0;
-            }
+        if count == 0 {
+            return;
         }
+        let masked = if count == 64 {
+            value
+        } else {
+            value & ((1u64 << count) - 1)
+        };
+        self.pending = (self.pending << count) | u128::from(masked);
+        self.n_pending += count;
+        while self.n_pending >= 8 {
+            self.n_pending -= 8;
+            self.out.push((self.pending >> self.n_pending) as u8);
+        }
+        self.pending &= (1u128 << self.n_pending) - 1;
     }
 
     fn finish(self) {
@@ -393,31 +401,33 @@ impl<'a> BitWriter<'a> {
 
 struct BitReader<'a> {
     buf: &'a [u8],
+    /// Next byte of `buf` to load.
     byte: usize,
-    bit: u32,
+    /// Loaded bits not yet read, in the low `n_loaded` bits.
+    loaded: u128,
+    n_loaded: u32,
 }
 
 impl BitReader<'_> {
+    /// Reads `count` (at most 64) bits, most significant first.
     fn read(&mut self, count: u32) -> Result<u64, CorruptChunk> {
-        let mut value = 0u64;
-        let mut remaining = count;
-        while remaining > 0 {
+        while self.n_loaded < count {
             let byte = *self
                 .buf
                 .get(self.byte)
                 .ok_or(CorruptChunk("truncated XOR stream"))?;
-            let available = 8 - self.bit;
-            let take = available.min(remaining);
-            let bits = (u64::from(byte) >> (available - take)) & ((1u64 << take) - 1);
-            value = (value << take) | bits;
-            self.bit += take;
-            remaining -= take;
-            if self.bit == 8 {
-                self.bit = 0;
-                self.byte += 1;
-            }
+            self.byte += 1;
+            self.loaded = (self.loaded << 8) | u128::from(byte);
+            self.n_loaded += 8;
         }
-        Ok(value)
+        self.n_loaded -= count;
+        let value = (self.loaded >> self.n_loaded) as u64;
+        self.loaded &= (1u128 << self.n_loaded) - 1;
+        Ok(if count == 64 {
+            value
+        } else {
+            value & ((1u64 << count) - 1)
+        })
     }
 }
 
@@ -479,7 +489,8 @@ fn decode_xor(
     let mut reader = BitReader {
         buf,
         byte: *pos,
-        bit: 0,
+        loaded: 0,
+        n_loaded: 0,
     };
     let mut previous = reader.read(64)?;
     out.push(f64::from_bits(previous));
@@ -503,7 +514,8 @@ fn decode_xor(
         }
         out.push(f64::from_bits(previous));
     }
-    *pos = reader.byte + usize::from(reader.bit > 0);
+    // Whole bytes were loaded; the unread bits of the last one are padding.
+    *pos = reader.byte;
     Ok(())
 }
 

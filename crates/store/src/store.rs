@@ -16,7 +16,8 @@ use crate::codec::{self, put_token, put_uvarint, zigzag, Runs};
 use crate::error::{Context, Error, Result};
 use crate::model::{AppendReport, SeriesId, SeriesKey};
 use crate::options::Options;
-use crate::{compact, schema};
+use crate::compact::{self, BlockIds};
+use crate::schema;
 
 /// Multiplicative hasher for the store's own integer ids. They are never chosen by an
 /// attacker, and the per-point lookup is the hottest line of `append`, so SipHash's
@@ -154,6 +155,8 @@ pub struct Store {
     last_append_ms: Option<i64>,
     epoch: u64,
     pub(crate) interval_cache: RefCell<IntervalCache>,
+    /// Rowid allocator clustering blocks by lifetime (see `compact`).
+    block_ids: BlockIds,
     row_scratch: Vec<u8>,
     accepted_scratch: Vec<(i64, f64, u32, u32)>,
 }
@@ -226,6 +229,7 @@ impl Store {
         read_only: bool,
         lock: Option<File>,
     ) -> Result<Store> {
+        let block_ids = BlockIds::load(&conn, &options)?;
         let mut store = Store {
             conn,
             path,
@@ -247,6 +251,7 @@ impl Store {
             interval_cache: RefCell::new(IntervalCache {
                 entries: BTreeMap::new(),
             }),
+            block_ids,
             row_scratch: Vec::new(),
             accepted_scratch: Vec::new(),
         };
@@ -745,7 +750,8 @@ impl Store {
                 by_target.entry(series.target_id).or_default().push(id);
             }
         }
-        let mut blocks: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+        // (rowid, target, step, payload)
+        let mut blocks: Vec<(i64, i64, i64, Vec<u8>)> = Vec::new();
         let mut series_updates: Vec<(i64, i64, i64, u64)> = Vec::new();
         let mut target_updates: Vec<(i64, i64, i64)> = Vec::new();
         let mut payload = Vec::new();
@@ -799,9 +805,10 @@ impl Store {
                 continue;
             }
             target_updates.push((target_id, target_first, target_last));
-            blocks.push((target_id, 0, raw.finish()));
+            blocks.push((self.block_ids.raw(), target_id, 0, raw.finish()));
             for (level, writer) in self.options.rollups.iter().zip(rollups) {
-                blocks.push((target_id, level.step_ms, writer.finish()));
+                let id = self.block_ids.hourly_rollup();
+                blocks.push((id, target_id, level.step_ms, writer.finish()));
             }
         }
         let interval_data = block::encode_interval_list(start_ms, grid);
@@ -821,13 +828,13 @@ impl Store {
             {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO blocks (target_id, step_ms, start_ms, end_ms, data)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO blocks (id, target_id, step_ms, start_ms, end_ms, data)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )
                     .context("seal a block")?;
-                for (target_id, step_ms, data) in &blocks {
+                for (id, target_id, step_ms, data) in &blocks {
                     insert
-                        .execute(params![target_id, step_ms, start_ms, end_ms, data])
+                        .execute(params![id, target_id, step_ms, start_ms, end_ms, data])
                         .context("seal a block")?;
                 }
                 let mut update = tx
@@ -855,7 +862,7 @@ impl Store {
             }
             tx.execute("DELETE FROM pending WHERE ts_ms < ?1", [end_ms])
                 .context("empty the open block")?;
-            compact::merge_rollups(&tx, &self.options, end_ms)?;
+            compact::merge_rollups(&tx, &self.options, &mut self.block_ids, end_ms)?;
             tx.commit().context("commit a sealed block")?;
         }
 
