@@ -129,6 +129,7 @@ async fn targets(State(state): State<AppState>) -> Response {
             })
             .collect()
     };
+    let gauge_errors = state.shared.gauges.errors();
     let stored = match with_store(&state.shared, |store| Ok(store.targets())).await {
         Ok(stored) => stored,
         Err(response) => return response,
@@ -142,6 +143,7 @@ async fn targets(State(state): State<AppState>) -> Response {
             "last_seen_ms": target.last_seen_ms,
             "live": live.contains_key(&target.name),
             "current": live.get(&target.name),
+            "gauge_error": gauge_errors.get(&target.name),
         }));
     }
     Json(json!({ "targets": out })).into_response()
@@ -309,6 +311,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "target_limit",
         "The limit a resource runs into",
     );
+    let app_gauges = family(
+        &mut registry,
+        "target_app_gauge",
+        "Gauges scraped from the target's own metrics endpoint",
+    );
     {
         let latest = state.shared.latest.lock().expect("latest lock");
         for (target, (_, points)) in &latest.targets {
@@ -333,6 +340,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
                     }
                     ("sockets", kind) => tcp.get_or_create(&label(&[("state", kind)])),
                     ("memory", kind) => memory.get_or_create(&label(&[("kind", kind)])),
+                    ("gauge", name) => app_gauges.get_or_create(&label(&[("name", name)])),
                     (limit, _) if limit.ends_with(".limit") => limits
                         .get_or_create(&label(&[("resource", limit.trim_end_matches(".limit"))])),
                     _ => continue,
@@ -425,6 +433,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "agent_series",
         "Series written in the last interval",
         s.series_written.load(Ordering::Relaxed) as f64,
+    );
+    agent_gauge(
+        &mut registry,
+        "agent_gauge_scrape_errors",
+        "Failed scrapes of app gauge endpoints since start",
+        state.shared.gauges.errors.load(Ordering::Relaxed) as f64,
     );
     agent_gauge(
         &mut registry,

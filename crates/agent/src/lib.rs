@@ -8,6 +8,7 @@
 pub mod config;
 pub mod daemon;
 pub mod findings;
+pub mod gauges;
 pub mod http;
 pub mod supervise;
 pub mod targets;

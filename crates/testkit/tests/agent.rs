@@ -313,3 +313,95 @@ fn run_records_every_crash_with_its_stderr() {
         "leakwatch run died of a signal: {status:?}"
     );
 }
+
+/// A tiny metrics server in the test: `/metrics` reports a goroutine count that grows with
+/// every scrape, `/garbage` answers HTML, `/slow` never answers in time.
+fn serve_metrics() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut goroutines = 10u64;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            let body = if request.starts_with("GET /metrics") {
+                goroutines += 3;
+                format!("# TYPE go_goroutines gauge\ngo_goroutines {goroutines}\n")
+            } else if request.starts_with("GET /slow") {
+                // Hold this connection without answering, on its own thread.
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(20));
+                    drop(stream);
+                });
+                continue;
+            } else {
+                "<html><body>not metrics</body></html>\n".to_string()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn app_gauges_are_scraped_and_broken_endpoints_are_reported() {
+    let metrics = serve_metrics();
+    let agent = Agent::start(&format!(
+        "[[target]]\nname = \"gosvc\"\ncmdline = \"comm=gosvc\"\nmetrics_url = \"http://127.0.0.1:{metrics}/metrics\"\ngauges = [\"go_goroutines\"]\n\
+         [[target]]\nname = \"htmlsvc\"\ncmdline = \"comm=htmlsvc\"\nmetrics_url = \"http://127.0.0.1:{metrics}/garbage\"\ngauges = [\"go_goroutines\"]\n\
+         [[target]]\nname = \"slowsvc\"\ncmdline = \"comm=slowsvc\"\nmetrics_url = \"http://127.0.0.1:{metrics}/slow\"\ngauges = [\"go_goroutines\"]\n"
+    ));
+    let _a = Leaky::start(&["comm=gosvc"]);
+    let _b = Leaky::start(&["comm=htmlsvc"]);
+    let _c = Leaky::start(&["comm=slowsvc"]);
+    assert!(
+        eventually(30, || series_values(
+            &agent,
+            "gosvc",
+            "gauge",
+            "go_goroutines"
+        )
+        .len()
+            >= 4),
+        "no gauge history"
+    );
+    let values = series_values(&agent, "gosvc", "gauge", "go_goroutines");
+    assert!(values.windows(2).all(|w| w[1] > w[0]), "{values:?}");
+
+    let error_of = |name: &str| -> String {
+        let targets = agent.get_json("/api/v1/targets").unwrap();
+        targets["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .and_then(|t| t["gauge_error"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(20, || error_of("htmlsvc").contains("not Prometheus text")),
+        "{}",
+        error_of("htmlsvc")
+    );
+    assert!(
+        eventually(20, || error_of("slowsvc").contains("timed out")),
+        "{}",
+        error_of("slowsvc")
+    );
+    // A broken endpoint costs nothing to sampling: still every interval, nothing dropped.
+    let stats = agent.get_json("/api/v1/agent").unwrap();
+    assert_eq!(stats["samples_dropped"], 0);
+    assert!(series_values(&agent, "slowsvc", "gauge", "go_goroutines").is_empty());
+    let metrics_text = agent.get_text("/metrics").unwrap();
+    assert!(
+        metrics_text
+            .contains("leakwatch_target_app_gauge{target=\"gosvc\",name=\"go_goroutines\"}"),
+        "{metrics_text}"
+    );
+}
