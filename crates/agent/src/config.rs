@@ -159,6 +159,12 @@ pub struct TargetRule {
     pub cmdline: Option<String>,
     /// Only processes of this uid.
     pub uid: Option<u32>,
+    /// A Prometheus text endpoint of the service, scraped every interval for `gauges`.
+    pub metrics_url: Option<String>,
+    /// Gauges to follow from `metrics_url`, e.g. `["go_goroutines"]`; stored as
+    /// `gauge{NAME}` series of the target.
+    #[serde(default)]
+    pub gauges: Vec<String>,
 }
 
 impl Config {
@@ -200,7 +206,10 @@ impl Config {
             return Err(invalid("agent.queue must be at least 1".into()));
         }
         let detect = &self.detect;
-        if detect.every.is_some_and(|every| every < Duration::from_secs(1)) {
+        if detect
+            .every
+            .is_some_and(|every| every < Duration::from_secs(1))
+        {
             return Err(invalid("detect.every must be at least 1s".into()));
         }
         if detect.min_regime_samples.is_some_and(|n| n < 8) {
@@ -231,6 +240,28 @@ impl Config {
                     "target {:?} matches everything: give comm, cmdline or uid",
                     rule.name
                 )));
+            }
+            match (&rule.metrics_url, rule.gauges.is_empty()) {
+                // Endpoints of local processes: plain HTTP (TLS arrives with the alert channels).
+                (Some(url), _) if !url.starts_with("http://") => {
+                    return Err(invalid(format!(
+                        "target {:?}: metrics_url {url:?} must start with http:// (https is not supported yet)",
+                        rule.name
+                    )));
+                }
+                (Some(_), true) => {
+                    return Err(invalid(format!(
+                        "target {:?}: metrics_url is set but gauges is empty: name the gauges to follow",
+                        rule.name
+                    )));
+                }
+                (None, false) => {
+                    return Err(invalid(format!(
+                        "target {:?}: gauges need a metrics_url to scrape",
+                        rule.name
+                    )));
+                }
+                _ => {}
             }
             for (key, pattern) in [("comm", &rule.comm), ("cmdline", &rule.cmdline)] {
                 if let Some(pattern) = pattern {
@@ -343,6 +374,15 @@ cmdline = "Analytics"
             ("[agent]\ninterval = \"100ms\"\n", "at least 1s"),
             ("[agent]\nlisten = \"0.0.0.0:9464\"\n", "bearer token"),
             ("[[target]]\nname = \"x\"\n", "matches everything"),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\nmetrics_url = \"localhost:6060\"\ngauges = [\"g\"]\n",
+                "must start with http://",
+            ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\nmetrics_url = \"http://127.0.0.1:6060/metrics\"\n",
+                "gauges is empty",
+            ),
+            ("[[target]]\nname = \"x\"\ncomm = \"a\"\ngauges = [\"g\"]\n", "need a metrics_url"),
             ("[detect]\npreset = \"quick\"\n", "unknown variant"),
             ("[detect]\nprest = \"fast\"\n", "prest"),
             ("[detect]\nmin_regime_samples = 3\n", "at least 8"),

@@ -41,6 +41,8 @@ pub struct AgentStats {
 }
 
 pub struct Shared {
+    /// App gauges scraped from the targets' metrics endpoints.
+    pub gauges: crate::gauges::Gauges,
     /// The latest findings of the detection loop, ranked.
     pub findings: Mutex<Vec<leakwatch_detect::Finding>>,
     /// Restarts known precisely by a supervisor (`leakwatch run`), for the writer to store.
@@ -103,6 +105,7 @@ pub fn start(
     // SAFETY: geteuid has no preconditions.
     let privileged = unsafe { libc::geteuid() } == 0;
     let shared = Arc::new(Shared {
+        gauges: crate::gauges::Gauges::default(),
         findings: Mutex::new(Vec::new()),
         supervised_restarts: Mutex::new(Vec::new()),
         latest: Mutex::new(Latest::default()),
@@ -165,6 +168,29 @@ pub fn start(
             })
             .map_err(|e| e.to_string())?
     };
+    let sources: Vec<crate::gauges::GaugeSource> = config
+        .targets
+        .iter()
+        .filter_map(|rule| {
+            rule.metrics_url
+                .as_ref()
+                .map(|url| crate::gauges::GaugeSource {
+                    target: rule.name.clone(),
+                    url: url.clone(),
+                    gauges: rule.gauges.clone(),
+                })
+        })
+        .collect();
+    let scraping = {
+        let shared = shared.clone();
+        let interval = config.agent.interval;
+        std::thread::Builder::new()
+            .name("lw-gauges".into())
+            .spawn(move || {
+                crate::gauges::scrape_loop(sources, interval, &shared.gauges, &shared.stop)
+            })
+            .map_err(|e| e.to_string())?
+    };
     let detecting = {
         let shared = shared.clone();
         let interval = config.agent.interval;
@@ -182,11 +208,12 @@ pub fn start(
             let _ = sampling.join();
             let _ = writing.join();
             let _ = detecting.join();
+            let _ = scraping.join();
             return Err(message);
         }
         Err(_) => return Err("store writer thread died while opening the store".into()),
     }
-    Ok((shared, vec![sampling, writing, detecting]))
+    Ok((shared, vec![sampling, writing, detecting, scraping]))
 }
 
 fn sample_loop(
@@ -240,11 +267,15 @@ fn sample_loop(
         let mut latest_targets = BTreeMap::new();
         let mut kinds = Vec::new();
         for (target, target_sample) in &grouped {
-            let target_points = target_sample.points(
+            let mut target_points = target_sample.points(
                 &target.name,
                 config.agent.max_thread_groups,
                 config.agent.max_socket_peers,
             );
+            // App gauges scraped within the last two intervals; older ones are stale.
+            for (name, value) in shared.gauges.fresh(&target.name, interval * 2) {
+                target_points.push((SeriesKey::new(&target.name, "gauge", &name), value));
+            }
             points.extend(target_points.iter().cloned());
             kinds.push((target.name.clone(), target.kind));
             latest_targets.insert(
