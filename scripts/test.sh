@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Real oracles and runtimes the tests use: ss (iproute2), setpriv (util-linux), a JDK with
 # jstack, gcc for the benchmark population, python3 for the bench driver, and prometheus for
 # promtool, which checks the /metrics exposition.
-packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus)
+packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

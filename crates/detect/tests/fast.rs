@@ -1,0 +1,127 @@
+//! The `Params::fast` preset on 1-second shapes like the live scenarios' (`scenarios/`):
+//! each series is replayed as the agent sees it, judged every 2 samples with only the
+//! samples known then. Steady leaks must be confirmed within 30 samples of their start;
+//! the healthy look-alikes must never be reported.
+
+use leakwatch_detect::{analyze, FindingKind, Params, Point, Restart, Series, SeriesKey};
+
+const T0: f64 = 1_700_006_400.0;
+
+/// Deterministic noise in [-1, 1] (a small LCG, so tests need no dependency).
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+}
+
+/// One value per second for `n_samples` seconds.
+fn series(n_samples: usize, limit: Option<f64>, mut value: impl FnMut(usize) -> f64) -> Series {
+    let points = (0..n_samples)
+        .map(|i| Point::new(T0 + i as f64, value(i)))
+        .collect();
+    Series::new(SeriesKey::new("svc", "threads", ""), points, limit)
+}
+
+/// The first sample count at which the engine, run every 2 samples on what it knew then,
+/// reports a leak.
+fn first_leak(series: &Series, restarts: &[Restart]) -> Option<usize> {
+    let params = Params::fast(1.0);
+    (4..series.points.len()).step_by(2).find(|&n| {
+        let now = series.points[n - 1].t;
+        analyze(std::slice::from_ref(series), restarts, now, &params)
+            .iter()
+            .any(|f| f.kind == FindingKind::Leak)
+    })
+}
+
+fn assert_detected_within(name: &str, series: &Series, leak_start: usize, within: usize) {
+    let at = first_leak(series, &[]);
+    match at {
+        Some(at) => assert!(
+            at >= leak_start && at - leak_start <= within,
+            "{name}: reported at sample {at}, leak started at {leak_start}"
+        ),
+        None => panic!("{name}: never reported"),
+    }
+}
+
+fn assert_silent(name: &str, series: &Series, restarts: &[Restart]) {
+    assert_eq!(first_leak(series, restarts), None, "{name}: false alarm");
+}
+
+#[test]
+fn steady_leaks_are_confirmed_within_30_samples() {
+    let mut noise = Noise(7);
+    // Incident 000: one thread per request, ~10 a second, from JVM start.
+    let fast_threads = series(200, Some(32_768.0), |i| 20.0 + 10.0 * i as f64);
+    assert_detected_within("10 threads/s", &fast_threads, 0, 26);
+    // One fd every 2 seconds over a base of 40, with the count jittering by one.
+    let slow_fds = series(200, Some(1024.0), |i| {
+        40.0 + (i / 2) as f64 + (noise.next() * 1.2).round()
+    });
+    assert_detected_within("0.5 fd/s", &slow_fds, 0, 28);
+    // Flat for a minute, then a leak starts in the running process.
+    let late = series(200, Some(1024.0), |i| {
+        if i < 60 {
+            30.0
+        } else {
+            30.0 + (i - 60) as f64
+        }
+    });
+    assert_detected_within("late onset", &late, 60, 28);
+    // Memory: a rising floor under a GC sawtooth (incident 004), 100 MB base, +1 MB/s.
+    let heap = series(240, None, |i| {
+        100e6 + 1e6 * i as f64 + 8e6 * (i % 5) as f64 / 5.0
+    });
+    assert_detected_within("rising sawtooth floor", &heap, 0, 30);
+}
+
+#[test]
+fn healthy_look_alikes_stay_silent() {
+    let mut noise = Noise(11);
+    let flat = series(240, Some(1024.0), |_| 50.0 + (noise.next() * 1.5).round());
+    assert_silent("flat with jitter", &flat, &[]);
+    // A pool of 16 threads warming up one thread per half second, then capped.
+    let pool = series(240, Some(32_768.0), |i| 20.0 + (2 * i).min(16) as f64);
+    assert_silent("pool warming to a cap", &pool, &[]);
+    // Bursts of 30 short-lived threads every 7 seconds, lasting 2 samples.
+    let bursts = series(240, Some(32_768.0), |i| {
+        20.0 + if i % 7 < 2 { 30.0 } else { 0.0 }
+    });
+    assert_silent("bursts", &bursts, &[]);
+    // A cache filling to a plateau with a 10-second time constant.
+    let cache = series(240, None, |i| {
+        80e6 + 40e6 * (1.0 - (-(i as f64) / 10.0).exp())
+    });
+    assert_silent("cache filling to a plateau", &cache, &[]);
+    // A flat GC sawtooth: climbs 30 MB over 6 seconds, collected back to the floor.
+    let sawtooth = series(240, None, |i| 120e6 + 5e6 * (i % 6) as f64);
+    assert_silent("flat sawtooth", &sawtooth, &[]);
+    // One deploy: the new version holds 20 more threads after its warm-up.
+    let deploy = series(240, Some(32_768.0), |i| if i < 100 { 40.0 } else { 60.0 });
+    let restart = Restart {
+        target: "svc".into(),
+        t: T0 + 100.0,
+        old_pid: Some(1),
+        new_pid: Some(2),
+        reason: "exit 0".into(),
+    };
+    assert_silent("deploy restart", &deploy, &[restart]);
+}
+
+#[test]
+fn production_is_unchanged_by_the_fast_preset() {
+    // The preset is a separate constructor: production keeps its hour and its day.
+    let production = Params::production();
+    assert_eq!(production.min_regime_samples, 360);
+    assert_eq!(production.season_samples, 8_640);
+    let fast = Params::fast(1.0);
+    assert_eq!(fast.min_regime_samples, 20);
+    assert_eq!(fast.season_samples, fast.min_regime_samples);
+}
