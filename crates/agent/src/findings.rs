@@ -27,6 +27,13 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
             }
         }
     }
+    // The timestamps at which the target had processes: its "threads" total is written at
+    // every pass.
+    let passes: Vec<i64> = data
+        .iter()
+        .find(|s| s.key.resource == "threads" && s.key.attribution.is_empty())
+        .map(|s| s.points.iter().map(|(ms, _)| *ms).collect())
+        .unwrap_or_default();
     data.iter()
         .filter(|s| !s.key.resource.ends_with(".limit"))
         // Folded remainders and the per-process maximum would repeat what the named
@@ -35,9 +42,14 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
         .filter(|s| s.points.len() >= 3)
         .map(|s| {
             let limit = limit_key(&s.key.resource).and_then(|k| limits.get(&k).copied());
+            let points = if is_count(&s.key.resource) && !passes.is_empty() {
+                zero_filled(&s.points, &passes)
+            } else {
+                s.points.clone()
+            };
             Series::new(
                 SeriesKey::new(target, &s.key.resource, &s.key.attribution),
-                s.points
+                points
                     .iter()
                     .map(|(ms, v)| Point::new(*ms as f64 / 1000.0, *v))
                     .collect(),
@@ -45,6 +57,31 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
             )
         })
         .collect()
+}
+
+/// Counted resources, whose parts are written only while they exist: a thread group, an
+/// fd kind or a socket state absent from a pass had zero members then.
+fn is_count(resource: &str) -> bool {
+    matches!(resource, "threads" | "fds" | "tcp" | "tcp_peer" | "sockets")
+}
+
+/// The series at every pass of the target, with 0 where it was not written. Without this,
+/// a thread group that appears an hour into a process's life would look like a new
+/// process, and its first samples would be skipped as warm-up.
+fn zero_filled(points: &[(i64, f64)], passes: &[i64]) -> Vec<(i64, f64)> {
+    let last = points.last().map_or(i64::MIN, |(ms, _)| *ms);
+    let mut out = Vec::with_capacity(passes.len());
+    let mut next = points.iter().peekable();
+    for &ms in passes.iter().filter(|ms| **ms <= last) {
+        while next.peek().is_some_and(|(t, _)| *t < ms) {
+            next.next();
+        }
+        match next.peek() {
+            Some((t, v)) if *t == ms => out.push((ms, *v)),
+            _ => out.push((ms, 0.0)),
+        }
+    }
+    out
 }
 
 /// Findings for every target seen in the last `window_ms`, ranked by the engine.
@@ -85,6 +122,22 @@ pub fn compute(store: &Store, now_ms: i64, window_ms: i64, params: &Params) -> V
     }
     rank(&mut all);
     all
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zero_filling_covers_every_pass_up_to_the_last_point() {
+        let passes = [10, 20, 30, 40, 50];
+        assert_eq!(
+            super::zero_filled(&[(30, 1.0), (40, 2.0)], &passes),
+            vec![(10, 0.0), (20, 0.0), (30, 1.0), (40, 2.0)]
+        );
+        assert_eq!(
+            super::zero_filled(&[(20, 5.0), (50, 6.0)], &passes),
+            vec![(10, 0.0), (20, 5.0), (30, 0.0), (40, 0.0), (50, 6.0)]
+        );
+    }
 }
 
 /// Soonest exhaustion first, then leaks without a limit, then the rest.

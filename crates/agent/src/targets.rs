@@ -157,6 +157,8 @@ pub struct TargetSample {
     pub memory_limit: Option<u64>,
     /// Processes whose fds could not be read (not root).
     pub partial: u64,
+    /// The cgroups of its processes, to tell whether the cgroup's memory is the target's own.
+    pub cgroups: std::collections::BTreeSet<String>,
 }
 
 impl TargetSample {
@@ -199,6 +201,9 @@ impl TargetSample {
         }
         if !p.partial.is_empty() {
             self.partial += 1;
+        }
+        if let Some(cgroup) = &p.identity.cgroup {
+            self.cgroups.insert(cgroup.path.clone());
         }
     }
 
@@ -282,6 +287,26 @@ pub fn group(
             .entry(targeting.target_of(process))
             .or_default()
             .add(process, &sample.host);
+    }
+    // A cgroup's memory is a target's only when no other target has processes in it (a
+    // systemd service or a container usually; a login session or a CI job's cgroup holds
+    // many targets, and its growth must not be blamed on each of them).
+    let mut owners: HashMap<&str, usize> = HashMap::new();
+    for target in targets.values() {
+        for cgroup in &target.cgroups {
+            *owners.entry(cgroup.as_str()).or_default() += 1;
+        }
+    }
+    let shared: Vec<String> = owners
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(cgroup, _)| cgroup.to_string())
+        .collect();
+    for target in targets.values_mut() {
+        if target.cgroups.iter().any(|c| shared.contains(c)) || target.cgroups.len() > 1 {
+            target.cgroup_memory = None;
+            target.memory_limit = None;
+        }
     }
     targets
 }

@@ -283,9 +283,13 @@ pub struct RunArgs {
     /// Stop after this many restarts [default: unlimited].
     #[arg(long, value_name = "N")]
     max_restarts: Option<u32>,
-    /// Sampling interval.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    interval: String,
+    /// Agent config file for the `[agent]` and `[detect]` settings (docs/agent.md); its
+    /// `[[target]]` rules are not used (the command is the target).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Sampling interval [default: 10s, or the config's].
+    #[arg(long, value_name = "DURATION")]
+    interval: Option<String>,
     /// Kibibytes of stderr kept per life.
     #[arg(long, default_value_t = 64, value_name = "KIB")]
     tail_kib: usize,
@@ -308,9 +312,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             .unwrap_or("command")
             .to_string()
     });
-    let mut config = Config::default();
-    config.agent.interval = humantime::parse_duration(&args.interval)
-        .with_context(|| format!("--interval {:?} is not a duration", args.interval))?;
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    config.targets.clear();
+    if let Some(interval) = &args.interval {
+        config.agent.interval = humantime::parse_duration(interval)
+            .with_context(|| format!("--interval {interval:?} is not a duration"))?;
+    }
     if let Some(listen) = args.listen {
         config.agent.listen = listen;
     }
