@@ -124,6 +124,21 @@ pub fn compute(store: &Store, now_ms: i64, window_ms: i64, params: &Params) -> V
     all
 }
 
+/// Soonest exhaustion first, then leaks without a limit, then the rest.
+pub fn rank(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        let eta = |f: &Finding| {
+            f.eta_conservative_seconds
+                .or(f.eta_seconds)
+                .unwrap_or(f64::MAX)
+        };
+        eta(a)
+            .total_cmp(&eta(b))
+            .then_with(|| a.kind.cmp(&b.kind))
+            .then_with(|| b.rate_per_hour.total_cmp(&a.rate_per_hour))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -138,19 +153,4 @@ mod tests {
             vec![(10, 0.0), (20, 5.0), (30, 0.0), (40, 0.0), (50, 6.0)]
         );
     }
-}
-
-/// Soonest exhaustion first, then leaks without a limit, then the rest.
-pub fn rank(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        let eta = |f: &Finding| {
-            f.eta_conservative_seconds
-                .or(f.eta_seconds)
-                .unwrap_or(f64::MAX)
-        };
-        eta(a)
-            .total_cmp(&eta(b))
-            .then_with(|| a.kind.cmp(&b.kind))
-            .then_with(|| b.rate_per_hour.total_cmp(&a.rate_per_hour))
-    });
 }
