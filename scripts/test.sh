@@ -5,14 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real oracles and runtimes the tests use: ss (iproute2), setpriv (util-linux), a JDK with
-# jstack, gcc for the benchmark population, python3 for the bench driver, and prometheus for
-# promtool, which checks the /metrics exposition.
-packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql)
+# Real oracles, runtimes and servers the tests use: ss (iproute2), setpriv (util-linux), a
+# JDK with jstack, gcc for the benchmark population, python3 for the bench driver and the
+# scenario runner, prometheus (promtool checks /metrics; `analyze --prometheus` reads from
+# it), golang-go and postgresql for the live scenarios, prometheus-alertmanager and pip's
+# aiosmtpd as real alert receivers.
+packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q "${packages[@]}"
+  # aiosmtpd: the real SMTP server the alert email test sends to (crates/alert).
+  python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q aiosmtpd || python3 -m pip install -q --break-system-packages aiosmtpd
 else
   echo "not root: assuming ${packages[*]} are installed" >&2
 fi
