@@ -32,6 +32,10 @@ pub struct Config {
     /// `[[target]]` rules, tried in order before the automatic grouping.
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetRule>,
+    /// `[alerts]`: channels, routes, silences, heartbeat (docs/alerts.md). Without channels,
+    /// alerting is off.
+    #[serde(default)]
+    pub alerts: leakwatch_alert::AlertConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +274,11 @@ impl Config {
                     })?;
                 }
             }
+        }
+        if !self.alerts.channels.is_empty() {
+            self.alerts
+                .validate()
+                .map_err(|error| invalid(format!("[alerts]: {error}")))?;
         }
         Ok(())
     }

@@ -41,6 +41,10 @@ pub struct AgentStats {
 }
 
 pub struct Shared {
+    /// The alert outbox, when alerting is configured (read by the API).
+    pub alerts_db: Option<PathBuf>,
+    /// Per-channel delivery counters, refreshed by the alert thread (for `/metrics`).
+    pub alert_counters: Mutex<Vec<leakwatch_alert::ChannelCounters>>,
     /// App gauges scraped from the targets' metrics endpoints.
     pub gauges: crate::gauges::Gauges,
     /// The latest findings of the detection loop, ranked.
@@ -104,7 +108,10 @@ pub fn start(
     let db = db_path(data_dir);
     // SAFETY: geteuid has no preconditions.
     let privileged = unsafe { libc::geteuid() } == 0;
+    let alerts_db = (!config.alerts.channels.is_empty()).then(|| data_dir.join("alerts.db"));
     let shared = Arc::new(Shared {
+        alerts_db,
+        alert_counters: Mutex::new(Vec::new()),
         gauges: crate::gauges::Gauges::default(),
         findings: Mutex::new(Vec::new()),
         supervised_restarts: Mutex::new(Vec::new()),
@@ -191,6 +198,20 @@ pub fn start(
             })
             .map_err(|e| e.to_string())?
     };
+    let alerting = {
+        let shared = shared.clone();
+        let alerts = config.alerts.clone();
+        std::thread::Builder::new()
+            .name("lw-alerts".into())
+            .spawn(move || {
+                if let Some(path) = shared.alerts_db.clone() {
+                    if let Err(error) = alert_loop(&shared, &alerts, &path) {
+                        tracing::error!(error = %error, "alerting stopped");
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?
+    };
     let detecting = {
         let shared = shared.clone();
         let interval = config.agent.interval;
@@ -209,11 +230,15 @@ pub fn start(
             let _ = writing.join();
             let _ = detecting.join();
             let _ = scraping.join();
+            let _ = alerting.join();
             return Err(message);
         }
         Err(_) => return Err("store writer thread died while opening the store".into()),
     }
-    Ok((shared, vec![sampling, writing, detecting, scraping]))
+    Ok((
+        shared,
+        vec![sampling, writing, detecting, scraping, alerting],
+    ))
 }
 
 fn sample_loop(
@@ -459,6 +484,71 @@ fn detect_loop(
             .last_detect_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
+}
+
+/// Turns each new set of findings into alert notifications (written to the durable outbox
+/// before any send), delivers due notifications with retries, and sends heartbeats. One
+/// thread owns the outbox; the API reads it through its own connection.
+fn alert_loop(
+    shared: &Shared,
+    config: &leakwatch_alert::AlertConfig,
+    path: &Path,
+) -> Result<(), String> {
+    use leakwatch_alert::{AlertEngine, Dispatcher, Heartbeat, Outbox};
+    let outbox = Outbox::open(path).map_err(|e| format!("alert outbox {}: {e}", path.display()))?;
+    let mut engine = AlertEngine::new(config);
+    // After a restart, firing alerts stay firing instead of paging again.
+    if let Ok(Some(state)) = outbox.load_engine_state() {
+        engine.restore(state);
+    }
+    let mut dispatcher = Dispatcher::new(outbox, config).map_err(|e| e.to_string())?;
+    let mut heartbeat =
+        Heartbeat::new(config, leakwatch_alert::now_ms()).map_err(|e| e.to_string())?;
+    let mut seen_runs = 0;
+    let mut seen_samples = 0;
+    tracing::info!(db = %path.display(), channels = config.channels.len(), "alerting on");
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = leakwatch_alert::now_ms();
+        let runs = shared.stats.detect_runs.load(Ordering::Relaxed);
+        if runs != seen_runs {
+            seen_runs = runs;
+            let findings = shared.findings.lock().expect("findings lock").clone();
+            let notifications = engine.update(&findings, now);
+            if !notifications.is_empty() {
+                if let Err(error) = dispatcher.enqueue(&notifications, now) {
+                    tracing::error!(error = %error, "cannot write alerts to the outbox");
+                }
+            }
+            if let Err(error) = dispatcher.outbox().save_engine_state(&engine.state()) {
+                tracing::warn!(error = %error, "cannot save the alert state");
+            }
+        }
+        match dispatcher.run_once(now) {
+            Ok(stats) if stats.delivered + stats.failed + stats.retried > 0 => tracing::info!(
+                delivered = stats.delivered,
+                retried = stats.retried,
+                failed = stats.failed,
+                "alert deliveries"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = %error, "alert delivery round failed"),
+        }
+        if let Ok(counters) = dispatcher.outbox().counters() {
+            *shared.alert_counters.lock().expect("counters lock") = counters;
+        }
+        if let Some(heartbeat) = heartbeat.as_mut() {
+            // Healthy while sampling advances.
+            let samples = shared.stats.samples.load(Ordering::Relaxed);
+            let healthy = samples != seen_samples;
+            seen_samples = samples;
+            heartbeat.tick(now, healthy);
+        }
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }
 
 /// Resident memory of this process in bytes (for its own `/metrics`).

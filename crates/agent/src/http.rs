@@ -38,6 +38,7 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .route("/api/v1/series", get(series))
         .route("/api/v1/restarts", get(restarts))
         .route("/api/v1/findings", get(findings))
+        .route("/api/v1/alerts", get(alerts))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -110,6 +111,30 @@ async fn findings(State(state): State<AppState>) -> Response {
         "findings": findings,
     }))
     .into_response()
+}
+
+/// Delivery state of every notification per channel, and per-channel counters.
+async fn alerts(State(state): State<AppState>) -> Response {
+    let Some(path) = state.shared.alerts_db.clone() else {
+        return Json(json!({ "enabled": false, "deliveries": [], "channels": [] })).into_response();
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let outbox = leakwatch_alert::Outbox::open(&path).map_err(|e| e.to_string())?;
+        let deliveries = outbox.delivery_state().map_err(|e| e.to_string())?;
+        let counters = outbox.counters().map_err(|e| e.to_string())?;
+        Ok::<_, String>((deliveries, counters))
+    })
+    .await;
+    match result {
+        Ok(Ok((deliveries, counters))) => Json(json!({
+            "enabled": true,
+            "deliveries": deliveries,
+            "channels": counters,
+        }))
+        .into_response(),
+        Ok(Err(message)) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
+        Err(join) => error(StatusCode::INTERNAL_SERVER_ERROR, join.to_string()),
+    }
 }
 
 async fn targets(State(state): State<AppState>) -> Response {
@@ -378,6 +403,34 @@ async fn metrics(State(state): State<AppState>) -> Response {
             }
             rate.get_or_create(&labels).set(finding.rate_per_hour);
             current.get_or_create(&labels).set(finding.current);
+        }
+    }
+    {
+        let deliveries = family(
+            &mut registry,
+            "alert_notifications",
+            "Alert notifications per channel and outcome since the outbox was created",
+        );
+        for c in state
+            .shared
+            .alert_counters
+            .lock()
+            .expect("counters lock")
+            .iter()
+        {
+            for (outcome, value) in [
+                ("sent", c.sent),
+                ("failed", c.failed),
+                ("retried", c.retried),
+                ("expired", c.expired),
+            ] {
+                deliveries
+                    .get_or_create(&vec![
+                        ("channel".to_string(), c.channel.clone()),
+                        ("outcome".to_string(), outcome.to_string()),
+                    ])
+                    .set(value as f64);
+            }
         }
     }
     let s = &state.shared.stats;

@@ -2,6 +2,7 @@
 //! crates that do the work, and renders their results for people (tables) or scripts (JSON).
 
 mod agent_cmd;
+mod alerts_cmd;
 mod check;
 mod format;
 mod leaks_cmd;
@@ -51,6 +52,13 @@ enum Command {
     /// CSV file (time,series,value[,limit]), a saved Prometheus query_range response, or a
     /// live Prometheus (--prometheus URL --query Q). Exit 1 when something was found.
     Analyze(leaks_cmd::AnalyzeArgs),
+    /// Show alert deliveries per channel from the running agent's durable outbox.
+    Alerts(agent_cmd::ClientArgs),
+    /// Alert channel tools: `leakwatch alert test --config FILE [--channel NAME]`.
+    #[command(subcommand)]
+    Alert(alerts_cmd::AlertCommand),
+    /// Configuration tools: `leakwatch config check FILE`.
+    Config(alerts_cmd::ConfigArgs),
     /// Run a workload against a process round after round and fail (exit 1) if threads,
     /// fds, sockets or memory grow with every round: a leak check for tests and CI.
     ///
@@ -74,6 +82,9 @@ fn main() -> ExitCode {
         Command::Restarts(args) => agent_cmd::restarts(args),
         Command::Leaks(args) => leaks_cmd::leaks(args),
         Command::Analyze(args) => leaks_cmd::analyze(args),
+        Command::Alerts(args) => alerts_cmd::alerts(args),
+        Command::Alert(command) => alerts_cmd::alert(command),
+        Command::Config(args) => alerts_cmd::config(args),
         Command::Check(args) => check::run(args),
     };
     match result {

@@ -405,3 +405,114 @@ fn app_gauges_are_scraped_and_broken_endpoints_are_reported() {
         "{metrics_text}"
     );
 }
+
+/// A webhook receiver: records every request body; answers 200.
+fn receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut data = Vec::new();
+            let mut buffer = [0u8; 8192];
+            // Read headers, then Content-Length bytes of body.
+            loop {
+                let Ok(n) = stream.read(&mut buffer) else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        seen.lock().unwrap().push(body.to_string());
+                        break;
+                    }
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (port, bodies)
+}
+
+/// End to end: a real leaking process -> finding -> alert written to the outbox ->
+/// delivered to a webhook; `leakwatch alert test` and `leakwatch alerts` on the same config.
+#[test]
+fn a_real_leak_becomes_a_delivered_alert() {
+    let (hook, bodies) = receiver();
+    let alerts = format!(
+        "[detect]\npreset = \"fast\"\n\
+         [[target]]\nname = \"grower\"\ncmdline = \"leak-threads=Leaky\"\n\
+         [alerts]\npending_for = \"0s\"\n\
+         [alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
+         [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/hook\"\n"
+    );
+    let agent = Agent::start(&alerts);
+    let _leaky = Leaky::start(&["threads=Base:2", "leak-threads=Leaky:100"]);
+    let delivered = eventually(120, || {
+        bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.contains("grower") && b.contains("Leaky-#"))
+    });
+    assert!(
+        delivered,
+        "no alert for grower/Leaky-#: {:?}",
+        bodies.lock().unwrap()
+    );
+    let url = format!("http://127.0.0.1:{}", agent.port);
+    let out = Command::new(workspace_bin("leakwatch"))
+        .args(["alerts", "--json", "--url", &url])
+        .output()
+        .unwrap();
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["enabled"], true);
+    assert!(
+        state["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["status"] == "delivered" && d["channel"] == "hook"),
+        "{state}"
+    );
+    let metrics = agent.get_text("/metrics").unwrap();
+    assert!(
+        metrics.contains("leakwatch_alert_notifications{channel=\"hook\",outcome=\"sent\"}"),
+        "{metrics}"
+    );
+
+    // The test command, on a config file with the same channel.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alerts.toml");
+    std::fs::write(&config, &alerts).unwrap();
+    let before = bodies.lock().unwrap().len();
+    let out = Command::new(workspace_bin("leakwatch"))
+        .args(["alert", "test", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok") && text.contains("hook"), "{text}");
+    assert!(bodies.lock().unwrap().len() > before);
+    let out = Command::new(workspace_bin("leakwatch"))
+        .args(["config", "check", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out);
+}
