@@ -419,10 +419,7 @@ fn receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
             let mut data = Vec::new();
             let mut buffer = [0u8; 8192];
             // Read headers, then Content-Length bytes of body.
-            loop {
-                let Ok(n) = stream.read(&mut buffer) else {
-                    break;
-                };
+            while let Ok(n) = stream.read(&mut buffer) {
                 if n == 0 {
                     break;
                 }
