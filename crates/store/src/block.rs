@@ -78,14 +78,17 @@ pub(crate) struct BlockWriter {
     body: Vec<u8>,
     n_series: u64,
     previous_id: i64,
+    grid_len: u32,
 }
 
 impl BlockWriter {
-    pub(crate) fn new() -> Self {
+    /// A block on a grid of `grid_len` cells (intervals or buckets).
+    pub(crate) fn new(grid_len: u32) -> Self {
         BlockWriter {
             body: Vec::new(),
             n_series: 0,
             previous_id: 0,
+            grid_len,
         }
     }
 
@@ -93,7 +96,7 @@ impl BlockWriter {
     pub(crate) fn push(&mut self, id: i64, runs: &[(u32, u32)], payload: &[u8]) {
         debug_assert!(self.n_series == 0 || id > self.previous_id);
         put_uvarint(&mut self.body, (id - self.previous_id) as u64);
-        put_runs(&mut self.body, runs);
+        put_runs(&mut self.body, runs, self.grid_len);
         put_uvarint(&mut self.body, payload.len() as u64);
         self.body.extend_from_slice(payload);
         self.previous_id = id;
@@ -297,7 +300,7 @@ mod tests {
 
     #[test]
     fn block_entries_round_trip_in_id_order() {
-        let mut writer = BlockWriter::new();
+        let mut writer = BlockWriter::new(6);
         let mut payload_a = Vec::new();
         codec::encode_best(&[1.0, 2.0, 3.0], &mut payload_a);
         let mut payload_b = Vec::new();

@@ -270,8 +270,8 @@ impl Store {
                 .map_err(|e| Error::corrupt("block", e))?;
             // Raw blocks hold at most one entry per grid cell, so the largest grid accepted
             // is enough to walk the directory without reading the interval list.
-            let mut reader =
-                BlockReader::new(data, u32::MAX).map_err(|e| Error::corrupt(format!("block {id}"), e))?;
+            let mut reader = BlockReader::new(data, u32::MAX)
+                .map_err(|e| Error::corrupt(format!("block {id}"), e))?;
             while let Some(entry) = reader
                 .next_entry()
                 .map_err(|e| Error::corrupt(format!("block {id}"), e))?

@@ -127,7 +127,10 @@ fn encode_constant(values: &[f64], out: &mut Vec<u8>) -> bool {
     let Some(first) = values.first() else {
         return false;
     };
-    if values.iter().any(|value| value.to_bits() != first.to_bits()) {
+    if values
+        .iter()
+        .any(|value| value.to_bits() != first.to_bits())
+    {
         return false;
     }
     match as_safe_int(*first) {
@@ -218,7 +221,10 @@ pub fn decode(
             *pos += 9;
             let mut raw = [0u8; 8];
             raw.copy_from_slice(bytes);
-            out.extend(std::iter::repeat_n(f64::from_bits(u64::from_le_bytes(raw)), n));
+            out.extend(std::iter::repeat_n(
+                f64::from_bits(u64::from_le_bytes(raw)),
+                n,
+            ));
             Ok(())
         }
         _ => Err(CorruptChunk("unknown codec tag")),
@@ -249,7 +255,11 @@ fn encode_int_stream(ints: &[i64], by_value: bool, out: &mut Vec<u8>) {
             ints[i].wrapping_sub(ints[i - 1])
         }
     };
-    out.push(if by_value { TAG_INT_VALUE } else { TAG_INT_DELTA });
+    out.push(if by_value {
+        TAG_INT_VALUE
+    } else {
+        TAG_INT_DELTA
+    });
     let mut divisor = 0u64;
     for i in 1..ints.len() {
         divisor = gcd(divisor, term(i).unsigned_abs());
@@ -562,10 +572,17 @@ pub(crate) fn get_token(buf: &[u8], pos: &mut usize, previous: f64) -> Result<f6
 }
 
 /// Presence of a series on a grid (the intervals of a raw block, the buckets of a rollup
-/// block) as `(start index, length)` runs; a series sampled every interval is one run.
+/// block) as `(start index, length)` runs.
 pub(crate) type Runs = Vec<(u32, u32)>;
 
-pub(crate) fn put_runs(out: &mut Vec<u8>, runs: &[(u32, u32)]) {
+/// Writes `runs` on a grid of `grid_len` cells. A series present in every cell, by far the
+/// most common case, is the single byte 0; otherwise the number of runs, then each run as
+/// the gap since the previous one and its length.
+pub(crate) fn put_runs(out: &mut Vec<u8>, runs: &[(u32, u32)], grid_len: u32) {
+    if grid_len > 0 && runs == [(0, grid_len)] {
+        out.push(0);
+        return;
+    }
     put_uvarint(out, runs.len() as u64);
     let mut end = 0u32;
     for &(start, len) in runs {
@@ -577,6 +594,12 @@ pub(crate) fn put_runs(out: &mut Vec<u8>, runs: &[(u32, u32)]) {
 
 pub(crate) fn get_runs(buf: &[u8], pos: &mut usize, grid_len: u32) -> Result<Runs, CorruptChunk> {
     let n_runs = get_uvarint(buf, pos)?;
+    if n_runs == 0 {
+        if grid_len == 0 {
+            return Err(CorruptChunk("full presence on an empty grid"));
+        }
+        return Ok(vec![(0, grid_len)]);
+    }
     if n_runs > u64::from(grid_len) {
         return Err(CorruptChunk("more runs than grid cells"));
     }
@@ -751,7 +774,9 @@ mod tests {
 
     #[test]
     fn spikes_pick_the_value_codec() {
-        let spikes: Vec<f64> = (0..360).map(|i| if i % 37 == 0 { 2.0 } else { 0.0 }).collect();
+        let spikes: Vec<f64> = (0..360)
+            .map(|i| if i % 37 == 0 { 2.0 } else { 0.0 })
+            .collect();
         assert_eq!(encode_best(&spikes, &mut Vec::new()), Codec::IntValue);
         let steps: Vec<f64> = (0..360).map(|i| (i / 37) as f64).collect();
         assert_eq!(encode_best(&steps, &mut Vec::new()), Codec::IntDelta);
@@ -770,11 +795,16 @@ mod tests {
                     usize::MAX
                 }
             };
-            let smallest = [Codec::IntDelta, Codec::IntValue, Codec::Xor, Codec::Constant]
-                .into_iter()
-                .map(size)
-                .min()
-                .unwrap();
+            let smallest = [
+                Codec::IntDelta,
+                Codec::IntValue,
+                Codec::Xor,
+                Codec::Constant,
+            ]
+            .into_iter()
+            .map(size)
+            .min()
+            .unwrap();
             assert_eq!(best.len(), smallest, "chose {codec:?}");
             let mut decoded = Vec::new();
             decode(&best, &mut 0, values.len(), &mut decoded).unwrap();
@@ -832,15 +862,25 @@ mod tests {
             vec![0, 1, 2, 5, 6, 9]
         );
         let mut buf = Vec::new();
-        put_runs(&mut buf, &runs);
+        put_runs(&mut buf, &runs, 10);
         assert_eq!(get_runs(&buf, &mut 0, 10).unwrap(), runs);
         assert!(get_runs(&buf, &mut 0, 9).is_err());
+        let mut full = Vec::new();
+        put_runs(&mut full, &[(0, 360)], 360);
+        assert_eq!(full, vec![0]);
+        assert_eq!(get_runs(&full, &mut 0, 360).unwrap(), vec![(0, 360)]);
+        assert!(get_runs(&full, &mut 0, 0).is_err());
     }
 
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {
         for values in shapes() {
-            for codec in [Codec::IntDelta, Codec::IntValue, Codec::Xor, Codec::Constant] {
+            for codec in [
+                Codec::IntDelta,
+                Codec::IntValue,
+                Codec::Xor,
+                Codec::Constant,
+            ] {
                 let mut buf = Vec::new();
                 if !encode_with(&values, codec, &mut buf) || values.len() < 2 {
                     continue;

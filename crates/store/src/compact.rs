@@ -1,7 +1,7 @@
 //! Compaction and physical layout of blocks.
 //!
 //! Rollups are written per raw block (one hour) and merged in tiers: hours into six hours,
-//! six hours into a day, days into the level's span (a week for 10-minute buckets). Each
+//! six hours into a day, days into the level's span (a week for hourly buckets). Each
 //! merge happens once its tier span is complete, so no block is ever rewritten while it
 //! grows, and the per-series headers of small blocks are paid only until the next tier.
 //!
@@ -198,7 +198,9 @@ fn merge_group(conn: &Connection, new_id: i64, group: &Group) -> Result<()> {
                 .query_row([candidate.id], |row| row.get(0))
                 .optional()
                 .context("read rollups to merge")?
-                .ok_or_else(|| Error::corrupt(format!("rollup block {}", candidate.id), "vanished"))?;
+                .ok_or_else(|| {
+                    Error::corrupt(format!("rollup block {}", candidate.id), "vanished")
+                })?;
             let grid_len = ((candidate.end_ms - candidate.start_ms) / step_ms) as u32;
             let what = || format!("rollup block {}", candidate.id);
             let mut reader =
@@ -211,7 +213,7 @@ fn merge_group(conn: &Connection, new_id: i64, group: &Group) -> Result<()> {
             }
         }
     }
-    let mut writer = BlockWriter::new();
+    let mut writer = BlockWriter::new(((end_ms - start_ms) / step_ms) as u32);
     let mut payload = Vec::new();
     for (id, buckets) in by_series {
         // Blocks of one span never overlap, but folding keeps a merge correct even if a

@@ -12,12 +12,13 @@
 //! # Writing
 //!
 //! The agent calls [`Store::append`] once per sampling interval with every point of that
-//! interval. The interval is committed as one small row of the `pending` table (about two
-//! bytes per point), so a committed interval survives `kill -9`. When an interval falls
-//! into the next hour, the open hour is *sealed*: each target's samples become one
-//! compressed raw block, 1-minute and 10-minute rollups (min/max/last/count) are computed
-//! from it, and `pending` is emptied, all in one transaction. [`Store::apply_retention`]
-//! deletes data past its level's age and the series and targets left without data.
+//! interval. The interval is committed as one small row of the `pending` table (about a
+//! byte per point, unchanged values in runs), so a committed interval survives `kill -9`.
+//! When an interval falls into the next hour, the open hour is *sealed*: each target's
+//! samples become one compressed raw block, 1-minute and 1-hour rollups
+//! (min/max/last/count) are computed from it, `pending` is emptied, and rollup blocks of
+//! finished spans are merged, all in one transaction. [`Store::apply_retention`] deletes
+//! data past its level's age and the series and targets left without data.
 //!
 //! # Reading
 //!

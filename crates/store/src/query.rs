@@ -6,7 +6,7 @@
 //! moment without double-counting the overlap.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rusqlite::params;
 
@@ -251,7 +251,7 @@ impl Store {
         Ok(out)
     }
 
-    fn interval_list(&self, start_ms: i64) -> Result<Rc<Vec<i64>>> {
+    fn interval_list(&self, start_ms: i64) -> Result<Arc<Vec<i64>>> {
         if let Some(list) = self.interval_cache.borrow().get(start_ms) {
             return Ok(list);
         }
@@ -261,13 +261,13 @@ impl Store {
             .context("read an interval list")?
             .query_row([start_ms], |row| Ok((row.get(0)?, row.get(1)?)))
             .context("read an interval list")?;
-        let list = Rc::new(
+        let list = Arc::new(
             block::decode_interval_list(start_ms, n as usize, &data)
                 .map_err(|e| Error::corrupt(format!("interval list {start_ms}"), e))?,
         );
         self.interval_cache
             .borrow_mut()
-            .insert(start_ms, Rc::clone(&list));
+            .insert(start_ms, Arc::clone(&list));
         Ok(list)
     }
 }

@@ -117,9 +117,9 @@ pub(crate) fn prepare(conn: &Connection, options: &Options) -> Result<()> {
     };
     conn.pragma_update(None, "synchronous", synchronous)
         .context("set synchronous")?;
-    // Truncate the WAL back to 16 MiB after checkpoints so a large seal does not leave a
-    // large WAL behind for good.
-    conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)
+    // Truncate the WAL back to 4 MiB after checkpoints so a large seal does not leave a
+    // large WAL behind for good (it counts against the disk budget like the file does).
+    conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)
         .context("set the WAL size limit")?;
     apply_common(conn, options)?;
     if let Some(max_bytes) = options.max_file_bytes {

@@ -7,16 +7,16 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OpenFlags};
 
 use crate::block::{self, BlockWriter, Bucket};
 use crate::codec::{self, put_token, put_uvarint, zigzag, Runs};
+use crate::compact::{self, BlockIds};
 use crate::error::{Context, Error, Result};
 use crate::model::{AppendReport, SeriesId, SeriesKey};
 use crate::options::Options;
-use crate::compact::{self, BlockIds};
 use crate::schema;
 
 /// Multiplicative hasher for the store's own integer ids. They are never chosen by an
@@ -110,17 +110,17 @@ pub(crate) struct OpenBlock {
 /// Decoded interval lists of sealed raw blocks. Bounded; the oldest block is evicted first
 /// because queries mostly read recent hours.
 pub(crate) struct IntervalCache {
-    entries: BTreeMap<i64, Rc<Vec<i64>>>,
+    entries: BTreeMap<i64, Arc<Vec<i64>>>,
 }
 
 const INTERVAL_CACHE_BLOCKS: usize = 128;
 
 impl IntervalCache {
-    pub(crate) fn get(&self, start_ms: i64) -> Option<Rc<Vec<i64>>> {
+    pub(crate) fn get(&self, start_ms: i64) -> Option<Arc<Vec<i64>>> {
         self.entries.get(&start_ms).cloned()
     }
 
-    pub(crate) fn insert(&mut self, start_ms: i64, list: Rc<Vec<i64>>) {
+    pub(crate) fn insert(&mut self, start_ms: i64, list: Arc<Vec<i64>>) {
         if self.entries.len() >= INTERVAL_CACHE_BLOCKS {
             self.entries.pop_first();
         }
@@ -757,12 +757,12 @@ impl Store {
         let mut payload = Vec::new();
         for (&target_id, ids) in &mut by_target {
             ids.sort_unstable();
-            let mut raw = BlockWriter::new();
+            let mut raw = BlockWriter::new(grid.len() as u32);
             let mut rollups: Vec<BlockWriter> = self
                 .options
                 .rollups
                 .iter()
-                .map(|_| BlockWriter::new())
+                .map(|level| BlockWriter::new((self.options.raw_block_ms / level.step_ms) as u32))
                 .collect();
             let (mut target_first, mut target_last) = (i64::MAX, i64::MIN);
             for &id in ids.iter() {
@@ -820,6 +820,10 @@ impl Store {
                 .unchecked_transaction()
                 .context("begin sealing a block")?;
             self.persist_new(&tx)?;
+            // Emptied first, so the pages it frees hold this seal's blocks instead of
+            // growing the file.
+            tx.execute("DELETE FROM pending WHERE ts_ms < ?1", [end_ms])
+                .context("empty the open block")?;
             tx.execute(
                 "INSERT INTO intervals (start_ms, end_ms, n, data) VALUES (?1, ?2, ?3, ?4)",
                 params![start_ms, end_ms, n_intervals, interval_data],
@@ -860,8 +864,6 @@ impl Store {
                         .context("update targets")?;
                 }
             }
-            tx.execute("DELETE FROM pending WHERE ts_ms < ?1", [end_ms])
-                .context("empty the open block")?;
             compact::merge_rollups(&tx, &self.options, &mut self.block_ids, end_ms)?;
             tx.commit().context("commit a sealed block")?;
         }

@@ -195,10 +195,10 @@ fn verify(store: &Store, last_reported: i64) {
             .map(|i| (START_MS + i * INTERVAL_MS, value(s, i)))
             .filter(|&(ts, _)| ts >= raw_from)
             .collect();
-        assert_eq!(
-            store.query(key, raw_from, i64::MAX).unwrap(),
-            expected,
-            "raw samples of {key:?}"
+        assert_same(
+            &format!("raw samples of {key:?}"),
+            &store.query(key, raw_from, i64::MAX).unwrap(),
+            &expected,
         );
         let mut expected: Vec<Bucket> = Vec::new();
         for i in 0..n_intervals {
@@ -221,10 +221,24 @@ fn verify(store: &Store, last_reported: i64) {
                 }),
             }
         }
-        assert_eq!(
-            store.query_rollup(key, 0, i64::MAX, 60_000).unwrap(),
-            expected,
-            "minute rollups of {key:?}"
+        assert_same(
+            &format!("minute rollups of {key:?}"),
+            &store.query_rollup(key, 0, i64::MAX, 60_000).unwrap(),
+            &expected,
+        );
+    }
+}
+
+/// Like `assert_eq!`, but names the first difference instead of printing thousands of
+/// points.
+fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], expected: &[T]) {
+    if let Some(i) = (0..got.len().max(expected.len())).find(|&i| got.get(i) != expected.get(i)) {
+        panic!(
+            "{what}: {} items, expected {}; first difference at {i}: got {:?}, expected {:?}",
+            got.len(),
+            expected.len(),
+            got.get(i),
+            expected.get(i)
         );
     }
 }

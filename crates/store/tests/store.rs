@@ -69,6 +69,20 @@ fn expected_buckets(samples: &[(i64, f64)], step_ms: i64) -> Vec<Bucket> {
 }
 
 #[test]
+fn a_store_can_move_to_a_writer_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+    let (_dir, mut store) = open_small();
+    let handle = std::thread::spawn(move || {
+        store
+            .append_keyed(0, &[(key("svc", "threads", ""), 1.0)])
+            .unwrap()
+            .written
+    });
+    assert_eq!(handle.join().unwrap(), 1);
+}
+
+#[test]
 fn appended_points_read_back_exactly_before_and_after_sealing() {
     let (_dir, mut store) = open_small();
     let keys = [
