@@ -23,6 +23,10 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The integration tests in crates/testkit run the real binaries (leakwatch, leaky, ...):
+# build them all first, since `cargo test` only builds a package's binaries for that
+# package's own integration tests.
+cargo build --workspace --bins
 cargo test --workspace
 
 # The parser fuzz target, for a bounded time (cargo-fuzz needs nightly flags; the stable

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// Path of a binary built in this workspace (`leaky`, `leakwatch`), found next to the
-/// running test executable. `cargo test --workspace` builds them before running any test.
+/// running test executable. Build them first with `cargo build --workspace --bins` (as
+/// `scripts/test.sh` does): `cargo test` builds a package's binaries only for that
+/// package's own integration tests.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().expect("deps dir");
@@ -22,7 +24,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} not built: run the tests with `cargo test --workspace`",
+        "{} not built: run `cargo build --workspace --bins` first (scripts/test.sh does)",
         path.display()
     );
     path
