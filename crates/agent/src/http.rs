@@ -338,7 +338,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     );
     let app_gauges = family(
         &mut registry,
-        "target_app_gauge",
+        "target_app_value",
         "Gauges scraped from the target's own metrics endpoint",
     );
     {
@@ -489,7 +489,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     );
     agent_gauge(
         &mut registry,
-        "agent_gauge_scrape_errors",
+        "agent_app_scrape_errors",
         "Failed scrapes of app gauge endpoints since start",
         state.shared.gauges.errors.load(Ordering::Relaxed) as f64,
     );

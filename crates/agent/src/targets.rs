@@ -329,13 +329,23 @@ pub struct SeenRestart {
 pub struct RestartTracker {
     /// Per target: its processes with the number of passes each was seen, and the pass
     /// the target was last seen in.
-    last: HashMap<String, (Vec<(ProcessId, u32)>, u64)>,
+    last: HashMap<String, (Vec<Seen>, u64)>,
     pass: u64,
     grace_passes: u64,
 }
 
 /// `(pid, start time)`: unique for the uptime of a host.
 type ProcessId = (u32, u64);
+
+/// One process of a target as the tracker remembers it.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    id: ProcessId,
+    /// Passes it has been seen in.
+    passes: u32,
+    /// Already paired as the successor of a process that went (or there from the start).
+    replaced: bool,
+}
 
 /// Passes a process must have been seen in before its disappearance counts as a restart.
 pub const MIN_LIFE_PASSES: u32 = 3;
@@ -361,29 +371,48 @@ impl RestartTracker {
                 continue;
             }
             let now = &sample.processes;
-            let before: &[((u32, u64), u32)] = self
+            let first_sight = !self.last.contains_key(&target.name);
+            let before: Vec<Seen> = self
                 .last
                 .get(&target.name)
-                .map(|(before, _)| before.as_slice())
-                .unwrap_or(&[]);
-            let known = |p: &(u32, u64)| before.iter().find(|(q, _)| q == p).map(|(_, n)| *n);
-            let gone: Vec<(u32, u64)> = before
+                .map(|(before, _)| before.clone())
+                .unwrap_or_default();
+            let known = |p: &ProcessId| before.iter().find(|s| s.id == *p);
+            let mut updated: Vec<Seen> = now
                 .iter()
-                .filter(|(p, n)| *n >= MIN_LIFE_PASSES && !now.contains(p))
-                .map(|(p, _)| *p)
+                .map(|p| match known(p) {
+                    Some(seen) => Seen {
+                        passes: seen.passes.saturating_add(1),
+                        ..*seen
+                    },
+                    // Processes there when the target is first seen replaced nobody.
+                    None => Seen {
+                        id: *p,
+                        passes: 1,
+                        replaced: first_sight,
+                    },
+                })
                 .collect();
-            let new: Vec<(u32, u64)> = now.iter().filter(|p| known(p).is_none()).copied().collect();
-            for (old, new) in gone.iter().zip(new.iter()) {
-                restarts.push(SeenRestart {
-                    target: target.name.clone(),
-                    old: *old,
-                    new: *new,
-                });
+            // A process that lived is gone: it was replaced by the youngest process that
+            // replaced nobody yet. The successor may have appeared a pass or two before
+            // the old one was gone (a graceful restart overlaps), or after a gap.
+            for old in before
+                .iter()
+                .filter(|s| s.passes >= MIN_LIFE_PASSES && !now.contains(&s.id))
+            {
+                let successor = updated
+                    .iter_mut()
+                    .filter(|s| !s.replaced && s.passes <= self.grace_passes as u32)
+                    .min_by_key(|s| s.passes);
+                if let Some(successor) = successor {
+                    successor.replaced = true;
+                    restarts.push(SeenRestart {
+                        target: target.name.clone(),
+                        old: old.id,
+                        new: successor.id,
+                    });
+                }
             }
-            let updated: Vec<((u32, u64), u32)> = now
-                .iter()
-                .map(|p| (*p, known(p).unwrap_or(0).saturating_add(1)))
-                .collect();
             self.last.insert(target.name.clone(), (updated, self.pass));
         }
         let (pass, grace) = (self.pass, self.grace_passes);
@@ -484,6 +513,32 @@ mod tests {
             tracker.observe(&BTreeMap::new(), &none);
         }
         assert!(tracker.is_empty());
+    }
+
+    #[test]
+    fn an_overlapping_restart_is_paired() {
+        let mut tracker = RestartTracker::new(10);
+        let none = |_: &str| false;
+        for _ in 0..4 {
+            assert!(tracker
+                .observe(&target("svc", &[(10, 1)]), &none)
+                .is_empty());
+        }
+        // The new process starts before the old one is gone (one pass with both).
+        assert!(tracker
+            .observe(&target("svc", &[(10, 1), (11, 2)]), &none)
+            .is_empty());
+        let seen = tracker.observe(&target("svc", &[(11, 2)]), &none);
+        assert_eq!(seen.len(), 1);
+        assert_eq!((seen[0].old, seen[0].new), ((10, 1), (11, 2)));
+        // A long-running sibling in a two-process target is not taken for a successor.
+        let mut tracker = RestartTracker::new(10);
+        for _ in 0..4 {
+            tracker.observe(&target("pool", &[(20, 1), (21, 1)]), &none);
+        }
+        assert!(tracker
+            .observe(&target("pool", &[(21, 1)]), &none)
+            .is_empty());
     }
 
     #[test]

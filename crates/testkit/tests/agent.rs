@@ -183,10 +183,12 @@ fn restarts_keep_one_history() {
     let agent = Agent::start("[[target]]\nname = \"flappy\"\ncmdline = \"comm=flappy\"\n");
     let first = Leaky::start(&["comm=flappy", "threads=W:2"]);
     let first_pid = first.pid();
-    assert!(eventually(20, || !series_values(
+    // Alive for a few passes, so it is a service that lived, not a passing command.
+    assert!(eventually(20, || series_values(
         &agent, "flappy", "threads", ""
     )
-    .is_empty()));
+    .len()
+        >= 4));
     drop(first);
     std::thread::sleep(Duration::from_millis(1500));
     let second = Leaky::start(&["comm=flappy", "threads=W:2"]);
@@ -202,7 +204,9 @@ fn restarts_keep_one_history() {
     });
     assert!(
         found,
-        "{:?}",
+        "first {first_pid} second {second_pid}: {:?} / {:?} / {:?}",
+        agent.get_text("/api/v1/series?target=flappy&resource=processes&since=10m"),
+        agent.get_text("/api/v1/series?target=flappy&resource=threads&since=10m"),
         agent.get_json("/api/v1/restarts?target=flappy")
     );
 }
@@ -401,7 +405,7 @@ fn app_gauges_are_scraped_and_broken_endpoints_are_reported() {
     let metrics_text = agent.get_text("/metrics").unwrap();
     assert!(
         metrics_text
-            .contains("leakwatch_target_app_gauge{target=\"gosvc\",name=\"go_goroutines\"}"),
+            .contains("leakwatch_target_app_value{target=\"gosvc\",name=\"go_goroutines\"}"),
         "{metrics_text}"
     );
 }
