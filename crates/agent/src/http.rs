@@ -434,77 +434,69 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
     }
     let s = &state.shared.stats;
-    let agent_gauge = |registry: &mut Registry, name: &str, help: &str, value: f64| {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
+    let agent_metrics: [(&str, &str, f64); 11] = [
+        (
+            "agent_sample_cpu_seconds",
+            "CPU time of the last sampling pass",
+            load(&s.last_sample_cpu_us) / 1e6,
+        ),
+        (
+            "agent_sample_wall_seconds",
+            "Wall time of the last sampling pass",
+            load(&s.last_sample_wall_us) / 1e6,
+        ),
+        (
+            "agent_store_seconds",
+            "Time to store the last interval",
+            load(&s.last_store_us) / 1e6,
+        ),
+        (
+            "agent_samples",
+            "Sampling passes since start",
+            load(&s.samples),
+        ),
+        (
+            "agent_samples_dropped",
+            "Intervals dropped because the store was behind",
+            load(&s.dropped),
+        ),
+        (
+            "agent_store_errors",
+            "Intervals that could not be stored",
+            load(&s.store_errors),
+        ),
+        (
+            "agent_targets",
+            "Targets in the last pass",
+            load(&s.targets),
+        ),
+        (
+            "agent_series",
+            "Series written in the last interval",
+            load(&s.series_written),
+        ),
+        (
+            "agent_app_scrape_errors",
+            "Failed scrapes of app gauge endpoints since start",
+            load(&state.shared.gauges.errors),
+        ),
+        (
+            "agent_restarts_seen",
+            "Target restarts seen since start",
+            load(&s.restarts_seen),
+        ),
+        (
+            "agent_resident_memory_bytes",
+            "Resident memory of the agent",
+            own_rss_bytes() as f64,
+        ),
+    ];
+    for (name, help, value) in agent_metrics {
         let gauge = Gauge::<f64, AtomicU64>::default();
         gauge.set(value);
         registry.register(name, help, gauge);
-    };
-    agent_gauge(
-        &mut registry,
-        "agent_sample_cpu_seconds",
-        "CPU time of the last sampling pass",
-        s.last_sample_cpu_us.load(Ordering::Relaxed) as f64 / 1e6,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_sample_wall_seconds",
-        "Wall time of the last sampling pass",
-        s.last_sample_wall_us.load(Ordering::Relaxed) as f64 / 1e6,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_store_seconds",
-        "Time to store the last interval",
-        s.last_store_us.load(Ordering::Relaxed) as f64 / 1e6,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_samples",
-        "Sampling passes since start",
-        s.samples.load(Ordering::Relaxed) as f64,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_samples_dropped",
-        "Intervals dropped because the store was behind",
-        s.dropped.load(Ordering::Relaxed) as f64,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_store_errors",
-        "Intervals that could not be stored",
-        s.store_errors.load(Ordering::Relaxed) as f64,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_targets",
-        "Targets in the last pass",
-        s.targets.load(Ordering::Relaxed) as f64,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_series",
-        "Series written in the last interval",
-        s.series_written.load(Ordering::Relaxed) as f64,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_app_scrape_errors",
-        "Failed scrapes of app gauge endpoints since start",
-        state.shared.gauges.errors.load(Ordering::Relaxed) as f64,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_restarts_seen",
-        "Target restarts seen since start",
-        s.restarts_seen.load(Ordering::Relaxed) as f64,
-    );
-    agent_gauge(
-        &mut registry,
-        "agent_resident_memory_bytes",
-        "Resident memory of the agent",
-        own_rss_bytes() as f64,
-    );
+    }
     let mut body = String::new();
     if let Err(e) = encode(&mut body, &registry) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());

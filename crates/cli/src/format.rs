@@ -13,21 +13,8 @@ pub fn count(value: u64) -> String {
     out
 }
 
-/// Bytes in binary units with one decimal: `1.2 GiB`.
-pub fn bytes(value: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut scaled = value as f64;
-    let mut unit = 0;
-    while scaled >= 1024.0 && unit < UNITS.len() - 1 {
-        scaled /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value} B")
-    } else {
-        format!("{scaled:.1} {}", UNITS[unit])
-    }
-}
+/// Bytes in binary units with one decimal: `1.2 GiB` (the same wording as leak-check reports).
+pub use leakcheck::rules::bytes;
 
 /// `812/1024 (79%)`, or just the value when there is no limit.
 pub fn against_limit(value: u64, limit: Option<u64>) -> String {

@@ -30,6 +30,17 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+/// Another process may take it in between; tests that need certainty bind the listener
+/// themselves.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
 /// A running `leaky` process; killed and reaped on drop.
 pub struct Leaky {
     pub child: Child,

@@ -18,11 +18,7 @@ struct Agent {
 impl Agent {
     fn start(config: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config_path = dir.path().join("leakwatch.toml");
         std::fs::write(
             &config_path,
@@ -249,11 +245,7 @@ fn process_churn_does_not_grow_the_agent() {
 #[test]
 fn run_records_every_crash_with_its_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut run = Command::new(workspace_bin("leakwatch"))
         .args([
             "run",

@@ -7,17 +7,8 @@
 //! passing "clean" run means the fixed client really closes its sockets.
 
 use leakwatch_testkit::*;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn bin_dir() -> PathBuf {
     workspace_bin("leakwatch").parent().unwrap().to_path_buf()

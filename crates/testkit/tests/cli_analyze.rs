@@ -2,7 +2,6 @@
 //! Prometheus response, and a real Prometheus server.
 
 use leakwatch_testkit::*;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
 fn leakwatch(args: &[&str]) -> std::process::Output {
@@ -76,11 +75,7 @@ fn bad_input_names_the_line() {
 #[test]
 fn reads_from_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
