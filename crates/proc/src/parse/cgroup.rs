@@ -178,9 +178,15 @@ fn unescape(field: &str) -> String {
         if bytes[i] == b'\\' && i + 4 <= bytes.len() {
             let octal = &bytes[i + 1..i + 4];
             if octal.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                out.push((octal[0] - b'0') * 64 + (octal[1] - b'0') * 8 + (octal[2] - b'0'));
-                i += 4;
-                continue;
+                let value = octal
+                    .iter()
+                    .fold(0u16, |acc, digit| acc * 8 + u16::from(digit - b'0'));
+                // The kernel escapes bytes, so at most \377; anything larger is literal text.
+                if let Ok(byte) = u8::try_from(value) {
+                    out.push(byte);
+                    i += 4;
+                    continue;
+                }
             }
         }
         out.push(bytes[i]);
@@ -284,5 +290,13 @@ mod tests {
     fn unescapes_octal() {
         assert_eq!(unescape(r"/mnt/with\040space"), "/mnt/with space");
         assert_eq!(unescape(r"trailing\04"), r"trailing\04");
+        assert_eq!(unescape(r"\377"), "\u{fffd}");
+    }
+
+    /// Found by the fuzzer in CI: `\777` overflowed the byte it was decoded into.
+    #[test]
+    fn octal_escape_above_a_byte_is_literal() {
+        assert_eq!(unescape(r"a\777b"), r"a\777b");
+        assert_eq!(unescape(r"\400"), r"\400");
     }
 }

@@ -52,7 +52,7 @@ pub fn parse(bytes: &[u8]) -> Status {
 /// `"123456 kB"` to bytes.
 fn kilobytes(value: &[u8]) -> Option<u64> {
     let number = value.strip_suffix(b" kB").unwrap_or(value);
-    super::parse_u64(super::trim(number)).map(|kb| kb * 1024)
+    super::parse_u64(super::trim(number)).and_then(|kb| kb.checked_mul(1024))
 }
 
 #[cfg(test)]
