@@ -36,6 +36,85 @@ pub struct Config {
     /// alerting is off.
     #[serde(default)]
     pub alerts: leakwatch_alert::AlertConfig,
+    /// `[evidence]`: what is captured when a finding first appears (docs/evidence.md).
+    #[serde(default)]
+    pub evidence: EvidenceSection,
+}
+
+/// `[evidence]`: incident folders in the data dir.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceSection {
+    /// Capture evidence at all (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Incident folders kept; the oldest are deleted beyond this.
+    #[serde(default = "default_max_incidents")]
+    pub max_incidents: usize,
+    /// Longest any one capture step (a command, a URL) may take.
+    #[serde(default = "default_capture_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Bytes kept of any one capture step's output.
+    #[serde(default = "default_max_output")]
+    pub max_output_bytes: usize,
+    /// A finding absent this long closes its incident; when it comes back, that is a new
+    /// incident with new evidence.
+    #[serde(default = "default_reopen_after", with = "humantime_serde_compat")]
+    pub reopen_after: Duration,
+}
+
+impl Default for EvidenceSection {
+    fn default() -> Self {
+        EvidenceSection {
+            enabled: true,
+            max_incidents: default_max_incidents(),
+            timeout: default_capture_timeout(),
+            max_output_bytes: default_max_output(),
+            reopen_after: default_reopen_after(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_incidents() -> usize {
+    100
+}
+fn default_capture_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_output() -> usize {
+    16 * 1024 * 1024
+}
+fn default_reopen_after() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// `[target.mitigation]`: restart a target whose leak is about to exhaust its limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mitigation {
+    /// The program and its arguments (no shell); `{pid}` and `{target}` are replaced.
+    pub restart_command: Vec<String>,
+    /// Run when a leak's conservative forecast reaches the limit sooner than this.
+    #[serde(with = "humantime_serde_compat")]
+    pub when_eta_below: Duration,
+    /// At most this many runs per target in any 24 hours.
+    #[serde(default = "default_max_per_day")]
+    pub max_per_day: u32,
+    #[serde(
+        default = "default_mitigation_timeout",
+        with = "humantime_serde_compat"
+    )]
+    pub timeout: Duration,
+}
+
+fn default_max_per_day() -> u32 {
+    1
+}
+fn default_mitigation_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +248,16 @@ pub struct TargetRule {
     /// `gauge{NAME}` series of the target.
     #[serde(default)]
     pub gauges: Vec<String>,
+    /// A Go service's pprof address (`http://127.0.0.1:6060`): evidence includes
+    /// `/debug/pprof/goroutine?debug=2`.
+    pub pprof_url: Option<String>,
+    /// Extra evidence commands, each a program and its arguments (no shell); `{pid}` and
+    /// `{dir}` (the incident folder) are replaced. E.g.
+    /// `[["jcmd", "{pid}", "GC.class_histogram"]]`.
+    #[serde(default)]
+    pub capture: Vec<Vec<String>>,
+    /// Optional restart when a leak is about to exhaust a limit (off unless set).
+    pub mitigation: Option<Mitigation>,
 }
 
 impl Config {
@@ -205,6 +294,11 @@ impl Config {
                 "agent.listen = {} is not loopback: set agent.token so requests need a bearer token",
                 self.agent.listen
             )));
+        }
+        if self.evidence.max_incidents == 0 {
+            return Err(invalid(
+                "evidence.max_incidents must be at least 1 (set evidence.enabled = false to turn capture off)".into(),
+            ));
         }
         if self.agent.queue == 0 {
             return Err(invalid("agent.queue must be at least 1".into()));
@@ -266,6 +360,51 @@ impl Config {
                     )));
                 }
                 _ => {}
+            }
+            if let Some(url) = &rule.pprof_url {
+                if !url.starts_with("http://") {
+                    return Err(invalid(format!(
+                        "target {:?}: pprof_url {url:?} must start with http://",
+                        rule.name
+                    )));
+                }
+            }
+            for (i, command) in rule.capture.iter().enumerate() {
+                if command.first().is_none_or(|p| p.trim().is_empty()) {
+                    return Err(invalid(format!(
+                        "target {:?}: capture[{i}] is empty: give a program and its arguments",
+                        rule.name
+                    )));
+                }
+            }
+            if let Some(m) = &rule.mitigation {
+                if m.restart_command
+                    .first()
+                    .is_none_or(|p| p.trim().is_empty())
+                {
+                    return Err(invalid(format!(
+                        "target {:?}: mitigation.restart_command is empty",
+                        rule.name
+                    )));
+                }
+                if m.max_per_day == 0 {
+                    return Err(invalid(format!(
+                        "target {:?}: mitigation.max_per_day must be at least 1 (remove [target.mitigation] to turn it off)",
+                        rule.name
+                    )));
+                }
+                if self.alerts.channels.is_empty() {
+                    return Err(invalid(format!(
+                        "target {:?}: mitigation needs [alerts] channels: every restart is announced",
+                        rule.name
+                    )));
+                }
+                if !self.evidence.enabled {
+                    return Err(invalid(format!(
+                        "target {:?}: mitigation needs [evidence] enabled: evidence is captured before any restart",
+                        rule.name
+                    )));
+                }
             }
             for (key, pattern) in [("comm", &rule.comm), ("cmdline", &rule.cmdline)] {
                 if let Some(pattern) = pattern {
@@ -405,6 +544,23 @@ cmdline = "Analytics"
                 "[[target]]\nname = \"x\"\ncomm = \"a\"\n[[target]]\nname = \"x\"\ncomm = \"b\"\n",
                 "defined twice",
             ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\ncapture = [[]]\n",
+                "capture[0] is empty",
+            ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\npprof_url = \"127.0.0.1:6060\"\n",
+                "pprof_url",
+            ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\n[target.mitigation]\nrestart_command = [\"true\"]\nwhen_eta_below = \"2h\"\n",
+                "mitigation needs [alerts] channels",
+            ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\n[target.mitigation]\nrestart_command = [\"true\"]\n",
+                "when_eta_below",
+            ),
+            ("[evidence]\nmax_incidents = 0\n", "max_incidents"),
         ];
         for (text, expected) in cases {
             let error = Config::parse(text, Path::new("a.toml"))

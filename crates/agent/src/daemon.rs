@@ -5,10 +5,12 @@
 //! counted (`leakwatch_agent_samples_dropped_total`), never blocked on.
 
 use crate::config::Config;
+use crate::evidence::{self, CaptureJob, MitigationLog, Registry};
 use crate::targets::{self, RestartTracker, Targeting};
+use leakwatch_alert::{AlertPayload, Silence};
 use leakwatch_proc::{Options, Sampler, Selection};
 use leakwatch_store::{Restart, SeriesKey, Store};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -21,7 +23,30 @@ pub struct Latest {
     pub time_unix_ms: i64,
     /// Per target: kind and current series values.
     pub targets: BTreeMap<String, (String, Vec<(SeriesKey, f64)>)>,
+    /// Per target: its live processes.
+    pub pids: BTreeMap<String, Vec<u32>>,
 }
+
+/// A change to the silences, asked for through the API, applied by the alert loop.
+#[derive(Debug, Clone)]
+pub enum SilenceOp {
+    Add(Silence),
+    Expire {
+        target: String,
+        resource: Option<String>,
+    },
+}
+
+/// Most silence changes waiting for the alert loop; more are refused (HTTP 503).
+pub const MAX_SILENCE_OPS: usize = 100;
+/// Most announcements (mitigations) waiting for the alert loop; the oldest are dropped.
+const MAX_ANNOUNCEMENTS: usize = 32;
+
+/// The stderr and stdout tails of a supervised command's current life.
+pub type OutputTails = (
+    Arc<Mutex<crate::supervise::Tail>>,
+    Arc<Mutex<crate::supervise::Tail>>,
+);
 
 /// Counters about the agent itself.
 #[derive(Default)]
@@ -38,6 +63,9 @@ pub struct AgentStats {
     pub partial_processes: AtomicU64,
     pub last_detect_us: AtomicU64,
     pub detect_runs: AtomicU64,
+    pub incidents_captured: AtomicU64,
+    pub incidents_dropped: AtomicU64,
+    pub mitigations_run: AtomicU64,
 }
 
 pub struct Shared {
@@ -52,6 +80,18 @@ pub struct Shared {
     /// Restarts known precisely by a supervisor (`leakwatch run`), for the writer to store.
     pub supervised_restarts: Mutex<Vec<Restart>>,
     pub latest: Mutex<Latest>,
+    /// Open incidents (findings whose evidence was captured), for alerts to point at.
+    pub incidents: Mutex<Registry>,
+    /// `DATA_DIR/incidents`.
+    pub incidents_dir: PathBuf,
+    /// Mitigation announcements for the alert loop to send.
+    pub announcements: Mutex<VecDeque<AlertPayload>>,
+    /// Silence changes from the API, for the alert loop.
+    pub silence_ops: Mutex<Vec<SilenceOp>>,
+    /// The alert engine's silences as of its last step (for the API).
+    pub silences: Mutex<Vec<Silence>>,
+    /// Supervised mode: the command's output tails, for evidence.
+    pub supervised_output: Mutex<Option<OutputTails>>,
     pub stats: AgentStats,
     pub stop: AtomicBool,
     pub db_path: PathBuf,
@@ -109,6 +149,12 @@ pub fn start(
     // SAFETY: geteuid has no preconditions.
     let privileged = unsafe { libc::geteuid() } == 0;
     let alerts_db = (!config.alerts.channels.is_empty()).then(|| data_dir.join("alerts.db"));
+    let incidents_dir = evidence::incidents_dir(data_dir);
+    let registry = Registry::load(
+        &incidents_dir,
+        config.evidence.reopen_after,
+        leakwatch_alert::now_ms() as i64,
+    );
     let shared = Arc::new(Shared {
         alerts_db,
         alert_counters: Mutex::new(Vec::new()),
@@ -116,6 +162,12 @@ pub fn start(
         findings: Mutex::new(Vec::new()),
         supervised_restarts: Mutex::new(Vec::new()),
         latest: Mutex::new(Latest::default()),
+        incidents: Mutex::new(registry),
+        incidents_dir,
+        announcements: Mutex::new(VecDeque::new()),
+        silence_ops: Mutex::new(Vec::new()),
+        silences: Mutex::new(config.alerts.silences.clone()),
+        supervised_output: Mutex::new(None),
         stats: AgentStats::default(),
         stop: AtomicBool::new(false),
         db_path: db,
@@ -212,14 +264,21 @@ pub fn start(
             })
             .map_err(|e| e.to_string())?
     };
+    let (jobs, job_receiver) = sync_channel::<EvidenceJob>(EVIDENCE_QUEUE);
+    let collecting = {
+        let shared = shared.clone();
+        let settings = config.evidence.clone();
+        std::thread::Builder::new()
+            .name("lw-evidence".into())
+            .spawn(move || evidence_loop(&shared, &settings, job_receiver))
+            .map_err(|e| e.to_string())?
+    };
     let detecting = {
         let shared = shared.clone();
-        let interval = config.agent.interval;
-        let params = config.detect.params(interval);
-        let every = config.detect.every(interval);
+        let config = config.clone();
         std::thread::Builder::new()
             .name("lw-detect".into())
-            .spawn(move || detect_loop(&shared, interval, &params, every))
+            .spawn(move || detect_loop(&shared, &config, jobs))
             .map_err(|e| e.to_string())?
     };
     match opened_rx.recv() {
@@ -229,6 +288,7 @@ pub fn start(
             let _ = sampling.join();
             let _ = writing.join();
             let _ = detecting.join();
+            let _ = collecting.join();
             let _ = scraping.join();
             let _ = alerting.join();
             return Err(message);
@@ -237,7 +297,7 @@ pub fn start(
     }
     Ok((
         shared,
-        vec![sampling, writing, detecting, scraping, alerting],
+        vec![sampling, writing, detecting, collecting, scraping, alerting],
     ))
 }
 
@@ -290,6 +350,7 @@ fn sample_loop(
         let seen = tracker.observe(&grouped, &|_| targeting.is_single());
         let mut points = Vec::new();
         let mut latest_targets = BTreeMap::new();
+        let mut latest_pids = BTreeMap::new();
         let mut kinds = Vec::new();
         for (target, target_sample) in &grouped {
             let mut target_points = target_sample.points(
@@ -303,6 +364,14 @@ fn sample_loop(
             }
             points.extend(target_points.iter().cloned());
             kinds.push((target.name.clone(), target.kind));
+            latest_pids.insert(
+                target.name.clone(),
+                target_sample
+                    .processes
+                    .iter()
+                    .map(|(pid, _)| *pid)
+                    .collect(),
+            );
             latest_targets.insert(
                 target.name.clone(),
                 (target.kind.to_string(), target_points),
@@ -334,6 +403,7 @@ fn sample_loop(
             let mut latest = shared.latest.lock().expect("latest lock");
             latest.time_unix_ms = sample.time_unix_ms;
             latest.targets = latest_targets;
+            latest.pids = latest_pids;
         }
         let batch = Batch {
             ts_ms: sample.time_unix_ms,
@@ -436,15 +506,29 @@ fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
     }
 }
 
-/// Recomputes findings from the stored history every six intervals (at least every 5 s),
-/// on its own read-only connection, so detection never delays sampling or storing.
-/// Runs the engine over the store every `every` with the `[detect]` parameters.
-fn detect_loop(
-    shared: &Shared,
-    interval: Duration,
-    params: &leakwatch_detect::Params,
-    every: Duration,
-) {
+/// Work for the evidence thread, in order: a capture always precedes the mitigation of
+/// the same incident.
+enum EvidenceJob {
+    Capture(Box<CaptureJob>),
+    Mitigate {
+        id: String,
+        mitigation: crate::config::Mitigation,
+        pids: Vec<u32>,
+    },
+}
+
+/// Capture requests waiting; beyond this they are dropped and counted (detection never
+/// waits on a slow capture command).
+const EVIDENCE_QUEUE: usize = 64;
+
+/// Recomputes findings from the stored history every `[detect] every`, on its own
+/// read-only connection, so detection never delays sampling or storing. New findings open
+/// incidents (evidence is captured on `lw-evidence`); leaks whose forecast falls inside a
+/// target's mitigation threshold ask for the restart command.
+fn detect_loop(shared: &Shared, config: &Config, jobs: SyncSender<EvidenceJob>) {
+    let interval = config.agent.interval;
+    let params = config.detect.params(interval);
+    let every = config.detect.every(interval);
     // Judge the last 8,640 intervals: a day at 10 s, 2.4 hours at 1 s.
     let window_ms = interval.as_millis() as i64 * 8_640;
     let mut next = Instant::now() + every;
@@ -466,23 +550,204 @@ fn detect_loop(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let found = crate::findings::compute(&store, now_ms, window_ms, params);
-        let mut findings = shared.findings.lock().expect("findings lock");
-        for finding in &found {
-            let new = !findings
-                .iter()
-                .any(|f| f.key() == finding.key() && f.kind == finding.kind);
-            if new {
-                tracing::warn!(kind = %finding.kind, target = %finding.target, "{}", finding.summary);
+        let found = crate::findings::compute(&store, now_ms, window_ms, &params);
+        drop(store);
+        {
+            let findings = shared.findings.lock().expect("findings lock");
+            for finding in &found {
+                let new = !findings
+                    .iter()
+                    .any(|f| f.key() == finding.key() && f.kind == finding.kind);
+                if new {
+                    tracing::warn!(kind = %finding.kind, target = %finding.target, "{}", finding.summary);
+                }
             }
         }
-        *findings = found;
-        drop(findings);
+        // Incidents first, so the alert loop (woken by `detect_runs`) finds their IDs.
+        if config.evidence.enabled {
+            open_incidents(shared, config, &found, now_ms, &jobs);
+        }
+        *shared.findings.lock().expect("findings lock") = found;
         shared.stats.detect_runs.fetch_add(1, Ordering::Relaxed);
         shared
             .stats
             .last_detect_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+fn open_incidents(
+    shared: &Shared,
+    config: &Config,
+    found: &[leakwatch_detect::Finding],
+    now_ms: i64,
+    jobs: &SyncSender<EvidenceJob>,
+) {
+    let new = shared
+        .incidents
+        .lock()
+        .expect("incidents lock")
+        .observe(found, now_ms);
+    let pids_of = |target: &str| -> Vec<u32> {
+        shared
+            .latest
+            .lock()
+            .expect("latest lock")
+            .pids
+            .get(target)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let rule_of = |target: &str| config.targets.iter().find(|r| r.name == target);
+    for (id, finding) in new {
+        let output = shared
+            .supervised_output
+            .lock()
+            .expect("output lock")
+            .as_ref()
+            .map(|(err, out)| {
+                (
+                    err.lock().expect("tail lock").text(),
+                    out.lock().expect("tail lock").text(),
+                )
+            });
+        let job = CaptureJob {
+            id: id.clone(),
+            pids: pids_of(&finding.target),
+            rule: rule_of(&finding.target).cloned(),
+            finding,
+            output,
+            created_ms: now_ms,
+        };
+        tracing::info!(incident = %id, "capturing evidence");
+        if jobs.try_send(EvidenceJob::Capture(Box::new(job))).is_err() {
+            shared
+                .stats
+                .incidents_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(incident = %id, "evidence queue full: capture dropped");
+        }
+    }
+    for finding in found {
+        if finding.kind != leakwatch_detect::FindingKind::Leak {
+            continue;
+        }
+        let Some(mitigation) = rule_of(&finding.target).and_then(|r| r.mitigation.as_ref()) else {
+            continue;
+        };
+        let soon = finding
+            .eta_conservative_seconds
+            .is_some_and(|eta| eta < mitigation.when_eta_below.as_secs_f64());
+        if !soon {
+            continue;
+        }
+        let id = shared.incidents.lock().expect("incidents lock").id_for(
+            &finding.target,
+            &finding.resource,
+            &finding.attribution,
+        );
+        if let Some(id) = id {
+            // Full queue: asked again at the next detection run.
+            let _ = jobs.try_send(EvidenceJob::Mitigate {
+                id,
+                mitigation: mitigation.clone(),
+                pids: pids_of(&finding.target),
+            });
+        }
+    }
+}
+
+/// Captures evidence and runs restart commands, one job at a time, off the detection path.
+fn evidence_loop(
+    shared: &Shared,
+    settings: &crate::config::EvidenceSection,
+    jobs: Receiver<EvidenceJob>,
+) {
+    let root = shared.incidents_dir.clone();
+    let mut log = MitigationLog::load(&root);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let job = match jobs.recv_timeout(Duration::from_millis(200)) {
+            Ok(job) => job,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        match job {
+            EvidenceJob::Capture(job) => {
+                match evidence::capture(&root, &shared.db_path, &job, settings) {
+                    Ok(meta) => {
+                        shared
+                            .stats
+                            .incidents_captured
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            incident = %meta.id,
+                            files = meta.files.len(),
+                            ms = meta.capture_ms,
+                            "evidence captured in {}",
+                            root.join(&meta.id).display()
+                        );
+                    }
+                    Err(error) => {
+                        tracing::error!(incident = %job.id, error = %error, "evidence capture failed")
+                    }
+                }
+                let removed = evidence::prune(&root, settings.max_incidents);
+                if removed > 0 {
+                    tracing::info!(removed, "old incident folders deleted");
+                }
+            }
+            EvidenceJob::Mitigate {
+                id,
+                mitigation,
+                pids,
+            } => {
+                let now = leakwatch_alert::now_ms() as i64;
+                let Some((meta, record)) =
+                    evidence::mitigate(&root, &id, &mitigation, &pids, &mut log, now)
+                else {
+                    continue;
+                };
+                if record.ran {
+                    shared.stats.mitigations_run.fetch_add(1, Ordering::Relaxed);
+                }
+                let summary = if record.ran {
+                    format!(
+                        "leakwatch ran the restart command of {} because {} ({}): `{}` -> {}",
+                        meta.target,
+                        meta.summary,
+                        meta.kind,
+                        evidence::shell_words(&record.command),
+                        record.outcome
+                    )
+                } else {
+                    format!(
+                        "leakwatch did NOT restart {} although {}: {}",
+                        meta.target, meta.summary, record.outcome
+                    )
+                };
+                tracing::warn!(incident = %id, "{summary}");
+                let payload = AlertPayload {
+                    fingerprint: format!("mitigation-{id}-{}", meta.mitigations.len()),
+                    alertname: "LeakwatchMitigation".into(),
+                    kind: "mitigation".into(),
+                    severity: leakwatch_alert::Severity::Critical,
+                    state: leakwatch_alert::AlertState::Firing,
+                    target: meta.target.clone(),
+                    resource: meta.resource.clone(),
+                    attribution: meta.attribution.clone(),
+                    starts_ms: now as u64,
+                    ends_ms: None,
+                    summary,
+                    finding: Some(meta.finding.clone()),
+                    incident: Some(id.clone()),
+                };
+                let mut queue = shared.announcements.lock().expect("announcements lock");
+                if queue.len() >= MAX_ANNOUNCEMENTS {
+                    queue.pop_front();
+                }
+                queue.push_back(payload);
+            }
+        }
     }
 }
 
@@ -509,11 +774,56 @@ fn alert_loop(
     tracing::info!(db = %path.display(), channels = config.channels.len(), "alerting on");
     while !shared.stop.load(Ordering::Relaxed) {
         let now = leakwatch_alert::now_ms();
+        let ops = std::mem::take(&mut *shared.silence_ops.lock().expect("silence lock"));
+        for op in &ops {
+            match op {
+                SilenceOp::Add(silence) => {
+                    tracing::info!(target = %silence.target, resource = ?silence.resource, reason = %silence.reason, "silence added");
+                    engine.add_silence(silence.clone());
+                }
+                SilenceOp::Expire { target, resource } => {
+                    let n = engine.remove_silences(target, resource.as_deref());
+                    tracing::info!(target = %target, resource = ?resource, removed = n, "silence expired");
+                }
+            }
+        }
         let runs = shared.stats.detect_runs.load(Ordering::Relaxed);
-        if runs != seen_runs {
+        let announcing = !shared
+            .announcements
+            .lock()
+            .expect("announcements lock")
+            .is_empty();
+        if runs != seen_runs || !ops.is_empty() || announcing {
             seen_runs = runs;
             let findings = shared.findings.lock().expect("findings lock").clone();
-            let notifications = engine.update(&findings, now);
+            let mut notifications = engine.update(&findings, now);
+            {
+                let incidents = shared.incidents.lock().expect("incidents lock");
+                for n in &mut notifications {
+                    let a = &mut n.alert;
+                    if a.incident.is_none() {
+                        a.incident = incidents.id_for(&a.target, &a.resource, &a.attribution);
+                    }
+                }
+            }
+            let announcements: Vec<AlertPayload> = shared
+                .announcements
+                .lock()
+                .expect("announcements lock")
+                .drain(..)
+                .collect();
+            for payload in announcements {
+                // Every channel hears about a restart, whatever its routes.
+                for channel in config.channels.keys() {
+                    notifications.push(leakwatch_alert::Notification::new(
+                        channel,
+                        leakwatch_alert::Reason::Mitigation,
+                        now,
+                        payload.clone(),
+                    ));
+                }
+            }
+            *shared.silences.lock().expect("silence lock") = engine.silences().to_vec();
             if !notifications.is_empty() {
                 if let Err(error) = dispatcher.enqueue(&notifications, now) {
                     tracing::error!(error = %error, "cannot write alerts to the outbox");

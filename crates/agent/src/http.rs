@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone)]
-struct AppState {
-    shared: Arc<Shared>,
+pub(crate) struct AppState {
+    pub(crate) shared: Arc<Shared>,
     token: Option<Arc<str>>,
 }
 
@@ -39,6 +39,7 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .route("/api/v1/restarts", get(restarts))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/alerts", get(alerts))
+        .merge(crate::http_incidents::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -61,7 +62,7 @@ async fn index() -> impl IntoResponse {
     "leakwatch agent\n\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/findings\nGET /api/v1/agent\nGET /metrics\n"
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -435,7 +436,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
     let s = &state.shared.stats;
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
-    let agent_metrics: [(&str, &str, f64); 11] = [
+    let agent_metrics: [(&str, &str, f64); 14] = [
         (
             "agent_sample_cpu_seconds",
             "CPU time of the last sampling pass",
@@ -485,6 +486,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "agent_restarts_seen",
             "Target restarts seen since start",
             load(&s.restarts_seen),
+        ),
+        (
+            "agent_incidents_captured",
+            "Incident folders of evidence written since start",
+            load(&s.incidents_captured),
+        ),
+        (
+            "agent_incidents_dropped",
+            "Evidence captures dropped because the capture queue was full",
+            load(&s.incidents_dropped),
+        ),
+        (
+            "agent_mitigations_run",
+            "Restart commands run since start",
+            load(&s.mitigations_run),
         ),
         (
             "agent_resident_memory_bytes",

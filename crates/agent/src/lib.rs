@@ -5,11 +5,15 @@
 //! Threads: `lw-sampler` (the sampling loop), `lw-writer` (the store), and a small tokio
 //! runtime for HTTP. Sampling never waits on the other two.
 
+pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod evidence;
 pub mod findings;
 pub mod gauges;
 pub mod http;
+mod http_incidents;
+pub mod listing;
 pub mod supervise;
 pub mod targets;
 

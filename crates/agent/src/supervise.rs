@@ -51,7 +51,7 @@ pub struct RunOptions {
 }
 
 /// The last `capacity` bytes written, for crash reports.
-struct Tail {
+pub struct Tail {
     bytes: VecDeque<u8>,
     capacity: usize,
 }
@@ -69,7 +69,7 @@ impl Tail {
         self.bytes.drain(..overflow);
         self.bytes.extend(chunk);
     }
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let (a, b) = self.bytes.as_slices();
         let mut all = a.to_vec();
         all.extend_from_slice(b);
@@ -214,6 +214,8 @@ fn supervise(
                 stderr_tail.clone(),
             ),
         ];
+        *shared.supervised_output.lock().expect("output lock") =
+            Some((stderr_tail.clone(), stdout_tail.clone()));
         let oom_before = oom_kills();
         tracing::info!(pid, life = restarts + 1, "started {:?}", options.command);
         let status = loop {

@@ -444,6 +444,7 @@ pub fn send_test(channel: &Channel) -> Result<DeliveryReport, SendError> {
             channel.kind()
         ),
         finding: None,
+        incident: None,
     };
     channel.send(&Notification::new(channel.name(), Reason::Test, now, alert))
 }

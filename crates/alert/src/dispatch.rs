@@ -238,6 +238,7 @@ impl Dispatcher {
             ends_ms: (!failing).then_some(now_ms),
             summary,
             finding: None,
+            incident: None,
         };
         let notifications: Vec<Notification> = others
             .iter()

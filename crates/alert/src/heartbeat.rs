@@ -106,6 +106,7 @@ impl Heartbeat {
                 summary: "always firing while leakwatch alerting is alive; page when it stops"
                     .into(),
                 finding: None,
+                incident: None,
             };
             channel.send(&Notification::new(
                 channel.name(),

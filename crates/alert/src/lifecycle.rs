@@ -66,6 +66,8 @@ pub enum Reason {
     Test,
     /// The always-firing heartbeat alert.
     Watchdog,
+    /// The agent ran (or declined to run) a target's restart command.
+    Mitigation,
 }
 
 impl Reason {
@@ -79,6 +81,7 @@ impl Reason {
             Reason::ChannelRecovered => "channel_recovered",
             Reason::Test => "test",
             Reason::Watchdog => "watchdog",
+            Reason::Mitigation => "mitigation",
         }
     }
 }
@@ -123,6 +126,9 @@ pub struct AlertPayload {
     pub ends_ms: Option<u64>,
     pub summary: String,
     pub finding: Option<Finding>,
+    /// The incident folder holding the evidence captured for it (`leakwatch incident ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 /// One message for one channel. `id` is unique and stable: the outbox stores it once and
@@ -202,6 +208,7 @@ impl Alert {
             ends_ms: self.resolved_ms,
             summary: self.finding.summary.clone(),
             finding: Some(self.finding.clone()),
+            incident: None,
         }
     }
 }
@@ -301,9 +308,22 @@ impl AlertEngine {
         &self.silences
     }
 
-    /// Adds a silence; it takes effect at the next `update`.
+    /// Adds a silence; it takes effect at the next `update`. A silence for the same target
+    /// and resource replaces the earlier one (so a shorter `--for` shortens it).
     pub fn add_silence(&mut self, silence: Silence) {
+        self.silences
+            .retain(|s| !(s.target == silence.target && s.resource == silence.resource));
         self.silences.push(silence);
+    }
+
+    /// Ends the silences of `target` (only those for `resource`, when given; every one of
+    /// the target's otherwise). Returns how many ended.
+    pub fn remove_silences(&mut self, target: &str, resource: Option<&str>) -> usize {
+        let before = self.silences.len();
+        self.silences.retain(|s| {
+            !(s.target == target && resource.is_none_or(|r| s.resource.as_deref() == Some(r)))
+        });
+        before - self.silences.len()
     }
 
     pub fn state(&self) -> EngineState {

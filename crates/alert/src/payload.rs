@@ -33,6 +33,7 @@ pub fn webhook_body(n: &Notification, sent_ms: u64) -> Value {
             "ends_at": a.ends_ms.map(rfc3339_ms),
             "summary": a.summary,
             "finding": a.finding,
+            "incident": a.incident,
         },
         "text": one_line(n),
     })
@@ -46,6 +47,7 @@ pub(crate) fn one_line(n: &Notification) -> String {
         (Reason::Resolved, _) | (_, AlertState::Resolved) => "RESOLVED".to_string(),
         (Reason::Escalated, _) => "ESCALATED".to_string(),
         (Reason::ChannelRecovered, _) => "RECOVERED".to_string(),
+        (Reason::Mitigation, _) => "MITIGATION".to_string(),
         _ => "FIRING".to_string(),
     };
     let what = if a.attribution.is_empty() {
@@ -53,8 +55,12 @@ pub(crate) fn one_line(n: &Notification) -> String {
     } else {
         format!("{} {} {}", a.target, a.resource, a.attribution)
     };
+    let evidence = match &a.incident {
+        Some(id) => format!(" (evidence: leakwatch incident {id})"),
+        None => String::new(),
+    };
     format!(
-        "{test}[{state} {}] {what}: {}",
+        "{test}[{state} {}] {what}: {}{evidence}",
         a.severity.as_str(),
         a.summary
     )
@@ -95,6 +101,9 @@ pub(crate) fn alertmanager_alert(
     let mut annotations = serde_json::Map::new();
     annotations.insert("summary".into(), json!(one_line(n)));
     annotations.insert("fingerprint".into(), json!(a.fingerprint));
+    if let Some(id) = &a.incident {
+        annotations.insert("incident".into(), json!(id));
+    }
     if let Some(f) = &a.finding {
         annotations.insert("description".into(), json!(f.summary));
         annotations.insert("current".into(), json!(f.current.to_string()));

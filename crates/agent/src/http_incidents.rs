@@ -1,0 +1,197 @@
+//! HTTP routes for incidents (captured evidence) and silences.
+//!
+//! - `GET /api/v1/incidents`: every incident, newest first (`incident.json` of each).
+//! - `GET /api/v1/incidents/{id}`: one incident.
+//! - `GET /api/v1/incidents/{id}/files/{name}`: one evidence file, as text.
+//! - `GET /api/v1/silences`: the alert engine's silences.
+//! - `POST /api/v1/silences` `{"target", "resource"?, "for": "2h", "reason"}`: add one.
+//! - `DELETE /api/v1/silences?target=T[&resource=R]`: end them.
+
+use crate::daemon::{SilenceOp, MAX_SILENCE_OPS};
+use crate::evidence;
+use crate::http::{error, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use leakwatch_alert::{Silence, Timestamp};
+use serde::Deserialize;
+use serde_json::json;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/incidents", get(list))
+        .route("/api/v1/incidents/{id}", get(show))
+        .route("/api/v1/incidents/{id}/files/{name}", get(file))
+        .route(
+            "/api/v1/silences",
+            get(silences).post(add_silence).delete(expire_silence),
+        )
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+fn not_found_or_500(message: String) -> Response {
+    let status = if message.starts_with("no incident") || message.contains("has no file") {
+        StatusCode::NOT_FOUND
+    } else if message.contains("is not an incident ID") {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    error(status, message)
+}
+
+async fn list(State(state): State<AppState>) -> Response {
+    let root = state.shared.incidents_dir.clone();
+    match blocking(move || evidence::list(&root)).await {
+        Ok(incidents) => Json(json!({
+            "dir": state.shared.incidents_dir.display().to_string(),
+            "incidents": incidents,
+        }))
+        .into_response(),
+        Err(message) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
+    }
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let root = state.shared.incidents_dir.clone();
+    let dir = root.join(&id).display().to_string();
+    match blocking(move || evidence::load(&root, &id)).await {
+        Ok(meta) => {
+            let mut value = serde_json::to_value(meta).unwrap_or_default();
+            value["dir"] = json!(dir);
+            Json(value).into_response()
+        }
+        Err(message) => not_found_or_500(message),
+    }
+}
+
+async fn file(State(state): State<AppState>, Path((id, name)): Path<(String, String)>) -> Response {
+    let root = state.shared.incidents_dir.clone();
+    match blocking(move || evidence::read_file(&root, &id, &name)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
+        Err(message) => not_found_or_500(message),
+    }
+}
+
+fn silence_json(s: &Silence) -> serde_json::Value {
+    json!({
+        "target": s.target,
+        "resource": s.resource,
+        "until_ms": s.until.0,
+        "until": leakwatch_alert::rfc3339_ms(s.until.0),
+        "reason": s.reason,
+    })
+}
+
+async fn silences(State(state): State<AppState>) -> Response {
+    let now = leakwatch_alert::now_ms();
+    let list: Vec<serde_json::Value> = state
+        .shared
+        .silences
+        .lock()
+        .expect("silence lock")
+        .iter()
+        .filter(|s| s.until.0 > now)
+        .map(silence_json)
+        .collect();
+    Json(json!({
+        "enabled": state.shared.alerts_db.is_some(),
+        "silences": list,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    target: String,
+    resource: Option<String>,
+    /// A duration from now, e.g. `2h`.
+    #[serde(rename = "for")]
+    duration: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn queue(state: &AppState, op: SilenceOp) -> Result<(), Box<Response>> {
+    if state.shared.alerts_db.is_none() {
+        return Err(Box::new(error(
+            StatusCode::CONFLICT,
+            "alerting is not configured on this agent ([alerts] has no channels): nothing to silence",
+        )));
+    }
+    let mut ops = state.shared.silence_ops.lock().expect("silence lock");
+    if ops.len() >= MAX_SILENCE_OPS {
+        return Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many silence changes waiting; try again in a second",
+        )));
+    }
+    ops.push(op);
+    Ok(())
+}
+
+async fn add_silence(State(state): State<AppState>, body: Option<Json<NewSilence>>) -> Response {
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body {\"target\", \"resource\"?, \"for\": \"2h\", \"reason\"}",
+        );
+    };
+    if body.target.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "target must not be empty");
+    }
+    let duration = match humantime::parse_duration(&body.duration) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "for must be longer than 0s"),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("for = {:?} is not a duration: {e}", body.duration),
+            )
+        }
+    };
+    let silence = Silence {
+        target: body.target,
+        resource: body.resource.filter(|r| !r.is_empty()),
+        until: Timestamp(leakwatch_alert::now_ms() + duration.as_millis() as u64),
+        reason: body.reason,
+    };
+    let answer = silence_json(&silence);
+    match queue(&state, SilenceOp::Add(silence)) {
+        Ok(()) => (StatusCode::CREATED, Json(json!({ "silence": answer }))).into_response(),
+        Err(response) => *response,
+    }
+}
+
+#[derive(Deserialize)]
+struct ExpireQuery {
+    target: String,
+    resource: Option<String>,
+}
+
+async fn expire_silence(
+    State(state): State<AppState>,
+    Query(query): Query<ExpireQuery>,
+) -> Response {
+    let op = SilenceOp::Expire {
+        target: query.target.clone(),
+        resource: query.resource.clone().filter(|r| !r.is_empty()),
+    };
+    match queue(&state, op) {
+        Ok(()) => {
+            Json(json!({ "expired": { "target": query.target, "resource": query.resource } }))
+                .into_response()
+        }
+        Err(response) => *response,
+    }
+}
