@@ -97,6 +97,9 @@ struct ProcState {
     fds: HashMap<u32, FdTarget>,
     /// Fd count when the fd table was last listed.
     fds_listed_count: Option<u64>,
+    /// The process's network namespace, when it is not the sampler's own: its sockets are
+    /// looked up in that namespace's table (`/proc/PID/net/*`). Read with the identity.
+    netns: Option<u64>,
     seen_pass: u64,
 }
 
@@ -119,6 +122,11 @@ pub struct Sampler {
     mounts: cgroup::CgroupMounts,
     socket_reader: Option<SocketReader>,
     socket_table: SocketTable,
+    /// The sampler's own network namespace inode (`/proc/self/ns/net`).
+    own_netns: Option<u64>,
+    /// Socket tables of other network namespaces (containers), read at most once per pass
+    /// each, when a process in one is sampled; cleared every pass.
+    netns_tables: HashMap<u64, SocketTable>,
     processes: HashMap<u32, ProcState>,
     cgroup_values: HashMap<String, CgroupValues>,
     pass: u64,
@@ -152,7 +160,12 @@ impl Sampler {
         } else {
             Some(SocketReader::new())
         };
+        let own_netns = std::fs::read_link("/proc/self/ns/net")
+            .ok()
+            .and_then(|link| netns_inode(link.as_os_str().as_encoded_bytes()));
         Ok(Sampler {
+            own_netns,
+            netns_tables: HashMap::default(),
             options,
             selection,
             proc_dir,
@@ -195,6 +208,7 @@ impl Sampler {
         self.pass += 1;
         self.reads = 0;
         self.cgroup_values.clear();
+        self.netns_tables.clear();
 
         let socket_source = match self.socket_reader.as_mut() {
             Some(reader) => match reader.read(&mut self.socket_table) {
@@ -307,6 +321,7 @@ impl Sampler {
                     threads_listed_count: None,
                     fds: HashMap::default(),
                     fds_listed_count: None,
+                    netns: None,
                     seen_pass: pass,
                 },
             );
@@ -466,6 +481,17 @@ impl Sampler {
             }
         };
         self.reads += 5;
+        // Only worth knowing when sockets are joined: a process in another network
+        // namespace (a container) has its sockets in that namespace's table.
+        let netns = if self.socket_reader.is_some() && self.own_netns.is_some() {
+            self.reads += 1;
+            match dir.readlink(c"ns/net", &mut self.buf) {
+                Ok(()) => netns_inode(&self.buf).filter(|ns| Some(*ns) != self.own_netns),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
         let cgroup = cgroups.display_path().map(|path| Cgroup {
             path: path.to_string(),
             unit: cgroup::systemd_unit(path),
@@ -498,6 +524,7 @@ impl Sampler {
         state.identity_partial = partial;
         state.cgroups = cgroups;
         state.limits = proc_limits;
+        state.netns = netns;
     }
 
     fn sample_threads(
@@ -588,6 +615,22 @@ impl Sampler {
         revalidate: bool,
         partial: &mut Vec<Partial>,
     ) -> (Fds, Sockets) {
+        let foreign = self.processes.get(&pid).and_then(|s| s.netns);
+        if let Some(ns) = foreign {
+            if !self.netns_tables.contains_key(&ns) {
+                let mut table = SocketTable::default();
+                if let Some(reader) = self.socket_reader.as_mut() {
+                    self.reads += 5;
+                    // A failure leaves the table empty: its sockets count as "other".
+                    let _ = reader.read_proc_net_of(pid, &mut table);
+                }
+                self.netns_tables.insert(ns, table);
+            }
+        }
+        let socket_table = match foreign.and_then(|ns| self.netns_tables.get(&ns)) {
+            Some(table) => table,
+            None => &self.socket_table,
+        };
         let state = self.processes.get_mut(&pid).expect("state exists");
         self.reads += 1;
         let count = match dir.stat_size(c"fd") {
@@ -604,7 +647,7 @@ impl Sampler {
         // number may now hold something else.
         let socket_vanished = self.socket_reader.is_some()
             && state.fds.values().any(|target| match target {
-                FdTarget::Socket(inode) => !self.socket_table.by_inode.contains_key(inode),
+                FdTarget::Socket(inode) => !socket_table.by_inode.contains_key(inode),
                 FdTarget::Other(_) => false,
             });
         // Kernels before 6.2 report st_size 0 for the fd directory: then always list.
@@ -621,7 +664,7 @@ impl Sampler {
                         state.fds.clear();
                     }
                     let live: HashSet<u32> = self.ids.iter().copied().collect();
-                    let table = &self.socket_table.by_inode;
+                    let table = &socket_table.by_inode;
                     let check_sockets = self.socket_reader.is_some();
                     state.fds.retain(|fd, target| {
                         live.contains(fd)
@@ -676,12 +719,12 @@ impl Sampler {
             let FdTarget::Socket(inode) = target else {
                 continue;
             };
-            match self.socket_table.by_inode.get(inode) {
+            match socket_table.by_inode.get(inode) {
                 Some(SocketInfo::Tcp(socket)) => {
                     let tcp_state = TcpState::from_kernel(socket.state);
                     *sockets.tcp.entry(tcp_state).or_insert(0) += 1;
                     if tcp_state != TcpState::Listen {
-                        let inbound = self.socket_table.listening_ports.contains(&socket.local.1);
+                        let inbound = socket_table.listening_ports.contains(&socket.local.1);
                         let peer = if inbound {
                             Peer {
                                 direction: Direction::Inbound,
@@ -765,4 +808,11 @@ impl Sampler {
         self.cgroup_values.insert(key, values);
         values
     }
+}
+
+/// `net:[4026531840]` -> 4026531840.
+fn netns_inode(link: &[u8]) -> Option<u64> {
+    link.strip_prefix(b"net:[")
+        .and_then(|rest| rest.strip_suffix(b"]"))
+        .and_then(parse::parse_u64)
 }

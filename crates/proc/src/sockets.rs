@@ -227,14 +227,31 @@ impl SocketReader {
     }
 
     fn read_proc_net(&mut self, table: &mut SocketTable) -> io::Result<()> {
+        self.read_proc_net_dir("/proc/net", table)
+    }
+
+    /// The socket table of the network namespace process `pid` is in, from
+    /// `/proc/PID/net/*` (netlink would need to enter the namespace). For processes in
+    /// containers; the agent's own namespace is read with [`SocketReader::read`].
+    pub fn read_proc_net_of(&mut self, pid: u32, table: &mut SocketTable) -> io::Result<()> {
+        table.clear();
+        self.read_proc_net_dir(&format!("/proc/{pid}/net"), table)?;
+        table.source = Some(SocketSource::ProcNet);
+        Ok(())
+    }
+
+    fn read_proc_net_dir(&mut self, dir: &str, table: &mut SocketTable) -> io::Result<()> {
+        let path = |name: &str| {
+            std::ffi::CString::new(format!("{dir}/{name}")).expect("no NUL in a /proc path")
+        };
         let mut any = false;
         for (path, is_tcp) in [
-            (c"/proc/net/tcp", true),
-            (c"/proc/net/tcp6", true),
-            (c"/proc/net/udp", false),
-            (c"/proc/net/udp6", false),
+            (path("tcp"), true),
+            (path("tcp6"), true),
+            (path("udp"), false),
+            (path("udp6"), false),
         ] {
-            match crate::sys::read_at(libc::AT_FDCWD, path, &mut self.file_buf) {
+            match crate::sys::read_at(libc::AT_FDCWD, &path, &mut self.file_buf) {
                 Ok(()) => any = true,
                 // IPv6 may be disabled: a missing file is an empty table.
                 Err(error) if error.raw_os_error() == Some(libc::ENOENT) => continue,
@@ -257,7 +274,7 @@ impl SocketReader {
                 }
             });
         }
-        if crate::sys::read_at(libc::AT_FDCWD, c"/proc/net/unix", &mut self.file_buf).is_ok() {
+        if crate::sys::read_at(libc::AT_FDCWD, &path("unix"), &mut self.file_buf).is_ok() {
             net_tcp::parse_unix_inodes(&self.file_buf, |inode| {
                 table.by_inode.insert(inode, SocketInfo::Unix);
             });
@@ -265,7 +282,9 @@ impl SocketReader {
         if any {
             Ok(())
         } else {
-            Err(io::Error::other("no socket table readable in /proc/net"))
+            Err(io::Error::other(format!(
+                "no socket table readable in {dir}"
+            )))
         }
     }
 }

@@ -288,3 +288,78 @@ fn vanishing_processes_never_fail_a_pass_and_caches_are_evicted() {
     assert!(started > 30, "churn too slow to mean anything: {started}");
     assert!(max_cached > 0);
 }
+
+/// A process in its own network namespace (a container's situation): its sockets are not in
+/// the agent's netlink dump, so they are read from that namespace's `/proc/PID/net/*`. The
+/// oracle is `ss` run inside the namespace (`nsenter -n`).
+#[test]
+fn sockets_in_another_network_namespace_are_seen() {
+    // One Python process in a fresh netns: a listener, 6 connections to it, and the server
+    // side of 4 closed, so 4 of the client ends sit in CLOSE_WAIT.
+    let script = r#"
+import socket, sys
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(16)
+clients = [socket.create_connection(srv.getsockname()) for _ in range(6)]
+accepted = [srv.accept()[0] for _ in range(6)]
+for s in accepted[:4]:
+    s.close()
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec python3 -c \"$0\"",
+        ])
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) must be installed");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready", "the netns process did not start");
+    let pid = child.id();
+    let inside = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "ss", "-tanpH"])
+        .output()
+        .expect("nsenter");
+    let inside = String::from_utf8_lossy(&inside.stdout).to_string();
+    let count = |state: &str| {
+        inside
+            .lines()
+            .filter(|l| l.starts_with(state) && l.contains(&format!("pid={pid},")))
+            .count() as u32
+    };
+    assert_eq!(count("CLOSE-WAIT"), 4, "{inside}");
+    // Our own netns does not have them: the agent would have counted "other" before.
+    assert!(ss_tcp(pid).is_empty());
+
+    let mut sampler = only(pid, Options::default());
+    let process = sample_one(&mut sampler, pid);
+    let tcp = &process.sockets.tcp;
+    assert_eq!(tcp.get(&TcpState::CloseWait).copied(), Some(4), "{tcp:?}");
+    assert_eq!(
+        tcp.get(&TcpState::Established).copied(),
+        Some(count("ESTAB")),
+        "{tcp:?}\n{inside}"
+    );
+    assert_eq!(tcp.get(&TcpState::Listen).copied(), Some(1), "{tcp:?}");
+    assert_eq!(process.sockets.other, 0);
+    // And still so on a later pass (the namespace's table is re-read each pass).
+    let again = sample_one(&mut sampler, pid);
+    assert_eq!(
+        again.sockets.tcp.get(&TcpState::CloseWait).copied(),
+        Some(4)
+    );
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+}
