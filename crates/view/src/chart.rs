@@ -1,0 +1,765 @@
+//! One server-rendered SVG time-series chart.
+//!
+//! A chart has one or more lines (each downsampled with [`crate::downsample::min_max`] to
+//! the plot's pixel width, at most two points per pixel column), a legend, the limit as a dashed line, restarts as vertical
+//! markers with a tooltip, and for each finding its trend (the fitted growth over the
+//! evidence) and forecast (the growth carried forward to the limit), drawn in a shaded
+//! area to the right of "now".
+
+use crate::downsample;
+use crate::escape::html;
+use crate::format::{duration, timestamp, Unit};
+use crate::model::{Finding, FindingKind};
+use crate::scale;
+use std::fmt::Write;
+
+/// Line colours, in legend order; readable on white and distinct from the limit's red.
+pub const PALETTE: [&str; 10] = [
+    "#2563eb", "#d97706", "#059669", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#92400e",
+    "#475569", "#ca8a04",
+];
+const LIMIT_COLOR: &str = "#b91c1c";
+const RESTART_COLOR: &str = "#ea580c";
+
+/// One line of a chart.
+#[derive(Debug, Clone)]
+pub struct Line<'a> {
+    pub label: String,
+    /// Time-ordered `(ms, value)`; any length.
+    pub points: &'a [(i64, f64)],
+}
+
+/// The ceiling the lines run into.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    pub value: f64,
+    pub label: String,
+}
+
+/// A vertical marker (a restart), with its tooltip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub ts_ms: i64,
+    pub title: String,
+}
+
+/// A finding drawn over its line: the fitted growth from `start` to `end` (the latest
+/// sample), then the forecast at the same rate until `eta_ms`, where it reaches `limit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trend {
+    pub label: String,
+    pub start: (i64, f64),
+    pub end: (i64, f64),
+    /// Growth per millisecond.
+    pub rate_per_ms: f64,
+    /// When the point forecast reaches the limit.
+    pub eta_ms: Option<i64>,
+    pub limit: Option<f64>,
+    /// Index of the chart line it belongs to (for its colour).
+    pub line: Option<usize>,
+}
+
+impl Trend {
+    /// The trend of a leak finding (`None` for crash loops, saturation, or no growth):
+    /// anchored at the finding's current value at the end of its evidence window, going
+    /// back to when the growth began (`first_seen`) at `rate_per_hour`.
+    pub fn from_finding(finding: &Finding, line: Option<usize>) -> Option<Trend> {
+        if finding.kind != FindingKind::Leak
+            || !(finding.rate_per_hour.is_finite() && finding.rate_per_hour > 0.0)
+            || !finding.current.is_finite()
+        {
+            return None;
+        }
+        let end_ms = (finding.evidence_window.1 * 1000.0) as i64;
+        let start_ms = (finding.first_seen.max(finding.evidence_window.0) * 1000.0) as i64;
+        let rate_per_ms = finding.rate_per_hour / 3_600_000.0;
+        let start_value = finding.current - rate_per_ms * (end_ms - start_ms) as f64;
+        Some(Trend {
+            label: format!(
+                "trend {}/h{}",
+                Unit::of_resource(&finding.resource).value(finding.rate_per_hour),
+                finding
+                    .eta_seconds
+                    .map(|eta| format!(", limit in ~{}", duration(eta)))
+                    .unwrap_or_default()
+            ),
+            start: (start_ms.min(end_ms), start_value),
+            end: (end_ms, finding.current),
+            rate_per_ms,
+            eta_ms: finding
+                .eta_seconds
+                .filter(|eta| eta.is_finite() && *eta >= 0.0)
+                .map(|eta| end_ms + (eta * 1000.0) as i64),
+            limit: finding.limit,
+            line,
+        })
+    }
+
+    fn value_at(&self, t: i64) -> f64 {
+        self.end.1 + self.rate_per_ms * (t - self.end.0) as f64
+    }
+}
+
+/// A chart to render.
+#[derive(Debug, Clone)]
+pub struct Chart<'a> {
+    /// Unique within the page (used for element ids).
+    pub id: String,
+    pub title: String,
+    pub unit: Unit,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub width: u32,
+    pub height: u32,
+    pub lines: Vec<Line<'a>>,
+    pub limit: Option<Limit>,
+    pub markers: Vec<Marker>,
+    pub trends: Vec<Trend>,
+    /// A remark under the legend, e.g. "+4 smaller groups not shown".
+    pub note: Option<String>,
+}
+
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 14.0;
+const TOP: f64 = 26.0;
+const AXIS: f64 = 22.0;
+const LEGEND_ROW: f64 = 17.0;
+const CHAR: f64 = 6.6;
+
+/// Cuts `text` to `max` characters, ending with `…` when cut (before escaping).
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+struct Legend {
+    color: &'static str,
+    dash: Option<&'static str>,
+    text: String,
+}
+
+/// Lays legend entries out in rows of the plot's width; returns `(x, row)` per entry.
+fn legend_layout(entries: &[Legend], width: f64) -> (Vec<(f64, usize)>, usize) {
+    let mut out = Vec::with_capacity(entries.len());
+    let (mut x, mut row) = (0.0, 0);
+    for entry in entries {
+        let w = 22.0 + CHAR * entry.text.chars().count() as f64 + 14.0;
+        if x > 0.0 && x + w > width {
+            x = 0.0;
+            row += 1;
+        }
+        out.push((x, row));
+        x += w;
+    }
+    let rows = if entries.is_empty() { 0 } else { row + 1 };
+    (out, rows)
+}
+
+/// Renders the chart as an inline `<svg>` element (no XML prolog, no external references).
+pub fn render(chart: &Chart) -> String {
+    let span = (chart.to_ms - chart.from_ms).max(1);
+    let width = f64::from(chart.width.max(200));
+    let plot_w = width - LEFT - RIGHT;
+    let columns = plot_w.round().max(1.0) as usize;
+
+    // Room to the right of the data for forecasts whose evidence reaches the chart's end.
+    let mut x_max = chart.to_ms;
+    for trend in &chart.trends {
+        if trend.end.0 >= chart.to_ms - span / 5 && trend.end.0 <= chart.to_ms + span / 5 {
+            let room = trend
+                .eta_ms
+                .map_or(span / 4, |eta| eta - trend.end.0)
+                .clamp(0, span * 2 / 5);
+            x_max = x_max.max(trend.end.0 + room);
+        }
+    }
+    let x_span = (x_max - chart.from_ms).max(1);
+
+    let segments: Vec<Vec<Vec<(i64, f64)>>> = chart
+        .lines
+        .iter()
+        .map(|line| downsample::min_max(line.points, chart.from_ms, chart.to_ms, columns))
+        .collect();
+
+    // Vertical extent: the data, the trends inside the view, and the limit when it is near
+    // enough to matter (or a forecast reaches it inside the view).
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for line in &segments {
+        if let Some((a, b)) = downsample::extent(line, chart.from_ms, chart.to_ms) {
+            lo = lo.min(a);
+            hi = hi.max(b);
+        }
+    }
+    let has_data = lo.is_finite();
+    let mut limit_reached_in_view = false;
+    for trend in &chart.trends {
+        let t0 = trend.start.0.max(chart.from_ms);
+        let t1 = trend.eta_ms.map_or(x_max, |eta| eta.min(x_max));
+        for t in [t0, trend.end.0.clamp(chart.from_ms, x_max), t1] {
+            let v = trend.value_at(t);
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if trend.eta_ms.is_some_and(|eta| eta <= x_max) {
+            limit_reached_in_view = true;
+        }
+    }
+    if !lo.is_finite() {
+        lo = 0.0;
+        hi = 1.0;
+    }
+    let show_limit = chart
+        .limit
+        .as_ref()
+        .filter(|l| l.value.is_finite())
+        .map(|l| {
+            let on_scale = limit_reached_in_view || !has_data || l.value <= hi * 1.6;
+            (l, on_scale)
+        });
+    if let Some((limit, true)) = show_limit {
+        lo = lo.min(limit.value);
+        hi = hi.max(limit.value);
+    }
+    if lo >= 0.0 && lo <= 0.5 * hi {
+        lo = 0.0;
+    }
+    let ys = scale::values(lo, hi, 4, chart.unit);
+
+    // Legend entries decide the height.
+    let mut legend: Vec<Legend> = chart
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| Legend {
+            color: PALETTE[i % PALETTE.len()],
+            dash: None,
+            text: format!(
+                "{} {}",
+                cut(&line.label, 48),
+                line.points
+                    .last()
+                    .map(|p| chart.unit.value(p.1))
+                    .unwrap_or_default()
+            ),
+        })
+        .collect();
+    if let Some((limit, on_scale)) = &show_limit {
+        legend.push(Legend {
+            color: LIMIT_COLOR,
+            dash: Some("6 4"),
+            text: format!(
+                "{} {}{}",
+                cut(&limit.label, 40),
+                chart.unit.value(limit.value),
+                if *on_scale { "" } else { " (above the chart)" }
+            ),
+        });
+    }
+    for trend in &chart.trends {
+        legend.push(Legend {
+            color: trend
+                .line
+                .map_or(LIMIT_COLOR, |i| PALETTE[i % PALETTE.len()]),
+            dash: Some("2 3"),
+            text: cut(&trend.label, 60),
+        });
+    }
+    if !chart.markers.is_empty() {
+        legend.push(Legend {
+            color: RESTART_COLOR,
+            dash: None,
+            text: format!("restarts ({})", chart.markers.len()),
+        });
+    }
+    let (positions, rows) = legend_layout(&legend, plot_w);
+    let plot_h = f64::from(chart.height.max(80)) - TOP - AXIS;
+    let note_h = if chart.note.is_some() {
+        LEGEND_ROW
+    } else {
+        0.0
+    };
+    let total_h = TOP + plot_h + AXIS + rows as f64 * LEGEND_ROW + note_h + 4.0;
+
+    let x = |t: i64| LEFT + (t - chart.from_ms) as f64 / x_span as f64 * plot_w;
+    let y = |v: f64| TOP + plot_h - (v - ys.lo) / (ys.hi - ys.lo) * plot_h;
+    let id = html(&chart.id);
+    let bottom = TOP + plot_h;
+
+    let mut s = String::with_capacity(16 * 1024);
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" id=\"chart-{id}\" viewBox=\"0 0 {width} {total_h:.0}\" \
+         width=\"{width}\" height=\"{total_h:.0}\" role=\"img\" aria-label=\"{title}\" \
+         data-t0=\"{from}\" data-t1=\"{x_max}\" data-x0=\"{LEFT}\" data-x1=\"{right:.1}\" \
+         data-view-width=\"{width}\">",
+        title = html(&chart.title),
+        from = chart.from_ms,
+        right = LEFT + plot_w,
+    );
+    let _ = write!(
+        s,
+        "<title>{}</title><text class=\"ctitle\" x=\"{LEFT}\" y=\"16\">{}</text>",
+        html(&chart.title),
+        html(&chart.title)
+    );
+    let _ = write!(
+        s,
+        "<defs><clipPath id=\"clip-{id}\"><rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\"/></clipPath></defs>\
+         <rect class=\"plot\" x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\"/>"
+    );
+    // The forecast area.
+    if x_max > chart.to_ms {
+        let fx = x(chart.to_ms);
+        let _ = write!(
+            s,
+            "<rect class=\"future\" x=\"{fx:.1}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{plot_h:.1}\"/>\
+             <text class=\"flabel\" x=\"{:.1}\" y=\"{:.1}\">forecast</text>",
+            LEFT + plot_w - fx,
+            fx + 4.0,
+            TOP + 12.0
+        );
+    }
+    // Value grid and labels.
+    s.push_str("<g class=\"grid\">");
+    for tick in &ys.ticks {
+        let ty = y(*tick);
+        let _ = write!(
+            s,
+            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\"/><text class=\"ylabel\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            LEFT + plot_w,
+            LEFT - 6.0,
+            ty + 4.0,
+            html(&chart.unit.axis(*tick))
+        );
+    }
+    s.push_str("</g><g class=\"xaxis\">");
+    let max_ticks = (plot_w / 90.0).floor().max(2.0) as usize;
+    for (t, label) in scale::times(chart.from_ms, x_max, max_ticks) {
+        let tx = x(t);
+        let _ = write!(
+            s,
+            "<line x1=\"{tx:.1}\" x2=\"{tx:.1}\" y1=\"{bottom:.1}\" y2=\"{:.1}\"/><text class=\"xlabel\" x=\"{tx:.1}\" y=\"{:.1}\">{}</text>",
+            bottom + 4.0,
+            bottom + 16.0,
+            html(&label)
+        );
+    }
+    s.push_str("</g>");
+
+    let _ = write!(s, "<g clip-path=\"url(#clip-{id})\">");
+    if let Some((limit, true)) = &show_limit {
+        let ly = y(limit.value);
+        let _ = write!(
+            s,
+            "<line class=\"limit\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{LIMIT_COLOR}\" stroke-dasharray=\"6 4\"><title>{}: {}</title></line>\
+             <text class=\"llabel\" x=\"{:.1}\" y=\"{:.1}\">{} {}</text>",
+            LEFT + plot_w,
+            html(&limit.label),
+            html(&chart.unit.value(limit.value)),
+            LEFT + 4.0,
+            ly - 4.0,
+            html(&cut(&limit.label, 40)),
+            html(&chart.unit.value(limit.value)),
+        );
+    }
+    for marker in &chart.markers {
+        if marker.ts_ms < chart.from_ms || marker.ts_ms > x_max {
+            continue;
+        }
+        let mx = x(marker.ts_ms);
+        let title = html(&format!(
+            "restart {}: {}",
+            timestamp(marker.ts_ms),
+            marker.title
+        ));
+        let _ = write!(
+            s,
+            "<g class=\"restart\"><title>{title}</title>\
+             <line x1=\"{mx:.1}\" x2=\"{mx:.1}\" y1=\"{TOP}\" y2=\"{bottom:.1}\" stroke=\"{RESTART_COLOR}\" stroke-width=\"1.5\"/>\
+             <line x1=\"{mx:.1}\" x2=\"{mx:.1}\" y1=\"{TOP}\" y2=\"{bottom:.1}\" stroke=\"transparent\" stroke-width=\"9\"/></g>"
+        );
+    }
+    for (i, (line, segments)) in chart.lines.iter().zip(&segments).enumerate() {
+        if segments.is_empty() {
+            continue;
+        }
+        let mut d = String::with_capacity(segments.iter().map(Vec::len).sum::<usize>() * 14);
+        for segment in segments {
+            for (j, &(t, v)) in segment.iter().enumerate() {
+                let _ = write!(
+                    d,
+                    "{}{:.1} {:.1}",
+                    if j == 0 { "M" } else { "L" },
+                    x(t),
+                    y(v)
+                );
+            }
+            if segment.len() == 1 {
+                // A lone sample between gaps: a short stroke so it shows.
+                d.push_str("h1");
+            }
+        }
+        let label = html(&line.label);
+        let last = line
+            .points
+            .last()
+            .map(|p| chart.unit.value(p.1))
+            .unwrap_or_default();
+        let _ = write!(
+            s,
+            "<path class=\"series\" data-label=\"{label}\" d=\"{d}\" stroke=\"{}\"><title>{label}: {}</title></path>",
+            PALETTE[i % PALETTE.len()],
+            html(&last)
+        );
+    }
+    for trend in &chart.trends {
+        let color = trend
+            .line
+            .map_or(LIMIT_COLOR, |i| PALETTE[i % PALETTE.len()]);
+        let (t0, t1) = (trend.start.0.max(chart.from_ms), trend.end.0);
+        let label = html(&trend.label);
+        if t1 > t0 {
+            let _ = write!(
+                s,
+                "<path class=\"trend\" d=\"M{:.1} {:.1}L{:.1} {:.1}\" stroke=\"{color}\"><title>{label}</title></path>",
+                x(t0),
+                y(trend.value_at(t0)),
+                x(t1),
+                y(trend.end.1)
+            );
+        }
+        let t2 = trend.eta_ms.map_or(x_max, |eta| eta.min(x_max));
+        if t2 > t1 {
+            let _ = write!(
+                s,
+                "<path class=\"forecast\" d=\"M{:.1} {:.1}L{:.1} {:.1}\" stroke=\"{color}\"><title>{label}</title></path>",
+                x(t1),
+                y(trend.end.1),
+                x(t2),
+                y(trend.value_at(t2))
+            );
+        }
+        if let (Some(eta), Some(limit)) = (trend.eta_ms, trend.limit) {
+            if eta <= x_max {
+                let _ = write!(
+                    s,
+                    "<circle class=\"eta\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{LIMIT_COLOR}\"><title>reaches {} at about {}</title></circle>",
+                    x(eta),
+                    y(limit),
+                    html(&chart.unit.value(limit)),
+                    timestamp(eta)
+                );
+            }
+        }
+    }
+    s.push_str("</g>");
+    // The drag-to-zoom selection (shown by the dashboard's script; hidden elsewhere).
+    let _ = write!(
+        s,
+        "<rect class=\"sel\" x=\"{LEFT}\" y=\"{TOP}\" width=\"0\" height=\"{plot_h:.1}\" visibility=\"hidden\"/>"
+    );
+    // Legend.
+    let legend_top = bottom + AXIS + 2.0;
+    s.push_str("<g class=\"legend\">");
+    for (entry, (lx, row)) in legend.iter().zip(&positions) {
+        let ly = legend_top + *row as f64 * LEGEND_ROW + 8.0;
+        let lx = LEFT + lx;
+        let dash = entry
+            .dash
+            .map(|d| format!(" stroke-dasharray=\"{d}\""))
+            .unwrap_or_default();
+        let _ = write!(
+            s,
+            "<line x1=\"{lx:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"3\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            lx + 16.0,
+            ly - 4.0,
+            ly - 4.0,
+            entry.color,
+            lx + 22.0,
+            ly,
+            html(&entry.text)
+        );
+    }
+    s.push_str("</g>");
+    if let Some(note) = &chart.note {
+        let _ = write!(
+            s,
+            "<text class=\"note\" x=\"{LEFT}\" y=\"{:.1}\">{}</text>",
+            legend_top + rows as f64 * LEGEND_ROW + 8.0,
+            html(note)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A small chart of one series without axes: for the overview's table cells. The vertical
+/// range is the data's own (from zero when that hides nothing), so growth shows at any
+/// scale; a limit inside that range is drawn dashed.
+pub fn sparkline(
+    points: &[(i64, f64)],
+    from_ms: i64,
+    to_ms: i64,
+    width: u32,
+    height: u32,
+    limit: Option<f64>,
+    title: &str,
+) -> String {
+    let (w, h) = (f64::from(width.max(10)), f64::from(height.max(6)));
+    let segments = downsample::min_max(points, from_ms, to_ms, width.max(1) as usize);
+    let mut s = format!(
+        "<svg class=\"spark\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{t}\"><title>{t}</title>",
+        t = html(title)
+    );
+    let Some((mut lo, mut hi)) = downsample::extent(&segments, from_ms, to_ms) else {
+        s.push_str("</svg>");
+        return s;
+    };
+    if lo >= 0.0 && lo <= 0.5 * hi {
+        lo = 0.0;
+    }
+    if hi - lo < 1e-9 {
+        lo -= 1.0;
+        hi += 1.0;
+    }
+    let span = (to_ms - from_ms).max(1) as f64;
+    let x = |t: i64| (t - from_ms) as f64 / span * (w - 2.0) + 1.0;
+    let y = |v: f64| h - 2.0 - (v - lo) / (hi - lo) * (h - 4.0);
+    if let Some(limit) = limit.filter(|l| *l >= lo && *l <= hi) {
+        let _ = write!(
+            s,
+            "<line x1=\"0\" x2=\"{w}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{LIMIT_COLOR}\" stroke-dasharray=\"3 2\"/>",
+            ly = y(limit)
+        );
+    }
+    let mut d = String::new();
+    for segment in &segments {
+        for (j, &(t, v)) in segment.iter().enumerate() {
+            let _ = write!(
+                d,
+                "{}{:.1} {:.1}",
+                if j == 0 { "M" } else { "L" },
+                x(t).clamp(0.0, w),
+                y(v)
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<path d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/></svg>",
+        PALETTE[0]
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::finding;
+
+    fn ramp(n: i64, step_ms: i64, slope: f64) -> Vec<(i64, f64)> {
+        (0..n)
+            .map(|i| (1_700_000_000_000 + i * step_ms, 10.0 + slope * i as f64))
+            .collect()
+    }
+
+    fn count_points(path_d: &str) -> usize {
+        path_d.matches(['M', 'L']).count()
+    }
+
+    fn paths(svg: &str) -> Vec<(String, String)> {
+        svg.split("<path class=\"series\" data-label=\"")
+            .skip(1)
+            .map(|rest| {
+                let label = rest.split('"').next().unwrap().to_string();
+                let d = rest
+                    .split("d=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                (label, d.to_string())
+            })
+            .collect()
+    }
+
+    fn chart<'a>(lines: Vec<Line<'a>>, from: i64, to: i64) -> Chart<'a> {
+        Chart {
+            id: "t".into(),
+            title: "threads by name".into(),
+            unit: Unit::Count,
+            from_ms: from,
+            to_ms: to,
+            width: 900,
+            height: 220,
+            lines,
+            limit: None,
+            markers: vec![],
+            trends: vec![],
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_week_of_samples_draws_about_one_point_per_pixel() {
+        let points = ramp(60_480, 10_000, 0.01);
+        let (from, to) = (points[0].0, points.last().unwrap().0);
+        let svg = render(&chart(
+            vec![Line {
+                label: "threads{Leaky-#}".into(),
+                points: &points,
+            }],
+            from,
+            to,
+        ));
+        let paths = paths(&svg);
+        assert_eq!(paths.len(), 1);
+        assert_eq!(paths[0].0, "threads{Leaky-#}");
+        let n = count_points(&paths[0].1);
+        assert!(n <= 2 * (900 - 64 - 14 + 2), "{n} points drawn");
+        assert!(n > 100, "{n}");
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(!svg.contains("http"), "no external reference");
+    }
+
+    #[test]
+    fn untrusted_labels_are_escaped() {
+        let points = ramp(10, 1_000, 1.0);
+        let evil = "<script>alert(1)</script>\"onload=\"x";
+        let mut c = chart(
+            vec![Line {
+                label: evil.into(),
+                points: &points,
+            }],
+            points[0].0,
+            points[9].0,
+        );
+        c.title = "<b>".into();
+        c.markers.push(Marker {
+            ts_ms: points[5].0,
+            title: "stderr: <img src=x onerror=alert(1)>".into(),
+        });
+        let svg = render(&c);
+        assert!(!svg.contains("<script"), "{svg}");
+        assert!(!svg.contains("<img"), "{svg}");
+        assert!(!svg.contains("<b>"), "{svg}");
+        assert!(!svg.contains("\"onload"), "{svg}");
+        assert!(svg.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn limit_restarts_and_forecast_are_drawn() {
+        let points = ramp(300, 1_000, 1.0); // 10 -> 309 over 5 minutes
+        let (from, to) = (points[0].0, points[299].0);
+        let mut f = finding("grower", "threads", "Leaky-#", Some(141.0));
+        f.current = 309.0;
+        f.rate_per_hour = 3_600.0;
+        f.limit = Some(450.0);
+        f.first_seen = from as f64 / 1000.0;
+        f.evidence_window = (from as f64 / 1000.0, to as f64 / 1000.0);
+        let mut c = chart(
+            vec![Line {
+                label: "threads{Leaky-#}".into(),
+                points: &points,
+            }],
+            from,
+            to,
+        );
+        c.limit = Some(Limit {
+            value: 450.0,
+            label: "limit per process".into(),
+        });
+        c.markers.push(Marker {
+            ts_ms: from + 60_000,
+            title: "pid 1 -> 2: exit 1".into(),
+        });
+        c.trends.push(Trend::from_finding(&f, Some(0)).unwrap());
+        let svg = render(&c);
+        assert!(svg.contains("class=\"limit\""), "limit drawn: {svg}");
+        assert!(svg.contains("stroke-dasharray=\"6 4\""));
+        assert!(svg.contains("<g class=\"restart\"><title>restart "));
+        assert!(svg.contains("pid 1 -&gt; 2: exit 1"));
+        assert!(svg.contains("class=\"trend\""));
+        assert!(svg.contains("trend 3,600/h, limit in ~2m"), "{svg}");
+        assert!(svg.contains("class=\"forecast\""));
+        assert!(svg.contains("class=\"future\""), "room for the forecast");
+        // 141 s to the limit against a 5-minute chart: the forecast room is capped at 40%
+        // of the span, so the limit is reached outside the view and not marked.
+        assert!(!svg.contains("class=\"eta\""));
+        // The x domain was extended by 40% of the span.
+        assert!(svg.contains(&format!("data-t1=\"{}\"", to + (to - from) * 2 / 5)));
+
+        // Memory trends speak bytes.
+        let mut m = finding("grower", "memory", "rss", None);
+        m.rate_per_hour = 3.0 * 1024.0 * 1024.0;
+        assert_eq!(
+            Trend::from_finding(&m, None).unwrap().label,
+            "trend 3.0 MiB/h"
+        );
+        m.kind = FindingKind::Saturation;
+        assert!(
+            Trend::from_finding(&m, None).is_none(),
+            "only leaks have a trend"
+        );
+
+        // A near ETA is marked where the forecast meets the limit.
+        f.eta_seconds = Some(30.0);
+        c.trends = vec![Trend::from_finding(&f, Some(0)).unwrap()];
+        let svg = render(&c);
+        assert!(svg.contains("class=\"eta\""), "{svg}");
+    }
+
+    #[test]
+    fn a_far_limit_is_named_but_does_not_flatten_the_lines() {
+        let points = ramp(100, 1_000, 1.0);
+        let mut c = chart(
+            vec![Line {
+                label: "threads".into(),
+                points: &points,
+            }],
+            points[0].0,
+            points[99].0,
+        );
+        c.limit = Some(Limit {
+            value: 4_194_304.0,
+            label: "pid_max".into(),
+        });
+        let svg = render(&c);
+        assert!(!svg.contains("class=\"limit\""));
+        assert!(svg.contains("pid_max 4,194,304 (above the chart)"));
+        // The top tick stays near the data (109), not at 4M.
+        assert!(!svg.contains(">4M<") && !svg.contains(">4.19M<"), "{svg}");
+    }
+
+    #[test]
+    fn sparklines_are_small_and_bounded() {
+        let points = ramp(60_480, 10_000, 0.5);
+        let spark = sparkline(
+            &points,
+            points[0].0,
+            points.last().unwrap().0,
+            120,
+            28,
+            None,
+            "threads",
+        );
+        let d = spark
+            .split("d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(count_points(d) <= 2 * 122, "{}", count_points(d));
+        assert!(spark.len() < 8_000, "{}", spark.len());
+        let empty = sparkline(&[], 0, 10, 120, 28, None, "x");
+        assert_eq!(empty.matches("<path").count(), 0);
+    }
+}

@@ -1,0 +1,90 @@
+//! Escaping for untrusted text: HTML/SVG text and attributes, and URL components.
+
+use std::fmt::Write;
+
+/// Text safe inside HTML or SVG element content and quoted attribute values: `& < > " '`
+/// become entities, and control characters (other than tab and newline) become U+FFFD, so a
+/// thread name or a command line can never open a tag, close an attribute or break the XML
+/// of an inline SVG.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' => out.push(ch),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters: for a target name used
+/// as a path segment or query value.
+pub fn url_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// Text safe inside a Markdown table cell or inline text: backslash-escapes emphasis,
+/// code, link brackets, table pipes and strikethrough, and HTML-escapes so raw HTML in a
+/// name cannot render. (Used mid-line only: `#` would need escaping at a line's start.)
+pub fn markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in html(text).chars() {
+        match ch {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_cannot_escape_its_context() {
+        assert_eq!(
+            html(r#"<script>alert("x")</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+        );
+        assert_eq!(html("a'b&c"), "a&#39;b&amp;c");
+        assert_eq!(html("bell\u{7}nul\u{0}"), "bell\u{fffd}nul\u{fffd}");
+        assert_eq!(html("pool-#-thread-#"), "pool-#-thread-#");
+    }
+
+    #[test]
+    fn url_components_are_percent_encoded() {
+        assert_eq!(url_component("grower"), "grower");
+        assert_eq!(
+            url_component("nginx.service/a b?&"),
+            "nginx.service%2Fa%20b%3F%26"
+        );
+        assert_eq!(url_component("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn markdown_special_characters_are_literal() {
+        assert_eq!(markdown("a|b*c_d"), "a\\|b\\*c\\_d");
+        assert_eq!(markdown("Leaky-#"), "Leaky-#");
+        assert_eq!(markdown("[x](y)"), "\\[x\\](y)");
+        assert_eq!(markdown("<b>x</b>"), "&lt;b&gt;x&lt;/b&gt;");
+    }
+}
