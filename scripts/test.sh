@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 # JDK with jstack, gcc for the benchmark population, python3 for the bench driver and the
 # scenario runner, prometheus (promtool checks /metrics; `analyze --prometheus` reads from
 # it), golang-go and postgresql for the live scenarios, prometheus-alertmanager and pip's
-# aiosmtpd as real alert receivers.
-packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip)
+# aiosmtpd as real alert receivers (openssl makes their test TLS certificates), tmux as
+# the real terminal `leakwatch top` is tested in,
+# chromium as the real browser the dashboard is tested in (driven by playwright-core from
+# npm, with the machine's Node.js >= 20).
+packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -27,6 +30,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 # build them all first, since `cargo test` only builds a package's binaries for that
 # package's own integration tests.
 cargo build --workspace --bins
+# The dashboard's browser test (crates/testkit/tests/dashboard.rs) runs tests/browser/.
+(cd tests/browser && npm ci --no-audit --no-fund)
 cargo test --workspace
 
 # The parser fuzz target: a fixed seed and a fixed number of runs, so a CI verdict is

@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+mod dashboard;
+
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) shared: Arc<Shared>,
@@ -30,7 +32,9 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         token: token.map(Arc::from),
     };
     Router::new()
-        .route("/", get(index))
+        .route("/", get(dashboard::overview))
+        .route("/target/{name}", get(dashboard::target))
+        .route("/api", get(index))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/v1/agent", get(agent))
@@ -59,7 +63,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 async fn index() -> impl IntoResponse {
-    "leakwatch agent\n\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/findings\nGET /api/v1/agent\nGET /metrics\n"
+    "leakwatch agent\n\nGET / (dashboard)\nGET /target/T[?since=6h | ?from_ms=&to_ms=] (dashboard)\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/findings\nGET /api/v1/alerts\nGET /api/v1/incidents[/ID[/files/NAME]]\nGET|POST|DELETE /api/v1/silences\nGET /api/v1/agent\nGET /metrics\n"
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -117,20 +121,26 @@ async fn findings(State(state): State<AppState>) -> Response {
 /// Delivery state of every notification per channel, and per-channel counters.
 async fn alerts(State(state): State<AppState>) -> Response {
     let Some(path) = state.shared.alerts_db.clone() else {
-        return Json(json!({ "enabled": false, "deliveries": [], "channels": [] })).into_response();
+        return Json(json!({ "enabled": false, "deliveries": [], "channels": [], "alerts": [] }))
+            .into_response();
     };
     let result = tokio::task::spawn_blocking(move || {
         let outbox = leakwatch_alert::Outbox::open(&path).map_err(|e| e.to_string())?;
         let deliveries = outbox.delivery_state().map_err(|e| e.to_string())?;
         let counters = outbox.counters().map_err(|e| e.to_string())?;
-        Ok::<_, String>((deliveries, counters))
+        // The alert engine's alerts (target, series, state, severity), which the
+        // deliveries name only by fingerprint.
+        let engine = outbox.load_engine_state().map_err(|e| e.to_string())?;
+        let alerts = engine.map(|e| e.alerts).unwrap_or_default();
+        Ok::<_, String>((deliveries, counters, alerts))
     })
     .await;
     match result {
-        Ok(Ok((deliveries, counters))) => Json(json!({
+        Ok(Ok((deliveries, counters, alerts))) => Json(json!({
             "enabled": true,
             "deliveries": deliveries,
             "channels": counters,
+            "alerts": alerts,
         }))
         .into_response(),
         Ok(Err(message)) => error(StatusCode::INTERNAL_SERVER_ERROR, message),

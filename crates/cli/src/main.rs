@@ -5,8 +5,11 @@ mod agent_cmd;
 mod alerts_cmd;
 mod check;
 mod format;
+mod incidents_cmd;
 mod leaks_cmd;
+mod report_cmd;
 mod snapshot;
+mod top;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -54,6 +57,16 @@ enum Command {
     Analyze(leaks_cmd::AnalyzeArgs),
     /// Show alert deliveries per channel from the running agent's durable outbox.
     Alerts(agent_cmd::ClientArgs),
+    /// List incidents: the evidence (thread listings, sockets, fds, memory, jcmd/pprof
+    /// dumps, capture commands) captured when each finding first appeared.
+    Incidents(incidents_cmd::IncidentsArgs),
+    /// Show one incident and its evidence files (`--file threads.txt` prints one whole).
+    Incident(incidents_cmd::IncidentArgs),
+    /// Silence a target's alerts for a while: `leakwatch silence api --for 2h --reason
+    /// "deploy"`; `--expire` ends its silences now.
+    Silence(incidents_cmd::SilenceArgs),
+    /// List the running agent's active silences.
+    Silences(agent_cmd::ClientArgs),
     /// Alert channel tools: `leakwatch alert test --config FILE [--channel NAME]`.
     #[command(subcommand)]
     Alert(alerts_cmd::AlertCommand),
@@ -65,6 +78,16 @@ enum Command {
     /// Example: leakwatch check --workload 'curl -s localhost:8080/login' --ready-port 8080
     /// -- ./server --port 8080
     Check(check::Args),
+    /// A live terminal view, like htop for leaks: every target with its threads, fds,
+    /// sockets and memory (with sparklines), ranked by leak risk, with findings and
+    /// details. Polls the agent, or samples this host itself with --standalone.
+    Top(top::Args),
+    /// Write a report on a target or an incident: what leaks, how fast, the forecast, the
+    /// evidence, restarts and alerts, with charts. HTML (inline SVG, self-contained) or
+    /// Markdown; to stdout or -o FILE.
+    ///
+    /// Example: leakwatch report api.service --since 24h -o report.html
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,9 +106,15 @@ fn main() -> ExitCode {
         Command::Leaks(args) => leaks_cmd::leaks(args),
         Command::Analyze(args) => leaks_cmd::analyze(args),
         Command::Alerts(args) => alerts_cmd::alerts(args),
+        Command::Incidents(args) => incidents_cmd::incidents(args),
+        Command::Incident(args) => incidents_cmd::incident(args),
+        Command::Silence(args) => incidents_cmd::silence(args),
+        Command::Silences(args) => incidents_cmd::silences(args),
         Command::Alert(command) => alerts_cmd::alert(command),
         Command::Config(args) => alerts_cmd::config(args),
         Command::Check(args) => check::run(args),
+        Command::Top(args) => top::run(args),
+        Command::Report(args) => report_cmd::report(args),
     };
     match result {
         Ok(code) => code,

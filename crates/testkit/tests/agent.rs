@@ -12,6 +12,8 @@ use std::time::Duration;
 struct Agent {
     child: Child,
     port: u16,
+    /// The agent's data dir (history, outbox, incidents).
+    data: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -38,6 +40,7 @@ impl Agent {
         let agent = Agent {
             child,
             port,
+            data: dir.path().join("data"),
             _dir: dir,
         };
         assert!(
@@ -271,6 +274,7 @@ fn run_records_every_crash_with_its_stderr() {
     let agent = Agent {
         child: Command::new("true").spawn().unwrap(),
         port,
+        data: dir.path().join("data"),
         _dir: tempfile::tempdir().unwrap(),
     };
     let crashes = || -> Vec<Value> {
@@ -443,20 +447,66 @@ fn receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     (port, bodies)
 }
 
-/// End to end: a real leaking process -> finding -> alert written to the outbox ->
-/// delivered to a webhook; `leakwatch alert test` and `leakwatch alerts` on the same config.
+fn leakwatch(args: &[&str]) -> std::process::Output {
+    Command::new(workspace_bin("leakwatch"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// End to end: a real leaking process -> finding -> evidence captured into an incident
+/// folder -> alert written to the outbox -> delivered to a webhook, naming the incident,
+/// whose thread listing names the leaking group. In the same run: a second leaking target
+/// silenced with `leakwatch silence` stays quiet until `--expire`; the first target's
+/// restart command runs once (max_per_day = 1) after its evidence, and is announced;
+/// `leakwatch alert test` and `leakwatch alerts` on the same config.
 #[test]
 fn a_real_leak_becomes_a_delivered_alert() {
     let (hook, bodies) = receiver();
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("restarted-{pid}");
     let alerts = format!(
         "[detect]\npreset = \"fast\"\n\
          [[target]]\nname = \"grower\"\ncmdline = \"leak-threads=Leaky\"\n\
+         capture = [[\"cat\", \"/proc/{{pid}}/status\"]]\n\
+         [target.mitigation]\nrestart_command = [\"touch\", \"{}\"]\nwhen_eta_below = \"3650d\"\nmax_per_day = 1\n\
+         [[target]]\nname = \"hushed\"\ncmdline = \"leak-threads=Hush\"\n\
          [alerts]\npending_for = \"0s\"\n\
          [alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
-         [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/hook\"\n"
+         [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/hook\"\n",
+        mark.display()
     );
     let agent = Agent::start(&alerts);
-    let _leaky = Leaky::start(&["threads=Base:2", "leak-threads=Leaky:100"]);
+    let url = format!("http://127.0.0.1:{}", agent.port);
+    // Silence one target before its leak starts.
+    let out = leakwatch(&[
+        "silence",
+        "hushed",
+        "--for",
+        "1h",
+        "--reason",
+        "known issue",
+        "--url",
+        &url,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("silenced hushed until"));
+    let listed = leakwatch(&["silences", "--json", "--url", &url]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(
+        eventually(10, || {
+            let out = leakwatch(&["silences", "--json", "--url", &url]);
+            serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| {
+                v["silences"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|s| s["target"] == "hushed"))
+            })
+        }),
+        "{listed}"
+    );
+
+    let leaky = Leaky::start(&["threads=Base:2", "leak-threads=Leaky:100"]);
+    let _hush = Leaky::start(&["threads=Base:2", "leak-threads=Hush:100"]);
     let delivered = eventually(120, || {
         bodies
             .lock()
@@ -469,7 +519,96 @@ fn a_real_leak_becomes_a_delivered_alert() {
         "no alert for grower/Leaky-#: {:?}",
         bodies.lock().unwrap()
     );
-    let url = format!("http://127.0.0.1:{}", agent.port);
+    // The alert names its incident; the folder's thread listing names the leaking group.
+    let alert: Value = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .find(|v| v["alert"]["attribution"] == "Leaky-#" && v["reason"] == "firing")
+        .expect("a firing alert for Leaky-#");
+    let id = alert["alert"]["incident"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no incident on the alert: {alert}"))
+        .to_string();
+    assert!(alert["text"].as_str().unwrap().contains(&id), "{alert}");
+    let folder = agent.data.join("incidents").join(&id);
+    assert!(
+        eventually(30, || std::fs::read_to_string(folder.join("incident.json"))
+            .is_ok_and(|t| t.contains("\"complete\""))),
+        "evidence not captured in {}",
+        folder.display()
+    );
+    let threads = std::fs::read_to_string(folder.join("threads.txt")).unwrap();
+    assert!(threads.contains("[Leaky-#]"), "{threads}");
+    assert!(
+        threads.contains(&format!("pid {} ", leaky.pid())),
+        "{threads}"
+    );
+    let capture = std::fs::read_to_string(folder.join("capture-1.txt")).unwrap();
+    assert!(capture.contains("Threads:"), "{capture}");
+    let series = std::fs::read_to_string(folder.join("series.csv")).unwrap();
+    assert!(series.lines().count() > 10, "{series}");
+    // The CLI, through the agent and straight from the folder.
+    let out = leakwatch(&["incident", &id, "--url", &url]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("Leaky-#"), "{out:?}");
+    let data = agent.data.display().to_string();
+    let out = leakwatch(&["incidents", "--data-dir", &data]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&id),
+        "{out:?}"
+    );
+    let out = leakwatch(&["incident", &id, "--file", "nope.txt", "--url", &url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no file"),
+        "{out:?}"
+    );
+
+    // The restart command ran once, after the evidence, and was announced.
+    assert!(
+        eventually(30, || bodies.lock().unwrap().iter().any(|b| b
+            .contains("\"reason\":\"mitigation\"")
+            && b.contains("grower"))),
+        "no mitigation announcement: {:?}",
+        bodies.lock().unwrap()
+    );
+    let marks_made = || std::fs::read_dir(marks.path()).unwrap().count();
+    assert_eq!(marks_made(), 1);
+    assert!(marks
+        .path()
+        .join(format!("restarted-{}", leaky.pid()))
+        .exists());
+
+    // The silenced target leaks too, and is found, but nobody was told.
+    let findings_of = |target: &str| {
+        agent.get_json("/api/v1/findings").is_some_and(|f| {
+            f["findings"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x["target"] == target))
+        })
+    };
+    assert!(
+        eventually(60, || findings_of("hushed")),
+        "hushed never found"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !bodies.lock().unwrap().iter().any(|b| b.contains("hushed")),
+        "a silenced target notified"
+    );
+    // Still only one restart, though the leak goes on and detection keeps running.
+    assert_eq!(marks_made(), 1);
+    let out = leakwatch(&["silence", "hushed", "--expire", "--url", &url]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        eventually(30, || bodies.lock().unwrap().iter().any(|b| b
+            .contains("hushed")
+            && b.contains("\"reason\":\"firing\""))),
+        "the silence ended but the firing alert was not sent"
+    );
+
     let out = Command::new(workspace_bin("leakwatch"))
         .args(["alerts", "--json", "--url", &url])
         .output()

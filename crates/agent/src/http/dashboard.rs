@@ -1,0 +1,325 @@
+//! The dashboard: HTML pages rendered by `leakwatch-view` from the store (read-only, on a
+//! blocking thread, like the JSON API) and the agent's memory (latest sample, findings).
+//! Routes: `/` (overview) and `/target/{name}`; both take `?since=6h` or
+//! `?from_ms=&to_ms=`, and sit behind the same token check as the API.
+
+use super::{range, with_store, AppState};
+use crate::daemon::Shared;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use leakwatch_detect::Finding;
+use leakwatch_store::Store;
+use leakwatch_view::model::{
+    self, AlertView, DeliveryView, IncidentView, Overview, OverviewRow, RestartView, SeriesView,
+    Spark, TargetView,
+};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+
+/// Rows of the overview that get sparklines (the riskiest); the rest are listed without.
+const OVERVIEW_CHARTS: usize = 40;
+/// Incidents listed on a target's page (newest first).
+const PAGE_INCIDENTS: usize = 20;
+/// Widest range a page draws.
+const MAX_RANGE_MS: i64 = 35 * 86_400_000;
+
+#[derive(Deserialize)]
+pub(super) struct PageQuery {
+    since: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+impl PageQuery {
+    /// The range to draw (default: the last 6 hours) and the `since` choice to highlight.
+    fn range(&self) -> Result<(i64, i64, Option<String>), String> {
+        let since = match (&self.since, self.from_ms) {
+            (None, None) => Some("6h".to_string()),
+            (since, _) => since.clone(),
+        };
+        let (from, to) = range(&since, self.from_ms, self.to_ms)?;
+        if from >= to {
+            return Err(format!(
+                "empty range: from_ms {from} is not before to_ms {to}"
+            ));
+        }
+        if to - from > MAX_RANGE_MS {
+            return Err("range longer than 35 days (the longest history kept)".to_string());
+        }
+        Ok((from, to, since.filter(|_| self.from_ms.is_none())))
+    }
+}
+
+fn page_error(status: StatusCode, message: &str) -> Response {
+    let body = leakwatch_view::page::document(
+        "leakwatch: error",
+        "<a href=\"/\">leakwatch</a>",
+        &format!(
+            "<h1>{}</h1><p>{}</p>",
+            status,
+            leakwatch_view::escape::html(message)
+        ),
+        None,
+    );
+    (status, Html(body)).into_response()
+}
+
+fn agent_line(shared: &Shared) -> String {
+    let uptime = shared.started.elapsed().as_secs();
+    format!(
+        "agent up {}, {} samples{}",
+        leakwatch_view::format::duration(uptime as f64),
+        shared.stats.samples.load(Ordering::Relaxed),
+        if shared.privileged {
+            ""
+        } else {
+            " (not root: other users' fds and sockets unseen)"
+        }
+    )
+}
+
+/// A live target's kind and current `(resource, attribution, value)`s.
+type Live = (String, Vec<(String, String, f64)>);
+
+/// Every live target, from the latest sample.
+fn live_targets(shared: &Shared) -> BTreeMap<String, Live> {
+    let latest = shared.latest.lock().expect("latest lock");
+    latest
+        .targets
+        .iter()
+        .map(|(name, (kind, points))| {
+            let current = points
+                .iter()
+                .map(|(k, v)| (k.resource.clone(), k.attribution.clone(), *v))
+                .collect();
+            (name.clone(), (kind.clone(), current))
+        })
+        .collect()
+}
+
+pub(super) async fn overview(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let (from, to, since) = match query.range() {
+        Ok(range) => range,
+        Err(message) => return page_error(StatusCode::BAD_REQUEST, &message),
+    };
+    let live = live_targets(&state.shared);
+    let mut findings: HashMap<String, Vec<Finding>> = HashMap::new();
+    for f in state.shared.findings.lock().expect("findings lock").iter() {
+        findings
+            .entry(f.target.clone())
+            .or_default()
+            .push(f.clone());
+    }
+    let rows = with_store(&state.shared, move |store| {
+        let mut rows: Vec<OverviewRow> = store
+            .targets()
+            .into_iter()
+            .map(|t| {
+                let current = live.get(&t.name);
+                OverviewRow {
+                    kind: current.map_or(t.kind.clone(), |c| c.0.clone()),
+                    live: current.is_some(),
+                    last_seen_ms: t.last_seen_ms,
+                    findings: findings.remove(&t.name).unwrap_or_default(),
+                    closeness: current.and_then(|c| model::closeness(&c.1)),
+                    sparks: Vec::new(),
+                    name: t.name,
+                }
+            })
+            .collect();
+        model::rank(&mut rows);
+        for row in rows.iter_mut().take(OVERVIEW_CHARTS) {
+            row.sparks = sparks(store, &row.name, from, to);
+        }
+        Ok(rows)
+    })
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(response) => return response,
+    };
+    let page = leakwatch_view::page::overview(
+        &Overview {
+            from_ms: from,
+            to_ms: to,
+            rows,
+            agent: agent_line(&state.shared),
+        },
+        since.as_deref(),
+    );
+    Html(page).into_response()
+}
+
+/// Threads, fds, sockets (socket fds) and RSS of one target: one read of its blocks for
+/// the range (a block holds all of a target's series for an hour).
+fn sparks(store: &Store, target: &str, from: i64, to: i64) -> Vec<Spark> {
+    let Ok(mut data) = store.query_target(target, from, to) else {
+        return Vec::new();
+    };
+    [
+        ("threads", "threads", ""),
+        ("fds", "fds", ""),
+        ("sockets", "fds", "socket"),
+        ("memory", "memory", "rss"),
+    ]
+    .into_iter()
+    .filter_map(|(title, resource, attribution)| {
+        let i = data
+            .iter()
+            .position(|s| s.key.resource == resource && s.key.attribution == attribution)?;
+        Some(Spark {
+            title: title.to_string(),
+            resource: resource.to_string(),
+            points: std::mem::take(&mut data[i].points),
+            limit: None,
+        })
+    })
+    .collect()
+}
+
+pub(super) async fn target(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let (from, to, since) = match query.range() {
+        Ok(range) => range,
+        Err(message) => return page_error(StatusCode::BAD_REQUEST, &message),
+    };
+    let live = live_targets(&state.shared).remove(&name);
+    let findings: Vec<Finding> = state
+        .shared
+        .findings
+        .lock()
+        .expect("findings lock")
+        .iter()
+        .filter(|f| f.target == name)
+        .cloned()
+        .collect();
+    let alerts_db = state.shared.alerts_db.clone();
+    let incidents_dir = state.shared.incidents_dir.clone();
+    let query_from = query.from_ms;
+    let target = name.clone();
+    let result = with_store(&state.shared, move |store| {
+        let Some(info) = store.targets().into_iter().find(|t| t.name == target) else {
+            return Ok(None);
+        };
+        // A range back from now that reaches before the target's first sample starts at
+        // that sample (an explicit from_ms is kept as asked).
+        let from = match (query_from, info.first_seen_ms) {
+            (None, Some(first)) if first > from && first < to => first,
+            _ => from,
+        };
+        let series = store
+            .query_target(&target, from, to)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|s| SeriesView::new(s.key.resource, s.key.attribution, s.points))
+            .collect();
+        let restarts = store
+            .restarts(&target, from, to)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|r| RestartView {
+                ts_ms: r.ts_ms,
+                old_pid: r.old_pid,
+                new_pid: r.new_pid,
+                exit_code: r.exit_code,
+                signal: r.signal,
+                oom_killed: r.oom_killed,
+                stderr_tail: r.stderr_tail,
+            })
+            .collect();
+        // Alerts are a convenience on this page: an unreadable outbox shows none.
+        let alerts = alerts_db
+            .as_deref()
+            .map(|path| alert_views(path, Some(&target)).unwrap_or_default())
+            .unwrap_or_default();
+        let incidents = crate::evidence::list(&incidents_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.target == target)
+            .take(PAGE_INCIDENTS)
+            .map(|i| IncidentView {
+                files: i.files.iter().map(|f| (f.name.clone(), f.bytes)).collect(),
+                id: i.id,
+                created_ms: i.created_ms,
+                resource: i.resource,
+                attribution: i.attribution,
+                summary: i.summary,
+                excerpts: Vec::new(),
+            })
+            .collect();
+        Ok(Some(TargetView {
+            kind: live.as_ref().map_or(info.kind.clone(), |l| l.0.clone()),
+            live: live.is_some(),
+            name: target,
+            from_ms: from,
+            to_ms: to,
+            series,
+            restarts,
+            findings,
+            alerts,
+            incidents,
+        }))
+    })
+    .await;
+    match result {
+        Ok(Some(view)) => Html(leakwatch_view::page::target(
+            &view,
+            since.as_deref(),
+            &agent_line(&state.shared),
+        ))
+        .into_response(),
+        Ok(None) => page_error(
+            StatusCode::NOT_FOUND,
+            &format!("no target named {name:?} in the history"),
+        ),
+        Err(response) => response,
+    }
+}
+
+/// The alert engine's alerts (of `target`, or all) with their latest delivery per channel,
+/// from the outbox file.
+pub(super) fn alert_views(
+    path: &std::path::Path,
+    target: Option<&str>,
+) -> Result<Vec<AlertView>, String> {
+    let outbox = leakwatch_alert::Outbox::open(path).map_err(|e| e.to_string())?;
+    let engine = outbox
+        .load_engine_state()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let deliveries = outbox.delivery_state().map_err(|e| e.to_string())?;
+    Ok(engine
+        .alerts
+        .into_iter()
+        .filter(|a| target.is_none_or(|t| a.target == t))
+        .map(|a| AlertView {
+            deliveries: deliveries
+                .iter()
+                .filter(|d| d.fingerprint == a.fingerprint)
+                .map(|d| DeliveryView {
+                    channel: d.channel.clone(),
+                    status: format!("{:?}", d.status).to_lowercase(),
+                    attempts: d.attempts,
+                    detail: d.detail.clone(),
+                })
+                .collect(),
+            since_ms: Some(a.firing_since_ms.unwrap_or(a.pending_since_ms) as i64),
+            kind: a.kind.to_string(),
+            severity: a.severity.as_str().to_string(),
+            state: a.state.as_str().to_string(),
+            silenced: a.silenced,
+            summary: a.finding.summary,
+            target: a.target,
+            resource: a.resource,
+            attribution: a.attribution,
+        })
+        .collect())
+}

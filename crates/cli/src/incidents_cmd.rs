@@ -1,0 +1,416 @@
+//! `leakwatch incidents`, `leakwatch incident ID` (evidence captured at first detection)
+//! and `leakwatch silence` / `leakwatch silences`.
+
+use crate::agent_cmd::{get, ClientArgs};
+use crate::format;
+use anyhow::{bail, Context, Result};
+use clap::Args as ClapArgs;
+use leakwatch_agent::evidence::{self, IncidentMeta};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(ClapArgs)]
+pub struct IncidentsArgs {
+    /// Read the incident folders in this data dir directly (works while the agent is
+    /// down) instead of asking the agent.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(ClapArgs)]
+pub struct IncidentArgs {
+    /// The incident ID, as listed by `leakwatch incidents` and named in alerts.
+    id: String,
+    /// Print this evidence file whole (e.g. threads.txt, sockets.txt, fds.txt).
+    #[arg(long, value_name = "NAME")]
+    file: Option<String>,
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn age(created_ms: i64) -> String {
+    let seconds = (now_ms() - created_ms).max(0) as u64 / 1000;
+    format!("{} ago", format::duration(seconds))
+}
+
+fn what(meta: &IncidentMeta) -> String {
+    if meta.attribution.is_empty() {
+        meta.resource.clone()
+    } else {
+        format!("{} {}", meta.resource, meta.attribution)
+    }
+}
+
+pub fn incidents(args: IncidentsArgs) -> Result<ExitCode> {
+    let list: Vec<IncidentMeta> = match &args.data_dir {
+        Some(dir) => evidence::list(&evidence::incidents_dir(dir)).map_err(anyhow::Error::msg)?,
+        None => {
+            let body = get(&args.client, "/api/v1/incidents", &[])?;
+            if args.client.json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            serde_json::from_value(body["incidents"].clone())
+                .context("the agent's incident list is not in the expected shape")?
+        }
+    };
+    if args.client.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "incidents": list }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!(
+            "no incidents: evidence is captured when a finding first appears (`leakwatch leaks`)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<44} {:<10} {:<20} {:<11} {:<9} WHAT",
+        "ID", "AGE", "TARGET", "KIND", "STATUS"
+    );
+    for meta in &list {
+        let mut status = meta.status.clone();
+        if meta.mitigations.iter().any(|m| m.ran) {
+            status.push_str(" +restart");
+        }
+        println!(
+            "{:<44} {:<10} {:<20} {:<11} {:<9} {}",
+            meta.id,
+            age(meta.created_ms),
+            meta.target,
+            meta.kind,
+            status,
+            what(meta)
+        );
+    }
+    println!("\nshow one: leakwatch incident ID   (evidence files: leakwatch incident ID --file threads.txt)");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
+    if !evidence::valid_id(&args.id) {
+        bail!(
+            "{:?} is not an incident ID (see `leakwatch incidents`)",
+            args.id
+        );
+    }
+    let local = args.data_dir.as_ref().map(|d| evidence::incidents_dir(d));
+    if let Some(name) = &args.file {
+        let bytes = match &local {
+            Some(root) => evidence::read_file(root, &args.id, name).map_err(anyhow::Error::msg)?,
+            None => get_text(
+                &args.client,
+                &format!("/api/v1/incidents/{}/files/{}", args.id, encode(name)),
+            )?,
+        };
+        use std::io::Write;
+        std::io::stdout().write_all(&bytes)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (meta, dir, file_of): (IncidentMeta, String, FileReader) = match &local {
+        Some(root) => {
+            let meta = evidence::load(root, &args.id).map_err(anyhow::Error::msg)?;
+            let root = root.clone();
+            let id = args.id.clone();
+            (
+                meta,
+                root.join(&args.id).display().to_string(),
+                Box::new(move |name| {
+                    evidence::read_file(&root, &id, name)
+                        .ok()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                }),
+            )
+        }
+        None => {
+            let body = get(&args.client, &format!("/api/v1/incidents/{}", args.id), &[])?;
+            if args.client.json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let dir = body["dir"].as_str().unwrap_or("").to_string();
+            let meta: IncidentMeta = serde_json::from_value(body)
+                .context("the agent's incident is not in the expected shape")?;
+            let client = ClientArgs {
+                url: args.client.url.clone(),
+                token: args.client.token.clone(),
+                json: false,
+            };
+            let id = args.id.clone();
+            (
+                meta,
+                dir,
+                Box::new(move |name| {
+                    get_text(
+                        &client,
+                        &format!("/api/v1/incidents/{id}/files/{}", encode(name)),
+                    )
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                }),
+            )
+        }
+    };
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&meta)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("incident {}", meta.id);
+    println!("  target:    {}", meta.target);
+    println!("  what:      {} ({})", what(&meta), meta.kind);
+    println!("  finding:   {}", meta.summary);
+    println!(
+        "  captured:  {} ({} ms, {})",
+        age(meta.created_ms),
+        meta.capture_ms,
+        meta.status
+    );
+    println!(
+        "  processes: {}",
+        meta.pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !dir.is_empty() {
+        println!("  folder:    {dir}");
+    }
+    println!("\nevidence files:");
+    for f in &meta.files {
+        println!(
+            "  {:<26} {:>10}  {}",
+            f.name,
+            format::count(f.bytes),
+            f.note
+        );
+    }
+    for m in &meta.mitigations {
+        println!(
+            "\nmitigation {}: `{}` -> {}",
+            if m.ran { "ran" } else { "skipped" },
+            m.command.join(" "),
+            m.outcome
+        );
+    }
+    // The part people look at first: which thread groups, which sockets.
+    for (name, lines) in [("threads.txt", 14usize), ("sockets.txt", 12)] {
+        if let Some(text) = file_of(name) {
+            println!("\n--- {name} (first {lines} lines; --file {name} for all)");
+            for line in text.lines().take(lines) {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads one evidence file of the incident being shown (from the folder or the agent).
+type FileReader = Box<dyn Fn(&str) -> Option<String>>;
+
+/// Percent-encodes a path segment (file names are plain, but be safe).
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn http() -> Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?)
+}
+
+fn unreachable(client: &ClientArgs) -> String {
+    format!(
+        "cannot reach the agent at {} (is `leakwatch agent` running?)",
+        client.url
+    )
+}
+
+fn get_text(client: &ClientArgs, path: &str) -> Result<Vec<u8>> {
+    let url = format!("{}{path}", client.url.trim_end_matches('/'));
+    let mut request = http()?.get(&url);
+    if let Some(token) = &client.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().with_context(|| unreachable(client))?;
+    let status = response.status();
+    let bytes = response.bytes()?.to_vec();
+    if !status.is_success() {
+        let message = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        bail!("{status}: {message}");
+    }
+    Ok(bytes)
+}
+
+/// Sends a request with a JSON body (or none) and returns the JSON answer.
+fn send(
+    client: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<Value> {
+    let url = format!("{}{path}", client.url.trim_end_matches('/'));
+    let mut request = http()?.request(method, &url).query(query);
+    if let Some(token) = &client.token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().with_context(|| unreachable(client))?;
+    let status = response.status();
+    let value: Value = response
+        .json()
+        .with_context(|| format!("the agent's answer to {url} is not JSON"))?;
+    if !status.is_success() {
+        bail!(
+            "{status}: {}",
+            value["error"].as_str().unwrap_or("request failed")
+        );
+    }
+    Ok(value)
+}
+
+#[derive(ClapArgs)]
+pub struct SilenceArgs {
+    /// The target whose alerts to silence (as in `leakwatch targets`).
+    target: String,
+    /// Only this resource (threads, fds, tcp, tcp_peer, memory, ...); all by default.
+    #[arg(long, value_name = "RESOURCE")]
+    resource: Option<String>,
+    /// How long, e.g. 2h or 30m. Alerts keep their state underneath; when the silence ends,
+    /// a still-firing alert notifies at once.
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        required_unless_present = "expire"
+    )]
+    duration: Option<String>,
+    /// Why (shown in `leakwatch silences` and the agent's log).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    reason: String,
+    /// End the target's silences now instead (only --resource's, if given).
+    #[arg(long, conflicts_with = "duration")]
+    expire: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub fn silence(args: SilenceArgs) -> Result<ExitCode> {
+    if args.expire {
+        let mut query = vec![("target", args.target.as_str())];
+        if let Some(resource) = &args.resource {
+            query.push(("resource", resource.as_str()));
+        }
+        let answer = send(
+            &args.client,
+            reqwest::Method::DELETE,
+            "/api/v1/silences",
+            &query,
+            None,
+        )?;
+        if args.client.json {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        } else {
+            println!(
+                "silences of {}{} ended",
+                args.target,
+                args.resource
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let duration = args.duration.clone().unwrap_or_default();
+    // Check locally first: a clearer message than the agent's.
+    humantime::parse_duration(&duration)
+        .with_context(|| format!("--for {duration:?} is not a duration (e.g. 2h, 30m)"))?;
+    let answer = send(
+        &args.client,
+        reqwest::Method::POST,
+        "/api/v1/silences",
+        &[],
+        Some(serde_json::json!({
+            "target": args.target,
+            "resource": args.resource,
+            "for": duration,
+            "reason": args.reason,
+        })),
+    )?;
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        let s = &answer["silence"];
+        println!(
+            "silenced {}{} until {}{}",
+            args.target,
+            args.resource
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            s["until"].as_str().unwrap_or("?"),
+            if args.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", args.reason)
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn silences(args: ClientArgs) -> Result<ExitCode> {
+    let body = get(&args, "/api/v1/silences", &[])?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if body["enabled"] != true {
+        println!("alerting is off: no [alerts.channels] in the agent's config (docs/alerts.md)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = body["silences"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no active silences");
+    }
+    for s in list {
+        println!(
+            "{:<24} {:<12} until {}  {}",
+            s["target"].as_str().unwrap_or("?"),
+            s["resource"].as_str().unwrap_or("(all)"),
+            s["until"].as_str().unwrap_or("?"),
+            s["reason"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,163 @@
+//! Evidence capture against real runtimes: a JVM with 40 leaked "Analytics-N" threads gets
+//! its `jcmd Thread.print` dump and a thread listing naming the group; a Go service with
+//! net/http/pprof gets its goroutine dump naming the leaking function.
+
+use leakwatch_agent::config::{EvidenceSection, TargetRule};
+use leakwatch_agent::evidence::{capture, CaptureJob};
+use leakwatch_detect::{Finding, FindingKind};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
+    Finding {
+        kind: FindingKind::Leak,
+        target: target.into(),
+        resource: resource.into(),
+        attribution: attribution.into(),
+        pids: vec![],
+        current: 40.0,
+        limit: None,
+        rate_per_hour: 100.0,
+        eta_seconds: None,
+        eta_conservative_seconds: None,
+        first_seen: 0.0,
+        evidence_window: (0.0, 1.0),
+        confidence: 0.99,
+        p_value: 0.01,
+        restarts: 0,
+        summary: format!("{resource} {attribution} growing"),
+    }
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
+
+#[test]
+fn a_jvm_gets_its_thread_dump() {
+    if Command::new("javac").arg("-version").output().is_err() {
+        panic!("javac not found: install openjdk-17-jdk-headless (see .ci/run)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Analytics.java");
+    let status = Command::new("javac")
+        .args(["-d", dir.path().to_str().unwrap(), source])
+        .status()
+        .unwrap();
+    assert!(status.success(), "javac failed");
+    let mut java = Killed(
+        Command::new("java")
+            .args([
+                "-Xmx64m",
+                "-cp",
+                dir.path().to_str().unwrap(),
+                "Analytics",
+                "40",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(first_line(&mut java.0), "ready");
+    let pid = java.0.id();
+    let root = dir.path().join("incidents");
+    let job = CaptureJob {
+        id: "20260101-000000-analytics-threads-0001".into(),
+        finding: finding("analytics", "threads", "Analytics-#"),
+        pids: vec![pid],
+        rule: None,
+        output: None,
+        created_ms: 0,
+    };
+    let meta = capture(
+        &root,
+        &dir.path().join("none.db"),
+        &job,
+        &EvidenceSection::default(),
+    )
+    .unwrap();
+    eprintln!("JVM capture took {} ms", meta.capture_ms);
+    let name = format!("jcmd-threads-{pid}.txt");
+    let entry = meta
+        .files
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no {name}: {:?}", meta.files));
+    assert!(entry.note.starts_with("exit 0"), "{entry:?}");
+    let dump = std::fs::read_to_string(root.join(&job.id).join(&name)).unwrap();
+    let analytics = dump
+        .lines()
+        .filter(|l| l.starts_with("\"Analytics-"))
+        .count();
+    assert_eq!(analytics, 40, "{dump}");
+    let threads = std::fs::read_to_string(root.join(&job.id).join("threads.txt")).unwrap();
+    assert!(threads.contains("[Analytics-#] 40 threads"), "{threads}");
+}
+
+#[test]
+fn a_go_service_gets_its_goroutine_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("pprofleak");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/go/pprofleak.go"))
+        .env("GOCACHE", std::env::temp_dir().join("leakwatch-go-cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GO111MODULE", "off")
+        .output()
+        .unwrap_or_else(|e| panic!("go not found ({e}): install golang-go (see .ci/run)"));
+    assert!(built.status.success(), "go build failed: {built:?}");
+    let mut service = Killed(
+        Command::new(&binary)
+            .arg("37")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = first_line(&mut service.0);
+    let port = ready.strip_prefix("ready ").expect("ready PORT");
+    let rule: TargetRule = toml::from_str(&format!(
+        "name = \"gosvc\"\ncomm = \"pprofleak\"\npprof_url = \"http://127.0.0.1:{port}\"\n"
+    ))
+    .unwrap();
+    let root = dir.path().join("incidents");
+    let job = CaptureJob {
+        id: "20260101-000000-gosvc-fds-0001".into(),
+        finding: finding("gosvc", "fds", "pipe"),
+        pids: vec![service.0.id()],
+        rule: Some(rule),
+        output: None,
+        created_ms: 0,
+    };
+    let settings = EvidenceSection {
+        timeout: Duration::from_secs(10),
+        ..EvidenceSection::default()
+    };
+    let meta = capture(&root, &dir.path().join("none.db"), &job, &settings).unwrap();
+    eprintln!("Go capture took {} ms", meta.capture_ms);
+    let entry = meta
+        .files
+        .iter()
+        .find(|f| f.name == "goroutines.txt")
+        .unwrap_or_else(|| panic!("no goroutines.txt: {:?}", meta.files));
+    assert!(entry.note.starts_with("ok"), "{entry:?}");
+    let dump = std::fs::read_to_string(root.join(&job.id).join("goroutines.txt")).unwrap();
+    let leaked = dump.matches("main.leakyWait(").count();
+    assert_eq!(leaked, 37, "{dump}");
+}
