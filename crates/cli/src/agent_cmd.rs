@@ -102,14 +102,25 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
-pub fn get(client: &ClientArgs, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+/// One request to the agent. Returns the status and the body, whatever the status; fails
+/// only when the agent cannot be reached or read, or wants a token it was not given.
+pub fn request(
+    client: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Result<(reqwest::StatusCode, Vec<u8>)> {
     let http = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
     let url = format!("{}{path}", client.url.trim_end_matches('/'));
-    let mut request = http.get(&url).query(query);
+    let mut request = http.request(method, &url).query(query);
     if let Some(token) = &client.token {
         request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
     }
     let response = request.send().with_context(|| {
         format!(
@@ -118,17 +129,45 @@ pub fn get(client: &ClientArgs, path: &str, query: &[(&str, &str)]) -> Result<Va
         )
     })?;
     let status = response.status();
-    let body: Value = response
-        .json()
-        .with_context(|| format!("the agent's answer to {url} is not JSON"))?;
-    if !status.is_success() {
+    let bytes = response
+        .bytes()
+        .with_context(|| format!("reading the agent's answer to {url}"))?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
         bail!(
-            "{}: {}",
-            status,
-            body["error"].as_str().unwrap_or("request failed")
+            "the agent at {} wants a bearer token: pass --token or set LEAKWATCH_TOKEN",
+            client.url
         );
     }
-    Ok(body)
+    Ok((status, bytes.to_vec()))
+}
+
+/// The JSON answer of a request; a non-success status is an error with the agent's
+/// message.
+pub fn send(
+    client: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Result<Value> {
+    let (status, bytes) = request(client, method, path, query, body)?;
+    let value: Value = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "the agent's answer to {path} is not JSON ({status}): {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        )
+    })?;
+    if !status.is_success() {
+        bail!(
+            "{status}: {}",
+            value["error"].as_str().unwrap_or("request failed")
+        );
+    }
+    Ok(value)
+}
+
+pub fn get(client: &ClientArgs, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+    send(client, reqwest::Method::GET, path, query, None)
 }
 
 pub fn targets(args: ClientArgs) -> Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! `leakwatch incidents`, `leakwatch incident ID` (evidence captured at first detection)
 //! and `leakwatch silence` / `leakwatch silences`.
 
-use crate::agent_cmd::{get, ClientArgs};
+use crate::agent_cmd::{get, request, send, ClientArgs};
 use crate::format;
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
@@ -237,28 +237,8 @@ fn encode(segment: &str) -> String {
         .collect()
 }
 
-fn http() -> Result<reqwest::blocking::Client> {
-    Ok(reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?)
-}
-
-fn unreachable(client: &ClientArgs) -> String {
-    format!(
-        "cannot reach the agent at {} (is `leakwatch agent` running?)",
-        client.url
-    )
-}
-
 fn get_text(client: &ClientArgs, path: &str) -> Result<Vec<u8>> {
-    let url = format!("{}{path}", client.url.trim_end_matches('/'));
-    let mut request = http()?.get(&url);
-    if let Some(token) = &client.token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().with_context(|| unreachable(client))?;
-    let status = response.status();
-    let bytes = response.bytes()?.to_vec();
+    let (status, bytes) = request(client, reqwest::Method::GET, path, &[], None)?;
     if !status.is_success() {
         let message = serde_json::from_slice::<Value>(&bytes)
             .ok()
@@ -267,36 +247,6 @@ fn get_text(client: &ClientArgs, path: &str) -> Result<Vec<u8>> {
         bail!("{status}: {message}");
     }
     Ok(bytes)
-}
-
-/// Sends a request with a JSON body (or none) and returns the JSON answer.
-fn send(
-    client: &ClientArgs,
-    method: reqwest::Method,
-    path: &str,
-    query: &[(&str, &str)],
-    body: Option<Value>,
-) -> Result<Value> {
-    let url = format!("{}{path}", client.url.trim_end_matches('/'));
-    let mut request = http()?.request(method, &url).query(query);
-    if let Some(token) = &client.token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().with_context(|| unreachable(client))?;
-    let status = response.status();
-    let value: Value = response
-        .json()
-        .with_context(|| format!("the agent's answer to {url} is not JSON"))?;
-    if !status.is_success() {
-        bail!(
-            "{status}: {}",
-            value["error"].as_str().unwrap_or("request failed")
-        );
-    }
-    Ok(value)
 }
 
 #[derive(ClapArgs)]
@@ -360,7 +310,7 @@ pub fn silence(args: SilenceArgs) -> Result<ExitCode> {
         reqwest::Method::POST,
         "/api/v1/silences",
         &[],
-        Some(serde_json::json!({
+        Some(&serde_json::json!({
             "target": args.target,
             "resource": args.resource,
             "for": duration,

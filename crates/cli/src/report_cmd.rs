@@ -2,7 +2,7 @@
 //! forecast, evidence and restarts as a self-contained HTML file (charts as inline SVG) or
 //! Markdown, fetched from the agent's JSON API and rendered by `leakwatch-view`.
 
-use crate::agent_cmd::{get, ClientArgs};
+use crate::agent_cmd::{get, request, ClientArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, ValueEnum};
 use leakwatch_detect::Finding;
@@ -69,31 +69,8 @@ fn segment(text: &str) -> String {
 /// A GET whose non-success answers are returned rather than turned into errors: the
 /// status, and the body as text.
 fn fetch(client: &ClientArgs, path: &str) -> Result<(u16, String)> {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
-    let url = format!("{}{path}", client.url.trim_end_matches('/'));
-    let mut request = http.get(&url);
-    if let Some(token) = &client.token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().with_context(|| {
-        format!(
-            "cannot reach the agent at {} (is `leakwatch agent` running?)",
-            client.url
-        )
-    })?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .with_context(|| format!("reading the agent's answer to {url}"))?;
-    if status == 401 {
-        bail!(
-            "the agent at {} wants a bearer token: pass --token or set LEAKWATCH_TOKEN",
-            client.url
-        );
-    }
-    Ok((status, body))
+    let (status, body) = request(client, reqwest::Method::GET, path, &[], None)?;
+    Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The incident named `id`, or `None` when the agent has no such incident (404), the name

@@ -2,6 +2,9 @@
 //! oracles that share no code with the sampler (`/proc` read with `std::fs`, `ss -tanp`,
 //! `jstack`).
 
+mod agent;
+pub use agent::Agent;
+
 pub mod http;
 
 use std::collections::BTreeMap;

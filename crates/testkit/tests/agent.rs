@@ -5,84 +5,9 @@
 use leakwatch_testkit::*;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Agent {
-    child: Child,
-    port: u16,
-    /// The agent's data dir (history, outbox, incidents).
-    data: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start(config: &str) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config_path = dir.path().join("leakwatch.toml");
-        std::fs::write(
-            &config_path,
-            format!("[agent]\ninterval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\n{config}"),
-        )
-        .unwrap();
-        let child = Command::new(workspace_bin("leakwatch"))
-            .arg("agent")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child,
-            port,
-            data: dir.path().join("data"),
-            _dir: dir,
-        };
-        assert!(
-            eventually(20, || agent.get_text("/healthz").is_some()),
-            "agent did not come up"
-        );
-        agent
-    }
-
-    /// A minimal HTTP/1.1 GET over std, so this test does not share the CLI's client.
-    fn get_text(&self, path: &str) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        // axum answers small bodies with Content-Length; chunked only when streaming.
-        Some(body.to_string())
-    }
-
-    fn get_json(&self, path: &str) -> Option<Value> {
-        serde_json::from_str(&self.get_text(path)?).ok()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // SAFETY: sending SIGTERM to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
 
 fn series_values(agent: &Agent, target: &str, resource: &str, attribution: &str) -> Vec<f64> {
     let path = format!("/api/v1/series?target={target}&resource={resource}&since=10m");
@@ -271,12 +196,11 @@ fn run_records_every_crash_with_its_stderr() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let agent = Agent {
-        child: Command::new("true").spawn().unwrap(),
+    let agent = Agent::wrap(
+        Command::new("true").spawn().unwrap(),
         port,
-        data: dir.path().join("data"),
-        _dir: tempfile::tempdir().unwrap(),
-    };
+        dir.path().join("data"),
+    );
     let crashes = || -> Vec<Value> {
         agent
             .get_json("/api/v1/restarts?target=crashy")

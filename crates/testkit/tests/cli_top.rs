@@ -4,12 +4,8 @@
 //! a failing test leaves no session behind.
 
 use leakwatch_testkit::*;
-use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 /// `leakwatch top ARGS` in its own tmux server, whose socket lives in a temporary
 /// directory. Its stderr and exit status go to files there, since the pane closes when
@@ -227,73 +223,6 @@ fn standalone_top_shows_a_growing_thread_leak_filters_details_and_quits() {
         "stderr: {}",
         top.read("stderr")
     );
-}
-
-struct Agent {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start(config: &str) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config_path: PathBuf = dir.path().join("leakwatch.toml");
-        std::fs::write(
-            &config_path,
-            format!("[agent]\ninterval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\n{config}"),
-        )
-        .unwrap();
-        let child = Command::new(workspace_bin("leakwatch"))
-            .arg("agent")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child,
-            port,
-            _dir: dir,
-        };
-        assert!(
-            eventually(20, || agent.get_json("/api/v1/agent").is_some()),
-            "agent did not come up"
-        );
-        agent
-    }
-
-    /// A minimal HTTP/1.1 GET over std, so the test does not share the CLI's client.
-    fn get_json(&self, path: &str) -> Option<Value> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        serde_json::from_str(body).ok()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // SAFETY: sending SIGTERM to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -9,85 +9,30 @@
 
 use leakwatch_testkit::*;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Agent {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+/// An agent whose target "grower" is the `leaky` that leaks a thread every `leak_ms` (the
+/// two tests here run in parallel: each watches only its own process).
+fn start_agent(leak_ms: u32) -> Agent {
+    Agent::start(&format!(
+        "[detect]\npreset = \"fast\"\n\
+         [[target]]\nname = \"grower\"\ncmdline = \"leak-threads=Leaky:{leak_ms}$\"\n"
+    ))
 }
 
-impl Agent {
-    /// An agent whose target "grower" is the `leaky` that leaks a thread every `leak_ms`
-    /// (the two tests here run in parallel: each watches only its own process).
-    fn start(leak_ms: u32) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config_path = dir.path().join("leakwatch.toml");
-        std::fs::write(
-            &config_path,
-            format!(
-                "[agent]\ninterval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\n\
-                 [detect]\npreset = \"fast\"\n\
-                 [[target]]\nname = \"grower\"\ncmdline = \"leak-threads=Leaky:{leak_ms}$\"\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(workspace_bin("leakwatch"))
-            .arg("agent")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child,
-            port,
-            _dir: dir,
-        };
-        assert!(
-            eventually(20, || agent.get("/healthz").is_some()),
-            "agent did not come up"
-        );
-        agent
-    }
+trait WaitForLeak {
+    fn wait_for_leak(&self);
+}
 
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// A minimal HTTP/1.1 GET over std (no shared client code); the body of a 200.
-    fn get(&self, path: &str) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-    }
-
-    fn json(&self, path: &str) -> Option<Value> {
-        serde_json::from_str(&self.get(path)?).ok()
-    }
-
+impl WaitForLeak for Agent {
     /// Waits for the detection loop to report the Leaky-# group of "grower".
     fn wait_for_leak(&self) {
         let found = eventually(150, || {
-            self.json("/api/v1/findings").is_some_and(|body| {
+            self.get_json("/api/v1/findings").is_some_and(|body| {
                 body["findings"].as_array().is_some_and(|list| {
                     list.iter().any(|f| {
                         f["target"] == "grower"
@@ -100,16 +45,8 @@ impl Agent {
         assert!(
             found,
             "no finding for grower threads{{Leaky-#}}: {:?}",
-            self.json("/api/v1/findings")
+            self.get_json("/api/v1/findings")
         );
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // SAFETY: sending SIGTERM to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
     }
 }
 
@@ -201,26 +138,28 @@ fn is_png(path: &Path) -> bool {
 fn the_dashboard_shows_a_real_leak_in_a_real_browser() {
     let browser_dir = workspace_root().join("tests/browser");
     let chromium = browser_prerequisites(&browser_dir);
-    let agent = Agent::start(100);
+    let agent = start_agent(100);
     let _leaky = Leaky::start(&["threads=Base:2", "leak-threads=Leaky:100"]);
     agent.wait_for_leak();
 
     // The pages answer without a browser too: the overview names the finding, the target
     // page has the threads chart with the leaking group, an unknown target is a 404.
-    let overview = agent.get("/").expect("overview");
+    let overview = agent.get_text("/").expect("overview");
     assert!(
         overview.contains("Leaky-#") && overview.contains("target/grower"),
         "{overview}"
     );
-    let page = agent.get("/target/grower?since=10m").expect("target page");
+    let page = agent
+        .get_text("/target/grower?since=10m")
+        .expect("target page");
     assert!(page.contains("data-label=\"threads{Leaky-#}\""));
-    assert!(agent.get("/target/no-such-target").is_none());
+    assert!(agent.get_text("/target/no-such-target").is_none());
     assert!(
-        agent.get("/target/grower?since=soon").is_none(),
+        agent.get_text("/target/grower?since=soon").is_none(),
         "a bad range is refused"
     );
     assert!(agent
-        .get("/api")
+        .get_text("/api")
         .expect("API index")
         .contains("/api/v1/series"));
 
@@ -268,7 +207,7 @@ fn leakwatch(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn report_renders_a_real_leak_as_html_and_markdown() {
-    let agent = Agent::start(110);
+    let agent = start_agent(110);
     let _leaky = Leaky::start(&["threads=Base:2", "leak-threads=Leaky:110"]);
     agent.wait_for_leak();
     let url = agent.url();
@@ -341,7 +280,7 @@ fn report_renders_a_real_leak_as_html_and_markdown() {
     let mut id = String::new();
     assert!(
         eventually(60, || {
-            agent.json("/api/v1/incidents").is_some_and(|body| {
+            agent.get_json("/api/v1/incidents").is_some_and(|body| {
                 body["incidents"].as_array().into_iter().flatten().any(|i| {
                     let hit = i["target"] == "grower" && i["status"] == "complete";
                     if hit {
@@ -352,7 +291,7 @@ fn report_renders_a_real_leak_as_html_and_markdown() {
             })
         }),
         "no incident for grower: {:?}",
-        agent.json("/api/v1/incidents")
+        agent.get_json("/api/v1/incidents")
     );
     let out = leakwatch(&["report", &id, "--format", "md", "--url", &url]);
     assert!(out.status.success(), "{out:?}");
