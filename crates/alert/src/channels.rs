@@ -2,11 +2,13 @@
 //! process run) and says whether the receiver took it, and if not whether to retry.
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate as SmtpCertificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use reqwest::blocking::Client;
 use serde::Serialize;
@@ -97,13 +99,33 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-pub(crate) fn http_client(timeout: Duration) -> Result<Client, String> {
-    Client::builder()
+/// Reads `path`, a PEM bundle of extra trusted root certificates: its bytes and the
+/// certificates in it. Errors (unreadable, not PEM, no certificate) name the path.
+pub(crate) fn read_ca_file(path: &Path) -> Result<(Vec<u8>, Vec<reqwest::Certificate>), String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (want -----BEGIN CERTIFICATE----- blocks)",
+            path.display()
+        ));
+    }
+    Ok((pem, certs))
+}
+
+/// The HTTP client of one channel. `ca_file` adds trusted roots to the platform's; the
+/// server's certificate is always verified.
+pub(crate) fn http_client(timeout: Duration, ca_file: Option<&Path>) -> Result<Client, String> {
+    let mut builder = Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("leakwatch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .user_agent(concat!("leakwatch/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let (_, certs) = read_ca_file(path).map_err(|e| format!("ca_file: {e}"))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 fn bad(name: &str, problem: String) -> ConfigError {
@@ -117,7 +139,7 @@ impl Channel {
     pub fn from_config(name: &str, config: &ChannelConfig) -> Result<Channel, ConfigError> {
         let inner = match config {
             ChannelConfig::Webhook(c) => Inner::Webhook {
-                client: http_client(c.timeout.0).map_err(|e| bad(name, e))?,
+                client: http_client(c.timeout.0, c.ca_file.as_deref()).map_err(|e| bad(name, e))?,
                 url: c.url.clone(),
                 headers: c
                     .headers
@@ -126,11 +148,11 @@ impl Channel {
                     .collect(),
             },
             ChannelConfig::Slack(c) => Inner::Slack {
-                client: http_client(c.timeout.0).map_err(|e| bad(name, e))?,
+                client: http_client(c.timeout.0, c.ca_file.as_deref()).map_err(|e| bad(name, e))?,
                 url: c.url.clone(),
             },
             ChannelConfig::Alertmanager(c) => Inner::Alertmanager {
-                client: http_client(c.timeout.0).map_err(|e| bad(name, e))?,
+                client: http_client(c.timeout.0, c.ca_file.as_deref()).map_err(|e| bad(name, e))?,
                 url: format!("{}/api/v2/alerts", c.url.trim_end_matches('/')),
                 ends_after_ms: c.resend.as_ms().saturating_mul(4),
                 labels: c.labels.clone(),
@@ -355,12 +377,25 @@ fn run_exec(c: &ExecConfig, n: &Notification, sent_ms: u64) -> Result<String, Se
 }
 
 fn email_transport(name: &str, c: &EmailConfig) -> Result<Inner, ConfigError> {
+    // The server's certificate must be valid for `host`, issued by a webpki (Mozilla) root
+    // or by one in `ca_file`.
+    let tls_parameters = || -> Result<TlsParameters, ConfigError> {
+        let mut params = TlsParameters::builder(c.host.clone());
+        if let Some(path) = &c.ca_file {
+            let (pem, _) = read_ca_file(path).map_err(|e| bad(name, format!("ca_file: {e}")))?;
+            let certs = SmtpCertificate::from_pem(&pem)
+                .map_err(|e| bad(name, format!("ca_file: {}: {e}", path.display())))?;
+            params = params.add_root_certificate(certs);
+        }
+        params
+            .build_rustls()
+            .map_err(|e| bad(name, format!("TLS to {}: {e}", c.host)))
+    };
+    let builder = SmtpTransport::builder_dangerous(&c.host);
     let builder = match c.security {
-        SmtpSecurity::None => SmtpTransport::builder_dangerous(&c.host),
-        SmtpSecurity::Starttls => SmtpTransport::starttls_relay(&c.host)
-            .map_err(|e| bad(name, format!("STARTTLS to {}: {e}", c.host)))?,
-        SmtpSecurity::Tls => SmtpTransport::relay(&c.host)
-            .map_err(|e| bad(name, format!("TLS to {}: {e}", c.host)))?,
+        SmtpSecurity::None => builder,
+        SmtpSecurity::Starttls => builder.tls(Tls::Required(tls_parameters()?)),
+        SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls_parameters()?)),
     };
     let mut builder = builder.port(c.port).timeout(Some(c.timeout.0));
     if let Some(user) = &c.username {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -179,6 +180,10 @@ pub struct WebhookConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default = "default_http_timeout")]
     pub timeout: Dur,
+    /// A PEM bundle of extra root certificates to trust (an internal CA), added to the
+    /// built-in roots. Verification always stays on.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// POSTs `{"text": ...}` to a Slack (or Mattermost, Rocket.Chat...) incoming webhook.
@@ -188,6 +193,10 @@ pub struct SlackConfig {
     pub url: String,
     #[serde(default = "default_http_timeout")]
     pub timeout: Dur,
+    /// A PEM bundle of extra root certificates to trust (an internal CA), added to the
+    /// built-in roots. Verification always stays on.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_resend() -> Dur {
@@ -208,6 +217,10 @@ pub struct AlertmanagerConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default = "default_http_timeout")]
     pub timeout: Dur,
+    /// A PEM bundle of extra root certificates to trust (an internal CA), added to the
+    /// built-in roots. Verification always stays on.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_exec_output() -> usize {
@@ -266,6 +279,10 @@ pub struct EmailConfig {
     pub to: Vec<String>,
     #[serde(default = "default_http_timeout")]
     pub timeout: Dur,
+    /// A PEM bundle of extra root certificates to trust (an internal CA) for
+    /// `starttls` and `tls`, added to the built-in roots. Verification always stays on.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_heartbeat_every() -> Dur {
@@ -315,6 +332,14 @@ fn check_url(problems: &mut Vec<String>, key: &str, url: &str) {
     }
 }
 
+fn check_ca_file(problems: &mut Vec<String>, key: &str, path: &Option<PathBuf>) {
+    if let Some(path) = path {
+        if let Err(e) = crate::channels::read_ca_file(path) {
+            problems.push(format!("{key}: {e}"));
+        }
+    }
+}
+
 fn check_positive(problems: &mut Vec<String>, key: &str, d: Dur) {
     if d.0.is_zero() {
         problems.push(format!("{key}: must be more than 0"));
@@ -322,7 +347,7 @@ fn check_positive(problems: &mut Vec<String>, key: &str, d: Dur) {
 }
 
 impl AlertConfig {
-    /// Checks what serde cannot: URLs, addresses, that every route names a defined channel,
+    /// Checks what serde cannot: URLs, addresses, CA files, that every route names a defined channel,
     /// that every severity reaches at least one channel, and that durations make sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
@@ -339,6 +364,7 @@ impl AlertConfig {
                 ChannelConfig::Webhook(c) => {
                     check_url(&mut problems, &format!("{key}.url"), &c.url);
                     check_positive(&mut problems, &format!("{key}.timeout"), c.timeout);
+                    check_ca_file(&mut problems, &format!("{key}.ca_file"), &c.ca_file);
                     for header in c.headers.keys() {
                         if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
                             problems
@@ -349,11 +375,13 @@ impl AlertConfig {
                 ChannelConfig::Slack(c) => {
                     check_url(&mut problems, &format!("{key}.url"), &c.url);
                     check_positive(&mut problems, &format!("{key}.timeout"), c.timeout);
+                    check_ca_file(&mut problems, &format!("{key}.ca_file"), &c.ca_file);
                 }
                 ChannelConfig::Alertmanager(c) => {
                     check_url(&mut problems, &format!("{key}.url"), &c.url);
                     check_positive(&mut problems, &format!("{key}.timeout"), c.timeout);
                     check_positive(&mut problems, &format!("{key}.resend"), c.resend);
+                    check_ca_file(&mut problems, &format!("{key}.ca_file"), &c.ca_file);
                     for label in c.labels.keys() {
                         let valid = label.chars().enumerate().all(|(i, ch)| {
                             ch == '_' || ch.is_ascii_alphabetic() || (i > 0 && ch.is_ascii_digit())
@@ -391,6 +419,12 @@ impl AlertConfig {
                     }
                     if (c.password.is_some() || c.password_env.is_some()) && c.username.is_none() {
                         problems.push(format!("{key}: a password needs a username"));
+                    }
+                    check_ca_file(&mut problems, &format!("{key}.ca_file"), &c.ca_file);
+                    if c.ca_file.is_some() && c.security == SmtpSecurity::None {
+                        problems.push(format!(
+                            "{key}.ca_file: has no effect with security = \"none\"; use \"starttls\" or \"tls\""
+                        ));
                     }
                     check_positive(&mut problems, &format!("{key}.timeout"), c.timeout);
                 }

@@ -42,7 +42,7 @@ impl Heartbeat {
             }
             None => None,
         };
-        let client = crate::channels::http_client(hb.timeout.0).map_err(|e| ConfigError {
+        let client = crate::channels::http_client(hb.timeout.0, None).map_err(|e| ConfigError {
             problems: vec![format!("heartbeat: {e}")],
         })?;
         Ok(Some(Heartbeat {

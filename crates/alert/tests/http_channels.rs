@@ -14,6 +14,7 @@ fn webhook(url: &str, timeout: Dur) -> ChannelConfig {
         url: format!("{url}/hook"),
         headers: BTreeMap::from([("X-Team".to_string(), "infra".to_string())]),
         timeout,
+        ca_file: None,
     })
 }
 
@@ -56,6 +57,7 @@ fn slack_passes_the_channel_compliance_check() {
             ChannelConfig::Slack(SlackConfig {
                 url: format!("{url}/services/T000/B000/XXXX"),
                 timeout,
+                ca_file: None,
             })
         },
         |r| {
@@ -80,6 +82,7 @@ fn alertmanager_passes_the_channel_compliance_check() {
                 resend: Dur::secs(60),
                 labels: BTreeMap::from([("cluster".to_string(), "test".to_string())]),
                 timeout,
+                ca_file: None,
             })
         },
         |r| {

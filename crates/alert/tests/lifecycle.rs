@@ -14,6 +14,7 @@ fn webhook(url: &str) -> ChannelConfig {
         url: url.into(),
         headers: Default::default(),
         timeout: Dur::secs(5),
+        ca_file: None,
     })
 }
 
@@ -33,6 +34,7 @@ fn routed() -> AlertConfig {
                     resend: Dur::secs(60),
                     labels: Default::default(),
                     timeout: Dur::secs(5),
+                    ca_file: None,
                 }),
             ),
         ]
@@ -353,6 +355,7 @@ fn validation_names_every_problem() {
             from: "nobody".into(),
             to: vec![],
             timeout: Dur::secs(5),
+            ca_file: None,
         }),
     );
     let problems = config.validate().unwrap_err().problems;

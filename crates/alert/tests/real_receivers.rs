@@ -5,9 +5,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,38 +14,6 @@ use leakwatch_alert::*;
 use serde_json::Value;
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the process when the test ends, pass or fail.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on {port} within 20s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn start_alertmanager(dir: &Path) -> (Killed, String) {
     assert!(
@@ -112,6 +79,7 @@ fn real_alertmanager_shows_the_alert_firing_then_resolved() {
             resend: Dur::secs(60),
             labels: BTreeMap::from([("cluster".to_string(), "ci".to_string())]),
             timeout: Dur::secs(5),
+            ca_file: None,
         }),
     )]);
     config.resolve_after = Dur::secs(0);
@@ -188,6 +156,7 @@ fn real_alertmanager_rejects_an_invalid_label_and_we_do_not_retry() {
             // validate() would catch this; we bypass it to see the receiver's answer.
             labels: BTreeMap::new(),
             timeout: Dur::secs(5),
+            ca_file: None,
         }),
     )]);
     let mut broken = config.clone();
@@ -241,21 +210,6 @@ fn start_smtp(maildir: &Path) -> (Killed, u16) {
     (Killed(child), port)
 }
 
-/// The mails in a maildir, headers unfolded.
-fn mails(maildir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(maildir.join("new")) else {
-        return Vec::new();
-    };
-    entries
-        .map(|e| {
-            std::fs::read_to_string(e.unwrap().path())
-                .unwrap()
-                .replace("\r\n", "\n")
-                .replace("\n ", " ")
-        })
-        .collect()
-}
-
 #[test]
 fn real_smtp_server_receives_the_alert_mail() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,6 +226,7 @@ fn real_smtp_server_receives_the_alert_mail() {
             from: "leakwatch <leakwatch@example.com>".into(),
             to: vec!["oncall@example.com".into()],
             timeout: Dur::secs(5),
+            ca_file: None,
         })
     };
     let config = config_with(vec![("mail", email(port))]);

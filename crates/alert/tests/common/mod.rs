@@ -1,11 +1,12 @@
 //! Test support: a real HTTP receiver on 127.0.0.1 (std only) whose behaviour the test
-//! switches, findings to feed the engine, and the shared compliance check that every HTTP
-//! channel must pass.
+//! switches, findings to feed the engine, the shared compliance check that every HTTP
+//! channel must pass, and helpers for third-party receivers run as child processes.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -548,4 +549,51 @@ pub fn http_channel_compliance(
         assert_eq!(requests.len(), 1);
         check_body(&requests[0]);
     }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the process when the test ends, pass or fail.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {port} within 20s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The mails in a maildir, headers unfolded.
+pub fn mails(maildir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(maildir.join("new")) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .replace("\r\n", "\n")
+                .replace("\n ", " ")
+        })
+        .collect()
 }
