@@ -8,6 +8,9 @@
 //! - `DELETE /api/v1/silences?target=T[&resource=R]`: end them.
 
 use crate::daemon::{SilenceOp, MAX_SILENCE_OPS};
+
+/// Active silences at most: the alert state (and every update) grows with them.
+const MAX_SILENCES: usize = 1000;
 use crate::evidence;
 use crate::http::{error, AppState};
 use axum::extract::{Path, Query, State};
@@ -127,6 +130,14 @@ fn queue(state: &AppState, op: SilenceOp) -> Result<(), Box<Response>> {
         return Err(Box::new(error(
             StatusCode::CONFLICT,
             "alerting is not configured on this agent ([alerts] has no channels): nothing to silence",
+        )));
+    }
+    if matches!(op, SilenceOp::Add(_))
+        && state.shared.silences.lock().expect("silence lock").len() >= MAX_SILENCES
+    {
+        return Err(Box::new(error(
+            StatusCode::CONFLICT,
+            format!("{MAX_SILENCES} silences are active already: expire some first"),
         )));
     }
     let mut ops = state.shared.silence_ops.lock().expect("silence lock");

@@ -100,6 +100,33 @@ fn a_growing_thread_group_is_stored_and_exposed() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("grower"));
+
+    // Silences need alerting; bad input is refused before it reaches the agent.
+    let out = leakwatch(&["silence", "grower", "--for", "1h", "--url", &url]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("alerting is not configured"), "{stderr}");
+    let out = leakwatch(&["silence", "grower", "--for", "soon", "--url", &url]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a duration"),
+        "{out:?}"
+    );
+    let out = leakwatch(&["silence", "grower", "--url", &url]);
+    assert!(
+        !out.status.success(),
+        "--for or --expire is required: {out:?}"
+    );
+    // No incident yet for a made-up ID, and path tricks are refused.
+    let out = leakwatch(&["incident", "20260101-000000-nope-0000", "--url", &url]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no incident"),
+        "{out:?}"
+    );
+    let out = leakwatch(&["incident", "../../etc", "--url", &url]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not an incident ID"),
+        "{out:?}"
+    );
 }
 
 #[test]
