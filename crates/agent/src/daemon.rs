@@ -510,6 +510,10 @@ fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
 /// the same incident.
 enum EvidenceJob {
     Capture(Box<CaptureJob>),
+    Join {
+        id: String,
+        finding: Box<leakwatch_detect::Finding>,
+    },
     Mitigate {
         id: String,
         mitigation: crate::config::Mitigation,
@@ -599,7 +603,17 @@ fn open_incidents(
             .unwrap_or_default()
     };
     let rule_of = |target: &str| config.targets.iter().find(|r| r.name == target);
-    for (id, finding) in new {
+    for opened in new {
+        let (id, finding) = match opened {
+            evidence::Opened::New { id, finding } => (id, finding),
+            evidence::Opened::Joined { id, finding } => {
+                let _ = jobs.try_send(EvidenceJob::Join {
+                    id,
+                    finding: Box::new(finding),
+                });
+                continue;
+            }
+        };
         let output = shared
             .supervised_output
             .lock()
@@ -694,6 +708,11 @@ fn evidence_loop(
                 let removed = evidence::prune(&root, settings.max_incidents);
                 if removed > 0 {
                     tracing::info!(removed, "old incident folders deleted");
+                }
+            }
+            EvidenceJob::Join { id, finding } => {
+                if let Err(error) = evidence::join(&root, &id, &finding) {
+                    tracing::warn!(incident = %id, error = %error, "cannot add a finding to the incident");
                 }
             }
             EvidenceJob::Mitigate {

@@ -59,7 +59,12 @@ pub struct IncidentMeta {
     pub attribution: String,
     pub kind: String,
     pub summary: String,
+    /// The finding that opened the incident.
     pub finding: Finding,
+    /// Every finding of the target that joined the incident (the opening one first): a
+    /// leaking thread pool is usually also a memory finding, one incident for both.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
     pub pids: Vec<u32>,
     /// `capturing`, then `complete`.
     pub status: String,
@@ -88,11 +93,26 @@ struct OpenEntry {
     last_seen_ms: i64,
 }
 
+/// A new finding of a target joins the target's incident opened less than this long ago
+/// instead of opening another (the findings of one leak arrive over a few detection runs).
+const JOIN_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// What `Registry::observe` decided for a finding seen for the first time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// A new incident: capture evidence.
+    New { id: String, finding: Finding },
+    /// A further finding of a target whose incident was opened moments ago.
+    Joined { id: String, finding: Finding },
+}
+
 /// Which findings already have an incident. Shared by the detection loop (which opens
 /// incidents) and the alert loop (which puts their IDs on notifications).
 #[derive(Debug, Default)]
 pub struct Registry {
     open: HashMap<Key, (String, i64)>,
+    /// Per target: its latest incident and when it was opened (within the join window).
+    recent: HashMap<String, (String, i64)>,
     reopen_after_ms: i64,
     /// Where `open.json` lives; `None` in tests.
     root: Option<PathBuf>,
@@ -131,17 +151,40 @@ impl Registry {
         registry
     }
 
-    /// Notes the current findings. Returns the ones that open a new incident, with its ID.
-    pub fn observe(&mut self, findings: &[Finding], now_ms: i64) -> Vec<(String, Finding)> {
+    /// Notes the current findings. Returns the ones seen for the first time: each opens an
+    /// incident, or joins its target's incident opened within the last ten minutes.
+    pub fn observe(&mut self, findings: &[Finding], now_ms: i64) -> Vec<Opened> {
+        self.recent
+            .retain(|_, (_, opened)| now_ms - *opened < JOIN_WINDOW_MS);
+        // The most urgent first, so it is the one that opens (and names) the incident.
+        let mut ordered: Vec<&Finding> = findings.iter().collect();
+        ordered.sort_by(|a, b| urgency(a).total_cmp(&urgency(b)));
         let mut new = Vec::new();
-        for finding in findings {
+        for finding in ordered {
             let key = key_of(finding);
             match self.open.get_mut(&key) {
                 Some((_, last_seen)) => *last_seen = now_ms,
                 None => {
-                    let id = incident_id(finding, now_ms);
-                    self.open.insert(key, (id.clone(), now_ms));
-                    new.push((id, finding.clone()));
+                    let opened = match self.recent.get(&finding.target) {
+                        Some((id, _)) => Opened::Joined {
+                            id: id.clone(),
+                            finding: finding.clone(),
+                        },
+                        None => {
+                            let id = incident_id(finding, now_ms);
+                            self.recent
+                                .insert(finding.target.clone(), (id.clone(), now_ms));
+                            Opened::New {
+                                id,
+                                finding: finding.clone(),
+                            }
+                        }
+                    };
+                    let id = match &opened {
+                        Opened::New { id, .. } | Opened::Joined { id, .. } => id.clone(),
+                    };
+                    self.open.insert(key, (id, now_ms));
+                    new.push(opened);
                     self.dirty = true;
                 }
             }
@@ -217,6 +260,17 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
+}
+
+/// Smaller is more urgent: leaks by their conservative forecast, then saturation, then
+/// everything else.
+fn urgency(f: &Finding) -> f64 {
+    let base = match f.kind {
+        leakwatch_detect::FindingKind::Leak => 0.0,
+        leakwatch_detect::FindingKind::Saturation => 1e12,
+        leakwatch_detect::FindingKind::CrashLoop => 2e12,
+    };
+    base + f.eta_conservative_seconds.unwrap_or(1e11).clamp(0.0, 1e11)
 }
 
 fn slug(text: &str, max: usize) -> String {
@@ -321,6 +375,7 @@ pub fn capture(
         kind: f.kind.to_string(),
         summary: f.summary.clone(),
         finding: f.clone(),
+        findings: vec![f.clone()],
         pids: pids.clone(),
         status: "capturing".into(),
         capture_ms: 0,
@@ -424,6 +479,22 @@ pub fn capture(
     meta.capture_ms = started.elapsed().as_millis() as u64;
     save_meta(&dir, &meta)?;
     Ok(meta)
+}
+
+/// Records a further finding on an incident (after its capture, which runs first on the
+/// same queue). At most 50 are kept.
+pub fn join(root: &Path, id: &str, finding: &Finding) -> Result<(), String> {
+    let mut meta = load(root, id)?;
+    let same = |f: &Finding| {
+        f.resource == finding.resource
+            && f.attribution == finding.attribution
+            && f.kind == finding.kind
+    };
+    if meta.findings.len() < 50 && !meta.findings.iter().any(same) {
+        meta.findings.push(finding.clone());
+        save_meta(&root.join(id), &meta)?;
+    }
+    Ok(())
 }
 
 /// A command line for display (quoted where a shell would need it); never executed.
@@ -727,7 +798,9 @@ mod tests {
         let a = finding("svc", "threads", "Leaky-#");
         let new = r.observe(std::slice::from_ref(&a), 1_000);
         assert_eq!(new.len(), 1);
-        let id = new[0].0.clone();
+        let Opened::New { id, .. } = new[0].clone() else {
+            panic!("{new:?}")
+        };
         assert!(valid_id(&id), "{id}");
         assert!(id.contains("svc-threads"), "{id}");
         assert!(r.observe(std::slice::from_ref(&a), 2_000).is_empty());
@@ -738,8 +811,43 @@ mod tests {
         assert!(r.observe(&[], 2_000 + 3_600_001).is_empty());
         assert!(r.is_empty());
         let again = r.observe(&[a], 2_000 + 3_600_002);
-        assert_eq!(again.len(), 1);
-        assert_ne!(again[0].0, id);
+        assert!(matches!(&again[..], [Opened::New { id: other, .. }] if *other != id));
+    }
+
+    #[test]
+    fn findings_of_one_target_share_an_incident() {
+        let mut r = Registry::new(None, Duration::from_secs(3600));
+        let mut threads = finding("svc", "threads", "Pool-#");
+        threads.eta_conservative_seconds = Some(600.0);
+        let memory = finding("svc", "memory", "rss");
+        let other = finding("db", "fds", "socket");
+        // The most urgent opens; the others of the same target join it.
+        let opened = r.observe(&[memory.clone(), threads.clone(), other], 0);
+        let id = match &opened[0] {
+            Opened::New { id, finding } if finding.resource == "threads" => id.clone(),
+            o => panic!("{o:?}"),
+        };
+        assert!(opened.contains(&Opened::Joined {
+            id: id.clone(),
+            finding: memory
+        }));
+        assert_eq!(
+            opened
+                .iter()
+                .filter(|o| matches!(o, Opened::New { .. }))
+                .count(),
+            2
+        );
+        // Later within the window: joins; after it: a new incident.
+        let fds = finding("svc", "fds", "pipe");
+        assert!(
+            matches!(&r.observe(&[fds], 60_000)[..], [Opened::Joined { id: j, .. }] if *j == id)
+        );
+        let tcp = finding("svc", "tcp", "CLOSE_WAIT");
+        assert!(matches!(
+            &r.observe(&[tcp], 11 * 60_000)[..],
+            [Opened::New { .. }]
+        ));
     }
 
     #[test]
@@ -747,8 +855,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = Registry::new(Some(dir.path().into()), Duration::from_secs(3600));
         let new = r.observe(&[finding("svc", "fds", "socket")], 5_000);
+        let Opened::New { id, .. } = new[0].clone() else {
+            panic!("{new:?}")
+        };
         let r2 = Registry::load(dir.path(), Duration::from_secs(3600), 10_000);
-        assert_eq!(r2.id_for("svc", "fds", "socket"), Some(new[0].0.clone()));
+        assert_eq!(r2.id_for("svc", "fds", "socket"), Some(id));
         let r3 = Registry::load(dir.path(), Duration::from_secs(3600), 5_000 + 3_600_001);
         assert!(r3.is_empty());
     }
@@ -823,6 +934,11 @@ capture = [["cat", "/proc/{pid}/comm"], ["sleep", "20"], ["head", "-c", "100000"
         assert!(read_file(&root, &job.id, "../../etc/passwd").is_err());
         assert!(load(&root, "../x").is_err());
         assert_eq!(list(&root).unwrap().len(), 1);
+        // A further finding joins the record once.
+        let memory = finding("me", "memory", "rss");
+        join(&root, &job.id, &memory).unwrap();
+        join(&root, &job.id, &memory).unwrap();
+        assert_eq!(load(&root, &job.id).unwrap().findings.len(), 2);
     }
 
     #[test]
@@ -856,6 +972,7 @@ capture = [["cat", "/proc/{pid}/comm"], ["sleep", "20"], ["head", "-c", "100000"
             kind: "leak".into(),
             summary: String::new(),
             finding: finding("svc", "threads", "x"),
+            findings: vec![],
             pids: vec![1],
             status: "capturing".into(),
             capture_ms: 0,

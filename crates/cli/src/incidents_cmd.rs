@@ -46,11 +46,15 @@ fn age(created_ms: i64) -> String {
 }
 
 fn what(meta: &IncidentMeta) -> String {
-    if meta.attribution.is_empty() {
+    let mut text = if meta.attribution.is_empty() {
         meta.resource.clone()
     } else {
         format!("{} {}", meta.resource, meta.attribution)
+    };
+    if meta.findings.len() > 1 {
+        text.push_str(&format!(" (+{} more)", meta.findings.len() - 1));
     }
+    text
 }
 
 pub fn incidents(args: IncidentsArgs) -> Result<ExitCode> {
@@ -174,6 +178,9 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
     println!("  target:    {}", meta.target);
     println!("  what:      {} ({})", what(&meta), meta.kind);
     println!("  finding:   {}", meta.summary);
+    for other in meta.findings.iter().skip(1) {
+        println!("  also:      {} ({})", other.summary, other.kind);
+    }
     println!(
         "  captured:  {} ({} ms, {})",
         age(meta.created_ms),

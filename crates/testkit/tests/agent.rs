@@ -510,6 +510,27 @@ fn a_real_leak_becomes_a_delivered_alert() {
         String::from_utf8_lossy(&out.stdout).contains(&id),
         "{out:?}"
     );
+    // One leak, one incident: the target's other findings (its thread total, its memory)
+    // joined the incident instead of opening their own.
+    let grower_incidents = || -> Vec<Value> {
+        let out = leakwatch(&["incidents", "--json", "--data-dir", &data]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        list["incidents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["target"] == "grower")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        eventually(30, || {
+            let list = grower_incidents();
+            list.len() == 1 && list[0]["findings"].as_array().is_some_and(|f| f.len() >= 2)
+        }),
+        "{:#?}",
+        grower_incidents()
+    );
     let out = leakwatch(&["incident", &id, "--file", "nope.txt", "--url", &url]);
     assert!(!out.status.success());
     assert!(
