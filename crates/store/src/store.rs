@@ -191,7 +191,11 @@ impl Store {
     }
 
     /// Opens an existing store for reading only (e.g. for the CLI while the agent runs).
-    /// It sees what was committed when it was opened, including the open block.
+    /// It sees what was committed when it was opened, including the open block, and
+    /// nothing later: it holds one read transaction (one WAL snapshot) for its lifetime, so
+    /// the catalog, the open block and the sealed blocks it reads always agree while the
+    /// writer appends, adds series and seals. Keep read-only stores short-lived: a snapshot
+    /// held for long keeps the WAL from being checkpointed past it.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         Store::open_read_only_with(path, Options::default())
     }
@@ -218,6 +222,15 @@ impl Store {
             Ok(())
         };
         check().map_err(|e| e.while_opening(&path))?;
+        // Every read below (catalog, open block, later queries) from one snapshot: without
+        // it, a series the writer adds between reading the catalog and reading the open
+        // block looks like corruption ("unknown series").
+        conn.execute_batch("BEGIN DEFERRED")
+            .map_err(|source| Error::Open {
+                path: path.clone(),
+                context: "begin the read transaction",
+                source,
+            })?;
         let at = path.clone();
         Store::load(conn, path, options, true, None).map_err(|e| e.while_opening(&at))
     }
