@@ -10,7 +10,11 @@ public class Analytics {
     static final AtomicInteger NEXT = new AtomicInteger();
 
     static void request() {
-        ExecutorService pool = Executors.newSingleThreadExecutor(r -> {
+        // A plain ThreadPoolExecutor: its idle worker is a live thread that references the
+        // pool, so neither is ever collected, as in the incident (30,000 threads).
+        // (newSingleThreadExecutor would not do: its wrapper shuts the pool down when the
+        // garbage collector finalizes it, and every GC would end the "leak".)
+        ExecutorService pool = Executors.newFixedThreadPool(1, r -> {
             Thread t = new Thread(r, "Analytics-" + NEXT.getAndIncrement());
             t.setDaemon(true);
             return t;
