@@ -19,13 +19,20 @@ use std::net::TcpStream;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
+/// Starts a parked thread named `name` and returns once it runs: a thread sets its own
+/// name when it starts, so "ready" must wait for that, or a sampler may see the parent's name.
 fn spawn_named(name: String) {
+    let (started, running) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name(name)
-        .spawn(|| loop {
-            std::thread::park();
+        .spawn(move || {
+            let _ = started.send(());
+            loop {
+                std::thread::park();
+            }
         })
         .expect("spawn thread");
+    let _ = running.recv();
 }
 
 fn split(value: &str) -> (&str, u64) {
