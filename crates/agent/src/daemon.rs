@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::evidence::{self, CaptureJob, MitigationLog, Registry};
-use crate::targets::{self, RestartTracker, Targeting};
+use crate::targets::{self, Admission, RestartTracker, Targeting};
 use leakwatch_alert::{AlertPayload, Silence};
 use leakwatch_proc::{Options, Sampler, Selection};
 use leakwatch_store::{Restart, SeriesKey, Store};
@@ -313,6 +313,7 @@ fn sample_loop(
     // after a back-off, and the restart must still be attributed to the same target.
     let grace = (600 / interval.as_secs().max(1)).max(3);
     let mut tracker = RestartTracker::new(grace);
+    let mut admission = Admission::new(grace);
     let mut next = Instant::now();
     let mut logged_cost = false;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -345,7 +346,8 @@ fn sample_loop(
             );
             logged_cost = true;
         }
-        let grouped = targets::group(&targeting, &sample);
+        // Short-lived commands (compilers, shell pipelines) get no history of their own.
+        let grouped = admission.filter(targets::group(&targeting, &sample));
         // A supervisor knows its restarts better (exit status, stderr): don't guess them.
         let seen = tracker.observe(&grouped, &|_| targeting.is_single());
         let mut points = Vec::new();

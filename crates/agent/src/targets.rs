@@ -311,6 +311,75 @@ pub fn group(
     targets
 }
 
+/// Which automatically named targets get a history. A compiler, a shell pipeline or a cron
+/// job lives a pass or two under a name of its own (its executable and arguments), and each
+/// such name would otherwise be stored with all its series: on a build host, thousands of
+/// targets an hour that the agent keeps in memory until they expire. An automatic target is
+/// admitted once seen in [`ADMIT_AFTER_PASSES`] consecutive passes, and stays admitted while
+/// it comes back within `grace_passes` (a restart, a periodic job). Configured targets
+/// (`rule`) and supervised ones (`run`) are admitted at once. Bounded by the targets seen in
+/// the last `grace_passes` passes.
+pub struct Admission {
+    /// Per target: first pass of its current streak, last pass seen, admitted.
+    seen: HashMap<String, (u64, u64, bool)>,
+    pass: u64,
+    grace_passes: u64,
+}
+
+/// Consecutive passes before an automatically named target is stored.
+pub const ADMIT_AFTER_PASSES: u64 = 3;
+
+impl Admission {
+    pub fn new(grace_passes: u64) -> Admission {
+        Admission {
+            seen: HashMap::new(),
+            pass: 0,
+            grace_passes,
+        }
+    }
+
+    /// Keeps the admitted targets of this pass.
+    pub fn filter(
+        &mut self,
+        targets: BTreeMap<TargetName, TargetSample>,
+    ) -> BTreeMap<TargetName, TargetSample> {
+        self.pass += 1;
+        let pass = self.pass;
+        let grace = self.grace_passes;
+        let admitted = targets
+            .into_iter()
+            .filter(|(target, _)| {
+                let entry = self
+                    .seen
+                    .entry(target.name.clone())
+                    .or_insert((pass, pass, false));
+                let (start, last, admitted) = entry;
+                if *last + 1 < pass && !(*admitted && pass - *last <= grace) {
+                    // A gap: a new streak (an admitted target that was gone too long
+                    // starts over too).
+                    *start = pass;
+                    *admitted = false;
+                }
+                *last = pass;
+                if pass - *start + 1 >= ADMIT_AFTER_PASSES {
+                    *admitted = true;
+                }
+                *admitted || matches!(target.kind, "rule" | "run")
+            })
+            .collect();
+        self.seen.retain(|_, (_, last, _)| pass - *last <= grace);
+        admitted
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
 /// A process of a target replaced by another, as seen from outside (no exit status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenRestart {
@@ -432,6 +501,40 @@ impl RestartTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn named(name: &str, kind: &'static str) -> BTreeMap<TargetName, TargetSample> {
+        BTreeMap::from([(
+            TargetName {
+                name: name.to_string(),
+                kind,
+            },
+            TargetSample::default(),
+        )])
+    }
+
+    #[test]
+    fn short_lived_automatic_targets_are_not_stored() {
+        let mut admission = Admission::new(10);
+        // A two-pass command never gets a history.
+        assert!(admission.filter(named("cc1-1a2b3c", "exe")).is_empty());
+        assert!(admission.filter(named("cc1-1a2b3c", "exe")).is_empty());
+        assert!(admission.filter(BTreeMap::new()).is_empty());
+        // A service does, from its third consecutive pass, and keeps it across a restart gap.
+        assert!(admission.filter(named("api-9f", "exe")).is_empty());
+        assert!(admission.filter(named("api-9f", "exe")).is_empty());
+        assert_eq!(admission.filter(named("api-9f", "exe")).len(), 1);
+        admission.filter(BTreeMap::new());
+        admission.filter(BTreeMap::new());
+        assert_eq!(admission.filter(named("api-9f", "exe")).len(), 1);
+        // Configured and supervised targets at once.
+        assert_eq!(admission.filter(named("analytics", "rule")).len(), 1);
+        assert_eq!(admission.filter(named("crashy", "run")).len(), 1);
+        // Bounded: gone for longer than the grace, forgotten.
+        for _ in 0..11 {
+            admission.filter(BTreeMap::new());
+        }
+        assert!(admission.is_empty());
+    }
 
     #[test]
     fn exe_names_survive_changing_numbers() {
