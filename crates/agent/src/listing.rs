@@ -103,25 +103,9 @@ pub fn threads(pid: u32) -> String {
     out
 }
 
-/// Every fd of the process as (fd number, link target).
+/// Every fd of the process as (fd number, link target), or why not.
 fn fd_links(pid: u32) -> Result<Vec<(u32, String)>, String> {
-    let dir = format!("/proc/{pid}/fd");
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot list {dir}: {e}"))?;
-    let mut links = Vec::new();
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Ok(target) = std::fs::read_link(entry.path()) {
-            links.push((fd, target.to_string_lossy().into_owned()));
-        }
-    }
-    links.sort();
-    Ok(links)
+    leakwatch_proc::items::fd_links(pid).map_err(|e| format!("cannot list /proc/{pid}/fd: {e}"))
 }
 
 /// Link targets with inode numbers folded, so 500 `socket:[...]` are one line.

@@ -7,6 +7,7 @@
 //! two inventories can say exactly what appeared in between.
 
 use crate::rules::{Counts, Key};
+use leakwatch_proc::items::{fd_links, numeric_entries, vanished};
 use leakwatch_proc::parse::{fdlink, thread_name};
 use leakwatch_proc::sockets::{SocketInfo, SocketReader, SocketTable};
 use leakwatch_proc::{Direction, FdKind, Peer, TcpState};
@@ -173,7 +174,7 @@ impl Reader {
     /// skipped; the process itself being gone, or its fds unreadable, is an error.
     pub fn read(&mut self, pid: u32) -> io::Result<Inventory> {
         let threads = read_threads(pid)?;
-        let links = read_fd_links(pid)?;
+        let links = fd_links(pid)?;
         let resolve = match self.sockets.as_mut() {
             Some(reader) => reader.read(&mut self.table).is_ok(),
             None => false,
@@ -233,22 +234,6 @@ impl Reader {
     }
 }
 
-fn vanished(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH))
-}
-
-fn numeric_entries(dir: &str) -> io::Result<Vec<u32>> {
-    let mut numbers = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if let Some(n) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
-            numbers.push(n);
-        }
-    }
-    numbers.sort_unstable();
-    Ok(numbers)
-}
-
 fn read_threads(pid: u32) -> io::Result<BTreeMap<u32, String>> {
     let mut threads = BTreeMap::new();
     for tid in numeric_entries(&format!("/proc/{pid}/task"))? {
@@ -263,29 +248,6 @@ fn read_threads(pid: u32) -> io::Result<BTreeMap<u32, String>> {
         }
     }
     Ok(threads)
-}
-
-fn read_fd_links(pid: u32) -> io::Result<Vec<(u32, String)>> {
-    let dir = format!("/proc/{pid}/fd");
-    let listing_self = pid == std::process::id();
-    let mut links = Vec::new();
-    for fd in numeric_entries(&dir)? {
-        match std::fs::read_link(format!("{dir}/{fd}")) {
-            Ok(target) => {
-                let target = target.to_string_lossy().into_owned();
-                // Listing our own fd table opens it: that fd is the reader, not the code
-                // under test (it is closed again by the time this loop runs, but its number
-                // was listed).
-                if listing_self && target == dir {
-                    continue;
-                }
-                links.push((fd, target));
-            }
-            Err(error) if vanished(&error) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(links)
 }
 
 #[cfg(test)]

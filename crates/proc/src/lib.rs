@@ -14,6 +14,7 @@
 //! A process that exits mid-read, or whose fds another user owns, never fails the pass: it
 //! is reported with what could be read and a [`model::Partial`] marker for each missing part.
 
+pub mod items;
 pub mod model;
 pub mod parse;
 pub mod sampler;
