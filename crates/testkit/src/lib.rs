@@ -196,3 +196,61 @@ pub fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// A real JVM running `java/Analytics.java` (incident 000 in miniature: `N` leaked
+/// "Analytics-N" threads, then one more every `MS` ms if given), compiled into its own
+/// temporary directory. Started once it printed `ready`; killed and reaped on drop.
+pub struct AnalyticsJvm {
+    pub child: Child,
+    _classes: tempfile::TempDir,
+}
+
+impl AnalyticsJvm {
+    /// `args`: `["40"]` or `["0", "200"]`, as `java Analytics` takes them.
+    pub fn start(args: &[&str]) -> AnalyticsJvm {
+        if Command::new("javac").arg("-version").output().is_err() {
+            // .ci/run installs openjdk-17-jdk-headless; a developer machine without it gets
+            // a loud failure rather than a silent pass.
+            panic!("javac not found: install openjdk-17-jdk-headless (see .ci/run)");
+        }
+        let classes = tempfile::tempdir().unwrap();
+        let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Analytics.java");
+        let status = Command::new("javac")
+            .args(["-d", classes.path().to_str().unwrap(), source])
+            .status()
+            .unwrap();
+        assert!(status.success(), "javac failed");
+        let mut child = Command::new("java")
+            .args([
+                "-Xmx64m",
+                "-cp",
+                classes.path().to_str().unwrap(),
+                "Analytics",
+            ])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the JVM did not start");
+        AnalyticsJvm {
+            child,
+            _classes: classes,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for AnalyticsJvm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -5,6 +5,7 @@
 use leakwatch_agent::config::{EvidenceSection, TargetRule};
 use leakwatch_agent::evidence::{capture, CaptureJob};
 use leakwatch_detect::{Finding, FindingKind};
+use leakwatch_testkit::AnalyticsJvm;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -49,32 +50,9 @@ fn first_line(child: &mut Child) -> String {
 
 #[test]
 fn a_jvm_gets_its_thread_dump() {
-    if Command::new("javac").arg("-version").output().is_err() {
-        panic!("javac not found: install openjdk-17-jdk-headless (see .ci/run)");
-    }
     let dir = tempfile::tempdir().unwrap();
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Analytics.java");
-    let status = Command::new("javac")
-        .args(["-d", dir.path().to_str().unwrap(), source])
-        .status()
-        .unwrap();
-    assert!(status.success(), "javac failed");
-    let mut java = Killed(
-        Command::new("java")
-            .args([
-                "-Xmx64m",
-                "-cp",
-                dir.path().to_str().unwrap(),
-                "Analytics",
-                "40",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    assert_eq!(first_line(&mut java.0), "ready");
-    let pid = java.0.id();
+    let java = AnalyticsJvm::start(&["40"]);
+    let pid = java.pid();
     let root = dir.path().join("incidents");
     let job = CaptureJob {
         id: "20260101-000000-analytics-threads-0001".into(),

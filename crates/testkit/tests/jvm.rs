@@ -2,43 +2,14 @@
 //! histogram must match what `jstack` says, thread for thread.
 
 use leakwatch_proc::{Options, Sampler, Selection};
-use leakwatch_testkit::collapse_digits;
+use leakwatch_testkit::{collapse_digits, AnalyticsJvm};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[test]
 fn thread_groups_match_jstack() {
-    if Command::new("javac").arg("-version").output().is_err() {
-        // .ci/run installs openjdk-17-jdk-headless; a developer machine without it gets a
-        // loud failure rather than a silent pass.
-        panic!("javac not found: install openjdk-17-jdk-headless (see .ci/run)");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Analytics.java");
-    let status = Command::new("javac")
-        .args(["-d", dir.path().to_str().unwrap(), source])
-        .status()
-        .unwrap();
-    assert!(status.success(), "javac failed");
-    let mut java = Command::new("java")
-        .args([
-            "-Xmx64m",
-            "-cp",
-            dir.path().to_str().unwrap(),
-            "Analytics",
-            "40",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(java.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    let pid = java.id();
+    let java = AnalyticsJvm::start(&["40"]);
+    let pid = java.pid();
 
     let jstack = Command::new("jstack")
         .arg(pid.to_string())
@@ -86,7 +57,5 @@ fn thread_groups_match_jstack() {
         }
     }
     assert!(mismatches.is_empty(), "{mismatches:#?}\nours: {ours:?}");
-    drop(java.stdin.take());
-    let _ = java.kill();
-    let _ = java.wait();
+    drop(java);
 }
