@@ -33,15 +33,8 @@ pub struct IncidentArgs {
     client: ClientArgs,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn age(created_ms: i64) -> String {
-    let seconds = (now_ms() - created_ms).max(0) as u64 / 1000;
+    let seconds = (crate::format::now_ms() - created_ms).max(0) as u64 / 1000;
     format!("{} ago", format::duration(seconds))
 }
 

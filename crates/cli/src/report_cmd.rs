@@ -54,13 +54,6 @@ pub struct ReportArgs {
     token: Option<String>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Percent-encodes one URL path segment.
 fn segment(text: &str) -> String {
     leakwatch_view::escape::url_component(text)
@@ -126,7 +119,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         token: args.token.clone(),
         json: false,
     };
-    let now = now_ms();
+    let now = crate::format::now_ms();
 
     // An incident ID first, then a target.
     let incident_json = incident(&client, &args.subject)?;

@@ -81,7 +81,7 @@ fn watchdog() {
                 // Seen stale twice in a row, so a process stopped and continued (SIGSTOP)
                 // is not taken for stuck before its loop has had a chance to run.
                 let beat = HEARTBEAT_MS.load(Ordering::Relaxed);
-                let stale = source::now_ms() - beat > STUCK_AFTER.as_millis() as i64;
+                let stale = crate::format::now_ms() - beat > STUCK_AFTER.as_millis() as i64;
                 let stuck = stale && stale_beat == Some(beat);
                 stale_beat = stale.then_some(beat);
                 if stuck {
@@ -158,10 +158,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let mut dirty = true;
     let mut last_draw = Instant::now();
-    HEARTBEAT_MS.store(source::now_ms(), Ordering::Relaxed);
+    HEARTBEAT_MS.store(crate::format::now_ms(), Ordering::Relaxed);
     watchdog();
     while !app.quit && !TERMINATE.load(Ordering::Relaxed) {
-        HEARTBEAT_MS.store(source::now_ms(), Ordering::Relaxed);
+        HEARTBEAT_MS.store(crate::format::now_ms(), Ordering::Relaxed);
         loop {
             match receiver.try_recv() {
                 Ok(update) => {
@@ -172,7 +172,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Err(TryRecvError::Disconnected) => {
                     if app.model.error.is_none() {
                         app.model.apply(model::Update::Error {
-                            time_ms: source::now_ms(),
+                            time_ms: crate::format::now_ms(),
                             message: "the sampling thread stopped; restart leakwatch top".into(),
                         });
                         dirty = true;
@@ -183,7 +183,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         // Redraw on news, and every second for the clock and "… ago".
         if dirty || last_draw.elapsed() >= Duration::from_secs(1) {
-            let now = source::now_ms();
+            let now = crate::format::now_ms();
             terminal
                 .draw(|frame| ui::draw(frame, &mut app, now))
                 .context("cannot draw")?;

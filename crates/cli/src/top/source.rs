@@ -20,13 +20,6 @@ const MAX_PEERS: usize = 20;
 /// Targets whose older history is fetched per round in agent mode (one request each).
 const BACKFILL_PER_ROUND: usize = 4;
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Sleeps until `start + interval`.
 fn wait(start: Instant, interval: Duration) {
     std::thread::sleep(interval.saturating_sub(start.elapsed()));
@@ -96,7 +89,7 @@ pub fn standalone(
                         }
                     }
                     Err(error) => Update::Error {
-                        time_ms: now_ms(),
+                        time_ms: crate::format::now_ms(),
                         message: format!("sampling /proc failed: {error}"),
                     },
                 };
@@ -128,7 +121,7 @@ pub fn agent(
                     Ok((update, live)) => (update, live),
                     Err(error) => (
                         Update::Error {
-                            time_ms: now_ms(),
+                            time_ms: crate::format::now_ms(),
                             // What failed and the root cause; the chain between them
                             // (reqwest's layers) would not fit on the status line.
                             message: format!("{error}: {}", error.root_cause()),
@@ -188,7 +181,7 @@ fn poll(client: &ClientArgs, last_samples: &mut Option<u64>) -> Result<(Update, 
     live.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.total_cmp(&a.1)));
     Ok((
         Update::Sample {
-            time_ms: now_ms(),
+            time_ms: crate::format::now_ms(),
             samples,
             new_sample,
             targets,
