@@ -349,10 +349,11 @@ impl Admission {
         let admitted = targets
             .into_iter()
             .filter(|(target, _)| {
-                let entry = self
-                    .seen
-                    .entry(target.name.clone())
-                    .or_insert((pass, pass, false));
+                // Known targets (nearly all, every pass) without cloning their name.
+                if !self.seen.contains_key(&target.name) {
+                    self.seen.insert(target.name.clone(), (pass, pass, false));
+                }
+                let entry = self.seen.get_mut(&target.name).expect("inserted above");
                 let (start, last, admitted) = entry;
                 if *last + 1 < pass && !(*admitted && pass - *last <= grace) {
                     // A gap: a new streak (an admitted target that was gone too long
