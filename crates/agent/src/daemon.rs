@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::evidence::{self, CaptureJob, MitigationLog, Registry};
 use crate::targets::{self, Admission, RestartTracker, Targeting};
 use leakwatch_alert::{AlertPayload, Silence};
+use leakwatch_model::{Attribution, Resource, TargetKind};
 use leakwatch_proc::{Options, Sampler, Selection};
 use leakwatch_store::{Restart, SeriesKey, Store};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 pub struct Latest {
     pub time_unix_ms: i64,
     /// Per target: kind and current series values.
-    pub targets: BTreeMap<String, (String, Vec<(SeriesKey, f64)>)>,
+    pub targets: BTreeMap<String, (TargetKind, Vec<(SeriesKey, f64)>)>,
     /// Per target: its live processes.
     pub pids: BTreeMap<String, Vec<u32>>,
 }
@@ -102,7 +103,7 @@ pub struct Shared {
 struct Batch {
     ts_ms: i64,
     points: Vec<(SeriesKey, f64)>,
-    kinds: Vec<(String, &'static str)>,
+    kinds: Vec<(String, TargetKind)>,
     restarts: Vec<Restart>,
 }
 
@@ -362,7 +363,8 @@ fn sample_loop(
             );
             // App gauges scraped within the last two intervals; older ones are stale.
             for (name, value) in shared.gauges.fresh(&target.name, interval * 2) {
-                target_points.push((SeriesKey::new(&target.name, "gauge", &name), value));
+                let key = SeriesKey::new(&target.name, Resource::Gauge, Attribution::Gauge(name));
+                target_points.push((key, value));
             }
             points.extend(target_points.iter().cloned());
             kinds.push((target.name.clone(), target.kind));
@@ -374,10 +376,7 @@ fn sample_loop(
                     .map(|(pid, _)| *pid)
                     .collect(),
             );
-            latest_targets.insert(
-                target.name.clone(),
-                (target.kind.to_string(), target_points),
-            );
+            latest_targets.insert(target.name.clone(), (target.kind, target_points));
         }
         stats.targets.store(grouped.len() as u64, Ordering::Relaxed);
         let restarts: Vec<Restart> = seen
@@ -465,7 +464,7 @@ fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
         let result = (|| -> leakwatch_store::Result<usize> {
             for (name, kind) in &batch.kinds {
                 if !known.contains(name) {
-                    store.set_target(name, kind)?;
+                    store.set_target(name, *kind)?;
                     known.insert(name.clone());
                 }
             }
@@ -563,9 +562,9 @@ fn detect_loop(shared: &Shared, config: &Config, jobs: SyncSender<EvidenceJob>) 
             for finding in &found {
                 let new = !findings
                     .iter()
-                    .any(|f| f.key() == finding.key() && f.kind == finding.kind);
+                    .any(|f| f.key == finding.key && f.kind == finding.kind);
                 if new {
-                    tracing::warn!(kind = %finding.kind, target = %finding.target, "{}", finding.summary);
+                    tracing::warn!(kind = %finding.kind, target = %finding.key.target, "{}", finding.summary);
                 }
             }
         }
@@ -629,8 +628,8 @@ fn open_incidents(
             });
         let job = CaptureJob {
             id: id.clone(),
-            pids: pids_of(&finding.target),
-            rule: rule_of(&finding.target).cloned(),
+            pids: pids_of(&finding.key.target),
+            rule: rule_of(&finding.key.target).cloned(),
             finding,
             output,
             created_ms: now_ms,
@@ -648,7 +647,8 @@ fn open_incidents(
         if finding.kind != leakwatch_detect::FindingKind::Leak {
             continue;
         }
-        let Some(mitigation) = rule_of(&finding.target).and_then(|r| r.mitigation.as_ref()) else {
+        let Some(mitigation) = rule_of(&finding.key.target).and_then(|r| r.mitigation.as_ref())
+        else {
             continue;
         };
         let soon = finding
@@ -657,17 +657,17 @@ fn open_incidents(
         if !soon {
             continue;
         }
-        let id = shared.incidents.lock().expect("incidents lock").id_for(
-            &finding.target,
-            &finding.resource,
-            &finding.attribution,
-        );
+        let id = shared
+            .incidents
+            .lock()
+            .expect("incidents lock")
+            .id_for(&finding.key);
         if let Some(id) = id {
             // Full queue: asked again at the next detection run.
             let _ = jobs.try_send(EvidenceJob::Mitigate {
                 id,
                 mitigation: mitigation.clone(),
-                pids: pids_of(&finding.target),
+                pids: pids_of(&finding.key.target),
             });
         }
     }
@@ -823,7 +823,8 @@ fn alert_loop(
                 for n in &mut notifications {
                     let a = &mut n.alert;
                     if a.incident.is_none() {
-                        a.incident = incidents.id_for(&a.target, &a.resource, &a.attribution);
+                        let key = SeriesKey::from_text(&a.target, &a.resource, &a.attribution);
+                        a.incident = incidents.id_for(&key);
                     }
                 }
             }

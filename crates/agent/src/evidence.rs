@@ -12,6 +12,7 @@ use crate::command;
 use crate::config::{EvidenceSection, Mitigation, TargetRule};
 use crate::listing;
 use leakwatch_detect::Finding;
+use leakwatch_model::SeriesKey;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -74,21 +75,18 @@ pub struct IncidentMeta {
     pub mitigations: Vec<MitigationRecord>,
 }
 
-type Key = (String, String, String);
+type Key = SeriesKey;
 
 fn key_of(finding: &Finding) -> Key {
-    (
-        finding.target.clone(),
-        finding.resource.clone(),
-        finding.attribution.clone(),
-    )
+    finding.key.clone()
 }
 
+/// A line of `open.json`: the key's text fields (`target`, `resource`, `attribution`), the
+/// incident and when the key was last seen.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenEntry {
-    target: String,
-    resource: String,
-    attribution: String,
+    #[serde(flatten)]
+    key: SeriesKey,
     id: String,
     last_seen_ms: i64,
 }
@@ -139,10 +137,7 @@ impl Registry {
             Ok(entries) => {
                 for e in entries {
                     if now_ms - e.last_seen_ms < registry.reopen_after_ms {
-                        registry.open.insert(
-                            (e.target, e.resource, e.attribution),
-                            (e.id, e.last_seen_ms),
-                        );
+                        registry.open.insert(e.key, (e.id, e.last_seen_ms));
                     }
                 }
             }
@@ -165,7 +160,7 @@ impl Registry {
             match self.open.get_mut(&key) {
                 Some((_, last_seen)) => *last_seen = now_ms,
                 None => {
-                    let opened = match self.recent.get(&finding.target) {
+                    let opened = match self.recent.get(&finding.key.target) {
                         Some((id, _)) => Opened::Joined {
                             id: id.clone(),
                             finding: finding.clone(),
@@ -173,7 +168,7 @@ impl Registry {
                         None => {
                             let id = incident_id(finding, now_ms);
                             self.recent
-                                .insert(finding.target.clone(), (id.clone(), now_ms));
+                                .insert(finding.key.target.clone(), (id.clone(), now_ms));
                             Opened::New {
                                 id,
                                 finding: finding.clone(),
@@ -219,10 +214,8 @@ impl Registry {
         let entries: Vec<OpenEntry> = self
             .open
             .iter()
-            .map(|((target, resource, attribution), (id, seen))| OpenEntry {
-                target: target.clone(),
-                resource: resource.clone(),
-                attribution: attribution.clone(),
+            .map(|(key, (id, seen))| OpenEntry {
+                key: key.clone(),
                 id: id.clone(),
                 last_seen_ms: *seen,
             })
@@ -243,14 +236,8 @@ impl Registry {
     }
 
     /// The open incident of a finding's key.
-    pub fn id_for(&self, target: &str, resource: &str, attribution: &str) -> Option<String> {
-        self.open
-            .get(&(
-                target.to_string(),
-                resource.to_string(),
-                attribution.to_string(),
-            ))
-            .map(|(id, _)| id.clone())
+    pub fn id_for(&self, key: &SeriesKey) -> Option<String> {
+        self.open.get(key).map(|(id, _)| id.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -301,15 +288,17 @@ pub fn incident_id(finding: &Finding, now_ms: i64) -> String {
     let mut hash: u32 = 0x811c_9dc5;
     for byte in format!(
         "{}\0{}\0{}\0{now_ms}",
-        finding.target, finding.resource, finding.attribution
+        finding.key.target,
+        finding.key.resource_text(),
+        finding.key.attribution_text()
     )
     .bytes()
     {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    let mut id = format!("{stamp}-{}", slug(&finding.target, 40));
-    let resource = slug(&finding.resource, 20);
+    let mut id = format!("{stamp}-{}", slug(&finding.key.target, 40));
+    let resource = slug(finding.key.resource.as_str(), 20);
     if !resource.is_empty() {
         id.push('-');
         id.push_str(&resource);
@@ -369,9 +358,9 @@ pub fn capture(
     let mut meta = IncidentMeta {
         id: job.id.clone(),
         created_ms: job.created_ms,
-        target: f.target.clone(),
-        resource: f.resource.clone(),
-        attribution: f.attribution.clone(),
+        target: f.key.target.clone(),
+        resource: f.key.resource_text(),
+        attribution: f.key.attribution_text(),
         kind: f.kind.to_string(),
         summary: f.summary.clone(),
         finding: f.clone(),
@@ -421,7 +410,7 @@ pub fn capture(
     put("fds.txt", join(&listing::fds).as_bytes(), "ok".into());
     match listing::socket_table() {
         Ok(table) => {
-            let filter = listing::SocketFilter::for_finding(&f.resource, &f.attribution);
+            let filter = listing::SocketFilter::for_finding(&f.key.attribution);
             let text = join(&|pid| listing::sockets(pid, &table, &filter));
             put("sockets.txt", text.as_bytes(), "ok".into());
         }
@@ -466,7 +455,7 @@ pub fn capture(
             let dir_text = dir.display().to_string();
             let argv = command::expand(
                 template,
-                &[("pid", &pid), ("dir", &dir_text), ("target", &f.target)],
+                &[("pid", &pid), ("dir", &dir_text), ("target", &f.key.target)],
             );
             let out = command::run(&argv, None, settings.timeout, cap);
             let note = out.describe(settings.timeout);
@@ -486,8 +475,8 @@ pub fn capture(
 pub fn join(root: &Path, id: &str, finding: &Finding) -> Result<(), String> {
     let mut meta = load(root, id)?;
     let same = |f: &Finding| {
-        f.resource == finding.resource
-            && f.attribution == finding.attribution
+        f.key.resource == finding.key.resource
+            && f.key.attribution == finding.key.attribution
             && f.kind == finding.kind
     };
     if meta.findings.len() < 50 && !meta.findings.iter().any(same) {
@@ -550,20 +539,19 @@ fn series_csv(db_path: &Path, f: &Finding) -> Result<String, String> {
     let span = ((f.evidence_window.1 - f.evidence_window.0) * 1000.0) as i64;
     let from = (f.evidence_window.0 * 1000.0) as i64 - span / 2;
     let data = store
-        .query_target(&f.target, from, to)
+        .query_target(&f.key.target, from, to)
         .map_err(|e| e.to_string())?;
     let mut out = String::from("series,ts_ms,value\n");
     for series in &data {
-        let wanted = (series.key.resource == f.resource && series.key.attribution == f.attribution)
-            || (series.key.resource.ends_with(".limit")
-                && series
-                    .key
-                    .resource
-                    .starts_with(f.resource.split('_').next().unwrap_or("")));
+        let limit = f.key.resource.limit_series(&series.key.target);
+        let wanted = (!series.key.is_limit
+            && series.key.resource == f.key.resource
+            && series.key.attribution == f.key.attribution)
+            || limit.as_ref() == Some(&series.key);
         if !wanted {
             continue;
         }
-        let label = crate::http::series_label(&series.key.resource, &series.key.attribution);
+        let label = series.key.label();
         let label = label.replace('"', "\"\"");
         for (ms, value) in &series.points {
             out.push_str(&format!("\"{label}\",{ms},{value}\n"));
@@ -774,9 +762,7 @@ mod tests {
     fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
         Finding {
             kind: FindingKind::Leak,
-            target: target.into(),
-            resource: resource.into(),
-            attribution: attribution.into(),
+            key: SeriesKey::from_text(target, resource, attribution),
             pids: vec![],
             current: 10.0,
             limit: Some(100.0),
@@ -806,7 +792,10 @@ mod tests {
         assert!(r.observe(std::slice::from_ref(&a), 2_000).is_empty());
         // Absent for less than an hour: still the same incident.
         assert!(r.observe(&[], 1_000_000).is_empty());
-        assert_eq!(r.id_for("svc", "threads", "Leaky-#"), Some(id.clone()));
+        assert_eq!(
+            r.id_for(&SeriesKey::from_text("svc", "threads", "Leaky-#")),
+            Some(id.clone())
+        );
         // Absent for more than an hour: closed; it comes back as a new one.
         assert!(r.observe(&[], 2_000 + 3_600_001).is_empty());
         assert!(r.is_empty());
@@ -824,7 +813,11 @@ mod tests {
         // The most urgent opens; the others of the same target join it.
         let opened = r.observe(&[memory.clone(), threads.clone(), other], 0);
         let id = match &opened[0] {
-            Opened::New { id, finding } if finding.resource == "threads" => id.clone(),
+            Opened::New { id, finding }
+                if finding.key.resource == leakwatch_model::Resource::Threads =>
+            {
+                id.clone()
+            }
             o => panic!("{o:?}"),
         };
         assert!(opened.contains(&Opened::Joined {
@@ -859,7 +852,10 @@ mod tests {
             panic!("{new:?}")
         };
         let r2 = Registry::load(dir.path(), Duration::from_secs(3600), 10_000);
-        assert_eq!(r2.id_for("svc", "fds", "socket"), Some(id));
+        assert_eq!(
+            r2.id_for(&SeriesKey::from_text("svc", "fds", "socket")),
+            Some(id)
+        );
         let r3 = Registry::load(dir.path(), Duration::from_secs(3600), 5_000 + 3_600_001);
         assert!(r3.is_empty());
     }

@@ -2,53 +2,56 @@
 //! from the store and hands them to the pure engine (`leakwatch-detect`). The engine does
 //! no I/O; this module is the I/O around it.
 
-use leakwatch_detect::{Finding, Params, Point, Restart as DetectRestart, Series, SeriesKey};
+use leakwatch_detect::{
+    Attribution, Finding, Params, Point, Resource, Restart as DetectRestart, Series,
+};
+use leakwatch_model::{FdKind, SeriesKey};
 use leakwatch_store::{SeriesData, Store};
 use std::collections::HashMap;
 
-/// The limit series that bounds a series: thread groups run into the process's thread
-/// limit, fd kinds and sockets into its fd limit, memory into the cgroup's.
-fn limit_key(resource: &str) -> Option<(&'static str, &'static str)> {
-    match resource {
-        "threads" => Some(("threads.limit", "max_process")),
-        "fds" | "tcp" | "tcp_peer" | "sockets" => Some(("fds.limit", "max_process")),
-        "memory" => Some(("memory.limit", "cgroup")),
-        _ => None,
-    }
-}
-
 /// Builds the engine's input for one target from what the store returned.
 pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
-    let mut limits: HashMap<(&str, &str), f64> = HashMap::new();
-    for series in data {
-        if series.key.resource.ends_with(".limit") {
-            if let Some((_, value)) = series.points.last() {
-                limits.insert((&series.key.resource, &series.key.attribution), *value);
-            }
+    let mut limits: HashMap<&SeriesKey, f64> = HashMap::new();
+    for series in data.iter().filter(|s| s.key.is_limit) {
+        if let Some((_, value)) = series.points.last() {
+            limits.insert(&series.key, *value);
         }
     }
     // The timestamps at which the target had processes: its "threads" total is written at
     // every pass.
     let passes: Vec<i64> = data
         .iter()
-        .find(|s| s.key.resource == "threads" && s.key.attribution.is_empty())
+        .find(|s| !s.key.is_limit && s.key.resource == Resource::Threads && s.key.is_total())
         .map(|s| s.points.iter().map(|(ms, _)| *ms).collect())
         .unwrap_or_default();
     data.iter()
-        .filter(|s| !s.key.resource.ends_with(".limit"))
+        .filter(|s| !s.key.is_limit)
         // Folded remainders and the per-process maximum would repeat what the named
-        // series already say.
-        .filter(|s| s.key.attribution != "other" && s.key.resource != "processes")
+        // series already say. (The fd kind "other" shares the remainder's spelling and has
+        // always been left out with it.)
+        .filter(|s| {
+            !matches!(
+                s.key.attribution,
+                Attribution::Other | Attribution::FdKind(FdKind::Other)
+            ) && s.key.resource != Resource::Processes
+        })
         .filter(|s| s.points.len() >= 3)
         .map(|s| {
-            let limit = limit_key(&s.key.resource).and_then(|k| limits.get(&k).copied());
-            let points = if is_count(&s.key.resource) && !passes.is_empty() {
+            let limit = s
+                .key
+                .resource
+                .limit_series(&s.key.target)
+                .and_then(|k| limits.get(&k).copied());
+            let points = if s.key.resource.is_count() && !passes.is_empty() {
                 zero_filled(&s.points, &passes)
             } else {
                 s.points.clone()
             };
             Series::new(
-                SeriesKey::new(target, &s.key.resource, &s.key.attribution),
+                SeriesKey {
+                    target: target.to_string(),
+                    ..s.key.clone()
+                },
                 points
                     .iter()
                     .map(|(ms, v)| Point::new(*ms as f64 / 1000.0, *v))
@@ -57,12 +60,6 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
             )
         })
         .collect()
-}
-
-/// Counted resources, whose parts are written only while they exist: a thread group, an
-/// fd kind or a socket state absent from a pass had zero members then.
-fn is_count(resource: &str) -> bool {
-    matches!(resource, "threads" | "fds" | "tcp" | "tcp_peer" | "sockets")
 }
 
 /// The series at every pass of the target, with 0 where it was not written. Without this,

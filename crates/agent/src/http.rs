@@ -8,6 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use leakwatch_model::{Attribution, Resource};
 use leakwatch_store::Store;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
@@ -157,9 +158,7 @@ async fn targets(State(state): State<AppState>) -> Response {
             .map(|(name, (_, points))| {
                 let current: serde_json::Map<String, Value> = points
                     .iter()
-                    .map(|(key, value)| {
-                        (series_label(&key.resource, &key.attribution), json!(value))
-                    })
+                    .map(|(key, value)| (key.label(), json!(value)))
                     .collect();
                 (name.clone(), Value::Object(current))
             })
@@ -174,7 +173,7 @@ async fn targets(State(state): State<AppState>) -> Response {
     for target in stored {
         out.push(json!({
             "name": target.name,
-            "kind": target.kind,
+            "kind": target.kind.map_or("", |kind| kind.as_str()),
             "first_seen_ms": target.first_seen_ms,
             "last_seen_ms": target.last_seen_ms,
             "live": live.contains_key(&target.name),
@@ -183,15 +182,6 @@ async fn targets(State(state): State<AppState>) -> Response {
         }));
     }
     Json(json!({ "targets": out })).into_response()
-}
-
-/// `threads` or `threads{Analytics-#}`: how a series is named in JSON and the CLI.
-pub fn series_label(resource: &str, attribution: &str) -> String {
-    if attribution.is_empty() {
-        resource.to_string()
-    } else {
-        format!("{resource}{{{attribution}}}")
-    }
 }
 
 #[derive(Deserialize)]
@@ -244,17 +234,22 @@ async fn series(State(state): State<AppState>, Query(query): Query<SeriesQuery>)
     };
     let series: Vec<Value> = data
         .into_iter()
-        .filter(|s| query.resource.as_ref().is_none_or(|r| &s.key.resource == r))
+        .filter(|s| {
+            query
+                .resource
+                .as_ref()
+                .is_none_or(|r| s.key.resource_text() == *r)
+        })
         .filter(|s| {
             query
                 .attribution
                 .as_ref()
-                .is_none_or(|a| &s.key.attribution == a)
+                .is_none_or(|a| s.key.attribution_text() == *a)
         })
         .map(|s| {
             json!({
-                "resource": s.key.resource,
-                "attribution": s.key.attribution,
+                "resource": s.key.resource_text(),
+                "attribution": s.key.attribution_text(),
                 "points": s.points,
             })
         })
@@ -361,25 +356,37 @@ async fn metrics(State(state): State<AppState>) -> Response {
                         .chain(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
                         .collect()
                 };
-                let (resource, attribution) = (key.resource.as_str(), key.attribution.as_str());
-                let gauge = match (resource, attribution) {
-                    ("processes", _) => processes.get_or_create(&label(&[])),
-                    ("threads", "") => threads.get_or_create(&label(&[])),
-                    ("threads", "max_process") => continue,
-                    ("threads", group) => groups.get_or_create(&label(&[("group", group)])),
-                    ("fds", "max_process") => continue,
-                    ("fds", kind) => fds.get_or_create(&label(&[("kind", kind)])),
-                    ("tcp", state) => tcp.get_or_create(&label(&[("state", state)])),
-                    ("tcp_peer", row) => {
-                        let (state, peer) = row.split_once(' ').unwrap_or((row, ""));
-                        peers.get_or_create(&label(&[("state", state), ("peer", peer)]))
+                let gauge = if key.is_limit {
+                    limits.get_or_create(&label(&[("resource", key.resource.as_str())]))
+                } else {
+                    match (&key.resource, &key.attribution) {
+                        (_, Attribution::MaxProcess) => continue,
+                        (Resource::Processes, _) => processes.get_or_create(&label(&[])),
+                        (Resource::Threads, Attribution::Total) => {
+                            threads.get_or_create(&label(&[]))
+                        }
+                        (Resource::Threads, group) => {
+                            groups.get_or_create(&label(&[("group", &group.to_string())]))
+                        }
+                        (Resource::Fds, kind) => {
+                            fds.get_or_create(&label(&[("kind", &kind.to_string())]))
+                        }
+                        (Resource::TcpPeer, Attribution::TcpPeer { state, peer }) => peers
+                            .get_or_create(&label(&[("state", state.as_str()), ("peer", peer)])),
+                        (Resource::TcpPeer, other) => peers
+                            .get_or_create(&label(&[("state", &other.to_string()), ("peer", "")])),
+                        // UDP and UNIX sockets share the family of TCP states (state="udp").
+                        (Resource::Tcp | Resource::Sockets, state) => {
+                            tcp.get_or_create(&label(&[("state", &state.to_string())]))
+                        }
+                        (Resource::Memory, kind) => {
+                            memory.get_or_create(&label(&[("kind", &kind.to_string())]))
+                        }
+                        (Resource::Gauge, name) => {
+                            app_gauges.get_or_create(&label(&[("name", &name.to_string())]))
+                        }
+                        _ => continue,
                     }
-                    ("sockets", kind) => tcp.get_or_create(&label(&[("state", kind)])),
-                    ("memory", kind) => memory.get_or_create(&label(&[("kind", kind)])),
-                    ("gauge", name) => app_gauges.get_or_create(&label(&[("name", name)])),
-                    (limit, _) if limit.ends_with(".limit") => limits
-                        .get_or_create(&label(&[("resource", limit.trim_end_matches(".limit"))])),
-                    _ => continue,
                 };
                 gauge.set(*value);
             }
@@ -404,10 +411,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
         for finding in state.shared.findings.lock().expect("findings lock").iter() {
             let kind = finding.kind.to_string();
             let labels: Labels = vec![
-                ("target".into(), finding.target.clone()),
+                ("target".into(), finding.key.target.clone()),
                 ("kind".into(), kind),
-                ("resource".into(), finding.resource.clone()),
-                ("attribution".into(), finding.attribution.clone()),
+                ("resource".into(), finding.key.resource_text()),
+                ("attribution".into(), finding.key.attribution_text()),
             ];
             if let Some(seconds) = finding.eta_conservative_seconds.or(finding.eta_seconds) {
                 eta.get_or_create(&labels).set(seconds);

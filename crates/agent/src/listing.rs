@@ -2,9 +2,9 @@
 //! threads grouped by name, the fd table, the TCP sockets with their owning fd, memory.
 //! Rare and small, so plain `std::fs` reads; every read failure becomes a line of text.
 
+use leakwatch_model::{Attribution, TcpState};
 use leakwatch_proc::parse::{fdlink, thread_name};
 use leakwatch_proc::sockets::{SocketInfo, SocketReader, SocketTable};
-use leakwatch_proc::TcpState;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -178,21 +178,18 @@ pub struct SocketFilter {
 }
 
 impl SocketFilter {
-    /// From the finding's resource and attribution (`tcp` + `CLOSE_WAIT`, `tcp_peer` +
-    /// `CLOSE_WAIT 127.0.0.1:18443`); anything else lists every TCP socket.
-    pub fn for_finding(resource: &str, attribution: &str) -> SocketFilter {
-        match resource {
-            "tcp" if !attribution.is_empty() => SocketFilter {
-                state: Some(attribution.to_string()),
+    /// From the finding's attribution (a TCP state, or a state and a peer); anything else
+    /// lists every TCP socket.
+    pub fn for_finding(attribution: &Attribution) -> SocketFilter {
+        match attribution {
+            Attribution::TcpState(state) => SocketFilter {
+                state: Some(state.as_str().to_string()),
                 peer: None,
             },
-            "tcp_peer" => {
-                let (state, peer) = attribution
-                    .split_once(' ')
-                    .map(|(s, p)| (Some(s.to_string()), Some(p.to_string())))
-                    .unwrap_or((Some(attribution.to_string()), None));
-                SocketFilter { state, peer }
-            }
+            Attribution::TcpPeer { state, peer } => SocketFilter {
+                state: Some(state.as_str().to_string()),
+                peer: Some(peer.clone()),
+            },
             _ => SocketFilter {
                 state: None,
                 peer: None,
@@ -365,13 +362,16 @@ mod tests {
 
     #[test]
     fn socket_filter_from_findings() {
-        let f = SocketFilter::for_finding("tcp_peer", "CLOSE_WAIT 127.0.0.1:18443");
+        let f = SocketFilter::for_finding(&Attribution::TcpPeer {
+            state: TcpState::CloseWait,
+            peer: "127.0.0.1:18443".into(),
+        });
         assert!(f.matches("CLOSE_WAIT", "127.0.0.1:40000", "127.0.0.1:18443"));
         assert!(!f.matches("ESTABLISHED", "127.0.0.1:40000", "127.0.0.1:18443"));
         assert!(!f.matches("CLOSE_WAIT", "127.0.0.1:40000", "127.0.0.1:9999"));
-        let f = SocketFilter::for_finding("tcp", "CLOSE_WAIT");
+        let f = SocketFilter::for_finding(&Attribution::TcpState(TcpState::CloseWait));
         assert!(f.matches("CLOSE_WAIT", "a:1", "b:2"));
-        let f = SocketFilter::for_finding("threads", "x-#");
+        let f = SocketFilter::for_finding(&Attribution::ThreadGroup("x-#".into()));
         assert!(f.matches("LISTEN", "a:1", "b:2"));
     }
 
@@ -393,7 +393,7 @@ mod tests {
         let text = sockets(
             std::process::id(),
             &table,
-            &SocketFilter::for_finding("tcp", "LISTEN"),
+            &SocketFilter::for_finding(&Attribution::TcpState(TcpState::Listen)),
         );
         let port = listener.local_addr().unwrap().port();
         assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");

@@ -3,16 +3,17 @@
 //! command line; all processes of a target, across restarts, form one history.
 
 use crate::config::TargetRule;
+use leakwatch_model::{
+    Attribution, FdKind, MemoryKind, Resource, SeriesKey, SocketKind, TargetKind, TcpState,
+};
 use leakwatch_proc::{HostInfo, ProcessSample};
-use leakwatch_store::SeriesKey;
 use regex::Regex;
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TargetName {
     pub name: String,
-    /// "rule", "unit", "container" or "exe".
-    pub kind: &'static str,
+    pub kind: TargetKind,
 }
 
 struct CompiledRule {
@@ -63,7 +64,7 @@ impl Targeting {
         if let Some(name) = &self.single {
             return TargetName {
                 name: name.clone(),
-                kind: "run",
+                kind: TargetKind::Run,
             };
         }
         let id = &process.identity;
@@ -75,7 +76,7 @@ impl Targeting {
             if comm_ok && cmdline_ok && uid_ok {
                 return TargetName {
                     name: rule.name.clone(),
-                    kind: "rule",
+                    kind: TargetKind::Rule,
                 };
             }
         }
@@ -83,19 +84,19 @@ impl Targeting {
             if let Some(unit) = cgroup.unit.as_deref().filter(|u| u.ends_with(".service")) {
                 return TargetName {
                     name: unit.to_string(),
-                    kind: "unit",
+                    kind: TargetKind::Unit,
                 };
             }
             if let Some(container) = &cgroup.container_id {
                 return TargetName {
                     name: format!("container-{}", &container[..12]),
-                    kind: "container",
+                    kind: TargetKind::Container,
                 };
             }
         }
         TargetName {
             name: exe_target_name(id.exe.as_deref(), &id.comm, &id.cmdline),
-            kind: "exe",
+            kind: TargetKind::Exe,
         }
     }
 }
@@ -142,12 +143,13 @@ pub struct TargetSample {
     pub threads_max_process: u64,
     pub thread_limit: Option<u64>,
     pub fds: u64,
-    pub fd_kinds: BTreeMap<&'static str, u64>,
+    pub fd_kinds: BTreeMap<FdKind, u64>,
     pub fds_max_process: u64,
     /// The fd limit of the process with the most fds.
     pub fd_limit: Option<u64>,
-    pub tcp_states: BTreeMap<&'static str, u64>,
-    pub tcp_peers: HashMap<String, u64>,
+    pub tcp_states: BTreeMap<TcpState, u64>,
+    /// Per (state, peer), the peer as `leakwatch_proc::Peer` displays it.
+    pub tcp_peers: HashMap<(TcpState, String), u64>,
     pub udp: u64,
     pub unix: u64,
     pub rss: u64,
@@ -177,17 +179,17 @@ impl TargetSample {
         let fds = u64::from(p.fds.total);
         self.fds += fds;
         for (kind, n) in &p.fds.by_kind {
-            *self.fd_kinds.entry(kind.as_str()).or_default() += u64::from(*n);
+            *self.fd_kinds.entry(*kind).or_default() += u64::from(*n);
         }
         if fds >= self.fds_max_process {
             self.fds_max_process = fds;
             self.fd_limit = p.fd_limit().map(|l| l.value);
         }
         for (state, n) in &p.sockets.tcp {
-            *self.tcp_states.entry(state.as_str()).or_default() += u64::from(*n);
+            *self.tcp_states.entry(*state).or_default() += u64::from(*n);
         }
         for peer in &p.sockets.tcp_peers {
-            let key = format!("{} {}", peer.state.as_str(), peer.peer);
+            let key = (peer.state, peer.peer.to_string());
             *self.tcp_peers.entry(key).or_default() += u64::from(peer.count);
         }
         self.udp += u64::from(p.sockets.udp);
@@ -216,62 +218,84 @@ impl TargetSample {
         max_groups: usize,
         max_peers: usize,
     ) -> Vec<(SeriesKey, f64)> {
-        let mut out = Vec::with_capacity(64);
-        let mut push = |resource: &str, attribution: &str, value: f64| {
-            out.push((SeriesKey::new(target, resource, attribution), value));
+        let key = |resource: Resource, attribution: Attribution| {
+            SeriesKey::new(target, resource, attribution)
         };
-        push("processes", "", self.processes.len() as f64);
-        push("threads", "", self.threads as f64);
+        let mut out = Vec::with_capacity(64);
+        let mut push = |key: SeriesKey, value: f64| out.push((key, value));
+        let n_processes = self.processes.len() as f64;
+        push(key(Resource::Processes, Attribution::Total), n_processes);
+        push(
+            key(Resource::Threads, Attribution::Total),
+            self.threads as f64,
+        );
         for (name, value) in top_with_other(&self.thread_groups, max_groups) {
-            push("threads", &name, value as f64);
+            let part = name.map_or(Attribution::Other, Attribution::ThreadGroup);
+            push(key(Resource::Threads, part), value as f64);
         }
-        push("threads", "max_process", self.threads_max_process as f64);
+        let max_threads = key(Resource::Threads, Attribution::MaxProcess);
         if let Some(limit) = self.thread_limit {
-            push("threads.limit", "max_process", limit as f64);
+            push(max_threads.limit(), limit as f64);
         }
+        push(max_threads, self.threads_max_process as f64);
         if self.partial < self.processes.len() as u64 {
-            push("fds", "", self.fds as f64);
+            push(key(Resource::Fds, Attribution::Total), self.fds as f64);
             for (kind, n) in &self.fd_kinds {
-                push("fds", kind, *n as f64);
+                push(key(Resource::Fds, Attribution::FdKind(*kind)), *n as f64);
             }
-            push("fds", "max_process", self.fds_max_process as f64);
+            let max_fds = key(Resource::Fds, Attribution::MaxProcess);
             if let Some(limit) = self.fd_limit {
-                push("fds.limit", "max_process", limit as f64);
+                push(max_fds.limit(), limit as f64);
             }
+            push(max_fds, self.fds_max_process as f64);
             for (state, n) in &self.tcp_states {
-                push("tcp", state, *n as f64);
+                push(key(Resource::Tcp, Attribution::TcpState(*state)), *n as f64);
             }
             for (peer, n) in top_with_other(&self.tcp_peers, max_peers) {
-                push("tcp_peer", &peer, n as f64);
+                let part = peer.map_or(Attribution::Other, |(state, peer)| Attribution::TcpPeer {
+                    state,
+                    peer,
+                });
+                push(key(Resource::TcpPeer, part), n as f64);
             }
-            push("sockets", "udp", self.udp as f64);
-            push("sockets", "unix", self.unix as f64);
+            for (kind, n) in [(SocketKind::Udp, self.udp), (SocketKind::Unix, self.unix)] {
+                push(key(Resource::Sockets, Attribution::Socket(kind)), n as f64);
+            }
         }
-        push("memory", "rss", self.rss as f64);
-        push("memory", "anon", self.anon as f64);
-        push("memory", "swap", self.swap as f64);
+        for (kind, value) in [
+            (MemoryKind::Rss, self.rss),
+            (MemoryKind::Anon, self.anon),
+            (MemoryKind::Swap, self.swap),
+        ] {
+            push(
+                key(Resource::Memory, Attribution::Memory(kind)),
+                value as f64,
+            );
+        }
         if let Some(current) = self.cgroup_memory {
-            push("memory", "cgroup", current as f64);
+            let cgroup = key(Resource::Memory, Attribution::Memory(MemoryKind::Cgroup));
             if let Some(limit) = self.memory_limit {
-                push("memory.limit", "cgroup", limit as f64);
+                push(cgroup.limit(), limit as f64);
             }
+            push(cgroup, current as f64);
         }
         out
     }
 }
 
-/// The `n` largest entries by value (ties by name), and the sum of the rest as "other".
-fn top_with_other(map: &HashMap<String, u64>, n: usize) -> Vec<(String, u64)> {
-    let mut entries: Vec<(&String, &u64)> = map.iter().collect();
+/// The `n` largest entries by value (ties by key), and the sum of the rest as `None` (the
+/// folded "other").
+fn top_with_other<K: Ord + Clone>(map: &HashMap<K, u64>, n: usize) -> Vec<(Option<K>, u64)> {
+    let mut entries: Vec<(&K, &u64)> = map.iter().collect();
     entries.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    let mut out: Vec<(String, u64)> = entries
+    let mut out: Vec<(Option<K>, u64)> = entries
         .iter()
         .take(n)
-        .map(|(k, v)| ((*k).clone(), **v))
+        .map(|(k, v)| (Some((*k).clone()), **v))
         .collect();
     let rest: u64 = entries.iter().skip(n).map(|(_, v)| **v).sum();
     if rest > 0 {
-        out.push(("other".to_string(), rest));
+        out.push((None, rest));
     }
     out
 }
@@ -365,7 +389,7 @@ impl Admission {
                 if pass - *start + 1 >= ADMIT_AFTER_PASSES {
                     *admitted = true;
                 }
-                *admitted || matches!(target.kind, "rule" | "run")
+                *admitted || target.kind.is_configured()
             })
             .collect();
         self.seen.retain(|_, (_, last, _)| pass - *last <= grace);
@@ -503,11 +527,11 @@ impl RestartTracker {
 mod tests {
     use super::*;
 
-    fn named(name: &str, kind: &'static str) -> BTreeMap<TargetName, TargetSample> {
+    fn named(name: &str, kind: &str) -> BTreeMap<TargetName, TargetSample> {
         BTreeMap::from([(
             TargetName {
                 name: name.to_string(),
-                kind,
+                kind: TargetKind::parse(kind).unwrap(),
             },
             TargetSample::default(),
         )])
@@ -567,7 +591,7 @@ mod tests {
             .collect();
         assert_eq!(
             top_with_other(&map, 2),
-            vec![("a".into(), 5), ("b".into(), 3), ("other".into(), 2)]
+            vec![(Some("a".into()), 5), (Some("b".into()), 3), (None, 2)]
         );
     }
 
@@ -576,7 +600,7 @@ mod tests {
         map.insert(
             TargetName {
                 name: name.into(),
-                kind: "exe",
+                kind: TargetKind::Exe,
             },
             TargetSample {
                 processes: processes.to_vec(),

@@ -363,7 +363,12 @@ impl AlertEngine {
         let mut current: BTreeMap<String, (Severity, &Finding)> = BTreeMap::new();
         for finding in findings {
             let severity = severity_of(finding, self.horizon_ms, self.saturation_critical);
-            let key = fingerprint(&[&finding.target, &finding.resource, &finding.attribution]);
+            // The text encodings keep fingerprints stable across versions.
+            let key = fingerprint(&[
+                &finding.key.target,
+                &finding.key.resource_text(),
+                &finding.key.attribution_text(),
+            ]);
             let replace = match current.get(&key) {
                 None => true,
                 Some((existing, existing_finding)) => {
@@ -382,9 +387,9 @@ impl AlertEngine {
         for (key, (severity, finding)) in &current {
             let alert = self.alerts.entry(key.clone()).or_insert_with(|| Alert {
                 fingerprint: key.clone(),
-                target: finding.target.clone(),
-                resource: finding.resource.clone(),
-                attribution: finding.attribution.clone(),
+                target: finding.key.target.clone(),
+                resource: finding.key.resource_text(),
+                attribution: finding.key.attribution_text(),
                 kind: finding.kind,
                 severity: *severity,
                 state: AlertState::Pending,

@@ -136,7 +136,7 @@ fn findings_are_deduplicated_per_target_resource_attribution() {
         leak("svc", "fds", "pipe", 48.0),
     ];
     let mut findings = findings.to_vec();
-    findings[1].attribution = "socket".into();
+    findings[1].key = leakwatch_detect::SeriesKey::from_text("svc", "fds", "socket");
     let notes = engine.update(&findings, T0);
     assert_eq!(engine.alerts().count(), 2);
     let socket: Vec<_> = notes

@@ -108,7 +108,7 @@ pub fn corpus_with_seed(variant: u64) -> Vec<Case> {
 }
 
 fn key(target: &str, resource: &str, attribution: &str) -> SeriesKey {
-    SeriesKey::new(target, resource, attribution)
+    SeriesKey::from_text(target, resource, attribution)
 }
 
 /// Collects one series' samples while a case is generated.

@@ -22,36 +22,11 @@ use std::io::{BufRead, BufReader, Read};
 
 const HEADER_HELP: &str = "time,series,value[,limit]";
 
-/// Maps a series name to its key; see the module documentation for the grammar.
+/// Maps a series name to its key; see the module documentation for the grammar (it is
+/// `SeriesKey`'s `FromStr`, the one place the spelling is defined).
 pub fn parse_series_name(name: &str) -> Result<SeriesKey, String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err("series name is empty".to_string());
-    }
-    let (path, attribution) = match name.find('{') {
-        Some(open) => {
-            let Some(inner) = name[open + 1..].strip_suffix('}') else {
-                return Err(format!(
-                    "series name {name:?} has '{{' without a closing '}}' at the end"
-                ));
-            };
-            (&name[..open], inner.trim())
-        }
-        None => {
-            if name.contains('}') {
-                return Err(format!("series name {name:?} has '}}' without '{{'"));
-            }
-            (name, "")
-        }
-    };
-    let (target, resource) = match path.rfind('/') {
-        Some(slash) => (path[..slash].trim(), path[slash + 1..].trim()),
-        None => ("", path.trim()),
-    };
-    if resource.is_empty() {
-        return Err(format!("series name {name:?} has no resource before '{{'"));
-    }
-    Ok(SeriesKey::new(target, resource, attribution))
+    name.parse()
+        .map_err(|e: leakwatch_detect::ParseKeyError| e.to_string())
 }
 
 /// Splits one CSV line into fields, honouring double quotes.
@@ -227,21 +202,21 @@ mod tests {
         let key = |name| parse_series_name(name).unwrap();
         assert_eq!(
             key("threads{Analytics-#}"),
-            SeriesKey::new("", "threads", "Analytics-#")
+            SeriesKey::from_text("", "threads", "Analytics-#")
         );
         assert_eq!(
             key("java-svc/threads{Analytics-#}"),
-            SeriesKey::new("java-svc", "threads", "Analytics-#")
+            SeriesKey::from_text("java-svc", "threads", "Analytics-#")
         );
         assert_eq!(
             key("svc/sockets{CLOSE_WAIT 127.0.0.1:8443}"),
-            SeriesKey::new("svc", "sockets", "CLOSE_WAIT 127.0.0.1:8443")
+            SeriesKey::from_text("svc", "sockets", "CLOSE_WAIT 127.0.0.1:8443")
         );
         assert_eq!(
             key("k8s/ns/pod/fds"),
-            SeriesKey::new("k8s/ns/pod", "fds", "")
+            SeriesKey::from_text("k8s/ns/pod", "fds", "")
         );
-        assert_eq!(key("heap_used"), SeriesKey::new("", "heap_used", ""));
+        assert_eq!(key("heap_used"), SeriesKey::from_text("", "heap_used", ""));
         assert!(parse_series_name("threads{oops").is_err());
         assert!(parse_series_name("{x}").is_err());
     }

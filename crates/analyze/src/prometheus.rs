@@ -61,7 +61,7 @@ fn key_of(labels: &BTreeMap<String, String>) -> SeriesKey {
         .unwrap_or_default();
     if let Some(resource) = labels.get("resource") {
         let attribution = labels.get("attribution").cloned().unwrap_or_default();
-        return SeriesKey::new(target, resource.clone(), attribution);
+        return SeriesKey::from_text(target, resource, attribution);
     }
     let mut attribution = labels.get("__name__").cloned().unwrap_or_default();
     let rest: Vec<String> = labels
@@ -74,7 +74,7 @@ fn key_of(labels: &BTreeMap<String, String>) -> SeriesKey {
         attribution.push_str(&rest.join(","));
         attribution.push('}');
     }
-    SeriesKey::new(target, "gauge", attribution)
+    SeriesKey::from_text(target, "gauge", attribution)
 }
 
 fn number(value: &serde_json::Value) -> Option<f64> {

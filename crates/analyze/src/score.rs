@@ -334,7 +334,7 @@ pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
         let leaks: Vec<usize> = findings
             .iter()
             .filter(|f| f.kind == FindingKind::Leak)
-            .filter_map(|f| keys.iter().position(|k| *k == f.key()))
+            .filter_map(|f| keys.iter().position(|k| *k == f.key))
             .collect();
         if summary_at_detection.is_none() {
             if let Some(leak) = truth.filter(|l| now >= l.start) {
@@ -342,7 +342,7 @@ pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
                     .iter()
                     .find(|f| {
                         f.kind == FindingKind::Leak
-                            && (leak.key == f.key() || leak.related.contains(&f.key()))
+                            && (leak.key == f.key || leak.related.contains(&f.key))
                     })
                     .map(|f| f.summary.clone());
             }
@@ -562,7 +562,7 @@ mod tests {
             })
             .collect();
         let series = Series::new(
-            SeriesKey::new("t", "threads", ""),
+            SeriesKey::from_text("t", "threads", ""),
             points.clone(),
             Some(100.0),
         );
@@ -584,8 +584,8 @@ mod tests {
     #[test]
     fn false_alarms_count_as_episodes_and_detection_needs_the_leak_to_have_begun() {
         let keys = vec![
-            SeriesKey::new("t", "threads", "leak"),
-            SeriesKey::new("t", "threads", "other"),
+            SeriesKey::from_text("t", "threads", "leak"),
+            SeriesKey::from_text("t", "threads", "other"),
         ];
         let truth = LeakTruth {
             key: keys[0].clone(),

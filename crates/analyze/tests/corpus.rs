@@ -28,16 +28,14 @@ fn every_leak_shape_is_found_and_attributed_before_exhaustion() {
         let first = findings
             .iter()
             .filter(|f| f.kind == FindingKind::Leak)
-            .find(|f| f.key() == leak.key || leak.related.contains(&f.key()));
+            .find(|f| f.key == leak.key || leak.related.contains(&f.key));
         let Some(first) = first else {
             panic!("{}: leak not found: {findings:#?}", case.name);
         };
         assert_eq!(
-            first.key(),
-            leak.key,
+            first.key, leak.key,
             "{}: wrong attribution: {}",
-            case.name,
-            first.summary
+            case.name, first.summary
         );
         assert!(
             first.rate_per_hour > 0.0 && first.first_seen <= now,

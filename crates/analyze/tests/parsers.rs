@@ -32,7 +32,7 @@ fn csv_reads_names_times_values_and_limits() {
     let analytics = &series[0];
     assert_eq!(
         analytics.key,
-        SeriesKey::new("java-svc", "threads", "Analytics-#")
+        SeriesKey::from_text("java-svc", "threads", "Analytics-#")
     );
     assert_eq!(
         analytics.points,
@@ -46,7 +46,7 @@ fn csv_reads_names_times_values_and_limits() {
     // An empty limit cell keeps the last limit given.
     assert_eq!(series[2].limit, Some(1024.0));
     // Plain names: resource only; RFC 3339 with an offset.
-    assert_eq!(series[3].key, SeriesKey::new("", "heap_used", ""));
+    assert_eq!(series[3].key, SeriesKey::from_text("", "heap_used", ""));
     assert_eq!(series[3].points, vec![Point::new(1_700_000_020.0, 1.5e9)]);
     assert_eq!(series[3].limit, None);
 }
@@ -117,7 +117,7 @@ fn prometheus_matrix_maps_labels_to_keys_and_skips_nan() {
     assert_eq!(series.len(), 2);
     assert_eq!(
         series[0].key,
-        SeriesKey::new("java-svc", "threads", "Analytics-#")
+        SeriesKey::from_text("java-svc", "threads", "Analytics-#")
     );
     assert_eq!(series[0].limit, Some(32_768.0));
     assert_eq!(series[0].points.len(), 3);
@@ -125,7 +125,7 @@ fn prometheus_matrix_maps_labels_to_keys_and_skips_nan() {
     // A plain application metric: a gauge named by metric and its distinguishing labels.
     assert_eq!(
         series[1].key,
-        SeriesKey::new("10.0.0.1:9090", "gauge", "go_goroutines{pod=api-7d9}")
+        SeriesKey::from_text("10.0.0.1:9090", "gauge", "go_goroutines{pod=api-7d9}")
     );
     assert_eq!(
         series[1].points,

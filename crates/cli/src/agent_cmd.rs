@@ -239,12 +239,15 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
     let series = body["series"].as_array().cloned().unwrap_or_default();
     println!("{} over the last {}", args.target, args.since);
     for s in &series {
-        let resource = s["resource"].as_str().unwrap_or("");
-        if resource.ends_with(".limit") {
+        let key = leakwatch_model::SeriesKey::from_text(
+            "",
+            s["resource"].as_str().unwrap_or(""),
+            s["attribution"].as_str().unwrap_or(""),
+        );
+        if key.is_limit {
             continue;
         }
-        let name =
-            leakwatch_agent::http::series_label(resource, s["attribution"].as_str().unwrap_or(""));
+        let name = key.label();
         let values: Vec<f64> = s["points"]
             .as_array()
             .map(|points| points.iter().filter_map(|p| p[1].as_f64()).collect())
@@ -256,16 +259,16 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
         println!(
             "{name:<44} {} {:>10} -> {:<10} max {}",
             sparkline(&values, 40),
-            human(resource, *first),
-            human(resource, *last),
-            human(resource, max)
+            human(&key.resource, *first),
+            human(&key.resource, *last),
+            human(&key.resource, max)
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn human(resource: &str, value: f64) -> String {
-    if resource == "memory" {
+fn human(resource: &leakwatch_model::Resource, value: f64) -> String {
+    if resource.is_bytes() {
         format::bytes(value as u64)
     } else {
         format::count(value as u64)

@@ -31,11 +31,11 @@ fn print_findings(findings: &[Finding]) {
         return;
     }
     for finding in findings {
-        let name = leakwatch_agent::http::series_label(&finding.resource, &finding.attribution);
-        let target = if finding.target.is_empty() {
+        let name = finding.key.label();
+        let target = if finding.key.target.is_empty() {
             String::new()
         } else {
-            format!("{} ", finding.target)
+            format!("{} ", finding.key.target)
         };
         println!(
             "{:<11} {target}{name}",

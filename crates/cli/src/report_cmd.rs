@@ -163,9 +163,9 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         .into_iter()
         .flatten()
         .map(|s| {
-            SeriesView::new(
-                str_of(s, "resource"),
-                str_of(s, "attribution"),
+            SeriesView::from_text(
+                &str_of(s, "resource"),
+                &str_of(s, "attribution"),
                 s["points"]
                     .as_array()
                     .into_iter()
@@ -223,7 +223,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         if let Ok(f) = serde_json::from_value::<Finding>(inc["finding"].clone()) {
             if !findings
                 .iter()
-                .any(|g| g.resource == f.resource && g.attribution == f.attribution)
+                .any(|g| g.key.resource == f.key.resource && g.key.attribution == f.key.attribution)
             {
                 findings.push(f);
             }

@@ -52,8 +52,8 @@ pub fn bytes(value: f64) -> String {
 }
 
 /// A quantity of `resource`: bytes for memory, plain counts otherwise.
-pub fn quantity(resource: &str, value: f64) -> String {
-    if resource == "memory" {
+pub fn quantity(resource: &crate::Resource, value: f64) -> String {
+    if resource.is_bytes() {
         bytes(value)
     } else {
         number(value)

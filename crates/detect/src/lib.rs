@@ -33,7 +33,9 @@ mod model;
 mod params;
 pub mod stats;
 
-pub use model::{Finding, FindingKind, Point, Restart, Series, SeriesKey};
+pub use model::{
+    Attribution, Finding, FindingKind, ParseKeyError, Point, Resource, Restart, Series, SeriesKey,
+};
 pub use params::Params;
 
 use leak::{judge_across_lives, judge_current_life, Context, Trend};
@@ -152,8 +154,8 @@ fn others_share(part: &Series, all: &[Series], now: f64, params: &Params) -> f64
 }
 
 fn label(key: &SeriesKey) -> String {
-    if key.attribution.is_empty() {
-        key.resource.clone()
+    if key.is_total() {
+        key.resource.to_string()
     } else {
         format!("{} {}", key.resource, key.attribution)
     }
@@ -228,7 +230,7 @@ fn leak_finding(
     current_pid: Option<u32>,
 ) -> Finding {
     let key = &series.key;
-    let resource = key.resource.as_str();
+    let resource = &key.resource;
     let rate_per_hour = trend.slope * 3600.0;
     let restarts_inside = restarts
         .iter()
@@ -266,9 +268,7 @@ fn leak_finding(
     };
     Finding {
         kind: FindingKind::Leak,
-        target: key.target.clone(),
-        resource: key.resource.clone(),
-        attribution: key.attribution.clone(),
+        key: key.clone(),
         pids: current_pid.into_iter().collect(),
         current,
         limit,
@@ -309,9 +309,7 @@ fn saturation_finding(
     let end = current_life.last().map_or(since, |p| p.t);
     Finding {
         kind: FindingKind::Saturation,
-        target: key.target.clone(),
-        resource: key.resource.clone(),
-        attribution: key.attribution.clone(),
+        key: key.clone(),
         pids: current_pid.into_iter().collect(),
         current,
         limit: Some(limit),
@@ -385,9 +383,7 @@ fn crash_loops(series: &[Series], restarts: &[Restart], now: f64, params: &Param
         let count = inside.len();
         findings.push(Finding {
             kind: FindingKind::CrashLoop,
-            target: target.to_string(),
-            resource: "restarts".to_string(),
-            attribution: String::new(),
+            key: SeriesKey::total(target, Resource::Restarts),
             pids,
             current: count as f64,
             limit: None,
@@ -415,16 +411,16 @@ fn suppress_explained_totals(findings: &mut Vec<Finding>, params: &Params) {
     let explained: Vec<bool> = findings
         .iter()
         .map(|total| {
-            if total.kind != FindingKind::Leak || !total.attribution.is_empty() {
+            if total.kind != FindingKind::Leak || !total.key.is_total() {
                 return false;
             }
             let parts: f64 = findings
                 .iter()
                 .filter(|part| {
                     part.kind == FindingKind::Leak
-                        && !part.attribution.is_empty()
-                        && part.target == total.target
-                        && part.resource == total.resource
+                        && !part.key.is_total()
+                        && part.key.target == total.key.target
+                        && part.key.resource == total.key.resource
                 })
                 .map(|part| part.rate_per_hour)
                 .sum();
@@ -472,5 +468,5 @@ fn rank(a: &Finding, b: &Finding) -> Ordering {
         .cmp(&group(b))
         .then(a_first.total_cmp(&b_first))
         .then(a_second.total_cmp(&b_second))
-        .then_with(|| a.key().cmp(&b.key()))
+        .then_with(|| a.key.cmp(&b.key))
 }

@@ -3,52 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Names one measured quantity of one monitored target.
-///
-/// `target` is the service or process group ("java-svc"), `resource` the kind of resource
-/// ("threads", "fds", "sockets", "memory", "gauge"), and `attribution` the part of that
-/// resource the series counts: a thread-name group ("Analytics-#"), an fd kind ("socket"),
-/// a socket state and peer ("CLOSE_WAIT 127.0.0.1:8443"), a memory kind ("rss"), or an
-/// application gauge name ("go_goroutines"). An empty attribution means the total.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SeriesKey {
-    pub target: String,
-    pub resource: String,
-    pub attribution: String,
-}
-
-impl SeriesKey {
-    pub fn new(
-        target: impl Into<String>,
-        resource: impl Into<String>,
-        attribution: impl Into<String>,
-    ) -> SeriesKey {
-        SeriesKey {
-            target: target.into(),
-            resource: resource.into(),
-            attribution: attribution.into(),
-        }
-    }
-
-    /// True when this series counts the whole resource rather than one part of it.
-    pub fn is_total(&self) -> bool {
-        self.attribution.is_empty()
-    }
-}
-
-impl fmt::Display for SeriesKey {
-    /// `target/resource{attribution}`, the same spelling the CSV input accepts.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.target.is_empty() {
-            write!(f, "{}/", self.target)?;
-        }
-        write!(f, "{}", self.resource)?;
-        if !self.attribution.is_empty() {
-            write!(f, "{{{}}}", self.attribution)?;
-        }
-        Ok(())
-    }
-}
+pub use leakwatch_model::{Attribution, ParseKeyError, Resource, SeriesKey};
 
 /// One sample: `v` measured at `t` (unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -119,10 +74,9 @@ impl fmt::Display for FindingKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
-    pub target: String,
-    /// For crash loops: "restarts".
-    pub resource: String,
-    pub attribution: String,
+    /// The series it is about; for crash loops the target's `restarts`.
+    #[serde(flatten)]
+    pub key: SeriesKey,
     /// Processes involved, when restarts told us (newest last); often empty.
     pub pids: Vec<u32>,
     /// Latest value (median of the last few samples); for crash loops, the restart count.
@@ -148,10 +102,4 @@ pub struct Finding {
     /// One line for people, e.g.
     /// `threads Analytics-# +29,412 in 6h (4,902/h), limit 32,768 in ~38m`.
     pub summary: String,
-}
-
-impl Finding {
-    pub fn key(&self) -> SeriesKey {
-        SeriesKey::new(&self.target, &self.resource, &self.attribution)
-    }
 }

@@ -52,7 +52,7 @@ fn leaks(findings: &[Finding]) -> Vec<&Finding> {
 }
 
 fn threads(attribution: &str) -> SeriesKey {
-    SeriesKey::new("java-svc", "threads", attribution)
+    SeriesKey::from_text("java-svc", "threads", attribution)
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn a_leak_reset_by_every_restart_is_found_through_the_restarts() {
     // ~10 at every restart, so the raw series never climbs.
     let life = 40.0 * 60.0;
     let mut noise = Noise(3);
-    let key = SeriesKey::new("go-api", "gauge", "go_goroutines");
+    let key = SeriesKey::from_text("go-api", "gauge", "go_goroutines");
     let input = [series(key.clone(), 48.0, None, |s| {
         let age = s % life;
         (10.0 + 30.0 * (age > 30.0) as u8 as f64 + 600.0 * age / HOUR + 3.0 * noise.next()).round()
@@ -143,7 +143,7 @@ fn a_leak_reset_by_every_restart_is_found_through_the_restarts() {
     let findings = analyze(&input, &restarts, now, &params);
     let found = leaks(&findings);
     assert_eq!(found.len(), 1, "{findings:#?}");
-    assert_eq!(found[0].key(), key);
+    assert_eq!(found[0].key, key);
     assert!(
         (found[0].rate_per_hour - 600.0).abs() < 60.0,
         "rate {}",
@@ -173,13 +173,13 @@ fn the_floor_under_a_gc_sawtooth_is_what_counts() {
     let limit = 4096.0 * mib;
     let sawtooth = |s: f64| 600.0 * mib * ((s % 180.0) / 180.0);
     let rising = series(
-        SeriesKey::new("api", "memory", "heap"),
+        SeriesKey::from_text("api", "memory", "heap"),
         30.0,
         Some(limit),
         |s| 1300.0 * mib + 40.0 * mib * s / HOUR + sawtooth(s),
     );
     let flat = series(
-        SeriesKey::new("api", "memory", "flat-heap"),
+        SeriesKey::from_text("api", "memory", "flat-heap"),
         30.0,
         Some(limit),
         |s| 1300.0 * mib + sawtooth(s),
@@ -189,7 +189,7 @@ fn the_floor_under_a_gc_sawtooth_is_what_counts() {
     let findings = analyze(&input, &[], now, &Params::production());
     let found = leaks(&findings);
     assert_eq!(found.len(), 1, "{findings:#?}");
-    assert_eq!(found[0].attribution, "heap");
+    assert_eq!(found[0].key.attribution_text(), "heap");
     assert!(
         (found[0].rate_per_hour / mib - 40.0).abs() < 4.0,
         "{}",
@@ -220,7 +220,7 @@ fn the_part_that_leaks_is_reported_instead_of_the_total() {
     let findings = analyze(&input, &[], now, &Params::production());
     let found = leaks(&findings);
     assert_eq!(found.len(), 1, "{findings:#?}");
-    assert_eq!(found[0].attribution, "Analytics-#");
+    assert_eq!(found[0].key.attribution_text(), "Analytics-#");
     // Its forecast counts the threads the rest of the process holds.
     let eta = found[0].eta_seconds.unwrap();
     let expected = (32_768.0 - 18_000.0 - 40.0) / 3000.0 * HOUR;
@@ -238,7 +238,7 @@ fn the_part_that_leaks_is_reported_instead_of_the_total() {
 #[test]
 fn saturation_and_crash_loops_are_reported_and_ranked_after_leaks() {
     let mut noise = Noise(5);
-    let sockets = SeriesKey::new("svc", "sockets", "CLOSE_WAIT 127.0.0.1:8443");
+    let sockets = SeriesKey::from_text("svc", "sockets", "CLOSE_WAIT 127.0.0.1:8443");
     let input = [
         // Leaking fast towards its limit.
         series(threads("fast"), 30.0, Some(20_000.0), |s| {
@@ -250,7 +250,7 @@ fn saturation_and_crash_loops_are_reported_and_ranked_after_leaks() {
         }),
         // Leaking with no known limit.
         series(
-            SeriesKey::new("svc", "gauge", "queue_depth"),
+            SeriesKey::from_text("svc", "gauge", "queue_depth"),
             30.0,
             None,
             |s| (10.0 + 50.0 * s / HOUR).round(),
@@ -271,23 +271,26 @@ fn saturation_and_crash_loops_are_reported_and_ranked_after_leaks() {
         })
         .collect();
     let findings = analyze(&input, &restarts, now, &Params::production());
-    let order: Vec<(FindingKind, &str)> = findings
+    let order: Vec<(FindingKind, String)> = findings
         .iter()
-        .map(|f| (f.kind, f.attribution.as_str()))
+        .map(|f| (f.kind, f.key.attribution_text()))
         .collect();
     assert_eq!(
         order,
         vec![
-            (FindingKind::Leak, "fast"),
-            (FindingKind::Leak, "slow"),
-            (FindingKind::Leak, "queue_depth"),
-            (FindingKind::Saturation, "CLOSE_WAIT 127.0.0.1:8443"),
-            (FindingKind::CrashLoop, ""),
+            (FindingKind::Leak, "fast".to_string()),
+            (FindingKind::Leak, "slow".to_string()),
+            (FindingKind::Leak, "queue_depth".to_string()),
+            (
+                FindingKind::Saturation,
+                "CLOSE_WAIT 127.0.0.1:8443".to_string()
+            ),
+            (FindingKind::CrashLoop, "".to_string()),
         ],
         "{findings:#?}"
     );
     let saturation = &findings[3];
-    assert_eq!(saturation.key(), sockets);
+    assert_eq!(saturation.key, sockets);
     assert!(
         saturation.summary.contains("of 1,024 (80% of limit)"),
         "{}",

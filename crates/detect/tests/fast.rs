@@ -25,7 +25,7 @@ fn series(n_samples: usize, limit: Option<f64>, mut value: impl FnMut(usize) -> 
     let points = (0..n_samples)
         .map(|i| Point::new(T0 + i as f64, value(i)))
         .collect();
-    Series::new(SeriesKey::new("svc", "threads", ""), points, limit)
+    Series::new(SeriesKey::from_text("svc", "threads", ""), points, limit)
 }
 
 /// The first sample count at which the engine, run every 2 samples on what it knew then,

@@ -125,42 +125,7 @@ pub struct Fds {
     pub by_kind: BTreeMap<FdKind, u32>,
 }
 
-/// What a file descriptor points at, from its `/proc/PID/fd/N` link.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum FdKind {
-    File,
-    Socket,
-    Pipe,
-    Eventfd,
-    Eventpoll,
-    Timerfd,
-    Signalfd,
-    Inotify,
-    /// Any other `anon_inode:` (pidfd, io_uring, bpf-map, perf_event, ...).
-    AnonInode,
-    /// A device node under `/dev`.
-    Device,
-    Other,
-}
-
-impl FdKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FdKind::File => "file",
-            FdKind::Socket => "socket",
-            FdKind::Pipe => "pipe",
-            FdKind::Eventfd => "eventfd",
-            FdKind::Eventpoll => "eventpoll",
-            FdKind::Timerfd => "timerfd",
-            FdKind::Signalfd => "signalfd",
-            FdKind::Inotify => "inotify",
-            FdKind::AnonInode => "anon_inode",
-            FdKind::Device => "device",
-            FdKind::Other => "other",
-        }
-    }
-}
+pub use leakwatch_model::{FdKind, TcpState};
 
 /// Sockets this process holds, by protocol and TCP state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -224,64 +189,6 @@ impl std::fmt::Display for Peer {
         match self.direction {
             Direction::Outbound => write!(f, "{addr}:{}", self.port),
             Direction::Inbound => write!(f, "{addr} -> :{}", self.port),
-        }
-    }
-}
-
-/// TCP states as the kernel numbers them (`include/net/tcp_states.h`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TcpState {
-    Established,
-    SynSent,
-    SynRecv,
-    FinWait1,
-    FinWait2,
-    TimeWait,
-    Close,
-    CloseWait,
-    LastAck,
-    Listen,
-    Closing,
-    NewSynRecv,
-    Unknown,
-}
-
-impl TcpState {
-    pub fn from_kernel(state: u8) -> TcpState {
-        match state {
-            1 => TcpState::Established,
-            2 => TcpState::SynSent,
-            3 => TcpState::SynRecv,
-            4 => TcpState::FinWait1,
-            5 => TcpState::FinWait2,
-            6 => TcpState::TimeWait,
-            7 => TcpState::Close,
-            8 => TcpState::CloseWait,
-            9 => TcpState::LastAck,
-            10 => TcpState::Listen,
-            11 => TcpState::Closing,
-            12 => TcpState::NewSynRecv,
-            _ => TcpState::Unknown,
-        }
-    }
-
-    /// The name `ss` prints, so operators can grep for what they already know.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TcpState::Established => "ESTABLISHED",
-            TcpState::SynSent => "SYN_SENT",
-            TcpState::SynRecv => "SYN_RECV",
-            TcpState::FinWait1 => "FIN_WAIT1",
-            TcpState::FinWait2 => "FIN_WAIT2",
-            TcpState::TimeWait => "TIME_WAIT",
-            TcpState::Close => "CLOSE",
-            TcpState::CloseWait => "CLOSE_WAIT",
-            TcpState::LastAck => "LAST_ACK",
-            TcpState::Listen => "LISTEN",
-            TcpState::Closing => "CLOSING",
-            TcpState::NewSynRecv => "NEW_SYN_RECV",
-            TcpState::Unknown => "UNKNOWN",
         }
     }
 }

@@ -25,8 +25,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use leakwatch_model::{Attribution, MemoryKind, Resource};
 use leakwatch_store::codec::{self, Codec};
-use leakwatch_store::{Durability, Options, Restart, RollupLevel, SeriesId, SeriesKey, Store};
+use leakwatch_store::{
+    Durability, Options, Restart, RollupLevel, SeriesId, SeriesKey, Store, TargetKind,
+};
 
 const INTERVAL_MS: i64 = 10_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -549,11 +552,20 @@ fn main() {
 
 fn resolve(store: &mut Store, target: &mut TargetSim) {
     store
-        .set_target(&target.name, if target.busy { "container" } else { "unit" })
+        .set_target(
+            &target.name,
+            if target.busy {
+                TargetKind::Container
+            } else {
+                TargetKind::Unit
+            },
+        )
         .expect("set target");
     let keys: Vec<SeriesKey> = SERIES
         .iter()
-        .map(|(resource, attribution)| SeriesKey::new(target.name.clone(), *resource, *attribution))
+        .map(|(resource, attribution)| {
+            SeriesKey::from_text(target.name.clone(), *resource, *attribution)
+        })
         .collect();
     target.ids = store.resolve(&keys).expect("resolve");
 }
@@ -563,15 +575,17 @@ fn breakdown(store: &Store) {
     let busy: std::collections::HashSet<String> = store
         .targets()
         .into_iter()
-        .filter(|t| t.kind == "container")
+        .filter(|t| t.kind == Some(TargetKind::Container))
         .map(|t| t.name)
         .collect();
     let mut table: std::collections::BTreeMap<(i64, String), u64> = Default::default();
     for (step, key, bytes) in store.payload_by_series().expect("payload by series") {
-        let class = match (key.resource.as_str(), key.attribution.as_str()) {
-            ("memory", "rss" | "anon") => "rss/anon",
-            ("memory", _) => "swap",
-            (r, _) if r.ends_with(".limit") => "limits",
+        let class = match (&key.resource, &key.attribution) {
+            _ if key.is_limit => "limits",
+            (Resource::Memory, Attribution::Memory(MemoryKind::Rss | MemoryKind::Anon)) => {
+                "rss/anon"
+            }
+            (Resource::Memory, _) => "swap",
             _ => "counts",
         };
         let load = if busy.contains(&key.target) {
@@ -603,7 +617,7 @@ fn measure_queries(store: &Store, targets: &[TargetSim], end_ms: i64) {
         targets.len(),
         t.elapsed()
     );
-    let key = SeriesKey::new(targets[0].name.clone(), "memory", "rss");
+    let key = SeriesKey::from_text(targets[0].name.clone(), "memory", "rss");
     let t = Instant::now();
     let buckets = store
         .query_rollup(&key, end_ms - 40 * DAY_MS, end_ms, 600_000)

@@ -7,7 +7,9 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::block::{self, BlockReader};
 use crate::error::{Context, Error, Result};
-use crate::model::{LevelStats, Restart, SeriesId, SeriesInfo, SeriesKey, Stats, TargetInfo};
+use crate::model::{
+    LevelStats, Restart, SeriesId, SeriesInfo, SeriesKey, Stats, TargetInfo, TargetKind,
+};
 use crate::store::{OpenSeries, Store};
 
 /// Stderr tails longer than this are cut to their last bytes.
@@ -32,7 +34,7 @@ impl Store {
             .values()
             .map(|target| TargetInfo {
                 name: target.name.clone(),
-                kind: target.kind.clone(),
+                kind: TargetKind::parse(&target.kind),
                 first_seen_ms: target.first_seen,
                 last_seen_ms: target.last_seen,
             })

@@ -51,7 +51,7 @@ pub use catalog::STDERR_TAIL_MAX_BYTES;
 pub use error::{Error, Result};
 pub use model::{
     AppendReport, Bucket, LevelStats, Restart, RetentionReport, SeriesData, SeriesId, SeriesInfo,
-    SeriesKey, Stats, TargetInfo, LIMIT_SUFFIX,
+    SeriesKey, Stats, TargetInfo, TargetKind,
 };
 pub use options::{Durability, Options, RollupLevel};
 pub use store::Store;

@@ -2,51 +2,9 @@
 
 pub use crate::block::Bucket;
 
-/// Suffix of the resource name under which a series' limit is stored (see [`SeriesKey::limit`]).
-pub const LIMIT_SUFFIX: &str = ".limit";
-
 /// Identifies a series: what (`resource`), of whom (`target`), which part (`attribution`).
-///
-/// Examples: `("java-svc", "threads", "Analytics-#")`, `("svc", "sockets", "CLOSE_WAIT
-/// 127.0.0.1:8443")`, `("svc", "fds", "socket")`, `("svc", "memory", "rss")`. An empty
-/// attribution is the total of the resource.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesKey {
-    pub target: String,
-    pub resource: String,
-    pub attribution: String,
-}
-
-impl SeriesKey {
-    pub fn new(
-        target: impl Into<String>,
-        resource: impl Into<String>,
-        attribution: impl Into<String>,
-    ) -> SeriesKey {
-        SeriesKey {
-            target: target.into(),
-            resource: resource.into(),
-            attribution: attribution.into(),
-        }
-    }
-
-    /// The series holding the limit of this one (e.g. `RLIMIT_NOFILE` for `fds`): same target
-    /// and attribution, resource with [`LIMIT_SUFFIX`]. Limits are ordinary series, so a
-    /// limit that changes over time keeps its history, and one that never changes costs a
-    /// few bytes per block.
-    pub fn limit(&self) -> SeriesKey {
-        SeriesKey {
-            target: self.target.clone(),
-            resource: format!("{}{LIMIT_SUFFIX}", self.resource),
-            attribution: self.attribution.clone(),
-        }
-    }
-
-    /// True when this key names a limit series.
-    pub fn is_limit(&self) -> bool {
-        self.resource.ends_with(LIMIT_SUFFIX)
-    }
-}
+/// The store keeps its text encoding (`leakwatch-model` is the only place that spells it).
+pub use leakwatch_model::{SeriesKey, TargetKind};
 
 /// A handle to a series, from [`crate::Store::resolve`]. Ids are never reused, so a handle
 /// kept past the series' expiry is reported as unknown, never confused with another series.
@@ -64,8 +22,9 @@ impl SeriesId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetInfo {
     pub name: String,
-    /// e.g. "unit", "container", "rule", "exe"; empty until [`crate::Store::set_target`].
-    pub kind: String,
+    /// `None` until [`crate::Store::set_target`] (or written by a version that knew kinds
+    /// this one does not).
+    pub kind: Option<TargetKind>,
     /// Time of the first sample of any of its series, if any.
     pub first_seen_ms: Option<i64>,
     /// Time of the latest sample of any of its series, if any.

@@ -15,7 +15,7 @@ use crate::block::{self, BlockWriter, Bucket};
 use crate::codec::{self, put_token, put_uvarint, zigzag, Runs};
 use crate::compact::{self, BlockIds};
 use crate::error::{Context, Error, Result};
-use crate::model::{AppendReport, SeriesId, SeriesKey};
+use crate::model::{AppendReport, SeriesId, SeriesKey, TargetKind};
 use crate::options::Options;
 use crate::schema;
 
@@ -326,11 +326,7 @@ impl Store {
                     format!("series {id} has no target {target_id}"),
                 )
             })?;
-            let key = SeriesKey {
-                target: target.name.clone(),
-                resource,
-                attribution,
-            };
+            let key = SeriesKey::from_text(target.name.clone(), &resource, &attribution);
             self.series_ids.insert(key.clone(), id);
             self.series.insert(
                 id,
@@ -568,8 +564,8 @@ impl Store {
                     .execute(params![
                         id,
                         series.target_id,
-                        series.key.resource,
-                        series.key.attribution
+                        series.key.resource_text(),
+                        series.key.attribution_text()
                     ])
                     .context("create a series")?;
             }
@@ -577,8 +573,9 @@ impl Store {
         Ok(())
     }
 
-    /// Sets the kind of a target ("unit", "container", "rule", "exe"), creating it if needed.
-    pub fn set_target(&mut self, name: &str, kind: &str) -> Result<()> {
+    /// Sets the kind of a target, creating it if needed.
+    pub fn set_target(&mut self, name: &str, kind: TargetKind) -> Result<()> {
+        let kind = kind.as_str();
         self.check_writable()?;
         let id = self.target_in_memory(name)?;
         let is_new = self.unpersisted_targets.contains(&id);

@@ -16,7 +16,7 @@ fn readers_never_see_a_half_written_store() {
     let options = Options::default();
     let mut writer = Store::open_with(&path, options.clone()).unwrap();
     writer
-        .append_keyed(0, &[(SeriesKey::new("svc", "threads", ""), 1.0)])
+        .append_keyed(0, &[(SeriesKey::from_text("svc", "threads", ""), 1.0)])
         .unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
@@ -42,8 +42,11 @@ fn readers_never_see_a_half_written_store() {
     // Every interval adds a new series (a new thread group, say) at 10 s steps: the
     // pending block always references a series created in the same transaction.
     for i in 1..1_500i64 {
-        let mut points = vec![(SeriesKey::new("svc", "threads", ""), i as f64)];
-        points.push((SeriesKey::new("svc", "threads", format!("group-{i}")), 1.0));
+        let mut points = vec![(SeriesKey::from_text("svc", "threads", ""), i as f64)];
+        points.push((
+            SeriesKey::from_text("svc", "threads", format!("group-{i}")),
+            1.0,
+        ));
         writer.append_keyed(i * 10_000, &points).unwrap();
     }
     done.store(true, Ordering::Relaxed);

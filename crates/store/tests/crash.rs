@@ -51,7 +51,7 @@ fn keys() -> Vec<SeriesKey> {
     let mut keys = Vec::new();
     for target in 0..N_TARGETS {
         for series in 0..SERIES_PER_TARGET {
-            keys.push(SeriesKey::new(
+            keys.push(SeriesKey::from_text(
                 format!("svc-{target}"),
                 "fds",
                 format!("kind-{series}"),

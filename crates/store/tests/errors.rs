@@ -45,7 +45,7 @@ fn a_second_writer_is_locked_out_and_readers_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.db");
     let mut writer = Store::open(&path).unwrap();
-    let rss = SeriesKey::new("svc", "memory", "rss");
+    let rss = SeriesKey::from_text("svc", "memory", "rss");
     writer
         .append_keyed(1_000, &[(rss.clone(), 4096.0)])
         .unwrap();
@@ -116,7 +116,7 @@ fn a_full_store_fails_cleanly_and_keeps_what_was_committed() {
         ..Options::default()
     };
     let keys: Vec<SeriesKey> = (0..2000)
-        .map(|i| SeriesKey::new(format!("svc-{}", i / 20), "memory", format!("part-{i}")))
+        .map(|i| SeriesKey::from_text(format!("svc-{}", i / 20), "memory", format!("part-{i}")))
         .collect();
     let mut store = Store::open_with(&path, options).unwrap();
     let ids = store.resolve(&keys).unwrap();

@@ -2,7 +2,7 @@
 //! rollups, retention and expiry, restarts, meta, limits, and the caps that keep it bounded.
 
 use leakwatch_store::{
-    Bucket, Durability, Error, Options, Restart, RollupLevel, SeriesKey, Store,
+    Bucket, Durability, Error, Options, Restart, RollupLevel, SeriesKey, Store, TargetKind,
     STDERR_TAIL_MAX_BYTES,
 };
 use tempfile::TempDir;
@@ -37,7 +37,7 @@ fn open_small() -> (TempDir, Store) {
 }
 
 fn key(target: &str, resource: &str, attribution: &str) -> SeriesKey {
-    SeriesKey::new(target, resource, attribution)
+    SeriesKey::from_text(target, resource, attribution)
 }
 
 /// A value that changes irregularly, so rollups have distinct min, max and last.
@@ -202,7 +202,7 @@ fn series_and_targets_of_dead_targets_expire() {
     let dead = key("old-svc", "threads", "");
     let alive = key("svc", "threads", "");
     let ids = store.resolve(&[dead.clone(), alive.clone()]).unwrap();
-    store.set_target("old-svc", "unit").unwrap();
+    store.set_target("old-svc", TargetKind::Unit).unwrap();
     for i in 0..12 {
         store
             .append(i * 10_000, &[(ids[0], 5.0), (ids[1], 7.0)])
@@ -284,7 +284,7 @@ fn query_target_returns_every_series_of_the_target_only() {
     for i in 0..15 {
         let points: Vec<(SeriesKey, f64)> = keys
             .iter()
-            .map(|k| (k.clone(), (i + k.attribution.len() as i64) as f64))
+            .map(|k| (k.clone(), (i + k.attribution_text().len() as i64) as f64))
             .collect();
         store.append_keyed(i * 10_000, &points).unwrap();
     }
@@ -303,8 +303,8 @@ fn limits_are_series_that_keep_their_history() {
     let (_dir, mut store) = open_small();
     let fds = key("svc", "fds", "");
     let limit = fds.limit();
-    assert!(limit.is_limit() && !fds.is_limit());
-    assert_eq!(limit.resource, "fds.limit");
+    assert!(limit.is_limit && !fds.is_limit);
+    assert_eq!(limit.resource_text(), "fds.limit");
     for i in 0..12 {
         let limit_value = if i < 7 { 1024.0 } else { 65536.0 };
         store
@@ -452,14 +452,14 @@ fn intervals_per_block_are_capped() {
 #[test]
 fn targets_report_kind_and_first_and_last_seen() {
     let (_dir, mut store) = open_small();
-    store.set_target("web", "container").unwrap();
+    store.set_target("web", TargetKind::Container).unwrap();
     let id = store.resolve(&[key("web", "threads", "")]).unwrap()[0];
     for ts in [5_000, 15_000, 65_000] {
         store.append(ts, &[(id, 2.0)]).unwrap();
     }
     let targets = store.targets();
     assert_eq!(targets.len(), 1);
-    assert_eq!(targets[0].kind, "container");
+    assert_eq!(targets[0].kind, Some(TargetKind::Container));
     assert_eq!(
         (targets[0].first_seen_ms, targets[0].last_seen_ms),
         (Some(5_000), Some(65_000))

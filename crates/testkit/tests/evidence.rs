@@ -13,9 +13,7 @@ use std::time::Duration;
 fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
     Finding {
         kind: FindingKind::Leak,
-        target: target.into(),
-        resource: resource.into(),
-        attribution: attribution.into(),
+        key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
         pids: vec![],
         current: 40.0,
         limit: None,

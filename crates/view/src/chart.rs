@@ -77,7 +77,7 @@ impl Trend {
         Some(Trend {
             label: format!(
                 "trend {}/h{}",
-                Unit::of_resource(&finding.resource).value(finding.rate_per_hour),
+                Unit::of_resource(&finding.key.resource).value(finding.rate_per_hour),
                 finding
                     .eta_seconds
                     .map(|eta| format!(", limit in ~{}", duration(eta)))

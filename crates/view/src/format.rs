@@ -14,8 +14,8 @@ pub enum Unit {
 impl Unit {
     /// Memory is in bytes; everything else leakwatch stores is a count (app gauges too,
     /// as far as we know).
-    pub fn of_resource(resource: &str) -> Unit {
-        if resource == "memory" || resource == "memory.limit" {
+    pub fn of_resource(resource: &leakwatch_model::Resource) -> Unit {
+        if resource.is_bytes() {
             Unit::Bytes
         } else {
             Unit::Count
@@ -169,7 +169,13 @@ mod tests {
         assert_eq!(Unit::Bytes.axis(1.5 * 1024.0 * 1024.0 * 1024.0), "1.5 GiB");
         assert_eq!(Unit::Bytes.value(3.0 * 1024.0), "3.0 KiB");
         assert_eq!(Unit::Count.value(32_768.0), "32,768");
-        assert_eq!(Unit::of_resource("memory"), Unit::Bytes);
-        assert_eq!(Unit::of_resource("threads"), Unit::Count);
+        assert_eq!(
+            Unit::of_resource(&leakwatch_model::Resource::Memory),
+            Unit::Bytes
+        );
+        assert_eq!(
+            Unit::of_resource(&leakwatch_model::Resource::Threads),
+            Unit::Count
+        );
     }
 }

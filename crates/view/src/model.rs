@@ -3,37 +3,33 @@
 
 pub use leakwatch_detect::{Finding, FindingKind};
 
-/// One stored series of a target: `resource` (`threads`, `fds`, `tcp`, `tcp_peer`,
-/// `sockets`, `memory`, `gauge`, `processes`, or a limit `threads.limit`...) and the part
-/// it counts (`Leaky-#`, `socket`, `CLOSE_WAIT 10.0.0.5:5432`, `rss`; empty for the total).
+pub use leakwatch_model::{Attribution, Resource, SeriesKey};
+
+/// One stored series of a target (`threads{Leaky-#}`, a limit `threads.limit{max_process}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesView {
-    pub resource: String,
-    pub attribution: String,
+    pub key: SeriesKey,
     /// `(ms since the epoch, value)`, time-ordered.
     pub points: Vec<(i64, f64)>,
 }
 
 impl SeriesView {
-    pub fn new(
-        resource: impl Into<String>,
-        attribution: impl Into<String>,
-        points: Vec<(i64, f64)>,
-    ) -> SeriesView {
-        SeriesView {
-            resource: resource.into(),
-            attribution: attribution.into(),
-            points,
-        }
+    pub fn new(key: SeriesKey, points: Vec<(i64, f64)>) -> SeriesView {
+        SeriesView { key, points }
+    }
+
+    /// A series of the page's target from the text encoding (`"threads"`, `"Leaky-#"`).
+    pub fn from_text(resource: &str, attribution: &str, points: Vec<(i64, f64)>) -> SeriesView {
+        SeriesView::new(SeriesKey::from_text("", resource, attribution), points)
     }
 
     /// `threads{Leaky-#}`, or `threads` for the total: the spelling of the API and CLI.
     pub fn label(&self) -> String {
-        label(&self.resource, &self.attribution)
+        self.key.label()
     }
 
     pub fn is_limit(&self) -> bool {
-        self.resource.ends_with(".limit")
+        self.key.is_limit
     }
 
     pub fn last(&self) -> Option<f64> {
@@ -49,13 +45,10 @@ impl SeriesView {
     }
 }
 
-/// `threads{Leaky-#}`, or `threads` when the attribution is empty.
+/// `threads{Leaky-#}`, or `threads` when the attribution is empty, for records that carry
+/// the text encoding (alerts, incidents).
 pub fn label(resource: &str, attribution: &str) -> String {
-    if attribution.is_empty() {
-        resource.to_string()
-    } else {
-        format!("{resource}{{{attribution}}}")
-    }
+    SeriesKey::from_text("", resource, attribution).label()
 }
 
 /// A process of the target was replaced.
@@ -146,7 +139,7 @@ pub struct TargetView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spark {
     pub title: String,
-    pub resource: String,
+    pub resource: Resource,
     pub points: Vec<(i64, f64)>,
     pub limit: Option<f64>,
 }
@@ -187,21 +180,19 @@ pub fn soonest_eta(findings: &[Finding]) -> Option<f64> {
 }
 
 /// The largest `current / limit` among a target's current values, with the label of the
-/// series: every limit series `R.limit{A}` is paired with the series `R{A}` (the store
-/// keeps a limit next to the series it bounds, e.g. `threads.limit{max_process}` with
-/// `threads{max_process}`).
-pub fn closeness(current: &[(String, String, f64)]) -> Option<(f64, String)> {
+/// series: every limit series is paired with the series it bounds (the store keeps a limit
+/// next to that series, e.g. `threads.limit{max_process}` with `threads{max_process}`).
+pub fn closeness(current: &[(SeriesKey, f64)]) -> Option<(f64, String)> {
     current
         .iter()
-        .filter_map(|(resource, attribution, limit)| {
-            let bounded = resource.strip_suffix(".limit")?;
-            if *limit <= 0.0 {
-                return None;
-            }
-            let (_, _, value) = current
-                .iter()
-                .find(|(r, a, _)| r == bounded && a == attribution)?;
-            Some((value / limit, label(bounded, attribution)))
+        .filter(|(key, limit)| key.is_limit && *limit > 0.0)
+        .filter_map(|(limit_key, limit)| {
+            let (bounded, value) = current.iter().find(|(key, _)| {
+                !key.is_limit
+                    && key.resource == limit_key.resource
+                    && key.attribution == limit_key.attribution
+            })?;
+            Some((value / limit, bounded.label()))
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
@@ -231,9 +222,7 @@ pub(crate) mod tests {
     pub fn finding(target: &str, resource: &str, attribution: &str, eta: Option<f64>) -> Finding {
         Finding {
             kind: FindingKind::Leak,
-            target: target.into(),
-            resource: resource.into(),
-            attribution: attribution.into(),
+            key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
             pids: vec![],
             current: 400.0,
             limit: Some(32_768.0),
@@ -304,16 +293,18 @@ pub(crate) mod tests {
     #[test]
     fn closeness_pairs_each_limit_with_its_series() {
         let current = vec![
-            ("threads".to_string(), "".to_string(), 900.0),
-            ("threads".to_string(), "max_process".to_string(), 300.0),
+            (SeriesKey::from_text("", "threads", ""), 900.0),
+            (SeriesKey::from_text("", "threads", "max_process"), 300.0),
             (
-                "threads.limit".to_string(),
-                "max_process".to_string(),
+                SeriesKey::from_text("", "threads.limit", "max_process"),
                 1_000.0,
             ),
-            ("fds".to_string(), "max_process".to_string(), 800.0),
-            ("fds.limit".to_string(), "max_process".to_string(), 1_024.0),
-            ("memory.limit".to_string(), "cgroup".to_string(), 0.0),
+            (SeriesKey::from_text("", "fds", "max_process"), 800.0),
+            (
+                SeriesKey::from_text("", "fds.limit", "max_process"),
+                1_024.0,
+            ),
+            (SeriesKey::from_text("", "memory.limit", "cgroup"), 0.0),
         ];
         let (ratio, label) = closeness(&current).unwrap();
         assert_eq!(label, "fds{max_process}");

@@ -7,9 +7,10 @@ use crate::chart::{self, Chart, Limit, Line, Marker, Trend};
 use crate::escape::{html, url_component};
 use crate::format::{duration, number, span_ms, timestamp, Unit};
 use crate::model::{
-    soonest_eta, AlertView, Finding, FindingKind, IncidentView, Overview, RestartView, SeriesView,
-    TargetView,
+    soonest_eta, AlertView, Attribution, Finding, FindingKind, IncidentView, Overview, Resource,
+    RestartView, SeriesView, TargetView,
 };
+use leakwatch_model::MemoryKind;
 use std::fmt::Write;
 
 /// The page style, inlined into every page and report.
@@ -124,7 +125,7 @@ fn kind_badge(kind: FindingKind) -> String {
 }
 
 /// Quantity of a finding's resource: bytes for memory.
-fn quantity(resource: &str, value: f64) -> String {
+fn quantity(resource: &Resource, value: f64) -> String {
     Unit::of_resource(resource).value(value)
 }
 
@@ -141,21 +142,21 @@ pub fn findings_table(findings: &[Finding]) -> String {
         let rate = if f.kind == FindingKind::CrashLoop {
             format!("{} restarts/h", number(f.rate_per_hour))
         } else {
-            format!("{}/h", quantity(&f.resource, f.rate_per_hour))
+            format!("{}/h", quantity(&f.key.resource, f.rate_per_hour))
         };
         let limit = f
             .limit
-            .map(|l| format!(" / {}", quantity(&f.resource, l)))
+            .map(|l| format!(" / {}", quantity(&f.key.resource, l)))
             .unwrap_or_default();
         let _ = write!(
             s,
             "<tr class=\"finding\"><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}{}</td><td>{}</td><td class=\"num\">{:.1}%</td><td>{}</td></tr>",
             kind_badge(f.kind),
-            html(&crate::model::label(&f.resource, &f.attribution)),
+            html(&f.key.label()),
             html(&f.summary),
             html(&rate),
-            html(&quantity(&f.resource, f.current)),
+            html(&quantity(&f.key.resource, f.current)),
             html(&limit),
             html(&eta_text(f)),
             f.confidence * 100.0,
@@ -310,16 +311,24 @@ pub const MAX_LINES: usize = 8;
 fn is_finding_series(findings: &[Finding], s: &SeriesView) -> bool {
     findings
         .iter()
-        .any(|f| f.resource == s.resource && f.attribution == s.attribution)
+        .any(|f| f.key.resource == s.key.resource && f.key.attribution == s.key.attribution)
+}
+
+/// A value series of `resource` other than the per-process maximum (which the limit line
+/// stands for).
+fn is_part_of(s: &SeriesView, resource: &Resource) -> bool {
+    !s.key.is_limit && s.key.resource == *resource && s.key.attribution != Attribution::MaxProcess
 }
 
 /// Groups a target's series into charts: threads by name group, fds by type, sockets by
 /// state, TCP sockets by peer, memory, one chart per app gauge, processes.
 pub(crate) fn groups(t: &TargetView) -> Vec<Group> {
-    let limit_of = |resource: &str, attribution: &str, label: &str| -> Option<Limit> {
+    let limit_of = |resource: Resource, attribution: Attribution, label: &str| -> Option<Limit> {
         t.series
             .iter()
-            .find(|s| s.resource == resource && s.attribution == attribution)
+            .find(|s| {
+                s.key.is_limit && s.key.resource == resource && s.key.attribution == attribution
+            })
             .and_then(SeriesView::last)
             .map(|value| Limit {
                 value,
@@ -333,14 +342,14 @@ pub(crate) fn groups(t: &TargetView) -> Vec<Group> {
         // Totals first, then what a finding is about, then the largest.
         chosen.sort_by(|&a, &b| {
             let (sa, sb) = (&t.series[a], &t.series[b]);
-            sb.attribution
-                .is_empty()
-                .cmp(&sa.attribution.is_empty())
+            sb.key
+                .is_total()
+                .cmp(&sa.key.is_total())
                 .then_with(|| {
                     is_finding_series(&t.findings, sb).cmp(&is_finding_series(&t.findings, sa))
                 })
                 .then_with(|| sb.max().unwrap_or(0.0).total_cmp(&sa.max().unwrap_or(0.0)))
-                .then_with(|| sa.attribution.cmp(&sb.attribution))
+                .then_with(|| sa.key.attribution.cmp(&sb.key.attribution))
         });
         let hidden = chosen.len().saturating_sub(MAX_LINES);
         chosen.truncate(MAX_LINES);
@@ -358,54 +367,70 @@ pub(crate) fn groups(t: &TargetView) -> Vec<Group> {
             "threads",
             "Threads by name group".into(),
             Unit::Count,
-            &|s| s.resource == "threads" && s.attribution != "max_process",
-            limit_of("threads.limit", "max_process", "thread limit (per process)"),
+            &|s| is_part_of(s, &Resource::Threads),
+            limit_of(
+                Resource::Threads,
+                Attribution::MaxProcess,
+                "thread limit (per process)",
+            ),
         ),
         pick(
             "fds",
             "File descriptors by type".into(),
             Unit::Count,
-            &|s| s.resource == "fds" && s.attribution != "max_process",
-            limit_of("fds.limit", "max_process", "fd limit (per process)"),
+            &|s| is_part_of(s, &Resource::Fds),
+            limit_of(
+                Resource::Fds,
+                Attribution::MaxProcess,
+                "fd limit (per process)",
+            ),
         ),
         pick(
             "sockets",
             "Sockets by state".into(),
             Unit::Count,
-            &|s| s.resource == "tcp" || s.resource == "sockets",
+            &|s| is_part_of(s, &Resource::Tcp) || is_part_of(s, &Resource::Sockets),
             None,
         ),
         pick(
             "peers",
             "TCP sockets by state and peer".into(),
             Unit::Count,
-            &|s| s.resource == "tcp_peer",
+            &|s| is_part_of(s, &Resource::TcpPeer),
             None,
         ),
         pick(
             "memory",
             "Memory".into(),
             Unit::Bytes,
-            &|s| s.resource == "memory",
-            limit_of("memory.limit", "cgroup", "cgroup memory limit"),
+            &|s| is_part_of(s, &Resource::Memory),
+            limit_of(
+                Resource::Memory,
+                Attribution::Memory(MemoryKind::Cgroup),
+                "cgroup memory limit",
+            ),
         ),
     ];
-    let gauges: Vec<&SeriesView> = t.series.iter().filter(|s| s.resource == "gauge").collect();
+    let gauges: Vec<&SeriesView> = t
+        .series
+        .iter()
+        .filter(|s| is_part_of(s, &Resource::Gauge))
+        .collect();
     for (n, gauge) in gauges.iter().enumerate().take(12) {
-        let name = gauge.attribution.clone();
+        let name = gauge.key.attribution.clone();
         out.push(pick(
             &format!("gauge{n}"),
             format!("App gauge {name}"),
             Unit::Count,
-            &|s| s.resource == "gauge" && s.attribution == name,
-            limit_of("gauge.limit", &name, "declared capacity"),
+            &|s| is_part_of(s, &Resource::Gauge) && s.key.attribution == name,
+            limit_of(Resource::Gauge, name.clone(), "declared capacity"),
         ));
     }
     out.push(pick(
         "processes",
         "Processes".into(),
         Unit::Count,
-        &|s| s.resource == "processes",
+        &|s| is_part_of(s, &Resource::Processes),
         None,
     ));
     out.retain(|g| !g.lines.is_empty());
@@ -431,8 +456,8 @@ pub fn target_charts(t: &TargetView, width: u32, id_prefix: &str) -> Vec<String>
                 .map(|&i| {
                     let s = &t.series[i];
                     Line {
-                        label: if s.attribution.is_empty() {
-                            format!("{} (total)", s.resource)
+                        label: if s.key.is_total() {
+                            format!("{} (total)", s.key.resource)
                         } else {
                             s.label()
                         },
@@ -445,8 +470,8 @@ pub fn target_charts(t: &TargetView, width: u32, id_prefix: &str) -> Vec<String>
                 .iter()
                 .filter_map(|f| {
                     let line = g.lines.iter().position(|&i| {
-                        t.series[i].resource == f.resource
-                            && t.series[i].attribution == f.attribution
+                        t.series[i].key.resource == f.key.resource
+                            && t.series[i].key.attribution == f.key.attribution
                     })?;
                     Trend::from_finding(f, Some(line))
                 })
@@ -678,16 +703,20 @@ mod tests {
         f.evidence_window = (t0 as f64 / 1e3, (t0 + 299_000) as f64 / 1e3);
         f.first_seen = t0 as f64 / 1e3;
         let mut series = vec![
-            SeriesView::new("threads", "", total),
-            SeriesView::new("threads", "Leaky-#", ramp),
-            SeriesView::new("threads", "Base-#", flat.clone()),
-            SeriesView::new("threads", "max_process", flat.clone()),
-            SeriesView::new("threads.limit", "max_process", vec![(t0, 3_000.0)]),
-            SeriesView::new("memory", "rss", vec![(t0, 1e6), (t0 + 299_000, 2e6)]),
-            SeriesView::new("tcp_peer", "CLOSE_WAIT <127.0.0.1:1>", flat.clone()),
+            SeriesView::from_text("threads", "", total),
+            SeriesView::from_text("threads", "Leaky-#", ramp),
+            SeriesView::from_text("threads", "Base-#", flat.clone()),
+            SeriesView::from_text("threads", "max_process", flat.clone()),
+            SeriesView::from_text("threads.limit", "max_process", vec![(t0, 3_000.0)]),
+            SeriesView::from_text("memory", "rss", vec![(t0, 1e6), (t0 + 299_000, 2e6)]),
+            SeriesView::from_text("tcp_peer", "CLOSE_WAIT <127.0.0.1:1>", flat.clone()),
         ];
         for i in 0..12 {
-            series.push(SeriesView::new("fds", format!("kind{i}"), flat.clone()));
+            series.push(SeriesView::from_text(
+                "fds",
+                &format!("kind{i}"),
+                flat.clone(),
+            ));
         }
         TargetView {
             name: "grower".into(),
@@ -757,7 +786,7 @@ mod tests {
                     closeness: Some((0.42, "fds{max_process}".into())),
                     sparks: vec![Spark {
                         title: "threads".into(),
-                        resource: "threads".into(),
+                        resource: Resource::Threads,
                         points: points.clone(),
                         limit: None,
                     }],

@@ -4,7 +4,9 @@
 
 use crate::escape::{self, html};
 use crate::format::{duration, number, span_ms, timestamp, Unit};
-use crate::model::{Finding, FindingKind, IncidentView, SeriesView, TargetView};
+use crate::model::{
+    Attribution, Finding, FindingKind, IncidentView, Resource, SeriesView, TargetView,
+};
 use crate::page;
 use std::fmt::Write;
 
@@ -36,26 +38,31 @@ pub const EVIDENCE_ROWS: usize = 10;
 /// The largest thread groups, socket peers, fd kinds and memory kinds at the end of the
 /// range, with their value at its start: where the growth is.
 pub fn evidence(t: &TargetView) -> Vec<Evidence> {
-    let table = |title, resources: &[&str], unit| {
+    let table = |title, resource: Resource, unit| {
         let mut rows: Vec<(String, f64, f64)> = t
             .series
             .iter()
             .filter(|s| {
-                resources.contains(&s.resource.as_str())
-                    && !s.attribution.is_empty()
-                    && s.attribution != "max_process"
+                !s.key.is_limit
+                    && s.key.resource == resource
+                    && !s.key.is_total()
+                    && s.key.attribution != Attribution::MaxProcess
             })
-            .filter_map(|s| Some((s.attribution.clone(), s.first()?, s.last()?)))
+            .filter_map(|s| Some((s.key.attribution_text(), s.first()?, s.last()?)))
             .collect();
         rows.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
         rows.truncate(EVIDENCE_ROWS);
         Evidence { title, unit, rows }
     };
     [
-        table("Thread groups", &["threads"], Unit::Count),
-        table("TCP sockets by state and peer", &["tcp_peer"], Unit::Count),
-        table("File descriptors by type", &["fds"], Unit::Count),
-        table("Memory", &["memory"], Unit::Bytes),
+        table("Thread groups", Resource::Threads, Unit::Count),
+        table(
+            "TCP sockets by state and peer",
+            Resource::TcpPeer,
+            Unit::Count,
+        ),
+        table("File descriptors by type", Resource::Fds, Unit::Count),
+        table("Memory", Resource::Memory, Unit::Bytes),
     ]
     .into_iter()
     .filter(|e| !e.rows.is_empty())
@@ -65,8 +72,8 @@ pub fn evidence(t: &TargetView) -> Vec<Evidence> {
 /// One sentence per finding: what leaks, how fast, the forecast, since when, how sure.
 /// `esc` is applied to the process-supplied part (the series name).
 pub fn finding_sentence(f: &Finding, esc: fn(&str) -> String) -> String {
-    let unit = Unit::of_resource(&f.resource);
-    let what = esc(&crate::model::label(&f.resource, &f.attribution));
+    let unit = Unit::of_resource(&f.key.resource);
+    let what = esc(&f.key.label());
     match f.kind {
         FindingKind::CrashLoop => format!(
             "{what}: crash loop, {} restarts ({}/h) since {}.",
@@ -430,14 +437,18 @@ mod tests {
                 from_ms: t0,
                 to_ms: t0 + 119_000,
                 series: vec![
-                    SeriesView::new("threads", "Leaky-#", ramp.clone()),
-                    SeriesView::new("threads", "Base-#", vec![(t0, 2.0), (t0 + 119_000, 2.0)]),
-                    SeriesView::new(
+                    SeriesView::from_text("threads", "Leaky-#", ramp.clone()),
+                    SeriesView::from_text(
+                        "threads",
+                        "Base-#",
+                        vec![(t0, 2.0), (t0 + 119_000, 2.0)],
+                    ),
+                    SeriesView::from_text(
                         "tcp_peer",
                         "CLOSE_WAIT 10.0.0.5:5432",
                         vec![(t0, 1.0), (t0 + 119_000, 9.0)],
                     ),
-                    SeriesView::new(
+                    SeriesView::from_text(
                         "memory",
                         "rss",
                         vec![(t0, 1048576.0), (t0 + 119_000, 2097152.0)],

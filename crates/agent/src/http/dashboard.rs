@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use leakwatch_detect::Finding;
+use leakwatch_model::{Attribution, FdKind, MemoryKind, Resource, SeriesKey, TargetKind};
 use leakwatch_store::Store;
 use leakwatch_view::model::{
     self, AlertView, DeliveryView, IncidentView, Overview, OverviewRow, RestartView, SeriesView,
@@ -80,8 +81,8 @@ fn agent_line(shared: &Shared) -> String {
     )
 }
 
-/// A live target's kind and current `(resource, attribution, value)`s.
-type Live = (String, Vec<(String, String, f64)>);
+/// A live target's kind and current values.
+type Live = (TargetKind, Vec<(SeriesKey, f64)>);
 
 /// Every live target, from the latest sample.
 fn live_targets(shared: &Shared) -> BTreeMap<String, Live> {
@@ -89,13 +90,7 @@ fn live_targets(shared: &Shared) -> BTreeMap<String, Live> {
     latest
         .targets
         .iter()
-        .map(|(name, (kind, points))| {
-            let current = points
-                .iter()
-                .map(|(k, v)| (k.resource.clone(), k.attribution.clone(), *v))
-                .collect();
-            (name.clone(), (kind.clone(), current))
-        })
+        .map(|(name, (kind, points))| (name.clone(), (*kind, points.clone())))
         .collect()
 }
 
@@ -111,7 +106,7 @@ pub(super) async fn overview(
     let mut findings: HashMap<String, Vec<Finding>> = HashMap::new();
     for f in state.shared.findings.lock().expect("findings lock").iter() {
         findings
-            .entry(f.target.clone())
+            .entry(f.key.target.clone())
             .or_default()
             .push(f.clone());
     }
@@ -122,7 +117,10 @@ pub(super) async fn overview(
             .map(|t| {
                 let current = live.get(&t.name);
                 OverviewRow {
-                    kind: current.map_or(t.kind.clone(), |c| c.0.clone()),
+                    kind: current
+                        .map(|c| c.0)
+                        .or(t.kind)
+                        .map_or_else(String::new, |kind| kind.to_string()),
                     live: current.is_some(),
                     last_seen_ms: t.last_seen_ms,
                     findings: findings.remove(&t.name).unwrap_or_default(),
@@ -162,19 +160,27 @@ fn sparks(store: &Store, target: &str, from: i64, to: i64) -> Vec<Spark> {
         return Vec::new();
     };
     [
-        ("threads", "threads", ""),
-        ("fds", "fds", ""),
-        ("sockets", "fds", "socket"),
-        ("memory", "memory", "rss"),
+        ("threads", Resource::Threads, Attribution::Total),
+        ("fds", Resource::Fds, Attribution::Total),
+        (
+            "sockets",
+            Resource::Fds,
+            Attribution::FdKind(FdKind::Socket),
+        ),
+        (
+            "memory",
+            Resource::Memory,
+            Attribution::Memory(MemoryKind::Rss),
+        ),
     ]
     .into_iter()
     .filter_map(|(title, resource, attribution)| {
-        let i = data
-            .iter()
-            .position(|s| s.key.resource == resource && s.key.attribution == attribution)?;
+        let i = data.iter().position(|s| {
+            !s.key.is_limit && s.key.resource == resource && s.key.attribution == attribution
+        })?;
         Some(Spark {
             title: title.to_string(),
-            resource: resource.to_string(),
+            resource,
             points: std::mem::take(&mut data[i].points),
             limit: None,
         })
@@ -198,7 +204,7 @@ pub(super) async fn target(
         .lock()
         .expect("findings lock")
         .iter()
-        .filter(|f| f.target == name)
+        .filter(|f| f.key.target == name)
         .cloned()
         .collect();
     let alerts_db = state.shared.alerts_db.clone();
@@ -219,7 +225,7 @@ pub(super) async fn target(
             .query_target(&target, from, to)
             .map_err(|e| e.to_string())?
             .into_iter()
-            .map(|s| SeriesView::new(s.key.resource, s.key.attribution, s.points))
+            .map(|s| SeriesView::new(s.key, s.points))
             .collect();
         let restarts = store
             .restarts(&target, from, to)
@@ -256,7 +262,11 @@ pub(super) async fn target(
             })
             .collect();
         Ok(Some(TargetView {
-            kind: live.as_ref().map_or(info.kind.clone(), |l| l.0.clone()),
+            kind: live
+                .as_ref()
+                .map(|l| l.0)
+                .or(info.kind)
+                .map_or_else(String::new, |kind| kind.to_string()),
             live: live.is_some(),
             name: target,
             from_ms: from,

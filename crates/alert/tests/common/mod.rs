@@ -220,9 +220,7 @@ pub fn leak(
 ) -> Finding {
     Finding {
         kind: FindingKind::Leak,
-        target: target.into(),
-        resource: resource.into(),
-        attribution: attribution.into(),
+        key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
         pids: vec![4242],
         current: 2533.0,
         limit: Some(32768.0),

@@ -3,30 +3,32 @@
 //! pure apart from the engine call in standalone mode (itself pure).
 
 use leakwatch_detect::Params;
+use leakwatch_model::{Resource, SeriesKey};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Points kept per series: 4 minutes at the default 2 s interval.
 pub const HISTORY: usize = 120;
 
-/// A series of one target, as the agent names it: `("threads", "Analytics-#")` is the
-/// label `threads{Analytics-#}`; `("threads", "")` is `threads`.
-pub type Key = (String, String);
+/// A series of one target (the target itself is left empty: a [`Target`] holds its own).
+pub type Key = SeriesKey;
 
-/// `threads{Analytics-#}` -> `("threads", "Analytics-#")`. Resource names never hold a
-/// brace, so the first one starts the attribution (which may hold anything).
+/// `threads{Analytics-#}`, as the agent's `/api/v1/targets` labels its current values, read
+/// with the model's grammar.
 pub fn parse_label(label: &str) -> Key {
-    match label.split_once('{') {
-        Some((resource, rest)) => (
-            resource.to_string(),
-            rest.strip_suffix('}').unwrap_or(rest).to_string(),
-        ),
-        None => (label.to_string(), String::new()),
-    }
+    label
+        .parse()
+        .unwrap_or_else(|_| SeriesKey::from_text("", label, ""))
 }
 
+/// The whole of `resource`.
+pub fn total(resource: Resource) -> Key {
+    SeriesKey::total("", resource)
+}
+
+#[cfg(test)]
 pub fn key(resource: &str, attribution: &str) -> Key {
-    (resource.to_string(), attribution.to_string())
+    SeriesKey::from_text("", resource, attribution)
 }
 
 /// A bounded, time-ordered series of `(ms since the epoch, value)`.
@@ -100,6 +102,11 @@ pub struct FindingView {
 }
 
 impl FindingView {
+    /// The series it is about.
+    pub fn key(&self) -> SeriesKey {
+        SeriesKey::from_text(&self.target, &self.resource, &self.attribution)
+    }
+
     /// The forecast used for ranking: the conservative one when there is one.
     pub fn eta(&self) -> Option<f64> {
         self.eta_conservative_seconds.or(self.eta_seconds)
@@ -110,9 +117,9 @@ impl From<&leakwatch_detect::Finding> for FindingView {
     fn from(f: &leakwatch_detect::Finding) -> FindingView {
         FindingView {
             kind: f.kind.to_string(),
-            target: f.target.clone(),
-            resource: f.resource.clone(),
-            attribution: f.attribution.clone(),
+            target: f.key.target.clone(),
+            resource: f.key.resource_text(),
+            attribution: f.key.attribution_text(),
             current: f.current,
             limit: f.limit,
             rate_per_hour: f.rate_per_hour,
@@ -174,15 +181,12 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn value(&self, resource: &str, attribution: &str) -> Option<f64> {
-        self.current
-            .get(&(resource.to_string(), attribution.to_string()))
-            .copied()
+    pub fn value(&self, key: &Key) -> Option<f64> {
+        self.current.get(key).copied()
     }
 
-    pub fn ring(&self, resource: &str, attribution: &str) -> Option<&Ring> {
-        self.history
-            .get(&(resource.to_string(), attribution.to_string()))
+    pub fn ring(&self, key: &Key) -> Option<&Ring> {
+        self.history.get(key)
     }
 
     /// Sum of the TCP sockets per state; `None` when the fds (and so the sockets) of the
@@ -203,7 +207,10 @@ impl Target {
         }
         // A thread group or peer that left the window of the total is dropped, so the
         // history stays bounded however many names come and go.
-        if let Some(oldest) = self.ring("threads", "").and_then(Ring::first_ms) {
+        if let Some(oldest) = self
+            .ring(&total(Resource::Threads))
+            .and_then(Ring::first_ms)
+        {
             self.history
                 .retain(|_, ring| ring.last_ms().is_some_and(|last| last >= oldest));
             self.restarts.retain(|(ms, _, _)| *ms >= oldest);
@@ -213,11 +220,11 @@ impl Target {
 
 fn tcp_total(values: &BTreeMap<Key, f64>) -> Option<f64> {
     // Written with the fd series: present exactly when the fds could be read.
-    values.get(&key("fds", ""))?;
+    values.get(&total(Resource::Fds))?;
     Some(
         values
             .iter()
-            .filter(|((resource, _), _)| resource == "tcp")
+            .filter(|(key, _)| !key.is_limit && key.resource == Resource::Tcp)
             .map(|(_, v)| *v)
             .sum(),
     )
@@ -354,12 +361,13 @@ impl Model {
             let data: Vec<leakwatch_store::SeriesData> = target
                 .history
                 .iter()
-                .map(
-                    |((resource, attribution), ring)| leakwatch_store::SeriesData {
-                        key: leakwatch_store::SeriesKey::new(&target.name, resource, attribution),
-                        points: ring.points().collect(),
+                .map(|(key, ring)| leakwatch_store::SeriesData {
+                    key: SeriesKey {
+                        target: target.name.clone(),
+                        ..key.clone()
                     },
-                )
+                    points: ring.points().collect(),
+                })
                 .collect();
             let series = leakwatch_agent::findings::to_series(&target.name, &data);
             let restarts: Vec<leakwatch_detect::Restart> = target
@@ -467,7 +475,11 @@ mod tests {
         ));
         assert_eq!(model.targets.keys().collect::<Vec<_>>(), vec!["a"]);
         let a = &model.targets["a"];
-        let threads: Vec<f64> = a.ring("threads", "").unwrap().values().collect();
+        let threads: Vec<f64> = a
+            .ring(&total(Resource::Threads))
+            .unwrap()
+            .values()
+            .collect();
         assert_eq!(threads, vec![3.0, 5.0]);
         assert_eq!(a.sockets.values().collect::<Vec<_>>(), vec![1.0, 3.0]);
         assert_eq!(a.tcp_total(), Some(3.0));
@@ -482,7 +494,7 @@ mod tests {
         });
         assert_eq!(
             model.targets["a"]
-                .ring("threads", "")
+                .ring(&total(Resource::Threads))
                 .unwrap()
                 .values()
                 .count(),
@@ -521,7 +533,11 @@ mod tests {
             ],
         });
         let a = &model.targets["a"];
-        let threads: Vec<f64> = a.ring("threads", "").unwrap().values().collect();
+        let threads: Vec<f64> = a
+            .ring(&total(Resource::Threads))
+            .unwrap()
+            .values()
+            .collect();
         assert_eq!(threads, vec![7.0, 8.0, 9.0]);
         assert_eq!(a.sockets.values().collect::<Vec<_>>(), vec![4.0, 0.0, 0.0]);
     }

@@ -2,10 +2,11 @@
 //! every interval and sends [`Update`]s to the UI thread. A failed round is sent as an
 //! error and the next round tries again; the thread ends when the UI has gone.
 
-use super::model::{parse_label, FindingView, Key, TargetUpdate, Update};
+use super::model::{parse_label, total, FindingView, Key, TargetUpdate, Update};
 use crate::agent_cmd::{self, ClientArgs};
 use anyhow::{Context, Result};
 use leakwatch_agent::targets::{group, RestartTracker, Targeting};
+use leakwatch_model::{Resource, SeriesKey};
 use leakwatch_proc::{Options, Sampler, Selection};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -74,7 +75,13 @@ pub fn standalone(
                                 current: target
                                     .points(&name.name, MAX_GROUPS, MAX_PEERS)
                                     .into_iter()
-                                    .map(|(key, value)| ((key.resource, key.attribution), value))
+                                    .map(|(key, value)| {
+                                        let key = SeriesKey {
+                                            target: String::new(),
+                                            ..key
+                                        };
+                                        (key, value)
+                                    })
                                     .collect(),
                                 name: name.name,
                                 kind: name.kind.to_string(),
@@ -174,7 +181,7 @@ fn poll(client: &ClientArgs, last_samples: &mut Option<u64>) -> Result<(Update, 
         .iter()
         .map(|t| {
             let urgent = findings.iter().any(|f| f.target == t.name);
-            let threads = t.current.get(&("threads".into(), String::new())).copied();
+            let threads = t.current.get(&total(Resource::Threads)).copied();
             (urgent, threads.unwrap_or(0.0), t.name.clone())
         })
         .collect();
@@ -229,9 +236,10 @@ fn history(client: &ClientArgs, target: &str) -> Result<Vec<(i64, BTreeMap<Key, 
 pub fn parse_series(body: &Value) -> Vec<(i64, BTreeMap<Key, f64>)> {
     let mut passes: BTreeMap<i64, BTreeMap<Key, f64>> = BTreeMap::new();
     for series in body["series"].as_array().into_iter().flatten() {
-        let key = (
-            series["resource"].as_str().unwrap_or("").to_string(),
-            series["attribution"].as_str().unwrap_or("").to_string(),
+        let key = SeriesKey::from_text(
+            "",
+            series["resource"].as_str().unwrap_or(""),
+            series["attribution"].as_str().unwrap_or(""),
         );
         for point in series["points"].as_array().into_iter().flatten() {
             if let (Some(ms), Some(value)) = (point[0].as_i64(), point[1].as_f64()) {
@@ -244,6 +252,7 @@ pub fn parse_series(body: &Value) -> Vec<(i64, BTreeMap<Key, f64>)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::model::key;
     use super::*;
     use serde_json::json;
 
@@ -260,7 +269,7 @@ mod tests {
         assert_eq!(targets[0].name, "svc");
         assert_eq!(targets[0].kind, "unit");
         assert_eq!(
-            targets[0].current[&("tcp_peer".into(), "CLOSE_WAIT 127.0.0.1:18443".into())],
+            targets[0].current[&key("tcp_peer", "CLOSE_WAIT 127.0.0.1:18443")],
             12.0
         );
 
@@ -272,6 +281,6 @@ mod tests {
         assert_eq!(passes.len(), 2);
         assert_eq!(passes[0].0, 1000);
         assert_eq!(passes[1].1.len(), 2);
-        assert_eq!(passes[1].1[&("fds".into(), "socket".into())], 3.0);
+        assert_eq!(passes[1].1[&key("fds", "socket")], 3.0);
     }
 }

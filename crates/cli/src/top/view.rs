@@ -2,8 +2,9 @@
 //! text sparklines, and the lines of the detail pane. No terminal here, so all of it is
 //! unit-tested.
 
-use super::model::{FindingView, Ring, Target};
+use super::model::{total, FindingView, Ring, Target};
 use crate::format;
+use leakwatch_model::{Attribution, MemoryKind, Resource, SeriesKey, TcpState};
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,8 @@ pub struct Row {
 
 impl Row {
     pub fn from_target(target: &Target) -> Row {
-        let count = |resource: &str| target.value(resource, "").map(|v| v.max(0.0) as u64);
+        let count = |resource: Resource| target.value(&total(resource)).map(|v| v.max(0.0) as u64);
+        let rss = SeriesKey::new("", Resource::Memory, Attribution::Memory(MemoryKind::Rss));
         let spark_of = |ring: Option<&Ring>| {
             ring.map(|r| {
                 let values: Vec<f64> = r.values().collect();
@@ -82,41 +84,51 @@ impl Row {
         let top_group = target
             .current
             .iter()
-            .filter(|((resource, attribution), _)| {
-                resource == "threads"
-                    && !matches!(attribution.as_str(), "" | "max_process" | "other")
+            .filter_map(|(key, n)| match (&key.resource, &key.attribution) {
+                (Resource::Threads, Attribution::ThreadGroup(group)) if !key.is_limit => {
+                    Some((group, n))
+                }
+                _ => None,
             })
             .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(a.0)))
-            .map(|((_, group), n)| (group.clone(), *n as u64));
+            .map(|(group, n)| (group.clone(), *n as u64));
         let top_close_wait = target
             .current
             .iter()
-            .filter_map(|((resource, attribution), n)| {
-                let peer = attribution.strip_prefix("CLOSE_WAIT ")?;
-                (resource == "tcp_peer").then(|| (peer.to_string(), *n as u64))
+            .filter_map(|(key, n)| match &key.attribution {
+                Attribution::TcpPeer {
+                    state: TcpState::CloseWait,
+                    peer,
+                } if !key.is_limit => Some((peer.clone(), *n as u64)),
+                _ => None,
             })
             .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
         Row {
             name: target.name.clone(),
-            threads: count("threads"),
-            threads_spark: spark_of(target.ring("threads", "")),
-            fds: count("fds"),
-            fds_spark: spark_of(target.ring("fds", "")),
+            threads: count(Resource::Threads),
+            threads_spark: spark_of(target.ring(&total(Resource::Threads))),
+            fds: count(Resource::Fds),
+            fds_spark: spark_of(target.ring(&total(Resource::Fds))),
             sockets: target.tcp_total().map(|v| v as u64),
             sockets_spark: if target.tcp_total().is_some() {
                 spark_of(Some(&target.sockets))
             } else {
                 String::new()
             },
-            rss: target.value("memory", "rss").map(|v| v as u64),
-            rss_spark: spark_of(target.ring("memory", "rss")),
+            rss: target.value(&rss).map(|v| v as u64),
+            rss_spark: spark_of(target.ring(&rss)),
             worst: worst_against_limit(target),
             top_group,
             top_close_wait,
             finding: target
                 .findings
                 .iter()
-                .find(|f| !matches!(f.attribution.as_str(), "" | "max_process"))
+                .find(|f| {
+                    !matches!(
+                        f.key().attribution,
+                        Attribution::Total | Attribution::MaxProcess
+                    )
+                })
                 .or(target.findings.first())
                 .cloned(),
             eta: target
@@ -131,14 +143,18 @@ impl Row {
 
 /// Every resource that has a limit series (`X.limit{A}` bounds `X{A}`), as
 /// `(fraction of the limit, resource)`, fullest first.
-pub fn against_limits(target: &Target) -> Vec<(f64, String, f64, f64)> {
-    let mut out: Vec<(f64, String, f64, f64)> = target
+pub fn against_limits(target: &Target) -> Vec<(f64, Resource, f64, f64)> {
+    let mut out: Vec<(f64, Resource, f64, f64)> = target
         .current
         .iter()
-        .filter_map(|((resource, attribution), limit)| {
-            let base = resource.strip_suffix(".limit")?;
-            let value = target.value(base, attribution)?;
-            (*limit > 0.0).then(|| (value / limit, base.to_string(), value, *limit))
+        .filter(|(key, _)| key.is_limit)
+        .filter_map(|(key, limit)| {
+            let bounded = SeriesKey {
+                is_limit: false,
+                ..key.clone()
+            };
+            let value = target.value(&bounded)?;
+            (*limit > 0.0).then(|| (value / limit, key.resource.clone(), value, *limit))
         })
         .collect();
     out.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
@@ -149,7 +165,7 @@ fn worst_against_limit(target: &Target) -> Option<(f64, String)> {
     against_limits(target)
         .into_iter()
         .next()
-        .map(|(fraction, resource, _, _)| (fraction, resource))
+        .map(|(fraction, resource, _, _)| (fraction, resource.to_string()))
 }
 
 /// Leak risk, most urgent first: targets with a finding that forecasts exhaustion (soonest
@@ -260,12 +276,19 @@ pub fn eta_text(seconds: f64) -> String {
 /// memory, limits and findings. `(heading, lines)` sections.
 pub fn detail(target: &Target) -> Vec<(String, Vec<String>)> {
     let mut sections = Vec::new();
-    let attributed = |resource: &str| -> Vec<(String, f64)> {
+    let attributed = |resource: Resource| -> Vec<(String, f64)> {
         let mut items: Vec<(String, f64)> = target
             .current
             .iter()
-            .filter(|((r, a), _)| r == resource && !a.is_empty() && a != "max_process")
-            .map(|((_, a), v)| (a.clone(), *v))
+            .filter(|(key, _)| {
+                !key.is_limit
+                    && key.resource == resource
+                    && !matches!(
+                        key.attribution,
+                        Attribution::Total | Attribution::MaxProcess
+                    )
+            })
+            .map(|(key, v)| (key.attribution.to_string(), *v))
             .collect();
         items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         items
@@ -290,20 +313,22 @@ pub fn detail(target: &Target) -> Vec<(String, Vec<String>)> {
 
     let mut threads = vec![format!(
         "total {}",
-        target.value("threads", "").map_or("-".into(), number)
+        target
+            .value(&total(Resource::Threads))
+            .map_or("-".into(), number)
     )];
     threads.extend(
-        attributed("threads")
+        attributed(Resource::Threads)
             .into_iter()
             .map(|(group, n)| format!("{:>8}  {group}", number(n))),
     );
     sections.push(("threads".to_string(), threads));
 
-    let fds = match target.value("fds", "") {
+    let fds = match target.value(&total(Resource::Fds)) {
         Some(total) => {
             let mut lines = vec![format!("total {}", number(total))];
             lines.extend(
-                attributed("fds")
+                attributed(Resource::Fds)
                     .into_iter()
                     .map(|(kind, n)| format!("{:>8}  {kind}", number(n))),
             );
@@ -313,11 +338,11 @@ pub fn detail(target: &Target) -> Vec<(String, Vec<String>)> {
     };
     sections.push(("fds".to_string(), fds));
 
-    let mut tcp: Vec<String> = attributed("tcp")
+    let mut tcp: Vec<String> = attributed(Resource::Tcp)
         .into_iter()
         .map(|(state, n)| format!("{:>8}  {state}", number(n)))
         .collect();
-    let peers = attributed("tcp_peer");
+    let peers = attributed(Resource::TcpPeer);
     if !peers.is_empty() {
         tcp.push("by state and peer:".to_string());
         tcp.extend(
@@ -326,7 +351,7 @@ pub fn detail(target: &Target) -> Vec<(String, Vec<String>)> {
                 .map(|(peer, n)| format!("{:>8}  {peer}", number(n))),
         );
     }
-    for (kind, n) in attributed("sockets") {
+    for (kind, n) in attributed(Resource::Sockets) {
         tcp.push(format!("{:>8}  {kind} sockets", number(n)));
     }
     if tcp.is_empty() {
@@ -334,7 +359,7 @@ pub fn detail(target: &Target) -> Vec<(String, Vec<String>)> {
     }
     sections.push(("sockets".to_string(), tcp));
 
-    let memory: Vec<String> = attributed("memory")
+    let memory: Vec<String> = attributed(Resource::Memory)
         .into_iter()
         .map(|(kind, v)| format!("{:>10}  {kind}", format::bytes(v.max(0.0) as u64)))
         .collect();
@@ -344,7 +369,7 @@ pub fn detail(target: &Target) -> Vec<(String, Vec<String>)> {
         .into_iter()
         .map(|(fraction, resource, value, limit)| {
             let show = |v: f64| {
-                if resource == "memory" {
+                if resource.is_bytes() {
                     format::bytes(v as u64)
                 } else {
                     number(v)
