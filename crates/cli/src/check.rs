@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use leakcheck::inventory::{Inventory, Reader};
 use leakcheck::rules::{self, Counts, Finding, Ignore, Policy, Verdict};
 use leakcheck::settle::settle;
+use leakwatch_exec::quote;
 use leakwatch_proc::{Options, ProcessSample, Sampler, Selection};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -290,7 +291,7 @@ fn describe_rounds(args: &Args, workload: &[String]) -> String {
         "{} warm-up + {} rounds of `{}`, settle up to {}",
         args.warmup,
         args.rounds,
-        shlex::try_join(workload.iter().map(String::as_str)).unwrap_or_else(|_| workload.join(" ")),
+        quote::join(workload),
         humantime::format_duration(args.settle)
     )
 }
