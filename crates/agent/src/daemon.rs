@@ -737,7 +737,7 @@ fn evidence_loop(
                         meta.target,
                         meta.summary,
                         meta.kind,
-                        evidence::shell_words(&record.command),
+                        leakwatch_exec::quote::join(&record.command),
                         record.outcome
                     )
                 } else {

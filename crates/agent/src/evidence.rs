@@ -8,10 +8,10 @@
 //! that comes back later is a new incident. Open incidents survive an agent restart
 //! (`open.json`). Folders beyond `max_incidents` are deleted oldest first.
 
-use crate::command;
 use crate::config::{EvidenceSection, Mitigation, TargetRule};
 use crate::listing;
 use leakwatch_detect::Finding;
+use leakwatch_exec::{expand, quote, Finished, Keep, Program};
 use leakwatch_model::SeriesKey;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -428,9 +428,9 @@ pub fn capture(
                 pid.to_string(),
                 "Thread.print".to_string(),
             ];
-            let out = command::run(&argv, None, settings.timeout, cap);
-            let note = out.describe(settings.timeout);
-            put(&format!("jcmd-threads-{pid}.txt"), &out.output, note);
+            let out = run(argv, settings.timeout, cap);
+            let note = out.describe();
+            put(&format!("jcmd-threads-{pid}.txt"), &out.stdout.bytes, note);
         }
     }
     if let Some(url) = job.rule.as_ref().and_then(|r| r.pprof_url.as_ref()) {
@@ -453,14 +453,15 @@ pub fn capture(
         for (i, template) in rule.capture.iter().enumerate() {
             let pid = pid.to_string();
             let dir_text = dir.display().to_string();
-            let argv = command::expand(
+            let argv = expand(
                 template,
                 &[("pid", &pid), ("dir", &dir_text), ("target", &f.key.target)],
             );
-            let out = command::run(&argv, None, settings.timeout, cap);
-            let note = out.describe(settings.timeout);
-            let mut text = format!("$ {}\n# {note}\n", shell_words(&argv)).into_bytes();
-            text.extend_from_slice(&out.output);
+            let line = quote::join(&argv);
+            let out = run(argv, settings.timeout, cap);
+            let note = out.describe();
+            let mut text = format!("$ {line}\n# {note}\n").into_bytes();
+            text.extend_from_slice(&out.stdout.bytes);
             put(&format!("capture-{}.txt", i + 1), &text, note);
         }
     }
@@ -486,21 +487,15 @@ pub fn join(root: &Path, id: &str, finding: &Finding) -> Result<(), String> {
     Ok(())
 }
 
-/// A command line for display (quoted where a shell would need it); never executed.
-pub fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@{}%+,".contains(&b))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Runs a capture or restart command (argv, no shell, stdin from /dev/null): its own
+/// process group killed whole at `timeout`, stdout and stderr together, the first `cap`
+/// bytes kept. What it leaves running after a normal exit is left alone: a restart command
+/// may start the service again.
+fn run(argv: Vec<String>, timeout: Duration, cap: usize) -> Finished {
+    Program::new(argv, timeout)
+        .cap(cap, Keep::Head)
+        .merged()
+        .run()
 }
 
 fn fetch_goroutines(base: &str, timeout: Duration, cap: usize) -> (Vec<u8>, String) {
@@ -706,7 +701,7 @@ pub fn mitigate(
         return None;
     }
     let pid = pids.iter().min().map(|p| p.to_string()).unwrap_or_default();
-    let argv = command::expand(
+    let argv = expand(
         &mitigation.restart_command,
         &[("pid", &pid), ("target", &meta.target)],
     );
@@ -728,10 +723,10 @@ pub fn mitigate(
         }
     } else {
         log.record(&meta.target, now_ms);
-        let out = command::run(&argv, None, mitigation.timeout, 64 * 1024);
-        let outcome = out.describe(mitigation.timeout);
-        let mut text = format!("$ {}\n# {outcome}\n", shell_words(&argv)).into_bytes();
-        text.extend_from_slice(&out.output);
+        let out = run(argv.clone(), mitigation.timeout, 64 * 1024);
+        let outcome = out.describe();
+        let mut text = format!("$ {}\n# {outcome}\n", quote::join(&argv)).into_bytes();
+        text.extend_from_slice(&out.stdout.bytes);
         let name = format!("mitigation-{}.txt", meta.mitigations.len() + 1);
         let _ = std::fs::write(root.join(id).join(&name), &text);
         meta.files.push(FileEntry {

@@ -5,7 +5,6 @@
 //! Threads: `lw-sampler` (the sampling loop), `lw-writer` (the store), and a small tokio
 //! runtime for HTTP. Sampling never waits on the other two.
 
-pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod evidence;

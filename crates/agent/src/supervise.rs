@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::daemon::{self, Mode, Shared};
+use leakwatch_exec::signals::{self, Signal};
 use leakwatch_store::Restart;
 use std::collections::{HashSet, VecDeque};
 use std::io::{Read, Write};
@@ -135,14 +136,12 @@ pub fn run(config: Config, data_dir: &Path, options: RunOptions) -> Result<i32, 
             pids: pids.clone(),
         },
     )?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook_like::SIGINT, signal_hook_like::SIGTERM] {
-        signal_hook_like::register(signal, stop.clone());
-    }
+    // Set by SIGINT/SIGTERM, and by us when the command ends for good (to stop the HTTP
+    // thread): this function runs once per process.
+    let stop = signals::install(&[Signal::Interrupt, Signal::Terminate]);
     let http = if options.serve {
         let shared = shared.clone();
         let config = config.clone();
-        let stop = stop.clone();
         Some(std::thread::spawn(move || {
             let until = async move {
                 while !stop.load(Ordering::Relaxed) {
@@ -156,7 +155,7 @@ pub fn run(config: Config, data_dir: &Path, options: RunOptions) -> Result<i32, 
     } else {
         None
     };
-    let result = supervise(&options, &shared, &pids, &stop);
+    let result = supervise(&options, &shared, &pids, stop);
     stop.store(true, Ordering::Relaxed);
     // Let the writer store the last exit before stopping it.
     std::thread::sleep(Duration::from_millis(300));
@@ -298,31 +297,6 @@ fn supervise(
             std::thread::sleep(Duration::from_millis(50));
         }
         backoff = (backoff * 2).min(Duration::from_secs(60));
-    }
-}
-
-/// SIGINT/SIGTERM to a flag, with `sigaction` (no extra crate for two signals).
-mod signal_hook_like {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, OnceLock};
-
-    pub const SIGINT: i32 = libc::SIGINT;
-    pub const SIGTERM: i32 = libc::SIGTERM;
-
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-
-    extern "C" fn handler(_: libc::c_int) {
-        if let Some(flag) = FLAG.get() {
-            flag.store(true, Ordering::Relaxed);
-        }
-    }
-
-    pub fn register(signal: i32, flag: Arc<AtomicBool>) {
-        let _ = FLAG.set(flag);
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(signal, handler as *const () as libc::sighandler_t);
-        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! Delivery channels. Each turns a [`Notification`] into one request (HTTP, SMTP, or a
 //! process run) and says whether the receiver took it, and if not whether to retry.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use leakwatch_exec::{Exit, Keep, Program};
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate as SmtpCertificate, Tls, TlsParameters};
@@ -280,69 +280,20 @@ fn http_send(
 fn run_exec(c: &ExecConfig, n: &Notification, sent_ms: u64) -> Result<String, SendError> {
     let input = serde_json::to_vec(&payload::webhook_body(n, sent_ms))
         .map_err(|e| SendError::permanent(format!("payload: {e}")))?;
-    let mut child = Command::new(&c.program)
-        .args(&c.args)
+    let argv = std::iter::once(&c.program)
+        .chain(&c.args)
+        .cloned()
+        .collect();
+    // Its own process group, killed whole at the timeout: what it starts in the background
+    // dies with it. A grandchild that escaped the group and holds the pipes open after the
+    // program exits gets a second to finish its output, no more.
+    let run = Program::new(argv, c.timeout.0)
         .env("LEAKWATCH_ALERT_ID", &n.id)
         .env("LEAKWATCH_ALERT_REASON", n.reason.as_str())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| SendError::retry(format!("cannot run {:?}: {e}", c.program)))?;
-    let cap = c.max_output_bytes;
-    let read_capped = move |mut pipe: Box<dyn Read + Send>| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            let mut buf = [0u8; 8192];
-            // Keep reading past the cap (discarding) so the program never blocks on a full pipe.
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let room = cap.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-            let _ = tx.send(kept);
-        });
-        rx
-    };
-    let stdout = read_capped(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = read_capped(Box::new(child.stderr.take().expect("piped stderr")));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let writer = std::thread::spawn(move || {
-        // A program that ignores stdin closes the pipe early; that is not a failure.
-        let _ = stdin.write_all(&input);
-    });
-    let deadline = Instant::now() + c.timeout.0;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                return Err(SendError::retry(format!(
-                    "waiting for {:?}: {e}",
-                    c.program
-                )))
-            }
-        }
-    };
-    if writer.is_finished() {
-        let _ = writer.join();
-    }
-    // A grandchild that inherited the pipes can keep them open after the program exits;
-    // wait for its output briefly, then leave the reader threads to finish on their own.
-    let out = stdout
-        .recv_timeout(Duration::from_secs(1))
-        .unwrap_or_default();
-    let err = stderr
-        .recv_timeout(Duration::from_secs(1))
-        .unwrap_or_default();
+        .stdin(input)
+        .cap(c.max_output_bytes, Keep::Head)
+        .grace(Duration::from_secs(1))
+        .run();
     let tail = |bytes: &[u8]| {
         String::from_utf8_lossy(bytes)
             .trim()
@@ -354,24 +305,30 @@ fn run_exec(c: &ExecConfig, n: &Notification, sent_ms: u64) -> Result<String, Se
             .rev()
             .collect::<String>()
     };
-    match status {
-        None => Err(SendError::retry(format!(
+    let out = &run.stdout.bytes;
+    match &run.exit {
+        Exit::NotStarted(e) => Err(SendError::retry(format!("cannot run {:?}: {e}", c.program))),
+        Exit::WaitFailed(e) => Err(SendError::retry(format!(
+            "waiting for {:?}: {e}",
+            c.program
+        ))),
+        Exit::TimedOut | Exit::Cancelled => Err(SendError::retry(format!(
             "{:?} killed after {:?} timeout",
             c.program, c.timeout.0
         ))),
-        Some(status) if status.success() => Ok(format!(
+        Exit::Code(0) => Ok(format!(
             "exit 0, {} bytes of output{}",
             out.len(),
             if out.is_empty() {
                 String::new()
             } else {
-                format!(": {}", tail(&out))
+                format!(": {}", tail(out))
             }
         )),
-        Some(status) => Err(SendError::retry(format!(
+        status => Err(SendError::retry(format!(
             "{:?} failed ({status}): {}",
             c.program,
-            tail(&err)
+            tail(&run.stderr.bytes)
         ))),
     }
 }

@@ -97,3 +97,54 @@ fn exec_caps_output_and_reports_failures_with_stderr() {
     let error = channel.send(&notification()).unwrap_err();
     assert!(error.message.contains("cannot run"), "{}", error.message);
 }
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet: dead all the same).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+#[test]
+fn exec_timeout_kills_what_the_program_started_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild.pid");
+    // The configured program is a shell script here; leakwatch still starts it from argv.
+    let channel = exec(
+        "sh",
+        &[
+            "-c",
+            "sleep 100 & echo $! > \"$1\"; sleep 100",
+            "sh",
+            pid_file.to_str().unwrap(),
+        ],
+        Duration::from_millis(500),
+        64,
+    );
+    let error = channel.send(&notification()).unwrap_err();
+    assert!(error.message.contains("killed after"), "{}", error.message);
+    let grandchild: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(grandchild) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = !gone(grandchild);
+    if survived {
+        // Do not leave it behind for the other tests.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &grandchild.to_string()])
+            .status();
+    }
+    assert!(
+        !survived,
+        "the background sleep {grandchild} outlived the exec channel's timeout"
+    );
+}

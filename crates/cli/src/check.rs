@@ -9,17 +9,17 @@ use anyhow::{anyhow, bail, Context, Result};
 use leakcheck::inventory::{Inventory, Reader};
 use leakcheck::rules::{self, Counts, Finding, Ignore, Policy, Verdict};
 use leakcheck::settle::settle;
+use leakwatch_exec::signals::{self, Signal};
+use leakwatch_exec::{quote, Exit, Keep, Program};
 use leakwatch_proc::{Options, ProcessSample, Sampler, Selection};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::{self, Read};
+use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const AFTER_HELP: &str = "\
@@ -144,7 +144,10 @@ fn check(args: &Args) -> Result<ExitCode> {
     if args.command.is_empty() && (args.ready_port.is_some() || args.ready_delay.is_some()) {
         bail!("--ready-port and --ready-delay apply to a server started with -- SERVER CMD");
     }
-    interrupt::install();
+    // SIGINT, SIGTERM and SIGHUP set a flag that every wait loop polls, so an interrupted
+    // check stops the server and the workload (via their `Drop`s and kill paths) before it
+    // exits, instead of dying with them still running.
+    signals::install(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup]);
 
     let mut server = None;
     let pids: Vec<u32> = if let Some(pid) = args.pid {
@@ -290,7 +293,7 @@ fn describe_rounds(args: &Args, workload: &[String]) -> String {
         "{} warm-up + {} rounds of `{}`, settle up to {}",
         args.warmup,
         args.rounds,
-        shlex::try_join(workload.iter().map(String::as_str)).unwrap_or_else(|_| workload.join(" ")),
+        quote::join(workload),
         humantime::format_duration(args.settle)
     )
 }
@@ -338,7 +341,7 @@ impl Run<'_> {
             let server = &mut self.server;
             let budget = deadline.saturating_duration_since(Instant::now());
             let settled = settle(budget, || {
-                if interrupt::requested() {
+                if signals::received() {
                     return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
                 }
                 let sample = sampler.sample()?;
@@ -730,33 +733,6 @@ fn parent_of(pid: u32) -> Option<u32> {
     after_comm.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Makes a child its own process group leader (so it and its children can be signalled
-/// together, and a terminal's Ctrl-C reaches only leakwatch, which then stops them) and
-/// kills it if leakwatch dies without cleaning up.
-fn supervise(command: &mut Command) {
-    let parent = std::process::id() as libc::pid_t;
-    command.process_group(0);
-    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Sends `signal` to the process group led by `pid`.
-fn signal_group(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill has no memory preconditions; a group that is gone gives ESRCH.
-    unsafe { libc::kill(-(pid as libc::pid_t), signal) };
-}
-
 /// A server started by `check`: stopped (with its whole process group) on drop, whatever
 /// ends the check.
 struct Server {
@@ -775,7 +751,9 @@ impl Server {
             .try_clone_to_owned()
             .context("cannot duplicate stderr")?;
         process.stdout(Stdio::from(stderr));
-        supervise(&mut process);
+        // Its own group (signalled whole, out of reach of the terminal's Ctrl-C), and
+        // killed if leakwatch dies without cleaning up.
+        leakwatch_exec::own_group(&mut process, true);
         let child = process
             .spawn()
             .with_context(|| format!("cannot start server {:?}", command[0]))?;
@@ -836,7 +814,7 @@ impl Server {
             let pid = self.pid();
             let budget = deadline.saturating_duration_since(Instant::now());
             settle(budget, || {
-                if interrupt::requested() {
+                if signals::received() {
                     return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
                 }
                 let sample = sampler.sample()?;
@@ -869,14 +847,14 @@ impl Server {
     /// SIGTERM to the group, up to 3 s to exit, then SIGKILL; always reaps.
     fn stop(&mut self) {
         if self.exited().is_none() {
-            signal_group(self.pid(), libc::SIGTERM);
+            leakwatch_exec::terminate_group(self.pid());
             let deadline = Instant::now() + Duration::from_secs(3);
             while self.exited().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
         // Also the group's other members, even when the leader is already gone.
-        signal_group(self.pid(), libc::SIGKILL);
+        leakwatch_exec::kill_group(self.pid());
         if self.exited.is_none() {
             self.exited = self.child.wait().ok();
         }
@@ -903,124 +881,50 @@ fn ready_addr(text: &str) -> Result<SocketAddr> {
 }
 
 fn sleep_interruptibly(duration: Duration) -> Result<()> {
-    if interrupt::requested() {
+    if signals::received() {
         bail!("interrupted");
     }
     std::thread::sleep(duration);
-    if interrupt::requested() {
+    if signals::received() {
         bail!("interrupted");
     }
     Ok(())
 }
 
-/// The last bytes a workload printed, kept for the error message if it fails.
+/// The last bytes a workload printed (per stream), kept for the error message if it fails.
 const OUTPUT_TAIL: usize = 4096;
 
-fn collect_tail(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
-    let tail = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&tail);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let mut tail = sink.lock().unwrap_or_else(|p| p.into_inner());
-            tail.extend_from_slice(&buf[..n]);
-            let excess = tail.len().saturating_sub(OUTPUT_TAIL);
-            tail.drain(..excess);
-        }
-    });
-    tail
-}
-
-/// Runs the workload once, to completion; it must exit 0 within `timeout`.
+/// Runs the workload once, to completion; it must exit 0 within `timeout`. It runs in its
+/// own process group, killed whole at the timeout, on an interrupt, and after it exits
+/// (whatever it started there must not outlive the round), and dies with leakwatch.
 fn run_workload(argv: &[String], timeout: Duration) -> Result<()> {
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    supervise(&mut command);
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start {:?}", argv[0]))?;
-    let stdout = collect_tail(child.stdout.take().expect("piped"));
-    let stderr = collect_tail(child.stderr.take().expect("piped"));
-    let started = Instant::now();
-    let kill = |child: &mut Child| {
-        signal_group(child.id(), libc::SIGKILL);
-        let _ = child.wait();
-    };
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if interrupt::requested() {
-            kill(&mut child);
-            bail!("interrupted");
-        }
-        if started.elapsed() > timeout {
-            kill(&mut child);
-            bail!(
-                "{:?} did not finish within {} (--workload-timeout)",
-                argv[0],
-                humantime::format_duration(timeout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    // Whatever it started in its group must not outlive the round.
-    signal_group(child.id(), libc::SIGKILL);
-    if !status.success() {
-        // Give the readers a moment to drain what was written before the exit.
-        std::thread::sleep(Duration::from_millis(50));
-        let text = |tail: &Arc<Mutex<Vec<u8>>>| {
-            String::from_utf8_lossy(&tail.lock().unwrap_or_else(|p| p.into_inner()))
-                .trim_end()
-                .to_string()
-        };
-        let mut message = format!("{:?} failed: {status}", argv[0]);
-        for (name, tail) in [("stdout", &stdout), ("stderr", &stderr)] {
-            let tail = text(tail);
-            if !tail.is_empty() {
-                let _ = write!(message, "\n--- its {name} (last lines) ---\n{tail}");
+    let run = Program::new(argv.to_vec(), timeout)
+        .cap(OUTPUT_TAIL, Keep::Tail)
+        .die_with_parent()
+        .kill_leftovers()
+        .grace(Duration::from_millis(50))
+        .run_until(signals::flag());
+    match &run.exit {
+        Exit::Code(0) => Ok(()),
+        Exit::NotStarted(error) => bail!("cannot start {:?}: {error}", argv[0]),
+        Exit::Cancelled => bail!("interrupted"),
+        Exit::TimedOut => bail!(
+            "{:?} did not finish within {} (--workload-timeout)",
+            argv[0],
+            humantime::format_duration(timeout)
+        ),
+        Exit::WaitFailed(error) => bail!("waiting for {:?}: {error}", argv[0]),
+        status => {
+            let mut message = format!("{:?} failed: {status}", argv[0]);
+            for (name, tail) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+                let tail = tail.text();
+                let tail = tail.trim_end();
+                if !tail.is_empty() {
+                    let _ = write!(message, "\n--- its {name} (last lines) ---\n{tail}");
+                }
             }
+            bail!(message);
         }
-        bail!(message);
-    }
-    Ok(())
-}
-
-/// SIGINT, SIGTERM and SIGHUP set a flag that every wait loop polls, so an interrupted
-/// check stops the server and the workload (via their `Drop`s and kill paths) before it
-/// exits, instead of dying with them still running.
-mod interrupt {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    static REQUESTED: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        REQUESTED.store(true, Ordering::SeqCst);
-    }
-
-    pub fn install() {
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: the handler only stores to an atomic, which is async-signal-safe;
-            // the sigaction struct is zeroed and then filled in completely.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(signal, &action, std::ptr::null_mut());
-            }
-        }
-    }
-
-    pub fn requested() -> bool {
-        REQUESTED.load(Ordering::SeqCst)
     }
 }
 

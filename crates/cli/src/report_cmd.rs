@@ -6,10 +6,10 @@ use crate::agent_cmd::{get, request, ClientArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, ValueEnum};
 use leakwatch_detect::Finding;
+use leakwatch_exec::quote;
 use leakwatch_view::model::{
     AlertView, DeliveryView, IncidentView, RestartView, SeriesView, TargetView,
 };
-use leakwatch_view::page::shell_word;
 use leakwatch_view::report::{self, ReportView};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -305,7 +305,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         .find(|t| t["name"] == target.as_str());
 
     let url = &client.url;
-    let word = shell_word(&target);
+    let word = quote::word(&target);
     let history_since = format!("{}m", (now - from + 59_999) / 60_000);
     let auth = if client.token.is_some() {
         " -H \"Authorization: Bearer $LEAKWATCH_TOKEN\""
@@ -326,7 +326,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     }
     reproduce.push(format!(
         "leakwatch report {} --since {} --format {} --url {url}",
-        shell_word(&args.subject),
+        quote::word(&args.subject),
         args.since,
         if format == Format::Md { "md" } else { "html" }
     ));

@@ -12,11 +12,12 @@ mod view;
 use crate::agent_cmd::ClientArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
+use leakwatch_exec::signals::{self, Signal};
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -46,14 +47,6 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
-/// Set by SIGTERM or SIGINT, so the terminal is restored before exiting. SIGHUP keeps its
-/// default action: the terminal is gone, there is nothing to restore.
-static TERMINATE: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    TERMINATE.store(true, Ordering::Relaxed);
-}
-
 /// Milliseconds since the epoch at which the UI loop last went round.
 static HEARTBEAT_MS: AtomicI64 = AtomicI64::new(0);
 
@@ -71,7 +64,7 @@ fn watchdog() {
             let mut stale_beat: Option<i64> = None;
             loop {
                 std::thread::sleep(Duration::from_millis(250));
-                if TERMINATE.load(Ordering::Relaxed) {
+                if signals::received() {
                     let since = *terminate_seen.get_or_insert_with(Instant::now);
                     if since.elapsed() > Duration::from_secs(2) {
                         ratatui::restore();
@@ -145,22 +138,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         humantime::format_duration(interval).to_string(),
     );
 
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(
-                signal,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
-    }
+    // SIGTERM and SIGINT set the flag, so the terminal is restored before exiting. SIGHUP
+    // keeps its default action: the terminal is gone, there is nothing to restore.
+    signals::install(&[Signal::Terminate, Signal::Interrupt]);
     let _guard = TerminalGuard;
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let mut dirty = true;
     let mut last_draw = Instant::now();
     HEARTBEAT_MS.store(crate::format::now_ms(), Ordering::Relaxed);
     watchdog();
-    while !app.quit && !TERMINATE.load(Ordering::Relaxed) {
+    while !app.quit && !signals::received() {
         HEARTBEAT_MS.store(crate::format::now_ms(), Ordering::Relaxed);
         loop {
             match receiver.try_recv() {

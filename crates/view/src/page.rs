@@ -10,6 +10,7 @@ use crate::model::{
     soonest_eta, AlertView, Attribution, Finding, FindingKind, IncidentView, Overview, Resource,
     RestartView, SeriesView, TargetView,
 };
+use leakwatch_exec::quote;
 use leakwatch_model::MemoryKind;
 use std::fmt::Write;
 
@@ -549,7 +550,7 @@ pub fn target(t: &TargetView, range: Option<&str>, agent: &str) -> String {
          A report to share: <code>leakwatch report {}</code>.</p>",
         t.from_ms,
         t.to_ms,
-        html(&shell_word(&t.name)),
+        html(&quote::word(&t.name)),
     );
     let header = format!(
         "<a href=\"../\">leakwatch</a><span class=\"sub\">{} · {}</span>",
@@ -562,19 +563,6 @@ pub fn target(t: &TargetView, range: Option<&str>, agent: &str) -> String {
         &body,
         Some(ZOOM_JS),
     )
-}
-
-/// `name` as one shell word (single-quoted when it holds anything but safe characters).
-pub fn shell_word(name: &str) -> String {
-    if !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@%+=,".contains(c))
-    {
-        name.to_string()
-    } else {
-        format!("'{}'", name.replace('\'', "'\\''"))
-    }
 }
 
 /// The overview: every target, riskiest first, with sparklines for those that have them.
@@ -808,13 +796,5 @@ mod tests {
         assert!(page.contains("42%<div class=\"muted\"><code>fds{max_process}</code></div>"));
         assert!(page.contains("&lt;idle&gt;") && !page.contains("<idle>"));
         assert!(page.contains("2 watched, 1 with findings"));
-    }
-
-    #[test]
-    fn shell_words_are_quoted_when_needed() {
-        assert_eq!(shell_word("grower"), "grower");
-        assert_eq!(shell_word("nginx.service"), "nginx.service");
-        assert_eq!(shell_word("a b"), "'a b'");
-        assert_eq!(shell_word("it's"), "'it'\\''s'");
     }
 }
