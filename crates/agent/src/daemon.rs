@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::evidence::{self, CaptureJob, MitigationLog, Registry};
+use crate::sync::Locked;
 use crate::targets::{self, Admission, RestartTracker, Targeting};
 use leakwatch_alert::{AlertPayload, Silence};
 use leakwatch_model::{Attribution, Resource, TargetKind};
@@ -179,7 +180,7 @@ pub fn start(
         Mode::Host => (Selection::All, Targeting::new(&config.targets)),
         Mode::Supervised { target, pids } => {
             let selection = Selection::Filter(Box::new(move |identity| {
-                let pids = pids.lock().expect("pid set lock");
+                let pids = pids.locked();
                 pids.contains(&identity.pid) || pids.contains(&identity.ppid)
             }));
             (selection, Targeting::single(&target))
@@ -401,7 +402,7 @@ fn sample_loop(
             .restarts_seen
             .fetch_add(restarts.len() as u64, Ordering::Relaxed);
         {
-            let mut latest = shared.latest.lock().expect("latest lock");
+            let mut latest = shared.latest.locked();
             latest.time_unix_ms = sample.time_unix_ms;
             latest.targets = latest_targets;
             latest.pids = latest_pids;
@@ -469,8 +470,7 @@ fn write_loop(mut store: Store, shared: &Shared, receiver: Receiver<Batch>) {
                 }
             }
             let report = store.append_keyed(batch.ts_ms, &batch.points)?;
-            let supervised =
-                std::mem::take(&mut *shared.supervised_restarts.lock().expect("restarts lock"));
+            let supervised = std::mem::take(&mut *shared.supervised_restarts.locked());
             for restart in batch.restarts.iter().chain(supervised.iter()) {
                 store.record_restart(restart)?;
             }
@@ -558,7 +558,7 @@ fn detect_loop(shared: &Shared, config: &Config, jobs: SyncSender<EvidenceJob>) 
         let found = crate::findings::compute(&store, now_ms, window_ms, &params);
         drop(store);
         {
-            let findings = shared.findings.lock().expect("findings lock");
+            let findings = shared.findings.locked();
             for finding in &found {
                 let new = !findings
                     .iter()
@@ -572,7 +572,7 @@ fn detect_loop(shared: &Shared, config: &Config, jobs: SyncSender<EvidenceJob>) 
         if config.evidence.enabled {
             open_incidents(shared, config, &found, now_ms, &jobs);
         }
-        *shared.findings.lock().expect("findings lock") = found;
+        *shared.findings.locked() = found;
         shared.stats.detect_runs.fetch_add(1, Ordering::Relaxed);
         shared
             .stats
@@ -588,16 +588,11 @@ fn open_incidents(
     now_ms: i64,
     jobs: &SyncSender<EvidenceJob>,
 ) {
-    let new = shared
-        .incidents
-        .lock()
-        .expect("incidents lock")
-        .observe(found, now_ms);
+    let new = shared.incidents.locked().observe(found, now_ms);
     let pids_of = |target: &str| -> Vec<u32> {
         shared
             .latest
-            .lock()
-            .expect("latest lock")
+            .locked()
             .pids
             .get(target)
             .cloned()
@@ -617,15 +612,9 @@ fn open_incidents(
         };
         let output = shared
             .supervised_output
-            .lock()
-            .expect("output lock")
+            .locked()
             .as_ref()
-            .map(|(err, out)| {
-                (
-                    err.lock().expect("tail lock").text(),
-                    out.lock().expect("tail lock").text(),
-                )
-            });
+            .map(|(err, out)| (err.locked().text(), out.locked().text()));
         let job = CaptureJob {
             id: id.clone(),
             pids: pids_of(&finding.key.target),
@@ -657,11 +646,7 @@ fn open_incidents(
         if !soon {
             continue;
         }
-        let id = shared
-            .incidents
-            .lock()
-            .expect("incidents lock")
-            .id_for(&finding.key);
+        let id = shared.incidents.locked().id_for(&finding.key);
         if let Some(id) = id {
             // Full queue: asked again at the next detection run.
             let _ = jobs.try_send(EvidenceJob::Mitigate {
@@ -762,7 +747,7 @@ fn evidence_loop(
                     finding: Some(meta.finding.clone()),
                     incident: Some(id.clone()),
                 };
-                let mut queue = shared.announcements.lock().expect("announcements lock");
+                let mut queue = shared.announcements.locked();
                 if queue.len() >= MAX_ANNOUNCEMENTS {
                     queue.pop_front();
                 }
@@ -795,7 +780,7 @@ fn alert_loop(
     tracing::info!(db = %path.display(), channels = config.channels.len(), "alerting on");
     while !shared.stop.load(Ordering::Relaxed) {
         let now = leakwatch_alert::now_ms();
-        let ops = std::mem::take(&mut *shared.silence_ops.lock().expect("silence lock"));
+        let ops = std::mem::take(&mut *shared.silence_ops.locked());
         for op in &ops {
             match op {
                 SilenceOp::Add(silence) => {
@@ -809,17 +794,13 @@ fn alert_loop(
             }
         }
         let runs = shared.stats.detect_runs.load(Ordering::Relaxed);
-        let announcing = !shared
-            .announcements
-            .lock()
-            .expect("announcements lock")
-            .is_empty();
+        let announcing = !shared.announcements.locked().is_empty();
         if runs != seen_runs || !ops.is_empty() || announcing {
             seen_runs = runs;
-            let findings = shared.findings.lock().expect("findings lock").clone();
+            let findings = shared.findings.locked().clone();
             let mut notifications = engine.update(&findings, now);
             {
-                let incidents = shared.incidents.lock().expect("incidents lock");
+                let incidents = shared.incidents.locked();
                 for n in &mut notifications {
                     let a = &mut n.alert;
                     if a.incident.is_none() {
@@ -828,12 +809,8 @@ fn alert_loop(
                     }
                 }
             }
-            let announcements: Vec<AlertPayload> = shared
-                .announcements
-                .lock()
-                .expect("announcements lock")
-                .drain(..)
-                .collect();
+            let announcements: Vec<AlertPayload> =
+                shared.announcements.locked().drain(..).collect();
             for payload in announcements {
                 // Every channel hears about a restart, whatever its routes.
                 for channel in config.channels.keys() {
@@ -845,7 +822,7 @@ fn alert_loop(
                     ));
                 }
             }
-            *shared.silences.lock().expect("silence lock") = engine.silences().to_vec();
+            *shared.silences.locked() = engine.silences().to_vec();
             if !notifications.is_empty() {
                 if let Err(error) = dispatcher.enqueue(&notifications, now) {
                     tracing::error!(error = %error, "cannot write alerts to the outbox");
@@ -866,7 +843,7 @@ fn alert_loop(
             Err(error) => tracing::error!(error = %error, "alert delivery round failed"),
         }
         if let Ok(counters) = dispatcher.outbox().counters() {
-            *shared.alert_counters.lock().expect("counters lock") = counters;
+            *shared.alert_counters.locked() = counters;
         }
         if let Some(heartbeat) = heartbeat.as_mut() {
             // Healthy while sampling advances.

@@ -4,6 +4,7 @@
 //! interval on their own thread, so a slow or broken endpoint never delays sampling; the
 //! sampler stores the latest fresh values as `gauge{NAME}` series of the target.
 
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
@@ -38,7 +39,7 @@ pub struct Gauges {
 impl Gauges {
     /// The values of `target` scraped within `max_age`, for the sampler to store.
     pub fn fresh(&self, target: &str, max_age: Duration) -> Vec<(String, f64)> {
-        let latest = self.latest.lock().expect("gauges lock");
+        let latest = self.latest.locked();
         match latest.get(target) {
             Some(scrape)
                 if scrape.error.is_none() && scrape.at.is_some_and(|t| t.elapsed() <= max_age) =>
@@ -52,8 +53,7 @@ impl Gauges {
     /// The last error of each target's scrape, for the API.
     pub fn errors(&self) -> HashMap<String, String> {
         self.latest
-            .lock()
-            .expect("gauges lock")
+            .locked()
             .iter()
             .filter_map(|(target, s)| s.error.clone().map(|e| (target.clone(), e)))
             .collect()
@@ -189,11 +189,7 @@ pub fn scrape_loop(
                 gauges.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target = %source.target, url = %source.url, error = %error, "gauge scrape failed");
             }
-            gauges
-                .latest
-                .lock()
-                .expect("gauges lock")
-                .insert(source.target.clone(), scrape);
+            gauges.latest.locked().insert(source.target.clone(), scrape);
         }
         next += interval;
         while Instant::now() < next && !stop.load(Ordering::Relaxed) {

@@ -2,6 +2,7 @@
 //! text format. This module and the CLI are the only places that know wire formats.
 
 use crate::daemon::{own_rss_bytes, Shared};
+use crate::sync::Locked;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -111,7 +112,7 @@ async fn agent(State(state): State<AppState>) -> Response {
 /// Current findings, ranked: soonest exhaustion first. Each is the engine's `Finding`
 /// (docs/detection.md) as JSON.
 async fn findings(State(state): State<AppState>) -> Response {
-    let findings = state.shared.findings.lock().expect("findings lock").clone();
+    let findings = state.shared.findings.locked().clone();
     Json(json!({
         "detect_runs": state.shared.stats.detect_runs.load(Ordering::Relaxed),
         "findings": findings,
@@ -151,7 +152,7 @@ async fn alerts(State(state): State<AppState>) -> Response {
 
 async fn targets(State(state): State<AppState>) -> Response {
     let live: std::collections::BTreeMap<String, Value> = {
-        let latest = state.shared.latest.lock().expect("latest lock");
+        let latest = state.shared.latest.locked();
         latest
             .targets
             .iter()
@@ -348,7 +349,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Gauges scraped from the target's own metrics endpoint",
     );
     {
-        let latest = state.shared.latest.lock().expect("latest lock");
+        let latest = state.shared.latest.locked();
         for (target, (_, points)) in &latest.targets {
             for (key, value) in points {
                 let label = |pairs: &[(&str, &str)]| -> Labels {
@@ -408,7 +409,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "finding_current",
             "Current value of the finding's resource",
         );
-        for finding in state.shared.findings.lock().expect("findings lock").iter() {
+        for finding in state.shared.findings.locked().iter() {
             let kind = finding.kind.to_string();
             let labels: Labels = vec![
                 ("target".into(), finding.key.target.clone()),
@@ -429,13 +430,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "alert_notifications",
             "Alert notifications per channel and outcome since the outbox was created",
         );
-        for c in state
-            .shared
-            .alert_counters
-            .lock()
-            .expect("counters lock")
-            .iter()
-        {
+        for c in state.shared.alert_counters.locked().iter() {
             for (outcome, value) in [
                 ("sent", c.sent),
                 ("failed", c.failed),

@@ -8,6 +8,7 @@
 //! - `DELETE /api/v1/silences?target=T[&resource=R]`: end them.
 
 use crate::daemon::{SilenceOp, MAX_SILENCE_OPS};
+use crate::sync::Locked;
 
 /// Active silences at most: the alert state (and every update) grows with them.
 const MAX_SILENCES: usize = 1000;
@@ -100,8 +101,7 @@ async fn silences(State(state): State<AppState>) -> Response {
     let list: Vec<serde_json::Value> = state
         .shared
         .silences
-        .lock()
-        .expect("silence lock")
+        .locked()
         .iter()
         .filter(|s| s.until.0 > now)
         .map(silence_json)
@@ -132,15 +132,13 @@ fn queue(state: &AppState, op: SilenceOp) -> Result<(), Box<Response>> {
             "alerting is not configured on this agent ([alerts] has no channels): nothing to silence",
         )));
     }
-    if matches!(op, SilenceOp::Add(_))
-        && state.shared.silences.lock().expect("silence lock").len() >= MAX_SILENCES
-    {
+    if matches!(op, SilenceOp::Add(_)) && state.shared.silences.locked().len() >= MAX_SILENCES {
         return Err(Box::new(error(
             StatusCode::CONFLICT,
             format!("{MAX_SILENCES} silences are active already: expire some first"),
         )));
     }
-    let mut ops = state.shared.silence_ops.lock().expect("silence lock");
+    let mut ops = state.shared.silence_ops.locked();
     if ops.len() >= MAX_SILENCE_OPS {
         return Err(Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,

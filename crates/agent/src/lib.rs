@@ -14,6 +14,7 @@ pub mod http;
 mod http_incidents;
 pub mod listing;
 pub mod supervise;
+pub mod sync;
 pub mod targets;
 
 use std::path::Path;

@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::daemon::{self, Mode, Shared};
+use crate::sync::Locked;
 use leakwatch_exec::signals::{self, Signal};
 use leakwatch_store::Restart;
 use std::collections::{HashSet, VecDeque};
@@ -90,7 +91,7 @@ fn tee(
             match from.read(&mut buffer) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    tail.lock().expect("tail lock").push(&buffer[..n]);
+                    tail.locked().push(&buffer[..n]);
                     let _ = to.write_all(&buffer[..n]);
                     let _ = to.flush();
                 }
@@ -189,15 +190,11 @@ fn supervise(
         let pid = child.id();
         let started = Instant::now();
         let start_time = start_time_ticks(pid);
-        pids.lock().expect("pid set lock").insert(pid);
+        pids.locked().insert(pid);
         if let Some((_, _, mut restart)) = previous.take() {
             restart.new_pid = Some(pid);
             restart.new_start_time = start_time;
-            shared
-                .supervised_restarts
-                .lock()
-                .expect("restarts lock")
-                .push(restart);
+            shared.supervised_restarts.locked().push(restart);
         }
         let stderr_tail = Arc::new(Mutex::new(Tail::new(options.tail_bytes)));
         let stdout_tail = Arc::new(Mutex::new(Tail::new(options.tail_bytes)));
@@ -213,8 +210,7 @@ fn supervise(
                 stderr_tail.clone(),
             ),
         ];
-        *shared.supervised_output.lock().expect("output lock") =
-            Some((stderr_tail.clone(), stdout_tail.clone()));
+        *shared.supervised_output.locked() = Some((stderr_tail.clone(), stdout_tail.clone()));
         let oom_before = oom_kills();
         tracing::info!(pid, life = restarts + 1, "started {:?}", options.command);
         let status = loop {
@@ -228,7 +224,7 @@ fn supervise(
                 for t in tees {
                     let _ = t.join();
                 }
-                pids.lock().expect("pid set lock").remove(&pid);
+                pids.locked().remove(&pid);
                 return Ok(status.code().unwrap_or(128 + status.signal().unwrap_or(0)));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -236,14 +232,14 @@ fn supervise(
         for t in tees {
             let _ = t.join();
         }
-        pids.lock().expect("pid set lock").remove(&pid);
+        pids.locked().remove(&pid);
         let oom = match (oom_before, oom_kills()) {
             (Some(before), Some(after)) => Some(after > before),
             _ => None,
         };
         let exit_code = status.code();
         let signal = status.signal();
-        let stderr = stderr_tail.lock().expect("tail lock").text();
+        let stderr = stderr_tail.locked().text();
         let last_line = stderr
             .lines()
             .rev()
@@ -279,11 +275,7 @@ fn supervise(
         let out_of_restarts = options.max_restarts.is_some_and(|max| restarts >= max);
         if !restart_wanted || out_of_restarts || stop.load(Ordering::Relaxed) {
             // The final exit is a restart record without a successor.
-            shared
-                .supervised_restarts
-                .lock()
-                .expect("restarts lock")
-                .push(restart);
+            shared.supervised_restarts.locked().push(restart);
             return Ok(code);
         }
         previous = Some((pid, start_time, restart));

@@ -24,6 +24,8 @@
 //!
 //! The wire formats are documented in `docs/alerts.md`.
 
+#![forbid(unsafe_code)]
+
 mod channels;
 mod config;
 mod dispatch;

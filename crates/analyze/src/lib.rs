@@ -11,6 +11,8 @@
 //!   delay, lead time before exhaustion and false alarms; the `leakwatch-score` binary
 //!   prints it as a markdown table or JSON.
 
+#![forbid(unsafe_code)]
+
 pub mod corpus;
 mod csv;
 mod error;

@@ -25,6 +25,8 @@
 //! stored samples. Work per series is bounded by decimation to at most
 //! [`Params::max_blocks`] blocks, so a week of 10-second samples takes milliseconds.
 
+#![forbid(unsafe_code)]
+
 mod blocks;
 mod changepoint;
 pub mod format;

@@ -17,6 +17,8 @@
 //! Every string that comes from a process (thread names, command lines, peers, stderr) is
 //! untrusted and goes through [`escape::html`] before it reaches markup.
 
+#![forbid(unsafe_code)]
+
 pub mod chart;
 pub mod downsample;
 pub mod escape;

@@ -5,6 +5,7 @@
 
 use super::{range, with_store, AppState};
 use crate::daemon::Shared;
+use crate::sync::Locked;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -86,7 +87,7 @@ type Live = (TargetKind, Vec<(SeriesKey, f64)>);
 
 /// Every live target, from the latest sample.
 fn live_targets(shared: &Shared) -> BTreeMap<String, Live> {
-    let latest = shared.latest.lock().expect("latest lock");
+    let latest = shared.latest.locked();
     latest
         .targets
         .iter()
@@ -104,7 +105,7 @@ pub(super) async fn overview(
     };
     let live = live_targets(&state.shared);
     let mut findings: HashMap<String, Vec<Finding>> = HashMap::new();
-    for f in state.shared.findings.lock().expect("findings lock").iter() {
+    for f in state.shared.findings.locked().iter() {
         findings
             .entry(f.key.target.clone())
             .or_default()
@@ -201,8 +202,7 @@ pub(super) async fn target(
     let findings: Vec<Finding> = state
         .shared
         .findings
-        .lock()
-        .expect("findings lock")
+        .locked()
         .iter()
         .filter(|f| f.key.target == name)
         .cloned()
