@@ -203,17 +203,48 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The longest range the API and the dashboard serve: the longest history kept.
+pub(crate) const MAX_RANGE_MS: i64 = 35 * 86_400_000;
+
+/// Timestamps beyond ±2^53 ms (±285,000 years) are refused, as the store refuses them; the
+/// bound keeps every difference of two timestamps far from overflow.
+const MAX_TIMESTAMP_MS: i64 = 1 << 53;
+
+/// The queried range: `from_ms`/`to_ms` as given, or `since` back from `to` (default the
+/// last hour). Refuses timestamps out of range and ranges longer than [`MAX_RANGE_MS`],
+/// whatever the numbers (a range is never computed with overflowing arithmetic).
 fn range(since: &Option<String>, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64), String> {
-    let to = to.unwrap_or_else(now_ms);
+    let bounded = |name: &str, value: i64| {
+        if value.unsigned_abs() > MAX_TIMESTAMP_MS.unsigned_abs() {
+            Err(format!(
+                "{name}={value} is out of range (at most {MAX_TIMESTAMP_MS} ms from 1970)"
+            ))
+        } else {
+            Ok(value)
+        }
+    };
+    let to = bounded("to_ms", to.unwrap_or_else(now_ms))?;
     let from = match (from, since) {
-        (Some(from), _) => from,
+        (Some(from), _) => bounded("from_ms", from)?,
         (None, Some(since)) => {
             let duration =
                 humantime::parse_duration(since).map_err(|e| format!("since={since:?}: {e}"))?;
-            to - duration.as_millis() as i64
+            let ms = i64::try_from(duration.as_millis())
+                .ok()
+                .filter(|ms| *ms <= MAX_RANGE_MS)
+                .ok_or_else(|| {
+                    format!("since={since:?} is longer than 35 days (the longest history kept)")
+                })?;
+            to - ms
         }
         (None, None) => to - 3_600_000,
     };
+    // Both ends are within ±2^53, so the difference cannot overflow.
+    if to - from > MAX_RANGE_MS {
+        return Err(format!(
+            "range from_ms={from} to_ms={to} is longer than 35 days (the longest history kept)"
+        ));
+    }
     Ok((from, to))
 }
 

@@ -149,6 +149,53 @@ fn queue(state: &AppState, op: SilenceOp) -> Result<(), Box<Response>> {
     Ok(())
 }
 
+/// The longest silence: a year. Longer ones are refused rather than overflowing the clock.
+const MAX_SILENCE: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+/// Longest target or resource name accepted in a silence (bytes).
+const MAX_SILENCE_NAME: usize = 512;
+/// Longest silence reason (bytes).
+const MAX_SILENCE_REASON: usize = 1024;
+
+/// Checks a requested silence: names and reason within their caps, a duration between 0s
+/// and [`MAX_SILENCE`]; `until` computed without overflow.
+fn validate_silence(body: NewSilence, now_ms: u64) -> Result<Silence, String> {
+    if body.target.trim().is_empty() {
+        return Err("target must not be empty".to_string());
+    }
+    if body.target.len() > MAX_SILENCE_NAME {
+        return Err(format!("target is longer than {MAX_SILENCE_NAME} bytes"));
+    }
+    if body
+        .resource
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_SILENCE_NAME)
+    {
+        return Err(format!("resource is longer than {MAX_SILENCE_NAME} bytes"));
+    }
+    if body.reason.len() > MAX_SILENCE_REASON {
+        return Err(format!("reason is longer than {MAX_SILENCE_REASON} bytes"));
+    }
+    let duration = match humantime::parse_duration(&body.duration) {
+        Ok(d) if d.is_zero() => return Err("for must be longer than 0s".to_string()),
+        Ok(d) if d > MAX_SILENCE => {
+            return Err(format!(
+                "for = {:?} is longer than the longest silence, 365 days",
+                body.duration
+            ))
+        }
+        Ok(d) => d,
+        Err(e) => return Err(format!("for = {:?} is not a duration: {e}", body.duration)),
+    };
+    // At most a year of milliseconds: the sum cannot overflow for any real clock.
+    let until = now_ms.saturating_add(duration.as_millis() as u64);
+    Ok(Silence {
+        target: body.target,
+        resource: body.resource.filter(|r| !r.is_empty()),
+        until: Timestamp(until),
+        reason: body.reason,
+    })
+}
+
 async fn add_silence(State(state): State<AppState>, body: Option<Json<NewSilence>>) -> Response {
     let Some(Json(body)) = body else {
         return error(
@@ -156,24 +203,9 @@ async fn add_silence(State(state): State<AppState>, body: Option<Json<NewSilence
             "expected a JSON body {\"target\", \"resource\"?, \"for\": \"2h\", \"reason\"}",
         );
     };
-    if body.target.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "target must not be empty");
-    }
-    let duration = match humantime::parse_duration(&body.duration) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => return error(StatusCode::BAD_REQUEST, "for must be longer than 0s"),
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("for = {:?} is not a duration: {e}", body.duration),
-            )
-        }
-    };
-    let silence = Silence {
-        target: body.target,
-        resource: body.resource.filter(|r| !r.is_empty()),
-        until: Timestamp(leakwatch_alert::now_ms() + duration.as_millis() as u64),
-        reason: body.reason,
+    let silence = match validate_silence(body, leakwatch_alert::now_ms()) {
+        Ok(silence) => silence,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let answer = silence_json(&silence);
     match queue(&state, SilenceOp::Add(silence)) {
@@ -202,5 +234,36 @@ async fn expire_silence(
                 .into_response()
         }
         Err(response) => *response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{validate_silence, NewSilence};
+
+    fn body(duration: &str, reason: String) -> NewSilence {
+        NewSilence {
+            target: "svc".into(),
+            resource: None,
+            duration: duration.into(),
+            reason,
+        }
+    }
+
+    /// Regression (issue 16): `"for": "10000y"` overflowed and panicked the handler; 2 MB
+    /// reasons were stored whole.
+    #[test]
+    fn silences_are_bounded_in_duration_and_size() {
+        let now = 1_800_000_000_000;
+        let long = validate_silence(body("10000y", String::new()), now).unwrap_err();
+        assert!(long.contains("365 days"), "{long}");
+        let huge = validate_silence(body("2h", "x".repeat(2 << 20)), now).unwrap_err();
+        assert!(huge.contains("reason is longer"), "{huge}");
+        assert!(validate_silence(body("0s", String::new()), now).is_err());
+        assert!(validate_silence(body("soon", String::new()), now).is_err());
+        let ok = validate_silence(body("2h", "deploy".into()), now).unwrap();
+        assert_eq!(ok.until.0, now + 7_200_000);
+        let near_end = validate_silence(body("365days", String::new()), u64::MAX - 5).unwrap();
+        assert_eq!(near_end.until.0, u64::MAX);
     }
 }

@@ -24,8 +24,6 @@ use std::sync::atomic::Ordering;
 const OVERVIEW_CHARTS: usize = 40;
 /// Incidents listed on a target's page (newest first).
 const PAGE_INCIDENTS: usize = 20;
-/// Widest range a page draws.
-const MAX_RANGE_MS: i64 = 35 * 86_400_000;
 
 #[derive(Deserialize)]
 pub(super) struct PageQuery {
@@ -46,9 +44,6 @@ impl PageQuery {
             return Err(format!(
                 "empty range: from_ms {from} is not before to_ms {to}"
             ));
-        }
-        if to - from > MAX_RANGE_MS {
-            return Err("range longer than 35 days (the longest history kept)".to_string());
         }
         Ok((from, to, since.filter(|_| self.from_ms.is_none())))
     }
@@ -332,4 +327,40 @@ pub(super) fn alert_views(
             attribution: a.attribution,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageQuery;
+
+    fn page(from_ms: Option<i64>, to_ms: Option<i64>, since: Option<&str>) -> PageQuery {
+        PageQuery {
+            since: since.map(str::to_string),
+            from_ms,
+            to_ms,
+        }
+    }
+
+    /// Regression (issue 16): `from_ms=i64::MIN&to_ms=i64::MAX` overflowed the length check
+    /// and the agent allocated until the OOM killer stopped it.
+    #[test]
+    fn extreme_ranges_are_refused_not_computed() {
+        for (from, to) in [
+            (i64::MIN, i64::MAX),
+            (i64::MIN, 0),
+            (0, i64::MAX),
+            (-(1 << 60), 1 << 60),
+        ] {
+            let refused = page(Some(from), Some(to), None).range();
+            assert!(refused.is_err(), "{from}..{to} was accepted: {refused:?}");
+        }
+        let too_long = page(Some(0), Some(36 * 86_400_000), None).range();
+        assert!(too_long.unwrap_err().contains("longer than 35 days"));
+        let since = page(None, Some(1 << 40), Some("10000y")).range();
+        assert!(since.unwrap_err().contains("longer than 35 days"));
+        let ok = page(Some(1_000), Some(61_000), None).range().unwrap();
+        assert_eq!((ok.0, ok.1), (1_000, 61_000));
+        let default = page(None, Some(1 << 40), None).range().unwrap();
+        assert_eq!(default.1 - default.0, 6 * 3_600_000);
+    }
 }
