@@ -156,6 +156,20 @@ fn parse_value(text: &str) -> Option<f64> {
 }
 
 /// Scrapes every source once per `interval` until `stop` is set.
+/// The gauge sources of the configured targets (those with a `metrics_url`).
+pub fn sources(rules: &[crate::config::TargetRule]) -> Vec<GaugeSource> {
+    rules
+        .iter()
+        .filter_map(|rule| {
+            rule.metrics_url.as_ref().map(|url| GaugeSource {
+                target: rule.name.clone(),
+                url: url.clone(),
+                gauges: rule.gauges.clone(),
+            })
+        })
+        .collect()
+}
+
 pub fn scrape_loop(
     sources: Vec<GaugeSource>,
     interval: Duration,

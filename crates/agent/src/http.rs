@@ -2,7 +2,6 @@
 //! text format. This module and the CLI are the only places that know wire formats.
 
 use crate::daemon::{own_rss_bytes, Shared};
-use crate::sync::Locked;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -112,7 +111,7 @@ async fn agent(State(state): State<AppState>) -> Response {
 /// Current findings, ranked: soonest exhaustion first. Each is the engine's `Finding`
 /// (docs/detection.md) as JSON.
 async fn findings(State(state): State<AppState>) -> Response {
-    let findings = state.shared.findings.locked().clone();
+    let findings = (*state.shared.findings.get()).clone();
     Json(json!({
         "detect_runs": state.shared.stats.detect_runs.load(Ordering::Relaxed),
         "findings": findings,
@@ -152,7 +151,7 @@ async fn alerts(State(state): State<AppState>) -> Response {
 
 async fn targets(State(state): State<AppState>) -> Response {
     let live: std::collections::BTreeMap<String, Value> = {
-        let latest = state.shared.latest.locked();
+        let latest = state.shared.latest.get();
         latest
             .targets
             .iter()
@@ -380,7 +379,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Gauges scraped from the target's own metrics endpoint",
     );
     {
-        let latest = state.shared.latest.locked();
+        let latest = state.shared.latest.get();
         for (target, (_, points)) in &latest.targets {
             for (key, value) in points {
                 let label = |pairs: &[(&str, &str)]| -> Labels {
@@ -440,7 +439,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "finding_current",
             "Current value of the finding's resource",
         );
-        for finding in state.shared.findings.locked().iter() {
+        for finding in state.shared.findings.get().iter() {
             let kind = finding.kind.to_string();
             let labels: Labels = vec![
                 ("target".into(), finding.key.target.clone()),
@@ -461,7 +460,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "alert_notifications",
             "Alert notifications per channel and outcome since the outbox was created",
         );
-        for c in state.shared.alert_counters.locked().iter() {
+        for c in state.shared.alert_counters.get().iter() {
             for (outcome, value) in [
                 ("sent", c.sent),
                 ("failed", c.failed),

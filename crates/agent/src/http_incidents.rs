@@ -7,8 +7,7 @@
 //! - `POST /api/v1/silences` `{"target", "resource"?, "for": "2h", "reason"}`: add one.
 //! - `DELETE /api/v1/silences?target=T[&resource=R]`: end them.
 
-use crate::daemon::{SilenceOp, MAX_SILENCE_OPS};
-use crate::sync::Locked;
+use crate::daemon::{AlertEvent, SilenceOp};
 
 /// Active silences at most: the alert state (and every update) grows with them.
 const MAX_SILENCES: usize = 1000;
@@ -101,7 +100,7 @@ async fn silences(State(state): State<AppState>) -> Response {
     let list: Vec<serde_json::Value> = state
         .shared
         .silences
-        .locked()
+        .get()
         .iter()
         .filter(|s| s.until.0 > now)
         .map(silence_json)
@@ -126,27 +125,24 @@ struct NewSilence {
 }
 
 fn queue(state: &AppState, op: SilenceOp) -> Result<(), Box<Response>> {
-    if state.shared.alerts_db.is_none() {
+    let Some(alerts) = &state.shared.alert_inbox else {
         return Err(Box::new(error(
             StatusCode::CONFLICT,
             "alerting is not configured on this agent ([alerts] has no channels): nothing to silence",
         )));
-    }
-    if matches!(op, SilenceOp::Add(_)) && state.shared.silences.locked().len() >= MAX_SILENCES {
+    };
+    if matches!(op, SilenceOp::Add(_)) && state.shared.silences.get().len() >= MAX_SILENCES {
         return Err(Box::new(error(
             StatusCode::CONFLICT,
             format!("{MAX_SILENCES} silences are active already: expire some first"),
         )));
     }
-    let mut ops = state.shared.silence_ops.locked();
-    if ops.len() >= MAX_SILENCE_OPS {
-        return Err(Box::new(error(
+    alerts.try_send(AlertEvent::Silence(op)).map_err(|_| {
+        Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too many silence changes waiting; try again in a second",
-        )));
-    }
-    ops.push(op);
-    Ok(())
+            "too many alert changes waiting; try again in a second",
+        ))
+    })
 }
 
 /// The longest silence: a year. Longer ones are refused rather than overflowing the clock.

@@ -15,6 +15,7 @@ mod http_incidents;
 pub mod listing;
 pub mod supervise;
 pub mod sync;
+pub mod tail;
 pub mod targets;
 
 use std::path::Path;

@@ -6,11 +6,12 @@
 //! every life, and "it crashed 37 times; last stderr: fatal error: ..." is one query away.
 
 use crate::config::Config;
-use crate::daemon::{self, Mode, Shared};
+use crate::daemon::{self, writer::WriterEvent, Mode, Shared};
 use crate::sync::Locked;
+use crate::tail::Tail;
 use leakwatch_exec::signals::{self, Signal};
 use leakwatch_store::Restart;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -52,30 +53,14 @@ pub struct RunOptions {
     pub serve: bool,
 }
 
-/// The last `capacity` bytes written, for crash reports.
-pub struct Tail {
-    bytes: VecDeque<u8>,
-    capacity: usize,
-}
-
-impl Tail {
-    fn new(capacity: usize) -> Tail {
-        Tail {
-            bytes: VecDeque::with_capacity(capacity.min(64 * 1024)),
-            capacity,
-        }
-    }
-    fn push(&mut self, chunk: &[u8]) {
-        let chunk = &chunk[chunk.len().saturating_sub(self.capacity)..];
-        let overflow = (self.bytes.len() + chunk.len()).saturating_sub(self.capacity);
-        self.bytes.drain(..overflow);
-        self.bytes.extend(chunk);
-    }
-    pub fn text(&self) -> String {
-        let (a, b) = self.bytes.as_slices();
-        let mut all = a.to_vec();
-        all.extend_from_slice(b);
-        String::from_utf8_lossy(&all).into_owned()
+/// Hands a restart to the writer (waiting for room: an exit status is worth the wait).
+fn record_restart(shared: &Shared, restart: Restart) {
+    if shared
+        .writer_inbox
+        .send(WriterEvent::Restart(restart))
+        .is_err()
+    {
+        tracing::error!("the store writer has stopped: a restart was not recorded");
     }
 }
 
@@ -194,7 +179,7 @@ fn supervise(
         if let Some((_, _, mut restart)) = previous.take() {
             restart.new_pid = Some(pid);
             restart.new_start_time = start_time;
-            shared.supervised_restarts.locked().push(restart);
+            record_restart(shared, restart);
         }
         let stderr_tail = Arc::new(Mutex::new(Tail::new(options.tail_bytes)));
         let stdout_tail = Arc::new(Mutex::new(Tail::new(options.tail_bytes)));
@@ -210,7 +195,10 @@ fn supervise(
                 stderr_tail.clone(),
             ),
         ];
-        *shared.supervised_output.locked() = Some((stderr_tail.clone(), stdout_tail.clone()));
+        // Evidence shows the current life's output.
+        shared
+            .supervised_output
+            .publish(Some((stderr_tail.clone(), stdout_tail.clone())));
         let oom_before = oom_kills();
         tracing::info!(pid, life = restarts + 1, "started {:?}", options.command);
         let status = loop {
@@ -275,7 +263,7 @@ fn supervise(
         let out_of_restarts = options.max_restarts.is_some_and(|max| restarts >= max);
         if !restart_wanted || out_of_restarts || stop.load(Ordering::Relaxed) {
             // The final exit is a restart record without a successor.
-            shared.supervised_restarts.locked().push(restart);
+            record_restart(shared, restart);
             return Ok(code);
         }
         previous = Some((pid, start_time, restart));

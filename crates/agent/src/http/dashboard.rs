@@ -5,7 +5,6 @@
 
 use super::{range, with_store, AppState};
 use crate::daemon::Shared;
-use crate::sync::Locked;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -82,7 +81,7 @@ type Live = (TargetKind, Vec<(SeriesKey, f64)>);
 
 /// Every live target, from the latest sample.
 fn live_targets(shared: &Shared) -> BTreeMap<String, Live> {
-    let latest = shared.latest.locked();
+    let latest = shared.latest.get();
     latest
         .targets
         .iter()
@@ -100,7 +99,7 @@ pub(super) async fn overview(
     };
     let live = live_targets(&state.shared);
     let mut findings: HashMap<String, Vec<Finding>> = HashMap::new();
-    for f in state.shared.findings.locked().iter() {
+    for f in state.shared.findings.get().iter() {
         findings
             .entry(f.key.target.clone())
             .or_default()
@@ -197,7 +196,7 @@ pub(super) async fn target(
     let findings: Vec<Finding> = state
         .shared
         .findings
-        .locked()
+        .get()
         .iter()
         .filter(|f| f.key.target == name)
         .cloned()

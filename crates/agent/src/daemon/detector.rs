@@ -1,0 +1,163 @@
+//! The detector stage (`lw-detect`): recomputes findings from the stored history on its
+//! own read-only connection, owns the registry of open incidents, asks the evidence stage
+//! for captures and restarts, publishes the findings, and hands them (with their incident
+//! IDs) to the alert stage.
+
+use super::incidents::EvidenceJob;
+use super::{AlertEvent, Shared};
+use crate::config::Config;
+use crate::evidence::{self, CaptureJob, Registry};
+use crate::sync::Locked;
+use leakwatch_store::Store;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Recomputes findings from the stored history every `[detect] every`, on its own
+/// read-only connection, so detection never delays sampling or storing. New findings open
+/// incidents (evidence is captured on `lw-evidence`); leaks whose forecast falls inside a
+/// target's mitigation threshold ask for the restart command.
+pub fn run(
+    shared: &Shared,
+    config: &Config,
+    mut registry: Registry,
+    jobs: SyncSender<EvidenceJob>,
+) {
+    let interval = config.agent.interval;
+    let params = config.detect.params(interval);
+    let every = config.detect.every(interval);
+    // Judge the last 8,640 intervals: a day at 10 s, 2.4 hours at 1 s.
+    let window_ms = interval.as_millis() as i64 * 8_640;
+    let mut next = Instant::now() + every;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        next = Instant::now() + every;
+        let started = Instant::now();
+        let store = match Store::open_read_only(&shared.db_path) {
+            Ok(store) => store,
+            Err(error) => {
+                tracing::warn!(error = %error, "detection cannot open the store");
+                continue;
+            }
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let found = crate::findings::compute(&store, now_ms, window_ms, &params);
+        drop(store);
+        {
+            let findings = shared.findings.get();
+            for finding in found.iter() {
+                let new = !findings
+                    .iter()
+                    .any(|f| f.key == finding.key && f.kind == finding.kind);
+                if new {
+                    tracing::warn!(kind = %finding.kind, target = %finding.key.target, "{}", finding.summary);
+                }
+            }
+        }
+        // Incidents first, so the alerts that name them carry their IDs.
+        if config.evidence.enabled {
+            open_incidents(shared, config, &mut registry, &found, now_ms, &jobs);
+        }
+        let found = Arc::new(found);
+        shared.findings.publish_arc(found.clone());
+        shared.stats.detect_runs.fetch_add(1, Ordering::Relaxed);
+        if let Some(alerts) = &shared.alert_inbox {
+            let incidents = found
+                .iter()
+                .filter_map(|f| Some((f.key.clone(), registry.id_for(&f.key)?)))
+                .collect();
+            let event = AlertEvent::Findings {
+                findings: found,
+                incidents,
+            };
+            if let Err(TrySendError::Full(_)) = alerts.try_send(event) {
+                // The alert stage is behind; it gets the next run's findings.
+                tracing::warn!("alert inbox full: one detection run not sent");
+            }
+        }
+        shared
+            .stats
+            .last_detect_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+fn open_incidents(
+    shared: &Shared,
+    config: &Config,
+    registry: &mut Registry,
+    found: &[leakwatch_detect::Finding],
+    now_ms: i64,
+    jobs: &SyncSender<EvidenceJob>,
+) {
+    let new = registry.observe(found, now_ms);
+    let latest = shared.latest.get();
+    let pids_of =
+        |target: &str| -> Vec<u32> { latest.pids.get(target).cloned().unwrap_or_default() };
+    let rule_of = |target: &str| config.targets.iter().find(|r| r.name == target);
+    for opened in new {
+        let (id, finding) = match opened {
+            evidence::Opened::New { id, finding } => (id, finding),
+            evidence::Opened::Joined { id, finding } => {
+                let _ = jobs.try_send(EvidenceJob::Join {
+                    id,
+                    finding: Box::new(finding),
+                });
+                continue;
+            }
+        };
+        let output = shared
+            .supervised_output
+            .get()
+            .as_ref()
+            .as_ref()
+            .map(|(err, out)| (err.locked().text(), out.locked().text()));
+        let job = CaptureJob {
+            id: id.clone(),
+            pids: pids_of(&finding.key.target),
+            rule: rule_of(&finding.key.target).cloned(),
+            finding,
+            output,
+            created_ms: now_ms,
+        };
+        tracing::info!(incident = %id, "capturing evidence");
+        if jobs.try_send(EvidenceJob::Capture(Box::new(job))).is_err() {
+            shared
+                .stats
+                .incidents_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(incident = %id, "evidence queue full: capture dropped");
+        }
+    }
+    for finding in found {
+        if finding.kind != leakwatch_detect::FindingKind::Leak {
+            continue;
+        }
+        let Some(mitigation) = rule_of(&finding.key.target).and_then(|r| r.mitigation.as_ref())
+        else {
+            continue;
+        };
+        let soon = finding
+            .eta_conservative_seconds
+            .is_some_and(|eta| eta < mitigation.when_eta_below.as_secs_f64());
+        if !soon {
+            continue;
+        }
+        let id = registry.id_for(&finding.key);
+        if let Some(id) = id {
+            // Full queue: asked again at the next detection run.
+            let _ = jobs.try_send(EvidenceJob::Mitigate {
+                id,
+                mitigation: mitigation.clone(),
+                pids: pids_of(&finding.key.target),
+            });
+        }
+    }
+}

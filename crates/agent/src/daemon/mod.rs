@@ -1,0 +1,311 @@
+//! The agent as stages: sampler -> writer -> detector -> incidents -> alerts (and the gauge
+//! scraper beside them). Each stage is a thread that owns its loop and its state, receives
+//! its work through a bounded inbox, and publishes what others read (the latest sample, the
+//! findings, the silences, the delivery counters) as snapshots in [`Shared`].
+//!
+//! | stage | module | inbox | publishes |
+//! |---|---|---|---|
+//! | `lw-sampler` | [`sampler`] | (the clock) | `latest` |
+//! | `lw-writer` | [`writer`] | [`writer::WriterEvent`]: intervals, supervised restarts | stats |
+//! | `lw-detect` | [`detector`] | (the clock; reads the store) | `findings` |
+//! | `lw-evidence` | [`incidents`] | [`incidents::EvidenceJob`] | stats |
+//! | `lw-alerts` | [`alerts`] | [`alerts::AlertEvent`]: findings, silences, announcements | `silences`, `alert_counters` |
+//! | `lw-gauges` | `crate::gauges` | (the clock) | `gauges` |
+//!
+//! Collection never waits on a slow consumer: every send to an inbox is a `try_send`; a
+//! full inbox drops the item and counts it (`leakwatch_agent_samples_dropped_total`,
+//! `incidents_dropped`), never blocks the sender.
+
+pub mod alerts;
+pub mod detector;
+pub mod incidents;
+pub mod sampler;
+pub mod writer;
+
+pub use alerts::{AlertEvent, SilenceOp, ALERT_INBOX};
+
+use crate::config::Config;
+use crate::evidence::{self, Registry};
+use crate::sync::Published;
+use crate::tail::Tail;
+use crate::targets::Targeting;
+use leakwatch_alert::Silence;
+use leakwatch_model::TargetKind;
+use leakwatch_proc::{Options, Sampler, Selection};
+use leakwatch_store::{SeriesKey, Store};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the agent knows right now, for the HTTP API and `/metrics`.
+#[derive(Default)]
+pub struct Latest {
+    pub time_unix_ms: i64,
+    /// Per target: kind and current series values.
+    pub targets: BTreeMap<String, (TargetKind, Vec<(SeriesKey, f64)>)>,
+    /// Per target: its live processes.
+    pub pids: BTreeMap<String, Vec<u32>>,
+}
+
+/// The stderr and stdout tails of a supervised command's current life.
+pub type OutputTails = (Arc<Mutex<Tail>>, Arc<Mutex<Tail>>);
+
+/// Counters about the agent itself.
+#[derive(Default)]
+pub struct AgentStats {
+    pub samples: AtomicU64,
+    pub dropped: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub last_sample_cpu_us: AtomicU64,
+    pub last_sample_wall_us: AtomicU64,
+    pub last_store_us: AtomicU64,
+    pub restarts_seen: AtomicU64,
+    pub series_written: AtomicU64,
+    pub targets: AtomicU64,
+    pub partial_processes: AtomicU64,
+    pub last_detect_us: AtomicU64,
+    pub detect_runs: AtomicU64,
+    pub incidents_captured: AtomicU64,
+    pub incidents_dropped: AtomicU64,
+    pub mitigations_run: AtomicU64,
+}
+
+/// What the stages publish and where others send them work. Snapshots are replaced whole
+/// by their one writer; readers take an `Arc` and never hold a lock while they work.
+pub struct Shared {
+    /// The alert outbox, when alerting is configured (read by the API).
+    pub alerts_db: Option<PathBuf>,
+    /// Per-channel delivery counters, published by the alert stage (for `/metrics`).
+    pub alert_counters: Published<Vec<leakwatch_alert::ChannelCounters>>,
+    /// App gauges scraped from the targets' metrics endpoints.
+    pub gauges: crate::gauges::Gauges,
+    /// The latest findings of the detector, ranked.
+    pub findings: Published<Vec<leakwatch_detect::Finding>>,
+    /// The latest sample, grouped into targets (published by the sampler).
+    pub latest: Published<Latest>,
+    /// `DATA_DIR/incidents`.
+    pub incidents_dir: PathBuf,
+    /// The alert engine's silences as of its last step (for the API).
+    pub silences: Published<Vec<Silence>>,
+    /// The alert stage's inbox: silence changes from the API go here (`None` without
+    /// alerting).
+    pub alert_inbox: Option<SyncSender<AlertEvent>>,
+    /// The writer's inbox: the supervisor (`leakwatch run`) sends its restarts here.
+    pub writer_inbox: SyncSender<writer::WriterEvent>,
+    /// Supervised mode: the output tails of the command's current life, for evidence.
+    pub supervised_output: Published<Option<OutputTails>>,
+    pub stats: AgentStats,
+    pub stop: AtomicBool,
+    pub db_path: PathBuf,
+    pub privileged: bool,
+    pub started: Instant,
+}
+
+/// Default data dir: `/var/lib/leakwatch` for root, else `$XDG_DATA_HOME/leakwatch` (or
+/// `~/.local/share/leakwatch`).
+pub fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/leakwatch");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("leakwatch");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/share/leakwatch")
+}
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("leakwatch.db")
+}
+
+/// What the agent watches.
+pub enum Mode {
+    /// Every process on the host, grouped into targets.
+    Host,
+    /// Only the processes of one supervised command (`leakwatch run`): the pids in the set
+    /// and their children, all under one target whose restarts the supervisor records.
+    Supervised {
+        target: String,
+        pids: Arc<Mutex<HashSet<u32>>>,
+    },
+}
+
+/// Starts a named stage thread.
+fn spawn(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|e| format!("cannot start {name}: {e}"))
+}
+
+/// Starts every stage. Returns the shared snapshots and the threads' handles; the stages
+/// stop when `shared.stop` is set.
+pub fn start(
+    config: &Config,
+    data_dir: &Path,
+    mode: Mode,
+) -> Result<(Arc<Shared>, Vec<std::thread::JoinHandle<()>>), String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let privileged = unsafe { libc::geteuid() } == 0;
+    let alerts_db = (!config.alerts.channels.is_empty()).then(|| data_dir.join("alerts.db"));
+    let incidents_dir = evidence::incidents_dir(data_dir);
+    let registry = Registry::load(
+        &incidents_dir,
+        config.evidence.reopen_after,
+        leakwatch_alert::now_ms() as i64,
+    );
+    let (writer_inbox, writer_receiver) = sync_channel(config.agent.queue);
+    let (alert_inbox, alert_receiver) = sync_channel(ALERT_INBOX);
+    let (evidence_inbox, evidence_receiver) = sync_channel(incidents::EVIDENCE_INBOX);
+    let shared = Arc::new(Shared {
+        alert_inbox: alerts_db.is_some().then_some(alert_inbox),
+        alerts_db,
+        alert_counters: Published::default(),
+        gauges: crate::gauges::Gauges::default(),
+        findings: Published::default(),
+        latest: Published::default(),
+        incidents_dir,
+        silences: Published::new(config.alerts.silences.clone()),
+        writer_inbox,
+        supervised_output: Published::default(),
+        stats: AgentStats::default(),
+        stop: AtomicBool::new(false),
+        db_path: db_path(data_dir),
+        privileged,
+        started: Instant::now(),
+    });
+    let (selection, targeting) = match mode {
+        Mode::Host => (Selection::All, Targeting::new(&config.targets)),
+        Mode::Supervised { target, pids } => {
+            let selection = Selection::Filter(Box::new(move |identity| {
+                use crate::sync::Locked;
+                let pids = pids.locked();
+                pids.contains(&identity.pid) || pids.contains(&identity.ppid)
+            }));
+            (selection, Targeting::single(&target))
+        }
+    };
+    let sampler = Sampler::new(Options::default(), selection)
+        .map_err(|e| format!("cannot read /proc: {e}"))?;
+    if let Some(why) = sampler.netlink_error() {
+        tracing::warn!(
+            error = why,
+            "netlink sock_diag unavailable, reading /proc/net"
+        );
+    }
+    let mut threads = Vec::new();
+    // The store holds a SQLite connection, which stays on the thread that opened it: open
+    // it there and wait for the verdict, so a bad data dir fails the start, not later.
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    threads.push({
+        let shared = shared.clone();
+        spawn("lw-writer", move || {
+            let store = match Store::open(&shared.db_path) {
+                Ok(store) => {
+                    let _ = opened_tx.send(Ok(()));
+                    store
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(format!(
+                        "cannot open store {}: {e}",
+                        shared.db_path.display()
+                    )));
+                    shared.stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            };
+            writer::run(store, &shared, writer_receiver)
+        })?
+    });
+    threads.push({
+        let shared = shared.clone();
+        let config = config.clone();
+        spawn("lw-sampler", move || {
+            sampler::run(sampler, targeting, &config, &shared)
+        })?
+    });
+    threads.push({
+        let shared = shared.clone();
+        let sources = crate::gauges::sources(&config.targets);
+        let interval = config.agent.interval;
+        spawn("lw-gauges", move || {
+            crate::gauges::scrape_loop(sources, interval, &shared.gauges, &shared.stop)
+        })?
+    });
+    threads.push({
+        let shared = shared.clone();
+        let alerts = config.alerts.clone();
+        spawn("lw-alerts", move || {
+            if let Some(path) = shared.alerts_db.clone() {
+                if let Err(error) = alerts::run(&shared, &alerts, &path, alert_receiver) {
+                    tracing::error!(error = %error, "alerting stopped");
+                }
+            }
+        })?
+    });
+    threads.push({
+        let shared = shared.clone();
+        let settings = config.evidence.clone();
+        spawn("lw-evidence", move || {
+            incidents::run(&shared, &settings, evidence_receiver)
+        })?
+    });
+    threads.push({
+        let shared = shared.clone();
+        let config = config.clone();
+        spawn("lw-detect", move || {
+            detector::run(&shared, &config, registry, evidence_inbox)
+        })?
+    });
+    match opened_rx.recv() {
+        Ok(Ok(())) => Ok((shared, threads)),
+        Ok(Err(message)) => {
+            shared.stop.store(true, Ordering::Relaxed);
+            for thread in threads {
+                let _ = thread.join();
+            }
+            Err(message)
+        }
+        Err(_) => Err("store writer thread died while opening the store".into()),
+    }
+}
+
+/// Sleeps to the next tick of a fixed schedule (no drift), waking early on stop.
+fn sleep_until(next: &mut Instant, interval: Duration, shared: &Shared) {
+    *next += interval;
+    let now = Instant::now();
+    if *next < now {
+        // We fell behind (a pass longer than the interval): skip missed ticks.
+        *next = now + interval;
+    }
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= *next {
+            return;
+        }
+        std::thread::sleep((*next - now).min(Duration::from_millis(200)));
+    }
+}
+
+/// Resident memory of this process in bytes (for its own `/metrics`).
+pub fn own_rss_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
