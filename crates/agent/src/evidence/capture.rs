@@ -1,0 +1,314 @@
+//! What is captured into an incident folder at first detection: listings of threads, fds
+//! and sockets, memory, a JVM's thread dump, a Go service's goroutines, the supervised
+//! command's output, the triggering series, and the target's capture commands (bounded,
+//! never through a shell).
+
+use super::folder::{save_meta, FileEntry, IncidentMeta};
+use crate::config::{EvidenceSection, TargetRule};
+use crate::listing;
+use leakwatch_detect::Finding;
+use leakwatch_exec::{expand, quote, Finished, Keep, Program};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Processes of one target whose threads, fds and sockets are listed.
+const MAX_PIDS: usize = 8;
+
+/// What the capture needs besides the finding.
+pub struct CaptureJob {
+    pub id: String,
+    pub finding: Finding,
+    /// The target's processes at detection time.
+    pub pids: Vec<u32>,
+    /// The target's rule, for pprof and capture commands.
+    pub rule: Option<TargetRule>,
+    /// Supervised targets: the tails of stderr and stdout of the current life.
+    pub output: Option<(String, String)>,
+    pub created_ms: i64,
+}
+
+/// Writes the incident folder. Each step is bounded by `settings.timeout` and
+/// `settings.max_output_bytes`; a failing step is noted in `incident.json`, never fatal.
+pub fn capture(
+    root: &Path,
+    db_path: &Path,
+    job: &CaptureJob,
+    settings: &EvidenceSection,
+) -> Result<IncidentMeta, String> {
+    let started = Instant::now();
+    let dir = root.join(&job.id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create incident folder {}: {e}", dir.display()))?;
+    let mut pids = job.pids.clone();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.truncate(MAX_PIDS);
+    let f = &job.finding;
+    let mut meta = IncidentMeta {
+        id: job.id.clone(),
+        created_ms: job.created_ms,
+        target: f.key.target.clone(),
+        resource: f.key.resource_text(),
+        attribution: f.key.attribution_text(),
+        kind: f.kind.to_string(),
+        summary: f.summary.clone(),
+        finding: f.clone(),
+        findings: vec![f.clone()],
+        pids: pids.clone(),
+        status: "capturing".into(),
+        capture_ms: 0,
+        files: Vec::new(),
+        mitigations: Vec::new(),
+    };
+    save_meta(&dir, &meta)?;
+    let cap = settings.max_output_bytes;
+    let mut put = |name: &str, bytes: &[u8], note: String| {
+        let kept = &bytes[..bytes.len().min(cap)];
+        let mut note = note;
+        if kept.len() < bytes.len() {
+            note = format!("{note}; cut at {} of {} bytes", kept.len(), bytes.len());
+        }
+        let note = match std::fs::write(dir.join(name), kept) {
+            Ok(()) => note,
+            Err(error) => format!("cannot write: {error}"),
+        };
+        meta.files.push(FileEntry {
+            name: name.to_string(),
+            bytes: kept.len() as u64,
+            note,
+        });
+    };
+    if pids.is_empty() {
+        put(
+            "processes.txt",
+            b"the target had no live process when the finding was made\n",
+            "ok".into(),
+        );
+    }
+    let join = |each: &dyn Fn(u32) -> String| {
+        pids.iter()
+            .map(|&pid| each(pid))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    put(
+        "threads.txt",
+        join(&listing::threads).as_bytes(),
+        "ok".into(),
+    );
+    put("fds.txt", join(&listing::fds).as_bytes(), "ok".into());
+    match listing::socket_table() {
+        Ok(table) => {
+            let filter = listing::SocketFilter::for_finding(&f.key.attribution);
+            let text = join(&|pid| listing::sockets(pid, &table, &filter));
+            put("sockets.txt", text.as_bytes(), "ok".into());
+        }
+        Err(error) => put(
+            "sockets.txt",
+            format!("cannot read the socket table: {error}\n").as_bytes(),
+            format!("socket table: {error}"),
+        ),
+    }
+    put("memory.txt", join(&listing::memory).as_bytes(), "ok".into());
+    for &pid in &pids {
+        if let Some(jcmd) = listing::is_jvm(pid) {
+            let argv = vec![
+                jcmd.display().to_string(),
+                pid.to_string(),
+                "Thread.print".to_string(),
+            ];
+            let out = run(argv, settings.timeout, cap);
+            let note = out.describe();
+            put(&format!("jcmd-threads-{pid}.txt"), &out.stdout.bytes, note);
+        }
+    }
+    if let Some(url) = job.rule.as_ref().and_then(|r| r.pprof_url.as_ref()) {
+        let (bytes, note) = fetch_goroutines(url, settings.timeout, cap);
+        put("goroutines.txt", &bytes, note);
+    }
+    if let Some((stderr, stdout)) = &job.output {
+        put("stderr-tail.txt", stderr.as_bytes(), "ok".into());
+        put("stdout-tail.txt", stdout.as_bytes(), "ok".into());
+    }
+    match series_csv(db_path, f) {
+        Ok(csv) => put("series.csv", csv.as_bytes(), "ok".into()),
+        Err(error) => put(
+            "series.csv",
+            b"",
+            format!("cannot read the history: {error}"),
+        ),
+    }
+    if let (Some(rule), Some(&pid)) = (&job.rule, pids.first()) {
+        for (i, template) in rule.capture.iter().enumerate() {
+            let pid = pid.to_string();
+            let dir_text = dir.display().to_string();
+            let argv = expand(
+                template,
+                &[("pid", &pid), ("dir", &dir_text), ("target", &f.key.target)],
+            );
+            let line = quote::join(&argv);
+            let out = run(argv, settings.timeout, cap);
+            let note = out.describe();
+            let mut text = format!("$ {line}\n# {note}\n").into_bytes();
+            text.extend_from_slice(&out.stdout.bytes);
+            put(&format!("capture-{}.txt", i + 1), &text, note);
+        }
+    }
+    meta.status = "complete".into();
+    meta.capture_ms = started.elapsed().as_millis() as u64;
+    save_meta(&dir, &meta)?;
+    Ok(meta)
+}
+
+/// Runs a capture or restart command (argv, no shell, stdin from /dev/null): its own
+/// process group killed whole at `timeout`, stdout and stderr together, the first `cap`
+/// bytes kept. What it leaves running after a normal exit is left alone: a restart command
+/// may start the service again.
+pub(crate) fn run(argv: Vec<String>, timeout: Duration, cap: usize) -> Finished {
+    Program::new(argv, timeout)
+        .cap(cap, Keep::Head)
+        .merged()
+        .run()
+}
+
+fn fetch_goroutines(base: &str, timeout: Duration, cap: usize) -> (Vec<u8>, String) {
+    let base = base.trim_end_matches('/');
+    let url = if base.ends_with("/debug/pprof") {
+        format!("{base}/goroutine?debug=2")
+    } else {
+        format!("{base}/debug/pprof/goroutine?debug=2")
+    };
+    let client = match reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => return (Vec::new(), format!("http client: {error}")),
+    };
+    match client.get(&url).send() {
+        Ok(response) if response.status().is_success() => {
+            let mut bytes = Vec::new();
+            use std::io::Read;
+            let mut limited = response.take(cap as u64 + 1);
+            match limited.read_to_end(&mut bytes) {
+                Ok(_) => (bytes, format!("ok ({url})")),
+                Err(error) => (bytes, format!("{url}: read failed: {error}")),
+            }
+        }
+        Ok(response) => (Vec::new(), format!("{url}: HTTP {}", response.status())),
+        Err(error) => (Vec::new(), format!("{url}: {error}")),
+    }
+}
+
+/// The triggering series (and its limit) since a little before the finding's regime began.
+fn series_csv(db_path: &Path, f: &Finding) -> Result<String, String> {
+    let store = leakwatch_store::Store::open_read_only(db_path).map_err(|e| e.to_string())?;
+    let to = (f.evidence_window.1 * 1000.0) as i64 + 60_000;
+    let span = ((f.evidence_window.1 - f.evidence_window.0) * 1000.0) as i64;
+    let from = (f.evidence_window.0 * 1000.0) as i64 - span / 2;
+    let data = store
+        .query_target(&f.key.target, from, to)
+        .map_err(|e| e.to_string())?;
+    let mut out = String::from("series,ts_ms,value\n");
+    for series in &data {
+        let limit = f.key.resource.limit_series(&series.key.target);
+        let wanted = (!series.key.is_limit
+            && series.key.resource == f.key.resource
+            && series.key.attribution == f.key.attribution)
+            || limit.as_ref() == Some(&series.key);
+        if !wanted {
+            continue;
+        }
+        let label = series.key.label();
+        let label = label.replace('"', "\"\"");
+        for (ms, value) in &series.points {
+            out.push_str(&format!("\"{label}\",{ms},{value}\n"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::test_finding as finding;
+    use crate::evidence::*;
+    use std::time::Duration;
+
+    #[test]
+    fn capture_writes_listings_and_bounded_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("incidents");
+        let db = dir.path().join("missing.db");
+        let rule: TargetRule = toml::from_str(
+            r#"name = "me"
+comm = "x"
+capture = [["cat", "/proc/{pid}/comm"], ["sleep", "20"], ["head", "-c", "100000", "/dev/zero"], ["/no/such/program"]]
+"#,
+        )
+        .unwrap();
+        let settings = EvidenceSection {
+            timeout: Duration::from_millis(500),
+            max_output_bytes: 10_000,
+            ..EvidenceSection::default()
+        };
+        let job = CaptureJob {
+            id: "20260101-000000-me-threads-0001".into(),
+            finding: finding("me", "threads", "lw-#"),
+            pids: vec![std::process::id()],
+            rule: Some(rule),
+            output: Some(("fatal error: boom\n".into(), String::new())),
+            created_ms: 1,
+        };
+        let meta = capture(&root, &db, &job, &settings).unwrap();
+        assert_eq!(meta.status, "complete");
+        let names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
+        for expected in [
+            "threads.txt",
+            "fds.txt",
+            "sockets.txt",
+            "memory.txt",
+            "stderr-tail.txt",
+            "series.csv",
+            "capture-1.txt",
+            "capture-4.txt",
+        ] {
+            assert!(names.contains(&expected), "{names:?}");
+        }
+        let note = |name: &str| {
+            meta.files
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap()
+                .note
+                .clone()
+        };
+        assert!(
+            note("capture-2.txt").contains("timeout"),
+            "{}",
+            note("capture-2.txt")
+        );
+        assert!(
+            note("capture-3.txt").contains("cut at"),
+            "{}",
+            note("capture-3.txt")
+        );
+        assert!(note("capture-4.txt").contains("cannot start"));
+        assert!(note("series.csv").contains("cannot read the history"));
+        let comm = std::fs::read_to_string(root.join(&job.id).join("capture-1.txt")).unwrap();
+        assert!(comm.starts_with("$ cat /proc/"), "{comm}");
+        let threads = String::from_utf8(read_file(&root, &job.id, "threads.txt").unwrap()).unwrap();
+        assert!(
+            threads.contains(&format!("pid {}", std::process::id())),
+            "{threads}"
+        );
+        assert!(read_file(&root, &job.id, "../../etc/passwd").is_err());
+        assert!(load(&root, "../x").is_err());
+        assert_eq!(list(&root).unwrap().len(), 1);
+        // A further finding joins the record once.
+        let memory = finding("me", "memory", "rss");
+        join(&root, &job.id, &memory).unwrap();
+        join(&root, &job.id, &memory).unwrap();
+        assert_eq!(load(&root, &job.id).unwrap().findings.len(), 2);
+    }
+}
