@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod daemon;
+mod error;
 pub mod evidence;
 pub mod findings;
 pub mod gauges;
@@ -18,11 +19,12 @@ pub mod sync;
 pub mod tail;
 pub mod targets;
 
+pub use error::{Error, Result};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
 /// Runs the agent in the foreground until SIGINT or SIGTERM.
-pub fn run(config: config::Config, data_dir: &Path) -> Result<(), String> {
+pub fn run(config: config::Config, data_dir: &Path) -> Result<()> {
     let (shared, threads) = daemon::start(&config, data_dir, daemon::Mode::Host)?;
     tracing::info!(
         privileged = shared.privileged,
@@ -50,22 +52,25 @@ pub fn serve_http(
     config: &config::Config,
     shared: std::sync::Arc<daemon::Shared>,
     until: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lw-http")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+        .map_err(Error::Runtime)?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.agent.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.agent.listen))?;
+            .map_err(|source| Error::Listen {
+                addr: config.agent.listen,
+                source,
+            })?;
         let app = http::router(shared, config.agent.token.clone());
         axum::serve(listener, app)
             .with_graceful_shutdown(until)
             .await
-            .map_err(|e| format!("HTTP server failed: {e}"))
+            .map_err(Error::Http)
     })
 }
 

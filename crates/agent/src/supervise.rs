@@ -112,7 +112,7 @@ fn oom_kills() -> Option<u64> {
 
 /// Runs the supervisor until the command ends for good (policy, max restarts) or we get
 /// SIGINT/SIGTERM (forwarded to the command). Returns the command's last exit code.
-pub fn run(config: Config, data_dir: &Path, options: RunOptions) -> Result<i32, String> {
+pub fn run(config: Config, data_dir: &Path, options: RunOptions) -> crate::Result<i32> {
     let pids: Arc<Mutex<HashSet<u32>>> = Arc::new(Mutex::new(HashSet::new()));
     let (shared, threads) = daemon::start(
         &config,
@@ -160,7 +160,7 @@ fn supervise(
     shared: &Shared,
     pids: &Mutex<HashSet<u32>>,
     stop: &AtomicBool,
-) -> Result<i32, String> {
+) -> crate::Result<i32> {
     let mut restarts = 0u32;
     let mut backoff = Duration::from_secs(1);
     let mut previous: Option<(u32, Option<u64>, Restart)> = None;
@@ -171,7 +171,10 @@ fn supervise(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", options.command[0]))?;
+            .map_err(|source| crate::Error::Spawn {
+                program: options.command[0].clone(),
+                source,
+            })?;
         let pid = child.id();
         let started = Instant::now();
         let start_time = start_time_ticks(pid);
@@ -202,13 +205,13 @@ fn supervise(
         let oom_before = oom_kills();
         tracing::info!(pid, life = restarts + 1, "started {:?}", options.command);
         let status = loop {
-            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            if let Some(status) = child.try_wait().map_err(crate::Error::Wait)? {
                 break status;
             }
             if stop.load(Ordering::Relaxed) {
                 // SAFETY: signalling our own child.
                 unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-                let status = child.wait().map_err(|e| e.to_string())?;
+                let status = child.wait().map_err(crate::Error::Wait)?;
                 for t in tees {
                     let _ = t.join();
                 }

@@ -138,11 +138,14 @@ pub enum Mode {
 fn spawn(
     name: &str,
     body: impl FnOnce() + Send + 'static,
-) -> Result<std::thread::JoinHandle<()>, String> {
+) -> crate::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(body)
-        .map_err(|e| format!("cannot start {name}: {e}"))
+        .map_err(|source| crate::Error::Thread {
+            name: name.to_string(),
+            source,
+        })
 }
 
 /// Starts every stage. Returns the shared snapshots and the threads' handles; the stages
@@ -151,9 +154,11 @@ pub fn start(
     config: &Config,
     data_dir: &Path,
     mode: Mode,
-) -> Result<(Arc<Shared>, Vec<std::thread::JoinHandle<()>>), String> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+) -> crate::Result<(Arc<Shared>, Vec<std::thread::JoinHandle<()>>)> {
+    std::fs::create_dir_all(data_dir).map_err(|source| crate::Error::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
     // SAFETY: geteuid has no preconditions.
     let privileged = unsafe { libc::geteuid() } == 0;
     let alerts_db = (!config.alerts.channels.is_empty()).then(|| data_dir.join("alerts.db"));
@@ -194,8 +199,7 @@ pub fn start(
             (selection, Targeting::single(&target))
         }
     };
-    let sampler = Sampler::new(Options::default(), selection)
-        .map_err(|e| format!("cannot read /proc: {e}"))?;
+    let sampler = Sampler::new(Options::default(), selection).map_err(crate::Error::Proc)?;
     if let Some(why) = sampler.netlink_error() {
         tracing::warn!(
             error = why,
@@ -205,7 +209,7 @@ pub fn start(
     let mut threads = Vec::new();
     // The store holds a SQLite connection, which stays on the thread that opened it: open
     // it there and wait for the verdict, so a bad data dir fails the start, not later.
-    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<crate::Result<()>>();
     threads.push({
         let shared = shared.clone();
         spawn("lw-writer", move || {
@@ -215,10 +219,10 @@ pub fn start(
                     store
                 }
                 Err(e) => {
-                    let _ = opened_tx.send(Err(format!(
-                        "cannot open store {}: {e}",
-                        shared.db_path.display()
-                    )));
+                    let _ = opened_tx.send(Err(crate::Error::Store {
+                        path: shared.db_path.clone(),
+                        message: e.to_string(),
+                    }));
                     shared.stop.store(true, Ordering::Relaxed);
                     return;
                 }
@@ -268,14 +272,14 @@ pub fn start(
     });
     match opened_rx.recv() {
         Ok(Ok(())) => Ok((shared, threads)),
-        Ok(Err(message)) => {
+        Ok(Err(error)) => {
             shared.stop.store(true, Ordering::Relaxed);
             for thread in threads {
                 let _ = thread.join();
             }
-            Err(message)
+            Err(error)
         }
-        Err(_) => Err("store writer thread died while opening the store".into()),
+        Err(_) => Err(crate::Error::WriterDied),
     }
 }
 
