@@ -13,7 +13,9 @@ use lettre::{Message, SmtpTransport, Transport};
 use reqwest::blocking::Client;
 use serde::Serialize;
 
-use crate::config::{ChannelConfig, ConfigError, EmailConfig, ExecConfig, SmtpSecurity};
+use crate::config::{
+    read_ca_file, ChannelConfig, ConfigError, EmailConfig, ExecConfig, SmtpSecurity,
+};
 use crate::lifecycle::{AlertPayload, AlertState, Notification, Reason, Severity};
 use crate::payload;
 use crate::time::now_ms;
@@ -97,21 +99,6 @@ impl std::fmt::Debug for Channel {
             .field("kind", &self.kind)
             .finish()
     }
-}
-
-/// Reads `path`, a PEM bundle of extra trusted root certificates: its bytes and the
-/// certificates in it. Errors (unreadable, not PEM, no certificate) name the path.
-pub(crate) fn read_ca_file(path: &Path) -> Result<(Vec<u8>, Vec<reqwest::Certificate>), String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{} holds no PEM certificate (want -----BEGIN CERTIFICATE----- blocks)",
-            path.display()
-        ));
-    }
-    Ok((pem, certs))
 }
 
 /// The HTTP client of one channel. `ca_file` adds trusted roots to the platform's; the

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -83,7 +83,7 @@ pub struct AlertConfig {
     pub saturation_critical: f64,
     pub routes: Routes,
     pub channels: BTreeMap<String, ChannelConfig>,
-    pub silences: Vec<crate::lifecycle::Silence>,
+    pub silences: Vec<Silence>,
     pub delivery: DeliveryConfig,
     pub heartbeat: Option<HeartbeatConfig>,
 }
@@ -334,7 +334,7 @@ fn check_url(problems: &mut Vec<String>, key: &str, url: &str) {
 
 fn check_ca_file(problems: &mut Vec<String>, key: &str, path: &Option<PathBuf>) {
     if let Some(path) = path {
-        if let Err(e) = crate::channels::read_ca_file(path) {
+        if let Err(e) = read_ca_file(path) {
             problems.push(format!("{key}: {e}"));
         }
     }
@@ -505,4 +505,41 @@ impl AlertConfig {
             self.channels.keys().cloned().collect::<Vec<_>>().join(", ")
         }
     }
+}
+
+/// A silence: no notifications for matching alerts until `until`. Alerts still change state
+/// underneath; when the silence ends, a still-firing alert notifies at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Silence {
+    pub target: String,
+    /// Absent: every resource of the target.
+    #[serde(default)]
+    pub resource: Option<String>,
+    pub until: Timestamp,
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl Silence {
+    pub fn matches(&self, target: &str, resource: &str, now_ms: u64) -> bool {
+        now_ms < self.until.0
+            && self.target == target
+            && self.resource.as_deref().is_none_or(|r| r == resource)
+    }
+}
+
+/// Reads `path`, a PEM bundle of extra trusted root certificates: its bytes and the
+/// certificates in it. Errors (unreadable, not PEM, no certificate) name the path.
+pub(crate) fn read_ca_file(path: &Path) -> Result<(Vec<u8>, Vec<reqwest::Certificate>), String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (want -----BEGIN CERTIFICATE----- blocks)",
+            path.display()
+        ));
+    }
+    Ok((pem, certs))
 }

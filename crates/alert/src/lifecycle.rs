@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use leakwatch_detect::{Finding, FindingKind};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AlertConfig, ChannelConfig, Timestamp};
+use crate::config::{AlertConfig, ChannelConfig};
 
 /// Resolved alerts are kept this long for display, then forgotten.
 const KEEP_RESOLVED_MS: u64 = 3600 * 1000;
@@ -86,27 +86,7 @@ impl Reason {
     }
 }
 
-/// A silence: no notifications for matching alerts until `until`. Alerts still change state
-/// underneath; when the silence ends, a still-firing alert notifies at once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Silence {
-    pub target: String,
-    /// Absent: every resource of the target.
-    #[serde(default)]
-    pub resource: Option<String>,
-    pub until: Timestamp,
-    #[serde(default)]
-    pub reason: String,
-}
-
-impl Silence {
-    pub fn matches(&self, target: &str, resource: &str, now_ms: u64) -> bool {
-        now_ms < self.until.0
-            && self.target == target
-            && self.resource.as_deref().is_none_or(|r| r == resource)
-    }
-}
+pub use crate::config::Silence;
 
 /// What every channel renders: one alert as of the moment the notification was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

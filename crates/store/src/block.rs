@@ -293,6 +293,11 @@ pub(crate) fn decode_interval_list(
         .collect())
 }
 
+/// `ts_ms` rounded down to a multiple of `span_ms` (also for negative times).
+pub(crate) fn align_down(ts_ms: i64, span_ms: i64) -> i64 {
+    ts_ms.div_euclid(span_ms) * span_ms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,11 +14,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::block::align_down;
 use crate::block::{BlockReader, BlockWriter, Bucket};
 use crate::codec::{self, Runs};
 use crate::error::{Context, Error, Result};
 use crate::options::{Options, RollupLevel};
-use crate::store::align_down;
 
 const HOUR_MS: i64 = 3_600_000;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use crate::block::{self, BlockWriter, Bucket};
+use crate::block::{self, align_down, BlockWriter, Bucket};
 use crate::codec::{self, put_token, put_uvarint, zigzag, Runs};
 use crate::compact::{self, BlockIds};
 use crate::error::{Context, Error, Result};
@@ -159,10 +159,6 @@ pub struct Store {
     block_ids: BlockIds,
     row_scratch: Vec<u8>,
     accepted_scratch: Vec<(i64, f64, u32, u32)>,
-}
-
-pub(crate) fn align_down(ts_ms: i64, span_ms: i64) -> i64 {
-    ts_ms.div_euclid(span_ms) * span_ms
 }
 
 impl Store {

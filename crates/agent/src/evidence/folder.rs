@@ -1,7 +1,6 @@
 //! Incident folders: `DATA_DIR/incidents/ID/` with `incident.json` ([`IncidentMeta`]) and
 //! one file per piece of evidence; IDs, listing, loading, bounded reads and pruning.
 
-use super::mitigation::MitigationRecord;
 use leakwatch_detect::Finding;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -216,6 +215,17 @@ pub fn read_file(root: &Path, id: &str, name: &str) -> Result<Vec<u8>, String> {
         .read_to_end(&mut bytes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(bytes)
+}
+
+/// A restart command the agent ran (or declined to run) for this incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MitigationRecord {
+    pub ts_ms: i64,
+    pub command: Vec<String>,
+    pub ran: bool,
+    pub success: bool,
+    /// `exit 0 in 1.20s`, or why it did not run.
+    pub outcome: String,
 }
 
 #[cfg(test)]

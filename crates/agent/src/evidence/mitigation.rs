@@ -3,22 +3,10 @@
 //! times a day (the cap survives restarts: `mitigations.json`).
 
 use super::capture::run;
-use super::folder::{load, save_meta, write_atomic, FileEntry, IncidentMeta};
+use super::folder::{load, save_meta, write_atomic, FileEntry, IncidentMeta, MitigationRecord};
 use crate::config::Mitigation;
 use leakwatch_exec::{expand, quote};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// A restart command the agent ran (or declined to run) for this incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MitigationRecord {
-    pub ts_ms: i64,
-    pub command: Vec<String>,
-    pub ran: bool,
-    pub success: bool,
-    /// `exit 0 in 1.20s`, or why it did not run.
-    pub outcome: String,
-}
 
 /// Restarts run per target, persisted so the daily cap holds across agent restarts.
 pub struct MitigationLog {

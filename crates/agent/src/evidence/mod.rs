@@ -20,9 +20,9 @@ pub mod registry;
 pub use capture::{capture, CaptureJob};
 pub use folder::{
     incident_id, join, list, load, prune, read_file, valid_id, FileEntry, IncidentMeta,
-    MAX_SHOWN_BYTES,
+    MitigationRecord, MAX_SHOWN_BYTES,
 };
-pub use mitigation::{mitigate, MitigationLog, MitigationRecord};
+pub use mitigation::{mitigate, MitigationLog};
 pub use registry::{Opened, Registry};
 
 use std::path::{Path, PathBuf};
