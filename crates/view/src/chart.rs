@@ -738,6 +738,120 @@ mod tests {
         assert!(!svg.contains(">4M<") && !svg.contains(">4.19M<"), "{svg}");
     }
 
+    /// FNV-1a, 64 bits: a stable digest for the golden outputs below.
+    fn fnv1a(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// Charts that between them take every branch of [`render`]: many lines (the legend
+    /// wraps), gaps and a lone sample, an empty line, a limit on the scale, a far limit, no
+    /// data at all, restarts inside and outside the view, trends with and without an ETA,
+    /// an ETA inside the view, long labels and a note.
+    fn golden_charts() -> Vec<String> {
+        let from = 1_700_000_000_000;
+        let ramps: Vec<Vec<(i64, f64)>> = (0..11)
+            .map(|i| {
+                let mut points = ramp(400, 1_000, 0.1 * f64::from(i));
+                if i == 2 {
+                    // Two gaps, one leaving a lone sample between them.
+                    points.drain(100..200);
+                    points.drain(101..150);
+                }
+                points
+            })
+            .collect();
+        let to = from + 399_000;
+        let lines = |n: usize| -> Vec<Line> {
+            ramps[..n]
+                .iter()
+                .enumerate()
+                .map(|(i, points)| Line {
+                    label: format!("threads{{pool-{i}-with-a-rather-long-name-that-gets-cut-#}}"),
+                    points,
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+
+        let mut many = chart(lines(11), from, to);
+        many.lines.push(Line {
+            label: "empty".into(),
+            points: &[],
+        });
+        many.limit = Some(Limit {
+            value: 60.0,
+            label: "limit per process, pids.max of the unit's cgroup".into(),
+        });
+        many.markers = vec![
+            Marker {
+                ts_ms: from + 120_000,
+                title: "pid 1 -> 2: exit 1".into(),
+            },
+            Marker {
+                ts_ms: from - 1,
+                title: "before the view".into(),
+            },
+        ];
+        let mut f = finding("grower", "threads", "pool-3-#", Some(30.0));
+        f.current = 49.9;
+        f.rate_per_hour = 1_080.0;
+        f.limit = Some(60.0);
+        f.first_seen = (from + 50_000) as f64 / 1000.0;
+        f.evidence_window = (from as f64 / 1000.0, to as f64 / 1000.0);
+        many.trends.push(Trend::from_finding(&f, Some(3)).unwrap());
+        let mut far = f.clone();
+        far.eta_seconds = None;
+        many.trends.push(Trend::from_finding(&far, None).unwrap());
+        many.note = Some("+4 smaller groups not shown <here>".into());
+        out.push(render(&many));
+
+        let mut memory = chart(lines(1), from, to);
+        memory.unit = Unit::Bytes;
+        memory.width = 420;
+        memory.height = 150;
+        memory.limit = Some(Limit {
+            value: 4_194_304.0,
+            label: "memory.max".into(),
+        });
+        let mut m = finding("grower", "memory", "rss", Some(3_600.0));
+        m.current = 49.9;
+        m.rate_per_hour = 10.0;
+        m.evidence_window = (from as f64 / 1000.0, (from + 200_000) as f64 / 1000.0);
+        m.first_seen = from as f64 / 1000.0;
+        memory
+            .trends
+            .push(Trend::from_finding(&m, Some(0)).unwrap());
+        out.push(render(&memory));
+
+        let mut nothing = chart(vec![], from, from);
+        nothing.width = 10;
+        nothing.height = 10;
+        nothing.limit = Some(Limit {
+            value: 1_024.0,
+            label: "RLIMIT_NOFILE".into(),
+        });
+        out.push(render(&nothing));
+        out
+    }
+
+    /// Pins the rendered bytes: a refactoring of [`render`] must not change any of them.
+    #[test]
+    fn rendered_charts_match_the_golden_digests() {
+        let digests: Vec<(usize, u64)> = golden_charts()
+            .iter()
+            .map(|svg| (svg.len(), fnv1a(svg)))
+            .collect();
+        assert_eq!(digests, GOLDEN, "{:#?}", golden_charts());
+    }
+
+    const GOLDEN: [(usize, u64); 3] = [
+        (53_637, 260_791_468_336_476_918),
+        (2_290, 4_892_228_825_033_862_397),
+        (1_380, 10_292_282_894_710_566_643),
+    ];
+
     #[test]
     fn sparklines_are_small_and_bounded() {
         let points = ramp(60_480, 10_000, 0.5);
