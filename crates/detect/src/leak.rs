@@ -21,7 +21,7 @@ use crate::model::Point;
 use crate::params::Params;
 use crate::stats::{
     hamed_rao_factor, mann_kendall, median, median_of, pairwise_slopes, quantile, slope_interval,
-    MannKendall,
+    MannKendall, SlopeEstimate,
 };
 use std::fmt;
 
@@ -264,7 +264,75 @@ pub(crate) fn judge(
     scope: &Scope,
     ctx: &Context,
 ) -> Result<Trend, Rejection> {
-    let params = ctx.params;
+    let floors = cut_floors(segments, ctx.params)?;
+    let rise = check_shape(&floors.shapes, ctx.params)?;
+    if let Scope::CurrentLife { life, .. } = scope {
+        check_history(segments, life, &floors, rise.total, ctx)?;
+    }
+    let (estimate, p_value) = estimate_slope(&floors.blocks, ctx)?;
+    let slope = estimate.slope;
+    let newest = &floors.blocks[floors.blocks.len() - 1];
+    let forecast = forecast(newest, scope, &estimate, ctx);
+
+    let start = segments[0].points[0].t;
+    let end = segments[segments.len() - 1]
+        .points
+        .last()
+        .map_or(start, |p| p.t);
+    let span_seconds = match scope {
+        Scope::CurrentLife { life_start, .. } => end - life_start,
+        Scope::Lives { .. } => end - start,
+    };
+    let newest_shape = &floors.shapes[floors.shapes.len() - 1];
+    check_season(span_seconds, newest_shape, &rise, &forecast, ctx)?;
+
+    let mut durations: Vec<f64> = segments
+        .iter()
+        .map(|s| s.points.last().map_or(0.0, |p| p.t) - s.points[0].t)
+        .collect();
+    Ok(Trend {
+        slope,
+        slope_upper: estimate.upper.max(slope),
+        slope_lower: estimate.lower.min(slope),
+        p_value,
+        level_now: forecast.level_now,
+        excursion: forecast.excursion,
+        start,
+        end,
+        lives: segments.len(),
+        segment_seconds: median(&mut durations).unwrap_or(0.0),
+        eta: forecast.eta,
+        eta_conservative: forecast.eta_conservative,
+    })
+}
+
+/// The floor of a regime: each segment's floor blocks (segments with fewer than two left
+/// out) and their shapes.
+struct Floors {
+    blocks: Vec<Vec<Block>>,
+    shapes: Vec<Shape>,
+    /// Block length of the newest segment, for the history it is compared with.
+    newest_block_len: usize,
+}
+
+/// The rises of a regime's floor, summed over its segments.
+struct Rise {
+    total: f64,
+    early: f64,
+    recent: f64,
+}
+
+/// Where the newest segment's floor is heading.
+struct Forecast {
+    level_now: f64,
+    excursion: f64,
+    eta: Option<f64>,
+    eta_conservative: Option<f64>,
+}
+
+/// Cuts each segment into floor blocks within the block budget; too few samples or
+/// blocks is [`Rejection::TooShort`].
+fn cut_floors(segments: &[Segment], params: &Params) -> Result<Floors, Rejection> {
     let n_samples: usize = segments.iter().map(|s| s.points.len()).sum();
     if n_samples < params.min_regime_samples || segments.is_empty() {
         return Err(Rejection::TooShort {
@@ -287,9 +355,17 @@ pub(crate) fn judge(
             blocks: n_blocks,
         });
     }
+    let shapes = all_blocks.iter().map(|b| shape(b)).collect();
+    Ok(Floors {
+        blocks: all_blocks,
+        shapes,
+        newest_block_len,
+    })
+}
 
-    // Shape of the floor.
-    let shapes: Vec<Shape> = all_blocks.iter().map(|b| shape(b)).collect();
+/// The shape of the floor: rising overall by a relevant fraction of its level, in both
+/// halves, not decelerating into a plateau, and not by a single step.
+fn check_shape(shapes: &[Shape], params: &Params) -> Result<Rise, Rejection> {
     let total_rise: f64 = shapes.iter().map(|s| s.end - s.start).sum();
     if total_rise <= 0.0 {
         return Err(Rejection::NotRising);
@@ -322,46 +398,70 @@ pub(crate) fn judge(
             largest_step_share: steps / total_rise,
         });
     }
+    Ok(Rise {
+        total: total_rise,
+        early,
+        recent,
+    })
+}
 
-    if let Scope::CurrentLife { life, .. } = scope {
-        // Compare with what the life did over the last season before the window's middle.
-        let window = segments[segments.len() - 1].points;
-        let window_start = window[0].t;
-        let window_middle = window[window.len() / 2].t;
-        let from = window_start - ctx.season_seconds();
-        let lo = life.partition_point(|p| p.t < from);
-        let hi = life.partition_point(|p| p.t < window_middle);
-        let earlier = floor_blocks(&life[lo..hi], newest_block_len);
-        let floors: Vec<f64> = earlier.iter().map(|b| b.floor).collect();
-        // A new high, so a daily cycle climbing back to yesterday's peak is not growth.
-        let current = shapes[shapes.len() - 1].end;
-        if let Some(earlier_p95) = quantile(&mut floors.clone(), 0.95) {
-            if current < earlier_p95 + params.new_high_margin * total_rise {
-                return Err(Rejection::NotNewHigh {
-                    current,
-                    earlier_p95,
-                });
-            }
-        }
-        // Larger than the floor's own wandering over spans as long as the window. Strongly
-        // autocorrelated noise climbs for an hour now and then, and within that hour looks
-        // like a trend to any test; its history shows how far it also falls in an hour.
-        let window_blocks = all_blocks[all_blocks.len() - 1].len();
-        if let Some(fall) = usual_fall(&floors, window_blocks) {
-            let rise = shapes[shapes.len() - 1].end - shapes[shapes.len() - 1].start;
-            if rise < params.noise_fall_factor * fall {
-                return Err(Rejection::WithinNoise {
-                    rise,
-                    usual_fall: fall,
-                });
-            }
+/// Within the current life: the window's floor is a new high against the last season
+/// before its middle, and rose more than the floor usually falls over as long a span.
+fn check_history(
+    segments: &[Segment],
+    life: &[Point],
+    floors: &Floors,
+    total_rise: f64,
+    ctx: &Context,
+) -> Result<(), Rejection> {
+    let params = ctx.params;
+    // Compare with what the life did over the last season before the window's middle.
+    let window = segments[segments.len() - 1].points;
+    let window_start = window[0].t;
+    let window_middle = window[window.len() / 2].t;
+    let from = window_start - ctx.season_seconds();
+    let lo = life.partition_point(|p| p.t < from);
+    let hi = life.partition_point(|p| p.t < window_middle);
+    let earlier = floor_blocks(&life[lo..hi], floors.newest_block_len);
+    let earlier_floors: Vec<f64> = earlier.iter().map(|b| b.floor).collect();
+    // A new high, so a daily cycle climbing back to yesterday's peak is not growth.
+    let newest_shape = &floors.shapes[floors.shapes.len() - 1];
+    let current = newest_shape.end;
+    if let Some(earlier_p95) = quantile(&mut earlier_floors.clone(), 0.95) {
+        if current < earlier_p95 + params.new_high_margin * total_rise {
+            return Err(Rejection::NotNewHigh {
+                current,
+                earlier_p95,
+            });
         }
     }
+    // Larger than the floor's own wandering over spans as long as the window. Strongly
+    // autocorrelated noise climbs for an hour now and then, and within that hour looks
+    // like a trend to any test; its history shows how far it also falls in an hour.
+    let window_blocks = floors.blocks[floors.blocks.len() - 1].len();
+    if let Some(fall) = usual_fall(&earlier_floors, window_blocks) {
+        let rise = newest_shape.end - newest_shape.start;
+        if rise < params.noise_fall_factor * fall {
+            return Err(Rejection::WithinNoise {
+                rise,
+                usual_fall: fall,
+            });
+        }
+    }
+    Ok(())
+}
 
+/// The slope (Theil-Sen within each segment, with its interval) and the p-value of the
+/// trend (Mann-Kendall per segment, combined); not significant or not positive is a
+/// rejection.
+fn estimate_slope(
+    all_blocks: &[Vec<Block>],
+    ctx: &Context,
+) -> Result<(SlopeEstimate, f64), Rejection> {
     // Slope: Theil-Sen over pairs within each segment only, so pairs never straddle a
     // restart (whose reset would read as "not growing").
     let mut slopes = Vec::new();
-    for blocks in &all_blocks {
+    for blocks in all_blocks {
         let times: Vec<f64> = blocks.iter().map(|b| b.t).collect();
         let floors: Vec<f64> = blocks.iter().map(|b| b.floor).collect();
         pairwise_slopes(&times, &floors, &mut slopes);
@@ -377,7 +477,7 @@ pub(crate) fn judge(
         mann_kendall(&floors).inflate(hamed_rao_factor(&times, &floors, pooled_slope))
     }));
     let p_value = mk.p_increasing();
-    if p_value > params.trend_p_value {
+    if p_value > ctx.params.trend_p_value {
         return Err(Rejection::NotSignificant { p_value });
     }
     let Some(estimate) = slope_interval(&mut slopes, mk.var_s, ctx.z_interval) else {
@@ -386,11 +486,13 @@ pub(crate) fn judge(
     if estimate.slope <= 0.0 {
         return Err(Rejection::NotRising);
     }
-    let slope = estimate.slope;
+    Ok((estimate, p_value))
+}
 
-    // Forecast from the newest segment's fitted floor plus its typical swing: the limit is
-    // hit when the top of the normal band reaches it, not the floor.
-    let newest = &all_blocks[all_blocks.len() - 1];
+/// The forecast from the newest segment's fitted floor plus its typical swing: the limit
+/// is hit when the top of the normal band reaches it, not the floor.
+fn forecast(newest: &[Block], scope: &Scope, estimate: &SlopeEstimate, ctx: &Context) -> Forecast {
+    let slope = estimate.slope;
     let mut intercepts: Vec<f64> = newest
         .iter()
         .map(|b| b.floor - slope * (b.t - ctx.now))
@@ -415,28 +517,34 @@ pub(crate) fn judge(
         }
         None => (None, None),
     };
+    Forecast {
+        level_now,
+        excursion,
+        eta,
+        eta_conservative,
+    }
+}
 
-    let start = segments[0].points[0].t;
-    let end = segments[segments.len() - 1]
-        .points
-        .last()
-        .map_or(start, |p| p.t);
-    let span_seconds = match scope {
-        Scope::CurrentLife { life_start, .. } => end - life_start,
-        Scope::Lives { .. } => end - start,
-    };
+/// A regime seen for less than a season is only reported when its forecast is urgent and
+/// it is not visibly converging below the limit.
+fn check_season(
+    span_seconds: f64,
+    newest_shape: &Shape,
+    rise: &Rise,
+    forecast: &Forecast,
+    ctx: &Context,
+) -> Result<(), Rejection> {
     if span_seconds < ctx.season_seconds() {
         // Before a full season, only an urgent trend is reported, and only if it is not
         // visibly converging: when the recent half rose less than the early half (ratio
         // q < 1), a geometric continuation adds `recent * q / (1 - q)` more, which is
         // exact for a cache filling like 1 - exp(-t/tau). If even that stays below the
         // limit, the climb is a fill, not an emergency.
-        let newest_shape = &shapes[shapes.len() - 1];
-        let q = recent / early;
+        let q = rise.recent / rise.early;
         let converges_below_limit = match ctx.limit {
             Some(limit) if q < 1.0 => {
-                let projected = level_now
-                    + excursion
+                let projected = forecast.level_now
+                    + forecast.excursion
                     + ctx.others
                     + newest_shape.recent_rise.max(0.0) * q / (1.0 - q);
                 projected < limit
@@ -444,33 +552,17 @@ pub(crate) fn judge(
             _ => false,
         };
         let urgent = !converges_below_limit
-            && eta_conservative.is_some_and(|eta| eta <= ctx.urgent_seconds());
+            && forecast
+                .eta_conservative
+                .is_some_and(|eta| eta <= ctx.urgent_seconds());
         if !urgent {
             return Err(Rejection::NeedsSeason {
                 span_seconds,
-                eta_conservative,
+                eta_conservative: forecast.eta_conservative,
             });
         }
     }
-
-    let mut durations: Vec<f64> = segments
-        .iter()
-        .map(|s| s.points.last().map_or(0.0, |p| p.t) - s.points[0].t)
-        .collect();
-    Ok(Trend {
-        slope,
-        slope_upper: estimate.upper.max(slope),
-        slope_lower: estimate.lower.min(slope),
-        p_value,
-        level_now,
-        excursion,
-        start,
-        end,
-        lives: segments.len(),
-        segment_seconds: median(&mut durations).unwrap_or(0.0),
-        eta,
-        eta_conservative,
-    })
+    Ok(())
 }
 
 /// Samples skipped at the start of a life: warm-up, bounded by a fraction of the life.

@@ -103,6 +103,31 @@ struct ProcState {
     seen_pass: u64,
 }
 
+impl ProcState {
+    /// The state of a process first seen (or seen with a new start time) in pass `pass`:
+    /// nothing read or cached yet.
+    fn new(start_time_ticks: u64, pass: u64) -> ProcState {
+        ProcState {
+            start_time_ticks,
+            comm: Vec::new(),
+            identity: Identity::default(),
+            selected: false,
+            identity_pass: 0,
+            identity_partial: Vec::new(),
+            cgroups: cgroup::ProcCgroups::default(),
+            limits: None,
+            threads: HashMap::default(),
+            groups: None,
+            status_detail: None,
+            threads_listed_count: None,
+            fds: HashMap::default(),
+            fds_listed_count: None,
+            netns: None,
+            seen_pass: pass,
+        }
+    }
+}
+
 /// Per-cgroup values, read once per pass however many processes share the cgroup.
 #[derive(Clone, Copy, Default)]
 struct CgroupValues {
@@ -299,44 +324,28 @@ impl Sampler {
             return Ok(None);
         }
         let start_time_ticks = stat.start_time_ticks;
-        let fresh = match self.processes.get(&pid) {
-            Some(state) => state.start_time_ticks != start_time_ticks,
-            None => true,
-        };
+        let fresh = self
+            .processes
+            .get(&pid)
+            .is_none_or(|state| state.start_time_ticks != start_time_ticks);
         if fresh {
-            self.processes.insert(
-                pid,
-                ProcState {
-                    start_time_ticks,
-                    comm: Vec::new(),
-                    identity: Identity::default(),
-                    selected: false,
-                    identity_pass: 0,
-                    identity_partial: Vec::new(),
-                    cgroups: cgroup::ProcCgroups::default(),
-                    limits: None,
-                    threads: HashMap::default(),
-                    groups: None,
-                    status_detail: None,
-                    threads_listed_count: None,
-                    fds: HashMap::default(),
-                    fds_listed_count: None,
-                    netns: None,
-                    seen_pass: pass,
-                },
-            );
+            self.processes
+                .insert(pid, ProcState::new(start_time_ticks, pass));
         }
         let state_letter = stat.state as char;
         let ppid = stat.ppid;
         let num_threads = stat.num_threads;
-        let cpu = Cpu {
+        let mut cpu = Cpu {
             user_ms: stat.utime_ticks * 1000 / self.ticks_per_second,
             system_ms: stat.stime_ticks * 1000 / self.ticks_per_second,
             voluntary_ctxt_switches: None,
             nonvoluntary_ctxt_switches: None,
         };
-        let rss_from_stat = stat.rss_pages * self.page_size;
-        let vsize = stat.vsize;
+        let mut memory = Memory {
+            rss: stat.rss_pages * self.page_size,
+            vm_size: stat.vsize,
+            ..Memory::default()
+        };
         // exec keeps the pid and start time but changes comm: re-read the identity then.
         let comm_changed = self.processes[&pid].comm != stat.comm;
         let comm = stat.comm.to_vec();
@@ -356,16 +365,40 @@ impl Sampler {
         }
 
         let mut partial = state.identity_partial.clone();
-        let mut memory = Memory {
-            rss: rss_from_stat,
-            vm_size: vsize,
-            ..Memory::default()
-        };
-        let mut cpu = cpu;
         let revalidate =
             (u64::from(pid) + pass).is_multiple_of(self.options.revalidate_every.max(1));
-        // `statm` every pass (cheap) for resident, anonymous and file memory; `status` only
-        // when revalidating, for the slow-moving fields only it has (swap, context switches).
+        self.sample_memory(&dir, pid, revalidate, &mut memory, &mut cpu, &mut partial);
+        let threads = self.sample_threads(&dir, pid, num_threads, revalidate, &mut partial);
+        let (fds, sockets) = self.sample_fds(&dir, pid, revalidate, &mut partial);
+        let limits = self.sample_limits(pid, &mut memory);
+        let identity = self.processes[&pid].identity.clone();
+        partial.sort_by_key(|p| p.part);
+        partial.dedup_by_key(|p| p.part);
+        Ok(Some(ProcessSample {
+            identity,
+            state: state_letter,
+            threads,
+            fds,
+            sockets,
+            memory,
+            limits,
+            cpu,
+            partial,
+        }))
+    }
+
+    /// Fills in memory from `statm` (every pass: cheap) and, with the context switches,
+    /// from `status` (only when revalidating or never read, for the slow-moving fields
+    /// only it has: shared memory, swap, context switches).
+    fn sample_memory(
+        &mut self,
+        dir: &Dir,
+        pid: u32,
+        revalidate: bool,
+        memory: &mut Memory,
+        cpu: &mut Cpu,
+        partial: &mut Vec<Partial>,
+    ) {
         match dir.read(c"statm", &mut self.buf) {
             Ok(()) => match statm::parse(&self.buf) {
                 Some(pages) => {
@@ -403,38 +436,25 @@ impl Sampler {
             cpu.voluntary_ctxt_switches = detail.voluntary_ctxt_switches;
             cpu.nonvoluntary_ctxt_switches = detail.nonvoluntary_ctxt_switches;
         }
+    }
 
-        let threads = self.sample_threads(&dir, pid, num_threads, revalidate, &mut partial);
-        let (fds, sockets) = self.sample_fds(&dir, pid, revalidate, &mut partial);
-
+    /// The process's limits: its rlimits (read with the identity) and its cgroup's pids
+    /// values; fills in the cgroup's memory values on the way.
+    fn sample_limits(&mut self, pid: u32, memory: &mut Memory) -> Limits {
         let state = &self.processes[&pid];
         let limits_read = state.limits.clone().unwrap_or_default();
         let cgroups = state.cgroups.clone();
-        let identity = state.identity.clone();
         let values = self.cgroup_values(&cgroups);
         memory.cgroup_current = values.memory_current;
         memory.cgroup_max = values.memory_max;
-        let limits = Limits {
+        Limits {
             nofile_soft: limits_read.nofile.soft,
             nofile_hard: limits_read.nofile.hard,
             nproc_soft: limits_read.nproc.soft,
             nproc_hard: limits_read.nproc.hard,
             cgroup_pids_max: values.pids_max,
             cgroup_pids_current: values.pids_current,
-        };
-        partial.sort_by_key(|p| p.part);
-        partial.dedup_by_key(|p| p.part);
-        Ok(Some(ProcessSample {
-            identity,
-            state: state_letter,
-            threads,
-            fds,
-            sockets,
-            memory,
-            limits,
-            cpu,
-            partial,
-        }))
+        }
     }
 
     fn refresh_identity(&mut self, dir: &Dir, pid: u32, ppid: u32, start: u64, comm: Vec<u8>) {
@@ -608,6 +628,8 @@ impl Sampler {
         }
     }
 
+    /// Counts the fds of one process by kind and its sockets by protocol, state and peer,
+    /// reading fd targets only when the fd table may have changed (see the module doc).
     fn sample_fds(
         &mut self,
         dir: &Dir,
@@ -617,24 +639,11 @@ impl Sampler {
     ) -> (Fds, Sockets) {
         let foreign = self.processes.get(&pid).and_then(|s| s.netns);
         if let Some(ns) = foreign {
-            if !self.netns_tables.contains_key(&ns) {
-                let mut table = SocketTable::default();
-                if let Some(reader) = self.socket_reader.as_mut() {
-                    self.reads += 5;
-                    // A failure leaves the table empty: its sockets count as "other".
-                    let _ = reader.read_proc_net_of(pid, &mut table);
-                }
-                self.netns_tables.insert(ns, table);
-            }
+            self.load_netns_table(ns, pid);
         }
-        let socket_table = match foreign.and_then(|ns| self.netns_tables.get(&ns)) {
-            Some(table) => table,
-            None => &self.socket_table,
-        };
-        let state = self.processes.get_mut(&pid).expect("state exists");
         self.reads += 1;
         let count = match dir.stat_size(c"fd") {
-            Ok(size) => Some(size),
+            Ok(size) => size,
             Err(error) => {
                 partial.push(Partial {
                     part: Part::Fds,
@@ -643,120 +652,104 @@ impl Sampler {
                 return (Fds::default(), Sockets::default());
             }
         };
+        let total = self
+            .refresh_fd_targets(dir, pid, foreign, count, revalidate, partial)
+            .unwrap_or(count as u32);
+        let socket_table = socket_table_of(&self.netns_tables, &self.socket_table, foreign);
+        let (by_kind, sockets) = count_fds(&self.processes[&pid].fds, socket_table);
+        (Fds { total, by_kind }, sockets)
+    }
+
+    /// Reads the socket table of the foreign network namespace `ns` through `pid`, once
+    /// per pass. A failure leaves the table empty: its sockets count as "other".
+    fn load_netns_table(&mut self, ns: u64, pid: u32) {
+        if self.netns_tables.contains_key(&ns) {
+            return;
+        }
+        let mut table = SocketTable::default();
+        if let Some(reader) = self.socket_reader.as_mut() {
+            self.reads += 5;
+            let _ = reader.read_proc_net_of(pid, &mut table);
+        }
+        self.netns_tables.insert(ns, table);
+    }
+
+    /// Brings the cached fd targets of `pid` up to date when its fd count (`count`, the
+    /// `st_size` of its fd directory) changed, a socket it held vanished, or it is
+    /// revalidated: lists the fd directory and reads the targets of new fd numbers only.
+    /// Returns the listed number of fds when the kernel reports no count (`st_size` 0).
+    fn refresh_fd_targets(
+        &mut self,
+        dir: &Dir,
+        pid: u32,
+        foreign: Option<u64>,
+        count: u64,
+        revalidate: bool,
+        partial: &mut Vec<Partial>,
+    ) -> Option<u32> {
+        let socket_table = socket_table_of(&self.netns_tables, &self.socket_table, foreign);
+        let state = self.processes.get_mut(&pid).expect("state exists");
         // A socket we cached that is gone from the table means its fd was closed, and the
         // number may now hold something else.
-        let socket_vanished = self.socket_reader.is_some()
+        let check_sockets = self.socket_reader.is_some();
+        let socket_vanished = check_sockets
             && state.fds.values().any(|target| match target {
                 FdTarget::Socket(inode) => !socket_table.by_inode.contains_key(inode),
                 FdTarget::Other(_) => false,
             });
         // Kernels before 6.2 report st_size 0 for the fd directory: then always list.
-        let count_known = count.is_some_and(|c| c > 0);
-        let unchanged = count_known && state.fds_listed_count == count;
-        let mut total = count.unwrap_or(0) as u32;
-        if self.options.fd_details && (!unchanged || revalidate || socket_vanished) {
-            let listed = Dir::open_at(dir.fd(), c"fd")
-                .and_then(|fd_dir| fd_dir.numeric_entries(&mut self.ids, &mut self.dents));
-            self.reads += 1;
-            match listed {
-                Ok(()) => {
-                    if revalidate {
-                        state.fds.clear();
-                    }
-                    let live: HashSet<u32> = self.ids.iter().copied().collect();
-                    let table = &socket_table.by_inode;
-                    let check_sockets = self.socket_reader.is_some();
-                    state.fds.retain(|fd, target| {
-                        live.contains(fd)
-                            && match target {
-                                FdTarget::Socket(inode) => {
-                                    !check_sockets || table.contains_key(inode)
-                                }
-                                FdTarget::Other(_) => true,
-                            }
-                    });
-                    for &fd in &self.ids {
-                        if state.fds.contains_key(&fd) {
-                            continue;
-                        }
-                        let name = self.path.build(&[P::Str("fd/"), P::Num(u64::from(fd))]);
-                        self.reads += 1;
-                        match dir.readlink(name, &mut self.buf) {
-                            Ok(()) => {
-                                state.fds.insert(fd, parse::fdlink::classify(&self.buf));
-                            }
-                            // Closed between the listing and the readlink.
-                            Err(error) if Reason::from_io(&error) == Reason::Exited => {}
-                            Err(error) => {
-                                partial.push(Partial {
-                                    part: Part::Fds,
-                                    reason: Reason::from_io(&error),
-                                });
-                                break;
-                            }
-                        }
-                    }
-                    state.fds_listed_count = if count_known {
-                        count
-                    } else {
-                        Some(self.ids.len() as u64)
-                    };
-                    if !count_known {
-                        total = self.ids.len() as u32;
-                    }
-                }
-                Err(error) => partial.push(Partial {
-                    part: Part::Fds,
-                    reason: Reason::from_io(&error),
-                }),
-            }
+        let count_known = count > 0;
+        let unchanged = count_known && state.fds_listed_count == Some(count);
+        let refresh = self.options.fd_details && (!unchanged || revalidate || socket_vanished);
+        if !refresh {
+            return None;
         }
-        let mut by_kind = BTreeMap::new();
-        let mut sockets = Sockets::default();
-        let mut peers: HashMap<(TcpState, Peer), u32> = HashMap::default();
-        for target in state.fds.values() {
-            *by_kind.entry(target.kind()).or_insert(0u32) += 1;
-            let FdTarget::Socket(inode) = target else {
-                continue;
-            };
-            match socket_table.by_inode.get(inode) {
-                Some(SocketInfo::Tcp(socket)) => {
-                    let tcp_state = TcpState::from_kernel(socket.state);
-                    *sockets.tcp.entry(tcp_state).or_insert(0) += 1;
-                    if tcp_state != TcpState::Listen {
-                        let inbound = socket_table.listening_ports.contains(&socket.local.1);
-                        let peer = if inbound {
-                            Peer {
-                                direction: Direction::Inbound,
-                                addr: socket.remote.0,
-                                port: socket.local.1,
-                            }
-                        } else {
-                            Peer {
-                                direction: Direction::Outbound,
-                                addr: socket.remote.0,
-                                port: socket.remote.1,
-                            }
-                        };
-                        *peers.entry((tcp_state, peer)).or_insert(0) += 1;
-                    }
-                }
-                Some(SocketInfo::Udp) => sockets.udp += 1,
-                Some(SocketInfo::Unix) => sockets.unix += 1,
-                None => sockets.other += 1,
-            }
+        let listed = Dir::open_at(dir.fd(), c"fd")
+            .and_then(|fd_dir| fd_dir.numeric_entries(&mut self.ids, &mut self.dents));
+        self.reads += 1;
+        if let Err(error) = listed {
+            partial.push(Partial {
+                part: Part::Fds,
+                reason: Reason::from_io(&error),
+            });
+            return None;
         }
-        sockets.tcp_peers = peers
-            .into_iter()
-            .map(|((state, peer), count)| PeerCount { state, peer, count })
-            .collect();
-        sockets.tcp_peers.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.state.cmp(&b.state))
-                .then_with(|| a.peer.cmp(&b.peer))
+        if revalidate {
+            state.fds.clear();
+        }
+        let live: HashSet<u32> = self.ids.iter().copied().collect();
+        let table = &socket_table.by_inode;
+        state.fds.retain(|fd, target| {
+            live.contains(fd)
+                && match target {
+                    FdTarget::Socket(inode) => !check_sockets || table.contains_key(inode),
+                    FdTarget::Other(_) => true,
+                }
         });
-        (Fds { total, by_kind }, sockets)
+        for &fd in &self.ids {
+            if state.fds.contains_key(&fd) {
+                continue;
+            }
+            let name = self.path.build(&[P::Str("fd/"), P::Num(u64::from(fd))]);
+            self.reads += 1;
+            match dir.readlink(name, &mut self.buf) {
+                Ok(()) => {
+                    state.fds.insert(fd, parse::fdlink::classify(&self.buf));
+                }
+                // Closed between the listing and the readlink.
+                Err(error) if Reason::from_io(&error) == Reason::Exited => {}
+                Err(error) => {
+                    partial.push(Partial {
+                        part: Part::Fds,
+                        reason: Reason::from_io(&error),
+                    });
+                    break;
+                }
+            }
+        }
+        let n_listed = self.ids.len() as u64;
+        state.fds_listed_count = Some(if count_known { count } else { n_listed });
+        (!count_known).then_some(n_listed as u32)
     }
 
     /// The root cgroup is the whole host, not a limit on the process: it gives no values.
@@ -808,6 +801,73 @@ impl Sampler {
         self.cgroup_values.insert(key, values);
         values
     }
+}
+
+/// The socket table that holds a process's sockets: its network namespace's when that is
+/// not the sampler's own (`netns`), else the sampler's.
+fn socket_table_of<'a>(
+    netns_tables: &'a HashMap<u64, SocketTable>,
+    own: &'a SocketTable,
+    netns: Option<u64>,
+) -> &'a SocketTable {
+    match netns.and_then(|ns| netns_tables.get(&ns)) {
+        Some(table) => table,
+        None => own,
+    }
+}
+
+/// Counts fds by kind and joins the sockets among them to the socket table: TCP by state
+/// and by peer (most first), UDP, Unix, and sockets not in the table as "other".
+fn count_fds(
+    fds: &HashMap<u32, FdTarget>,
+    socket_table: &SocketTable,
+) -> (BTreeMap<FdKind, u32>, Sockets) {
+    let mut by_kind = BTreeMap::new();
+    let mut sockets = Sockets::default();
+    let mut peers: HashMap<(TcpState, Peer), u32> = HashMap::default();
+    for target in fds.values() {
+        *by_kind.entry(target.kind()).or_insert(0u32) += 1;
+        let FdTarget::Socket(inode) = target else {
+            continue;
+        };
+        match socket_table.by_inode.get(inode) {
+            Some(SocketInfo::Tcp(socket)) => {
+                let tcp_state = TcpState::from_kernel(socket.state);
+                *sockets.tcp.entry(tcp_state).or_insert(0) += 1;
+                if tcp_state != TcpState::Listen {
+                    let inbound = socket_table.listening_ports.contains(&socket.local.1);
+                    let peer = if inbound {
+                        Peer {
+                            direction: Direction::Inbound,
+                            addr: socket.remote.0,
+                            port: socket.local.1,
+                        }
+                    } else {
+                        Peer {
+                            direction: Direction::Outbound,
+                            addr: socket.remote.0,
+                            port: socket.remote.1,
+                        }
+                    };
+                    *peers.entry((tcp_state, peer)).or_insert(0) += 1;
+                }
+            }
+            Some(SocketInfo::Udp) => sockets.udp += 1,
+            Some(SocketInfo::Unix) => sockets.unix += 1,
+            None => sockets.other += 1,
+        }
+    }
+    sockets.tcp_peers = peers
+        .into_iter()
+        .map(|((state, peer), count)| PeerCount { state, peer, count })
+        .collect();
+    sockets.tcp_peers.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.state.cmp(&b.state))
+            .then_with(|| a.peer.cmp(&b.peer))
+    });
+    (by_kind, sockets)
 }
 
 /// `net:[4026531840]` -> 4026531840.

@@ -306,6 +306,31 @@ fn main() {
         .unwrap_or_else(|| scratch.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("create --dir");
     let path = dir.join("month.db");
+    let mut store = open_store(&path, &args);
+    let mut run = simulate(&mut store, &args);
+    let end_ms = START_MS + run.intervals * INTERVAL_MS;
+    store.apply_retention(end_ms).expect("final retention");
+    let wall = run.started.elapsed();
+    report_store(&store, &args, &run, wall);
+    report_costs(&args, &mut run);
+    measure_queries(&store, &run.targets, end_ms);
+    compare_codecs(&run.codec_sample);
+    let t = Instant::now();
+    let n_blocks = store.check_integrity().expect("integrity");
+    println!("integrity check of {n_blocks} blocks: {:.2?}", t.elapsed());
+    drop(store);
+
+    if args.baseline_hours > 0 {
+        baseline(&dir, &args, run.total_points as f64 / run.intervals as f64);
+    }
+    if args.keep {
+        println!("kept {}", path.display());
+        std::mem::forget(scratch);
+    }
+}
+
+/// Opens a new store at `path` (removing an old one) with the options `args` ask for.
+fn open_store(path: &Path, args: &Args) -> Store {
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -332,27 +357,50 @@ fn main() {
         }
         other => panic!("--rollups default|fine, not {other}"),
     }
-    let mut store = Store::open_with(&path, options).expect("open store");
+    Store::open_with(path, options).expect("open store")
+}
+
+/// What the simulation leaves for the report.
+struct Run {
+    targets: Vec<TargetSim>,
+    intervals: i64,
+    started: Instant,
+    normal_appends: Percentiles,
+    seal_appends: Percentiles,
+    retention_times: Percentiles,
+    total_points: u64,
+    max_open_bytes: usize,
+    max_file: u64,
+    /// The second simulated hour of the first 50 targets' series, for the codec comparison.
+    codec_sample: Vec<Vec<f64>>,
+}
+
+/// Appends `args.days` of samples of the simulated host, one interval at a time, churning
+/// targets hourly and applying retention after every seal, timing appends and retention.
+fn simulate(store: &mut Store, args: &Args) -> Run {
     let mut rng = Rng(0x5eed_1eac_0000_0001);
     let mut generation = 0u64;
     let mut targets: Vec<TargetSim> = (0..args.targets)
         .map(|i| TargetSim::new(format!("svc-{i:03}"), &mut rng, args.busy))
         .collect();
     for target in &mut targets {
-        resolve(&mut store, target);
+        resolve(store, target);
     }
-
     let intervals = (args.days * DAY_MS as f64) as i64 / INTERVAL_MS;
     let intervals_per_hour = HOUR_MS / INTERVAL_MS;
     let mut points: Vec<(SeriesId, f64)> = Vec::with_capacity(args.targets * 20);
-    let mut normal_appends = Percentiles(Vec::new());
-    let mut seal_appends = Percentiles(Vec::new());
-    let mut retention_times = Percentiles(Vec::new());
-    let mut total_points = 0u64;
-    let mut max_open_bytes = 0usize;
-    let mut max_file = 0u64;
-    let mut codec_sample: Vec<Vec<f64>> = vec![Vec::new(); 50.min(args.targets) * 20];
-    let started = Instant::now();
+    let mut run = Run {
+        targets: Vec::new(),
+        intervals,
+        started: Instant::now(),
+        normal_appends: Percentiles(Vec::new()),
+        seal_appends: Percentiles(Vec::new()),
+        retention_times: Percentiles(Vec::new()),
+        total_points: 0,
+        max_open_bytes: 0,
+        max_file: 0,
+        codec_sample: vec![Vec::new(); 50.min(args.targets) * 20],
+    };
 
     println!(
         "simulating {} days x {} targets x 20 series at 10 s ({} intervals), busy fraction {}, page size {}, {:?}",
@@ -360,86 +408,110 @@ fn main() {
     );
     for i in 0..intervals {
         let ts = START_MS + i * INTERVAL_MS;
-        // Churn once per simulated hour: on average 2% of targets die per day, 1% restart.
         if i % intervals_per_hour == 0 && i > 0 {
-            for (slot, target) in targets.iter_mut().enumerate() {
-                if rng.chance(0.02 / 24.0) {
-                    generation += 1;
-                    *target =
-                        TargetSim::new(format!("svc-{slot:03}-g{generation}"), &mut rng, args.busy);
-                    resolve(&mut store, target);
-                } else if rng.chance(0.01 / 24.0) {
-                    target.restart();
-                    store
-                        .record_restart(&Restart {
-                            target: target.name.clone(),
-                            ts_ms: ts,
-                            old_pid: Some(1000 + slot as u32),
-                            old_start_time: Some(1),
-                            new_pid: Some(2000 + slot as u32),
-                            new_start_time: Some(2),
-                            exit_code: None,
-                            signal: Some(9),
-                            oom_killed: Some(true),
-                            stderr_tail: Some(
-                                "java.lang.OutOfMemoryError: Java heap space\n".repeat(20),
-                            ),
-                        })
-                        .expect("record restart");
-                }
-            }
+            churn(
+                store,
+                &mut targets,
+                &mut rng,
+                &mut generation,
+                ts,
+                args.busy,
+            );
         }
         points.clear();
         for target in &mut targets {
             target.step(&mut rng);
             points.extend(target.ids.iter().copied().zip(target.value));
         }
-        // Keep the second simulated hour of the first 50 targets for the codec comparison.
         if (intervals_per_hour..2 * intervals_per_hour).contains(&i) {
-            for (slot, values) in codec_sample.iter_mut().enumerate() {
+            for (slot, values) in run.codec_sample.iter_mut().enumerate() {
                 values.push(points[slot].1);
             }
         }
         if i % intervals_per_hour == intervals_per_hour - 1 {
-            max_open_bytes = max_open_bytes.max(store.stats().expect("stats").open_bytes);
+            run.max_open_bytes = run
+                .max_open_bytes
+                .max(store.stats().expect("stats").open_bytes);
         }
-        let t = Instant::now();
-        let report = store.append(ts, &points).expect("append");
-        let elapsed = t.elapsed();
-        assert!(
-            report.unknown.is_empty(),
-            "interval {i}: unknown {:?}",
-            &report.unknown[..report.unknown.len().min(5)]
-        );
-        total_points += points.len() as u64;
-        if report.sealed {
-            seal_appends.0.push(elapsed);
-        } else {
-            normal_appends.0.push(elapsed);
-        }
-        // Retention about hourly, right after the append that sealed the hour, as the agent
-        // does.
-        if report.sealed {
-            let t = Instant::now();
-            store.apply_retention(ts).expect("retention");
-            retention_times.0.push(t.elapsed());
-            let stats = store.stats().expect("stats");
-            max_file = max_file.max(stats.file_bytes);
-        }
+        append_interval(store, &mut run, i, ts, &points);
         if i % (intervals / 10).max(1) == 0 {
             eprintln!(
                 "  day {:.1}: {:.0?} elapsed",
                 i as f64 * INTERVAL_MS as f64 / DAY_MS as f64,
-                started.elapsed()
+                run.started.elapsed()
             );
         }
     }
-    let end_ms = START_MS + intervals * INTERVAL_MS;
-    store.apply_retention(end_ms).expect("final retention");
-    let wall = started.elapsed();
-    let stats = store.stats().expect("stats");
-    max_file = max_file.max(stats.file_bytes);
+    run.targets = targets;
+    run
+}
 
+/// Churn once per simulated hour: on average 2% of targets die per day (replaced by a new
+/// target), 1% restart.
+fn churn(
+    store: &mut Store,
+    targets: &mut [TargetSim],
+    rng: &mut Rng,
+    generation: &mut u64,
+    ts: i64,
+    busy: f64,
+) {
+    for (slot, target) in targets.iter_mut().enumerate() {
+        if rng.chance(0.02 / 24.0) {
+            *generation += 1;
+            *target = TargetSim::new(format!("svc-{slot:03}-g{generation}"), rng, busy);
+            resolve(store, target);
+        } else if rng.chance(0.01 / 24.0) {
+            target.restart();
+            store
+                .record_restart(&Restart {
+                    target: target.name.clone(),
+                    ts_ms: ts,
+                    old_pid: Some(1000 + slot as u32),
+                    old_start_time: Some(1),
+                    new_pid: Some(2000 + slot as u32),
+                    new_start_time: Some(2),
+                    exit_code: None,
+                    signal: Some(9),
+                    oom_killed: Some(true),
+                    stderr_tail: Some("java.lang.OutOfMemoryError: Java heap space\n".repeat(20)),
+                })
+                .expect("record restart");
+        }
+    }
+}
+
+/// Appends interval `i` (at `ts`), timing it; after an append that sealed the hour,
+/// applies retention as the agent does, timing that too.
+fn append_interval(store: &mut Store, run: &mut Run, i: i64, ts: i64, points: &[(SeriesId, f64)]) {
+    let t = Instant::now();
+    let report = store.append(ts, points).expect("append");
+    let elapsed = t.elapsed();
+    assert!(
+        report.unknown.is_empty(),
+        "interval {i}: unknown {:?}",
+        &report.unknown[..report.unknown.len().min(5)]
+    );
+    run.total_points += points.len() as u64;
+    if report.sealed {
+        run.seal_appends.0.push(elapsed);
+    } else {
+        run.normal_appends.0.push(elapsed);
+    }
+    if report.sealed {
+        let t = Instant::now();
+        store.apply_retention(ts).expect("retention");
+        run.retention_times.0.push(t.elapsed());
+        let stats = store.stats().expect("stats");
+        run.max_file = run.max_file.max(stats.file_bytes);
+    }
+}
+
+/// Prints the store's size: the file, bytes per point, and each level's blocks.
+fn report_store(store: &Store, args: &Args, run: &Run, wall: Duration) {
+    let stats = store.stats().expect("stats");
+    let max_file = run.max_file.max(stats.file_bytes);
+    let total_points = run.total_points;
     println!(
         "\n== store after {:.1} simulated days ({:.0?} wall) ==",
         args.days, wall
@@ -493,12 +565,17 @@ fn main() {
             points_or_buckets
         );
     }
-    breakdown(&store);
+    breakdown(store);
+}
+
+/// Prints the open block's memory and the cost of appends, seals and retention passes.
+fn report_costs(args: &Args, run: &mut Run) {
     println!(
         "open block in memory at the end of an hour: up to {:.1} MiB",
-        mib(max_open_bytes as u64)
+        mib(run.max_open_bytes as u64)
     );
     let per_point = |d: Duration| d.as_secs_f64() * 1e6 / (args.targets * 20) as f64;
+    let normal_appends = &mut run.normal_appends;
     let mean = normal_appends.mean();
     let (p50, p99, max) = (
         normal_appends.at(0.5),
@@ -514,39 +591,24 @@ fn main() {
         p99,
         max
     );
-    if !seal_appends.0.is_empty() {
-        let mean = seal_appends.mean();
+    if !run.seal_appends.0.is_empty() {
+        let mean = run.seal_appends.mean();
         println!(
             "append that seals the hour: mean {:.2?}, p99 {:.2?}, max {:.2?} ({} seals)",
             mean,
-            seal_appends.at(0.99),
-            seal_appends.at(1.0),
-            seal_appends.0.len()
+            run.seal_appends.at(0.99),
+            run.seal_appends.at(1.0),
+            run.seal_appends.0.len()
         );
     }
-    if !retention_times.0.is_empty() {
+    if !run.retention_times.0.is_empty() {
         println!(
             "retention pass: mean {:.2?}, p99 {:.2?}, max {:.2?} ({} passes)",
-            retention_times.mean(),
-            retention_times.at(0.99),
-            retention_times.at(1.0),
-            retention_times.0.len()
+            run.retention_times.mean(),
+            run.retention_times.at(0.99),
+            run.retention_times.at(1.0),
+            run.retention_times.0.len()
         );
-    }
-
-    measure_queries(&store, &targets, end_ms);
-    compare_codecs(&codec_sample);
-    let t = Instant::now();
-    let n_blocks = store.check_integrity().expect("integrity");
-    println!("integrity check of {n_blocks} blocks: {:.2?}", t.elapsed());
-    drop(store);
-
-    if args.baseline_hours > 0 {
-        baseline(&dir, &args, total_points as f64 / intervals as f64);
-    }
-    if args.keep {
-        println!("kept {}", path.display());
-        std::mem::forget(scratch);
     }
 }
 

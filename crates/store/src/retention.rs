@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
-use rusqlite::params;
+use rusqlite::{params, Transaction};
 
 use crate::error::{Context, Result};
 use crate::model::RetentionReport;
-use crate::store::{IdMap, Store};
+use crate::store::{IdMap, SeriesState, Store};
 
 impl Store {
     /// Applies retention as of `now_ms` (the agent calls it about hourly). Raw blocks are
@@ -24,12 +24,37 @@ impl Store {
             self.seal()?;
         }
         let mut report = RetentionReport::default();
-        let max_retention = self.options.max_retention_ms();
         let tx = self
             .conn
             .unchecked_transaction()
             .context("begin retention")?;
+        self.delete_aged(&tx, now_ms, &mut report)?;
+        let oldest_block = oldest_blocks(&tx)?;
+        let doomed_series = expired_series(&mut self.series, &oldest_block);
+        let doomed: HashSet<i64> = doomed_series.iter().copied().collect();
+        let doomed_targets = self.expired_targets(&tx, &doomed, &oldest_block)?;
+        delete_expired(&tx, &doomed_series, &doomed_targets)?;
+        tx.commit().context("commit retention")?;
 
+        self.forget(&doomed_series, &doomed, &doomed_targets);
+        report.series_deleted = doomed_series.len();
+        report.targets_deleted = doomed_targets.len();
+        if report.intervals_deleted > 0 {
+            self.interval_cache.borrow_mut().clear();
+        }
+        report.pages_vacuumed = self.vacuum_if_sparse()?;
+        Ok(report)
+    }
+
+    /// Deletes the blocks, interval lists and restarts older than their retention as of
+    /// `now_ms`, counting them in `report`.
+    fn delete_aged(
+        &self,
+        tx: &Transaction,
+        now_ms: i64,
+        report: &mut RetentionReport,
+    ) -> Result<()> {
+        let max_retention = self.options.max_retention_ms();
         let raw_cutoff = now_ms.saturating_sub(self.options.raw_retention_ms);
         let mut delete_blocks = tx
             .prepare_cached("DELETE FROM blocks WHERE step_ms = ?1 AND end_ms <= ?2")
@@ -69,39 +94,16 @@ impl Store {
                 [now_ms.saturating_sub(max_retention)],
             )
             .context("delete old restarts")?;
+        Ok(())
+    }
 
-        // A series whose last sample is older than its target's oldest block has no sample
-        // left in any block. Series in the open block always have data. A series that never
-        // had a sample goes at its second pass (see `SeriesState::retention_grace`).
-        let mut oldest_block: IdMap<i64> = IdMap::default();
-        {
-            let mut stmt = tx
-                .prepare_cached("SELECT target_id, min(start_ms) FROM blocks GROUP BY target_id")
-                .context("find the oldest blocks")?;
-            let rows = stmt
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-                .context("find the oldest blocks")?;
-            for row in rows {
-                let (target_id, start) = row.context("find the oldest blocks")?;
-                oldest_block.insert(target_id, start);
-            }
-        }
-        let mut doomed_series: Vec<i64> = Vec::new();
-        for (&id, series) in &mut self.series {
-            if series.open.is_some() {
-                continue;
-            }
-            let expired = match series.last_ms {
-                Some(last) => oldest_block
-                    .get(&series.target_id)
-                    .is_none_or(|&oldest| last < oldest),
-                None => !std::mem::replace(&mut series.retention_grace, false),
-            };
-            if expired {
-                doomed_series.push(id);
-            }
-        }
-        let doomed: HashSet<i64> = doomed_series.iter().copied().collect();
+    /// Targets with nothing left: no series outside `doomed`, no block, no restart.
+    fn expired_targets(
+        &self,
+        tx: &Transaction,
+        doomed: &HashSet<i64>,
+        oldest_block: &IdMap<i64>,
+    ) -> Result<Vec<i64>> {
         let targets_in_use: HashSet<i64> = self
             .series
             .iter()
@@ -118,7 +120,7 @@ impl Store {
             rows.collect::<rusqlite::Result<_>>()
                 .context("list targets with restarts")?
         };
-        let doomed_targets: Vec<i64> = self
+        Ok(self
             .targets
             .keys()
             .copied()
@@ -127,29 +129,17 @@ impl Store {
                     && !oldest_block.contains_key(id)
                     && !targets_with_restarts.contains(id)
             })
-            .collect();
-        {
-            let mut delete = tx
-                .prepare_cached("DELETE FROM series WHERE id = ?1")
-                .context("delete expired series")?;
-            for id in &doomed_series {
-                delete.execute([id]).context("delete expired series")?;
-            }
-            let mut delete = tx
-                .prepare_cached("DELETE FROM targets WHERE id = ?1")
-                .context("delete expired targets")?;
-            for id in &doomed_targets {
-                delete.execute([id]).context("delete expired targets")?;
-            }
-        }
-        tx.commit().context("commit retention")?;
+            .collect())
+    }
 
-        for id in &doomed_series {
+    /// Drops deleted series and targets from memory, after the deletion is committed.
+    fn forget(&mut self, doomed_series: &[i64], doomed: &HashSet<i64>, doomed_targets: &[i64]) {
+        for id in doomed_series {
             if let Some(series) = self.series.remove(id) {
                 self.series_ids.remove(&series.key);
             }
         }
-        for id in &doomed_targets {
+        for id in doomed_targets {
             if let Some(target) = self.targets.remove(id) {
                 self.target_ids.remove(&target.name);
             }
@@ -157,13 +147,6 @@ impl Store {
         self.unpersisted_series.retain(|id| !doomed.contains(id));
         self.unpersisted_targets
             .retain(|id| !doomed_targets.contains(id));
-        report.series_deleted = doomed_series.len();
-        report.targets_deleted = doomed_targets.len();
-        if report.intervals_deleted > 0 {
-            self.interval_cache.borrow_mut().clear();
-        }
-        report.pages_vacuumed = self.vacuum_if_sparse()?;
-        Ok(report)
     }
 
     /// Gives free pages back to the file system once they exceed a quarter of the file,
@@ -186,4 +169,59 @@ impl Store {
             .context("vacuum free pages")?;
         Ok(release)
     }
+}
+
+/// The start of each target's oldest block.
+fn oldest_blocks(tx: &Transaction) -> Result<IdMap<i64>> {
+    let mut oldest_block: IdMap<i64> = IdMap::default();
+    let mut stmt = tx
+        .prepare_cached("SELECT target_id, min(start_ms) FROM blocks GROUP BY target_id")
+        .context("find the oldest blocks")?;
+    let rows = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .context("find the oldest blocks")?;
+    for row in rows {
+        let (target_id, start) = row.context("find the oldest blocks")?;
+        oldest_block.insert(target_id, start);
+    }
+    Ok(oldest_block)
+}
+
+/// Series with no sample left in any block: whose last sample is older than their target's
+/// oldest block. Series in the open block always have data. A series that never had a
+/// sample goes at its second pass (see `SeriesState::retention_grace`, spent here).
+fn expired_series(series: &mut IdMap<SeriesState>, oldest_block: &IdMap<i64>) -> Vec<i64> {
+    let mut doomed_series: Vec<i64> = Vec::new();
+    for (&id, series) in series {
+        if series.open.is_some() {
+            continue;
+        }
+        let expired = match series.last_ms {
+            Some(last) => oldest_block
+                .get(&series.target_id)
+                .is_none_or(|&oldest| last < oldest),
+            None => !std::mem::replace(&mut series.retention_grace, false),
+        };
+        if expired {
+            doomed_series.push(id);
+        }
+    }
+    doomed_series
+}
+
+/// Deletes the expired series and targets' rows.
+fn delete_expired(tx: &Transaction, doomed_series: &[i64], doomed_targets: &[i64]) -> Result<()> {
+    let mut delete = tx
+        .prepare_cached("DELETE FROM series WHERE id = ?1")
+        .context("delete expired series")?;
+    for id in doomed_series {
+        delete.execute([id]).context("delete expired series")?;
+    }
+    let mut delete = tx
+        .prepare_cached("DELETE FROM targets WHERE id = ?1")
+        .context("delete expired targets")?;
+    for id in doomed_targets {
+        delete.execute([id]).context("delete expired targets")?;
+    }
+    Ok(())
 }

@@ -749,134 +749,90 @@ impl Store {
         let start_ms = open.start_ms;
         let end_ms = start_ms + self.options.raw_block_ms;
         let grid = &open.interval_ts;
-
-        let mut by_target: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for (&id, series) in &self.series {
-            if series.open.is_some() {
-                by_target.entry(series.target_id).or_default().push(id);
-            }
-        }
-        // (rowid, target, step, payload)
-        let mut blocks: Vec<(i64, i64, i64, Vec<u8>)> = Vec::new();
-        let mut series_updates: Vec<(i64, i64, i64, u64)> = Vec::new();
-        let mut target_updates: Vec<(i64, i64, i64)> = Vec::new();
-        let mut payload = Vec::new();
-        for (&target_id, ids) in &mut by_target {
-            ids.sort_unstable();
-            let mut raw = BlockWriter::new(grid.len() as u32);
-            let mut rollups: Vec<BlockWriter> = self
-                .options
-                .rollups
-                .iter()
-                .map(|level| BlockWriter::new((self.options.raw_block_ms / level.step_ms) as u32))
-                .collect();
-            let (mut target_first, mut target_last) = (i64::MAX, i64::MIN);
-            for &id in ids.iter() {
-                let Some(open_series) = self.series[&id].open.as_ref() else {
-                    continue;
-                };
-                let values = open_series.values()?;
-                payload.clear();
-                codec::encode_best(&values, &mut payload);
-                raw.push(id, &open_series.runs, &payload);
-
-                let times: Vec<i64> = codec::run_indices(&open_series.runs)
-                    .map(|index| grid[index as usize])
-                    .collect();
-                let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
-                    continue;
-                };
-                target_first = target_first.min(first);
-                target_last = target_last.max(last);
-                series_updates.push((id, first, last, values.len() as u64));
-                for (level, writer) in self.options.rollups.iter().zip(&mut rollups) {
-                    let buckets = block::fold_buckets(
-                        times
-                            .iter()
-                            .zip(&values)
-                            .map(|(&ts, &value)| Bucket::of_point(ts, value)),
-                        level.step_ms,
-                    );
-                    let mut runs = Runs::new();
-                    for bucket in &buckets {
-                        let index = (bucket.start_ms - start_ms) / level.step_ms;
-                        codec::push_run(&mut runs, index as u32);
-                    }
-                    payload.clear();
-                    block::encode_rollup_payload(&buckets, &mut payload);
-                    writer.push(id, &runs, &payload);
-                }
-            }
-            if raw.is_empty() {
-                continue;
-            }
-            target_updates.push((target_id, target_first, target_last));
-            blocks.push((self.block_ids.raw(), target_id, 0, raw.finish()));
-            for (level, writer) in self.options.rollups.iter().zip(rollups) {
-                let id = self.block_ids.hourly_rollup();
-                blocks.push((id, target_id, level.step_ms, writer.finish()));
-            }
-        }
+        let sealed = encode_open_block(
+            &self.series,
+            &self.options,
+            &mut self.block_ids,
+            start_ms,
+            grid,
+        )?;
         let interval_data = block::encode_interval_list(start_ms, grid);
         let n_intervals = grid.len() as i64;
+        self.write_sealed(start_ms, end_ms, n_intervals, &interval_data, &sealed)?;
+        self.apply_sealed(sealed, end_ms);
+        Ok(())
+    }
 
+    /// Writes a sealed block in one transaction: new series and targets, the emptied
+    /// `pending` rows, the interval list, the blocks, the series' and targets' spans, and
+    /// the merge of rollup blocks of finished spans.
+    fn write_sealed(
+        &mut self,
+        start_ms: i64,
+        end_ms: i64,
+        n_intervals: i64,
+        interval_data: &[u8],
+        sealed: &Sealed,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .context("begin sealing a block")?;
+        self.persist_new(&tx)?;
+        // Emptied first, so the pages it frees hold this seal's blocks instead of
+        // growing the file.
+        tx.execute("DELETE FROM pending WHERE ts_ms < ?1", [end_ms])
+            .context("empty the open block")?;
+        tx.execute(
+            "INSERT INTO intervals (start_ms, end_ms, n, data) VALUES (?1, ?2, ?3, ?4)",
+            params![start_ms, end_ms, n_intervals, interval_data],
+        )
+        .context("seal a block's intervals")?;
         {
-            let tx = self
-                .conn
-                .unchecked_transaction()
-                .context("begin sealing a block")?;
-            self.persist_new(&tx)?;
-            // Emptied first, so the pages it frees hold this seal's blocks instead of
-            // growing the file.
-            tx.execute("DELETE FROM pending WHERE ts_ms < ?1", [end_ms])
-                .context("empty the open block")?;
-            tx.execute(
-                "INSERT INTO intervals (start_ms, end_ms, n, data) VALUES (?1, ?2, ?3, ?4)",
-                params![start_ms, end_ms, n_intervals, interval_data],
-            )
-            .context("seal a block's intervals")?;
-            {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO blocks (id, target_id, step_ms, start_ms, end_ms, data)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO blocks (id, target_id, step_ms, start_ms, end_ms, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .context("seal a block")?;
+            for (id, target_id, step_ms, data) in &sealed.blocks {
+                insert
+                    .execute(params![id, target_id, step_ms, start_ms, end_ms, data])
                     .context("seal a block")?;
-                for (id, target_id, step_ms, data) in &blocks {
-                    insert
-                        .execute(params![id, target_id, step_ms, start_ms, end_ms, data])
-                        .context("seal a block")?;
-                }
-                let mut update = tx
-                    .prepare_cached(
-                        "UPDATE series SET first_ms = coalesce(first_ms, ?2), last_ms = ?3,
-                         n_points = n_points + ?4 WHERE id = ?1",
-                    )
-                    .context("update series")?;
-                for &(id, first, last, n) in &series_updates {
-                    update
-                        .execute(params![id, first, last, n as i64])
-                        .context("update series")?;
-                }
-                let mut update = tx
-                    .prepare_cached(
-                        "UPDATE targets SET first_seen = coalesce(first_seen, ?2), last_seen = ?3
-                         WHERE id = ?1",
-                    )
-                    .context("update targets")?;
-                for &(id, first, last) in &target_updates {
-                    update
-                        .execute(params![id, first, last])
-                        .context("update targets")?;
-                }
             }
-            compact::merge_rollups(&tx, &self.options, &mut self.block_ids, end_ms)?;
-            tx.commit().context("commit a sealed block")?;
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE series SET first_ms = coalesce(first_ms, ?2), last_ms = ?3,
+                     n_points = n_points + ?4 WHERE id = ?1",
+                )
+                .context("update series")?;
+            for &(id, first, last, n) in &sealed.series_updates {
+                update
+                    .execute(params![id, first, last, n as i64])
+                    .context("update series")?;
+            }
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE targets SET first_seen = coalesce(first_seen, ?2), last_seen = ?3
+                     WHERE id = ?1",
+                )
+                .context("update targets")?;
+            for &(id, first, last) in &sealed.target_updates {
+                update
+                    .execute(params![id, first, last])
+                    .context("update targets")?;
+            }
         }
+        compact::merge_rollups(&tx, &self.options, &mut self.block_ids, end_ms)?;
+        tx.commit().context("commit a sealed block")
+    }
 
+    /// After a sealed block is committed: the in-memory series and targets take their new
+    /// spans, nothing is open or unpersisted, and the store is sealed until `end_ms`.
+    fn apply_sealed(&mut self, sealed: Sealed, end_ms: i64) {
         self.unpersisted_series.clear();
         self.unpersisted_targets.clear();
-        for (id, first, last, n) in series_updates {
+        for (id, first, last, n) in sealed.series_updates {
             if let Some(series) = self.series.get_mut(&id) {
                 series.first_ms = Some(series.first_ms.map_or(first, |known| known.min(first)));
                 series.last_ms = Some(last);
@@ -886,7 +842,7 @@ impl Store {
         for series in self.series.values_mut() {
             series.open = None;
         }
-        for (id, first, last) in target_updates {
+        for (id, first, last) in sealed.target_updates {
             if let Some(target) = self.targets.get_mut(&id) {
                 target.first_seen = Some(target.first_seen.map_or(first, |known| known.min(first)));
                 target.last_seen = Some(last);
@@ -894,8 +850,147 @@ impl Store {
         }
         self.open = None;
         self.sealed_until = Some(end_ms);
-        Ok(())
     }
+}
+
+/// What sealing the open block writes.
+#[derive(Default)]
+struct Sealed {
+    /// `(rowid, target, step, payload)`: each target's raw block, then its rollups.
+    blocks: Vec<(i64, i64, i64, Vec<u8>)>,
+    /// `(series, first ms, last ms, points)` of each series with points in the block.
+    series_updates: Vec<(i64, i64, i64, u64)>,
+    /// `(target, first ms, last ms)` of each target with a raw block.
+    target_updates: Vec<(i64, i64, i64)>,
+}
+
+/// Encodes the open block (starting at `start_ms`, with intervals at `grid`) target by
+/// target: a raw block and one block per rollup level, with rowids from `block_ids`.
+fn encode_open_block(
+    series: &IdMap<SeriesState>,
+    options: &Options,
+    block_ids: &mut BlockIds,
+    start_ms: i64,
+    grid: &[i64],
+) -> Result<Sealed> {
+    let mut by_target: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (&id, series) in series {
+        if series.open.is_some() {
+            by_target.entry(series.target_id).or_default().push(id);
+        }
+    }
+    let mut sealed = Sealed::default();
+    let mut payload = Vec::new();
+    for (&target_id, ids) in &mut by_target {
+        ids.sort_unstable();
+        let encoded = encode_target(
+            series,
+            options,
+            start_ms,
+            grid,
+            ids,
+            &mut payload,
+            &mut sealed.series_updates,
+        )?;
+        let Some(EncodedTarget {
+            raw,
+            rollups,
+            first: target_first,
+            last: target_last,
+        }) = encoded
+        else {
+            continue;
+        };
+        sealed
+            .target_updates
+            .push((target_id, target_first, target_last));
+        sealed
+            .blocks
+            .push((block_ids.raw(), target_id, 0, raw.finish()));
+        for (level, writer) in options.rollups.iter().zip(rollups) {
+            let id = block_ids.hourly_rollup();
+            sealed
+                .blocks
+                .push((id, target_id, level.step_ms, writer.finish()));
+        }
+    }
+    Ok(sealed)
+}
+
+/// One target's part of a sealed block, before its blocks get rowids.
+struct EncodedTarget {
+    raw: BlockWriter,
+    /// One per rollup level, in the order of `Options::rollups`.
+    rollups: Vec<BlockWriter>,
+    /// First and last point time over the target's series.
+    first: i64,
+    last: i64,
+}
+
+/// Encodes one target's series (`ids`, ascending) in the open block: its raw block writer,
+/// one writer per rollup level, and the first and last point times; each series with
+/// points adds its span to `series_updates`. `None` when no series had a point.
+fn encode_target(
+    series: &IdMap<SeriesState>,
+    options: &Options,
+    start_ms: i64,
+    grid: &[i64],
+    ids: &[i64],
+    payload: &mut Vec<u8>,
+    series_updates: &mut Vec<(i64, i64, i64, u64)>,
+) -> Result<Option<EncodedTarget>> {
+    let mut raw = BlockWriter::new(grid.len() as u32);
+    let mut rollups: Vec<BlockWriter> = options
+        .rollups
+        .iter()
+        .map(|level| BlockWriter::new((options.raw_block_ms / level.step_ms) as u32))
+        .collect();
+    let (mut target_first, mut target_last) = (i64::MAX, i64::MIN);
+    for &id in ids {
+        let Some(open_series) = series[&id].open.as_ref() else {
+            continue;
+        };
+        let values = open_series.values()?;
+        payload.clear();
+        codec::encode_best(&values, payload);
+        raw.push(id, &open_series.runs, payload);
+
+        let times: Vec<i64> = codec::run_indices(&open_series.runs)
+            .map(|index| grid[index as usize])
+            .collect();
+        let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
+            continue;
+        };
+        target_first = target_first.min(first);
+        target_last = target_last.max(last);
+        series_updates.push((id, first, last, values.len() as u64));
+        for (level, writer) in options.rollups.iter().zip(&mut rollups) {
+            let buckets = block::fold_buckets(
+                times
+                    .iter()
+                    .zip(&values)
+                    .map(|(&ts, &value)| Bucket::of_point(ts, value)),
+                level.step_ms,
+            );
+            let mut runs = Runs::new();
+            for bucket in &buckets {
+                let index = (bucket.start_ms - start_ms) / level.step_ms;
+                codec::push_run(&mut runs, index as u32);
+            }
+            payload.clear();
+            block::encode_rollup_payload(&buckets, payload);
+            writer.push(id, &runs, payload);
+        }
+    }
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(EncodedTarget {
+        raw,
+        rollups,
+        first: target_first,
+        last: target_last,
+    }))
 }
 
 /// The token of a value equal to the series' previous one (see `codec::put_token`).

@@ -162,12 +162,55 @@ fn legend_layout(entries: &[Legend], width: f64) -> (Vec<(f64, usize)>, usize) {
 
 /// Renders the chart as an inline `<svg>` element (no XML prolog, no external references).
 pub fn render(chart: &Chart) -> String {
-    let span = (chart.to_ms - chart.from_ms).max(1);
     let width = f64::from(chart.width.max(200));
     let plot_w = width - LEFT - RIGHT;
     let columns = plot_w.round().max(1.0) as usize;
+    let x_max = forecast_end(chart);
+    let segments: Vec<Vec<Vec<(i64, f64)>>> = chart
+        .lines
+        .iter()
+        .map(|line| downsample::min_max(line.points, chart.from_ms, chart.to_ms, columns))
+        .collect();
+    let (ys, show_limit) = value_scale(chart, &segments, x_max);
+    let legend = legend_entries(chart, show_limit);
+    let (positions, rows) = legend_layout(&legend, plot_w);
+    let plot_h = f64::from(chart.height.max(80)) - TOP - AXIS;
+    let note_h = if chart.note.is_some() {
+        LEGEND_ROW
+    } else {
+        0.0
+    };
+    let frame = Frame {
+        width,
+        plot_w,
+        plot_h,
+        total_h: TOP + plot_h + AXIS + rows as f64 * LEGEND_ROW + note_h + 4.0,
+        from_ms: chart.from_ms,
+        x_max,
+        x_span: (x_max - chart.from_ms).max(1),
+        ys,
+    };
 
-    // Room to the right of the data for forecasts whose evidence reaches the chart's end.
+    let mut s = String::with_capacity(16 * 1024);
+    write_frame(&mut s, chart, &frame);
+    write_axes(&mut s, chart, &frame);
+    let _ = write!(s, "<g clip-path=\"url(#clip-{})\">", html(&chart.id));
+    if let Some((limit, true)) = &show_limit {
+        write_limit(&mut s, chart, &frame, limit);
+    }
+    write_markers(&mut s, chart, &frame);
+    write_lines(&mut s, chart, &frame, &segments);
+    write_trends(&mut s, chart, &frame);
+    s.push_str("</g>");
+    write_legend(&mut s, chart, &frame, &legend, &positions, rows);
+    s.push_str("</svg>");
+    s
+}
+
+/// Where the x axis ends: the chart's end, or later to leave room for forecasts whose
+/// evidence reaches the chart's end.
+fn forecast_end(chart: &Chart) -> i64 {
+    let span = (chart.to_ms - chart.from_ms).max(1);
     let mut x_max = chart.to_ms;
     for trend in &chart.trends {
         if trend.end.0 >= chart.to_ms - span / 5 && trend.end.0 <= chart.to_ms + span / 5 {
@@ -178,19 +221,20 @@ pub fn render(chart: &Chart) -> String {
             x_max = x_max.max(trend.end.0 + room);
         }
     }
-    let x_span = (x_max - chart.from_ms).max(1);
+    x_max
+}
 
-    let segments: Vec<Vec<Vec<(i64, f64)>>> = chart
-        .lines
-        .iter()
-        .map(|line| downsample::min_max(line.points, chart.from_ms, chart.to_ms, columns))
-        .collect();
-
-    // Vertical extent: the data, the trends inside the view, and the limit when it is near
-    // enough to matter (or a forecast reaches it inside the view).
+/// The vertical scale: the data, the trends inside the view, and the limit when it is near
+/// enough to matter (or a forecast reaches it inside the view). Returns the scale and the
+/// limit to name, with whether it is on the scale.
+fn value_scale<'c>(
+    chart: &'c Chart,
+    segments: &[Vec<Vec<(i64, f64)>>],
+    x_max: i64,
+) -> (scale::ValueScale, Option<(&'c Limit, bool)>) {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
-    for line in &segments {
+    for line in segments {
         if let Some((a, b)) = downsample::extent(line, chart.from_ms, chart.to_ms) {
             lo = lo.min(a);
             hi = hi.max(b);
@@ -229,9 +273,12 @@ pub fn render(chart: &Chart) -> String {
     if lo >= 0.0 && lo <= 0.5 * hi {
         lo = 0.0;
     }
-    let ys = scale::values(lo, hi, 4, chart.unit);
+    (scale::values(lo, hi, 4, chart.unit), show_limit)
+}
 
-    // Legend entries decide the height.
+/// The legend's entries: each line with its latest value, the limit, the trends, and the
+/// restarts when there are any.
+fn legend_entries(chart: &Chart, show_limit: Option<(&Limit, bool)>) -> Vec<Legend> {
     let mut legend: Vec<Legend> = chart
         .lines
         .iter()
@@ -263,9 +310,7 @@ pub fn render(chart: &Chart) -> String {
     }
     for trend in &chart.trends {
         legend.push(Legend {
-            color: trend
-                .line
-                .map_or(LIMIT_COLOR, |i| PALETTE[i % PALETTE.len()]),
+            color: trend_color(trend),
             dash: Some("2 3"),
             text: cut(&trend.label, 60),
         });
@@ -277,21 +322,54 @@ pub fn render(chart: &Chart) -> String {
             text: format!("restarts ({})", chart.markers.len()),
         });
     }
-    let (positions, rows) = legend_layout(&legend, plot_w);
-    let plot_h = f64::from(chart.height.max(80)) - TOP - AXIS;
-    let note_h = if chart.note.is_some() {
-        LEGEND_ROW
-    } else {
-        0.0
-    };
-    let total_h = TOP + plot_h + AXIS + rows as f64 * LEGEND_ROW + note_h + 4.0;
+    legend
+}
 
-    let x = |t: i64| LEFT + (t - chart.from_ms) as f64 / x_span as f64 * plot_w;
-    let y = |v: f64| TOP + plot_h - (v - ys.lo) / (ys.hi - ys.lo) * plot_h;
+/// The colour of a trend: its line's, or the limit's when it has no line.
+fn trend_color(trend: &Trend) -> &'static str {
+    trend
+        .line
+        .map_or(LIMIT_COLOR, |i| PALETTE[i % PALETTE.len()])
+}
+
+/// The chart's geometry: sizes, and where a time or a value goes on the plot.
+struct Frame {
+    width: f64,
+    plot_w: f64,
+    plot_h: f64,
+    total_h: f64,
+    from_ms: i64,
+    x_max: i64,
+    x_span: i64,
+    ys: scale::ValueScale,
+}
+
+impl Frame {
+    fn x(&self, t: i64) -> f64 {
+        LEFT + (t - self.from_ms) as f64 / self.x_span as f64 * self.plot_w
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        TOP + self.plot_h - (v - self.ys.lo) / (self.ys.hi - self.ys.lo) * self.plot_h
+    }
+
+    fn bottom(&self) -> f64 {
+        TOP + self.plot_h
+    }
+}
+
+/// Writes the `<svg>` opening, the title, the plot's clip path and background, and the
+/// shaded forecast area right of the chart's end.
+fn write_frame(s: &mut String, chart: &Chart, frame: &Frame) {
+    let Frame {
+        width,
+        plot_w,
+        plot_h,
+        total_h,
+        x_max,
+        ..
+    } = *frame;
     let id = html(&chart.id);
-    let bottom = TOP + plot_h;
-
-    let mut s = String::with_capacity(16 * 1024);
     let _ = write!(
         s,
         "<svg class=\"chart\" id=\"chart-{id}\" viewBox=\"0 0 {width} {total_h:.0}\" \
@@ -313,9 +391,8 @@ pub fn render(chart: &Chart) -> String {
         "<defs><clipPath id=\"clip-{id}\"><rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\"/></clipPath></defs>\
          <rect class=\"plot\" x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\"/>"
     );
-    // The forecast area.
     if x_max > chart.to_ms {
-        let fx = x(chart.to_ms);
+        let fx = frame.x(chart.to_ms);
         let _ = write!(
             s,
             "<rect class=\"future\" x=\"{fx:.1}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{plot_h:.1}\"/>\
@@ -325,10 +402,15 @@ pub fn render(chart: &Chart) -> String {
             TOP + 12.0
         );
     }
-    // Value grid and labels.
+}
+
+/// Writes the value grid with its labels and the time axis with its ticks.
+fn write_axes(s: &mut String, chart: &Chart, frame: &Frame) {
+    let plot_w = frame.plot_w;
+    let bottom = frame.bottom();
     s.push_str("<g class=\"grid\">");
-    for tick in &ys.ticks {
-        let ty = y(*tick);
+    for tick in &frame.ys.ticks {
+        let ty = frame.y(*tick);
         let _ = write!(
             s,
             "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\"/><text class=\"ylabel\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
@@ -340,8 +422,8 @@ pub fn render(chart: &Chart) -> String {
     }
     s.push_str("</g><g class=\"xaxis\">");
     let max_ticks = (plot_w / 90.0).floor().max(2.0) as usize;
-    for (t, label) in scale::times(chart.from_ms, x_max, max_ticks) {
-        let tx = x(t);
+    for (t, label) in scale::times(chart.from_ms, frame.x_max, max_ticks) {
+        let tx = frame.x(t);
         let _ = write!(
             s,
             "<line x1=\"{tx:.1}\" x2=\"{tx:.1}\" y1=\"{bottom:.1}\" y2=\"{:.1}\"/><text class=\"xlabel\" x=\"{tx:.1}\" y=\"{:.1}\">{}</text>",
@@ -351,28 +433,33 @@ pub fn render(chart: &Chart) -> String {
         );
     }
     s.push_str("</g>");
+}
 
-    let _ = write!(s, "<g clip-path=\"url(#clip-{id})\">");
-    if let Some((limit, true)) = &show_limit {
-        let ly = y(limit.value);
-        let _ = write!(
-            s,
-            "<line class=\"limit\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{LIMIT_COLOR}\" stroke-dasharray=\"6 4\"><title>{}: {}</title></line>\
-             <text class=\"llabel\" x=\"{:.1}\" y=\"{:.1}\">{} {}</text>",
-            LEFT + plot_w,
-            html(&limit.label),
-            html(&chart.unit.value(limit.value)),
-            LEFT + 4.0,
-            ly - 4.0,
-            html(&cut(&limit.label, 40)),
-            html(&chart.unit.value(limit.value)),
-        );
-    }
+/// Writes the limit as a dashed line with its label (when it is on the scale).
+fn write_limit(s: &mut String, chart: &Chart, frame: &Frame, limit: &Limit) {
+    let ly = frame.y(limit.value);
+    let _ = write!(
+        s,
+        "<line class=\"limit\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{LIMIT_COLOR}\" stroke-dasharray=\"6 4\"><title>{}: {}</title></line>\
+         <text class=\"llabel\" x=\"{:.1}\" y=\"{:.1}\">{} {}</text>",
+        LEFT + frame.plot_w,
+        html(&limit.label),
+        html(&chart.unit.value(limit.value)),
+        LEFT + 4.0,
+        ly - 4.0,
+        html(&cut(&limit.label, 40)),
+        html(&chart.unit.value(limit.value)),
+    );
+}
+
+/// Writes the restarts inside the view as vertical markers with a tooltip.
+fn write_markers(s: &mut String, chart: &Chart, frame: &Frame) {
+    let bottom = frame.bottom();
     for marker in &chart.markers {
-        if marker.ts_ms < chart.from_ms || marker.ts_ms > x_max {
+        if marker.ts_ms < chart.from_ms || marker.ts_ms > frame.x_max {
             continue;
         }
-        let mx = x(marker.ts_ms);
+        let mx = frame.x(marker.ts_ms);
         let title = html(&format!(
             "restart {}: {}",
             timestamp(marker.ts_ms),
@@ -385,7 +472,11 @@ pub fn render(chart: &Chart) -> String {
              <line x1=\"{mx:.1}\" x2=\"{mx:.1}\" y1=\"{TOP}\" y2=\"{bottom:.1}\" stroke=\"transparent\" stroke-width=\"9\"/></g>"
         );
     }
-    for (i, (line, segments)) in chart.lines.iter().zip(&segments).enumerate() {
+}
+
+/// Writes each line as one path through its downsampled segments.
+fn write_lines(s: &mut String, chart: &Chart, frame: &Frame, segments: &[Vec<Vec<(i64, f64)>>]) {
+    for (i, (line, segments)) in chart.lines.iter().zip(segments).enumerate() {
         if segments.is_empty() {
             continue;
         }
@@ -396,8 +487,8 @@ pub fn render(chart: &Chart) -> String {
                     d,
                     "{}{:.1} {:.1}",
                     if j == 0 { "M" } else { "L" },
-                    x(t),
-                    y(v)
+                    frame.x(t),
+                    frame.y(v)
                 );
             }
             if segment.len() == 1 {
@@ -418,10 +509,14 @@ pub fn render(chart: &Chart) -> String {
             html(&last)
         );
     }
+}
+
+/// Writes each trend: the fitted growth over its evidence, the forecast beyond it, and a
+/// dot where the forecast reaches the limit inside the view.
+fn write_trends(s: &mut String, chart: &Chart, frame: &Frame) {
+    let (x, y) = (|t| frame.x(t), |v| frame.y(v));
     for trend in &chart.trends {
-        let color = trend
-            .line
-            .map_or(LIMIT_COLOR, |i| PALETTE[i % PALETTE.len()]);
+        let color = trend_color(trend);
         let (t0, t1) = (trend.start.0.max(chart.from_ms), trend.end.0);
         let label = html(&trend.label);
         if t1 > t0 {
@@ -434,7 +529,7 @@ pub fn render(chart: &Chart) -> String {
                 y(trend.end.1)
             );
         }
-        let t2 = trend.eta_ms.map_or(x_max, |eta| eta.min(x_max));
+        let t2 = trend.eta_ms.map_or(frame.x_max, |eta| eta.min(frame.x_max));
         if t2 > t1 {
             let _ = write!(
                 s,
@@ -446,7 +541,7 @@ pub fn render(chart: &Chart) -> String {
             );
         }
         if let (Some(eta), Some(limit)) = (trend.eta_ms, trend.limit) {
-            if eta <= x_max {
+            if eta <= frame.x_max {
                 let _ = write!(
                     s,
                     "<circle class=\"eta\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{LIMIT_COLOR}\"><title>reaches {} at about {}</title></circle>",
@@ -458,16 +553,26 @@ pub fn render(chart: &Chart) -> String {
             }
         }
     }
-    s.push_str("</g>");
+}
+
+/// Writes the (hidden) drag-to-zoom selection, the legend under the plot, and the note.
+fn write_legend(
+    s: &mut String,
+    chart: &Chart,
+    frame: &Frame,
+    legend: &[Legend],
+    positions: &[(f64, usize)],
+    rows: usize,
+) {
     // The drag-to-zoom selection (shown by the dashboard's script; hidden elsewhere).
     let _ = write!(
         s,
-        "<rect class=\"sel\" x=\"{LEFT}\" y=\"{TOP}\" width=\"0\" height=\"{plot_h:.1}\" visibility=\"hidden\"/>"
+        "<rect class=\"sel\" x=\"{LEFT}\" y=\"{TOP}\" width=\"0\" height=\"{:.1}\" visibility=\"hidden\"/>",
+        frame.plot_h
     );
-    // Legend.
-    let legend_top = bottom + AXIS + 2.0;
+    let legend_top = frame.bottom() + AXIS + 2.0;
     s.push_str("<g class=\"legend\">");
-    for (entry, (lx, row)) in legend.iter().zip(&positions) {
+    for (entry, (lx, row)) in legend.iter().zip(positions) {
         let ly = legend_top + *row as f64 * LEGEND_ROW + 8.0;
         let lx = LEFT + lx;
         let dash = entry
@@ -495,8 +600,6 @@ pub fn render(chart: &Chart) -> String {
             html(note)
         );
     }
-    s.push_str("</svg>");
-    s
 }
 
 /// A small chart of one series without axes: for the overview's table cells. The vertical
@@ -737,6 +840,120 @@ mod tests {
         // The top tick stays near the data (109), not at 4M.
         assert!(!svg.contains(">4M<") && !svg.contains(">4.19M<"), "{svg}");
     }
+
+    /// FNV-1a, 64 bits: a stable digest for the golden outputs below.
+    fn fnv1a(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// Charts that between them take every branch of [`render`]: many lines (the legend
+    /// wraps), gaps and a lone sample, an empty line, a limit on the scale, a far limit, no
+    /// data at all, restarts inside and outside the view, trends with and without an ETA,
+    /// an ETA inside the view, long labels and a note.
+    fn golden_charts() -> Vec<String> {
+        let from = 1_700_000_000_000;
+        let ramps: Vec<Vec<(i64, f64)>> = (0..11)
+            .map(|i| {
+                let mut points = ramp(400, 1_000, 0.1 * f64::from(i));
+                if i == 2 {
+                    // Two gaps, one leaving a lone sample between them.
+                    points.drain(100..200);
+                    points.drain(101..150);
+                }
+                points
+            })
+            .collect();
+        let to = from + 399_000;
+        let lines = |n: usize| -> Vec<Line> {
+            ramps[..n]
+                .iter()
+                .enumerate()
+                .map(|(i, points)| Line {
+                    label: format!("threads{{pool-{i}-with-a-rather-long-name-that-gets-cut-#}}"),
+                    points,
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+
+        let mut many = chart(lines(11), from, to);
+        many.lines.push(Line {
+            label: "empty".into(),
+            points: &[],
+        });
+        many.limit = Some(Limit {
+            value: 60.0,
+            label: "limit per process, pids.max of the unit's cgroup".into(),
+        });
+        many.markers = vec![
+            Marker {
+                ts_ms: from + 120_000,
+                title: "pid 1 -> 2: exit 1".into(),
+            },
+            Marker {
+                ts_ms: from - 1,
+                title: "before the view".into(),
+            },
+        ];
+        let mut f = finding("grower", "threads", "pool-3-#", Some(30.0));
+        f.current = 49.9;
+        f.rate_per_hour = 1_080.0;
+        f.limit = Some(60.0);
+        f.first_seen = (from + 50_000) as f64 / 1000.0;
+        f.evidence_window = (from as f64 / 1000.0, to as f64 / 1000.0);
+        many.trends.push(Trend::from_finding(&f, Some(3)).unwrap());
+        let mut far = f.clone();
+        far.eta_seconds = None;
+        many.trends.push(Trend::from_finding(&far, None).unwrap());
+        many.note = Some("+4 smaller groups not shown <here>".into());
+        out.push(render(&many));
+
+        let mut memory = chart(lines(1), from, to);
+        memory.unit = Unit::Bytes;
+        memory.width = 420;
+        memory.height = 150;
+        memory.limit = Some(Limit {
+            value: 4_194_304.0,
+            label: "memory.max".into(),
+        });
+        let mut m = finding("grower", "memory", "rss", Some(3_600.0));
+        m.current = 49.9;
+        m.rate_per_hour = 10.0;
+        m.evidence_window = (from as f64 / 1000.0, (from + 200_000) as f64 / 1000.0);
+        m.first_seen = from as f64 / 1000.0;
+        memory
+            .trends
+            .push(Trend::from_finding(&m, Some(0)).unwrap());
+        out.push(render(&memory));
+
+        let mut nothing = chart(vec![], from, from);
+        nothing.width = 10;
+        nothing.height = 10;
+        nothing.limit = Some(Limit {
+            value: 1_024.0,
+            label: "RLIMIT_NOFILE".into(),
+        });
+        out.push(render(&nothing));
+        out
+    }
+
+    /// Pins the rendered bytes: a refactoring of [`render`] must not change any of them.
+    #[test]
+    fn rendered_charts_match_the_golden_digests() {
+        let digests: Vec<(usize, u64)> = golden_charts()
+            .iter()
+            .map(|svg| (svg.len(), fnv1a(svg)))
+            .collect();
+        assert_eq!(digests, GOLDEN, "{:#?}", golden_charts());
+    }
+
+    const GOLDEN: [(usize, u64); 3] = [
+        (53_637, 260_791_468_336_476_918),
+        (2_290, 4_892_228_825_033_862_397),
+        (1_380, 10_292_282_894_710_566_643),
+    ];
 
     #[test]
     fn sparklines_are_small_and_bounded() {
