@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use leakwatch_model::{Attribution, MemoryKind, Resource};
 use leakwatch_store::codec::{self, Codec};
 use leakwatch_store::{
-    Durability, Options, Restart, RollupLevel, SeriesId, SeriesKey, Store, TargetKind,
+    Durability, Options, Restart, RollupLevel, SeriesId, SeriesKey, Store, StoreWriter, TargetKind,
 };
 
 const INTERVAL_MS: i64 = 10_000;
@@ -330,7 +330,7 @@ fn main() {
 }
 
 /// Opens a new store at `path` (removing an old one) with the options `args` ask for.
-fn open_store(path: &Path, args: &Args) -> Store {
+fn open_store(path: &Path, args: &Args) -> StoreWriter {
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -357,7 +357,7 @@ fn open_store(path: &Path, args: &Args) -> Store {
         }
         other => panic!("--rollups default|fine, not {other}"),
     }
-    Store::open_with(path, options).expect("open store")
+    StoreWriter::open_with(path, options).expect("open store")
 }
 
 /// What the simulation leaves for the report.
@@ -377,7 +377,7 @@ struct Run {
 
 /// Appends `args.days` of samples of the simulated host, one interval at a time, churning
 /// targets hourly and applying retention after every seal, timing appends and retention.
-fn simulate(store: &mut Store, args: &Args) -> Run {
+fn simulate(store: &mut StoreWriter, args: &Args) -> Run {
     let mut rng = Rng(0x5eed_1eac_0000_0001);
     let mut generation = 0u64;
     let mut targets: Vec<TargetSim> = (0..args.targets)
@@ -449,7 +449,7 @@ fn simulate(store: &mut Store, args: &Args) -> Run {
 /// Churn once per simulated hour: on average 2% of targets die per day (replaced by a new
 /// target), 1% restart.
 fn churn(
-    store: &mut Store,
+    store: &mut StoreWriter,
     targets: &mut [TargetSim],
     rng: &mut Rng,
     generation: &mut u64,
@@ -483,7 +483,13 @@ fn churn(
 
 /// Appends interval `i` (at `ts`), timing it; after an append that sealed the hour,
 /// applies retention as the agent does, timing that too.
-fn append_interval(store: &mut Store, run: &mut Run, i: i64, ts: i64, points: &[(SeriesId, f64)]) {
+fn append_interval(
+    store: &mut StoreWriter,
+    run: &mut Run,
+    i: i64,
+    ts: i64,
+    points: &[(SeriesId, f64)],
+) {
     let t = Instant::now();
     let report = store.append(ts, points).expect("append");
     let elapsed = t.elapsed();
@@ -612,7 +618,7 @@ fn report_costs(args: &Args, run: &mut Run) {
     }
 }
 
-fn resolve(store: &mut Store, target: &mut TargetSim) {
+fn resolve(store: &mut StoreWriter, target: &mut TargetSim) {
     store
         .set_target(
             &target.name,

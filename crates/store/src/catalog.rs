@@ -93,8 +93,7 @@ impl Store {
     /// Records a restart, then trims the target's restarts to
     /// [`crate::Options::restarts_per_target`] and its stderr tails to the newest
     /// [`crate::Options::restarts_with_stderr`], so a crash loop stays bounded.
-    pub fn record_restart(&mut self, restart: &Restart) -> Result<()> {
-        self.check_writable()?;
+    pub(crate) fn record_restart(&mut self, restart: &Restart) -> Result<()> {
         let target_id = self.target_in_memory(&restart.target)?;
         let stderr_tail = restart.stderr_tail.as_deref().map(cap_tail);
         let to_i64 = |value: Option<u64>| value.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
@@ -175,8 +174,7 @@ impl Store {
     }
 
     /// Sets a key in the generic key/value table (e.g. agent version, host id).
-    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
-        self.check_writable()?;
+    pub(crate) fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)

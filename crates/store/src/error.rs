@@ -42,9 +42,6 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
-    /// A write was attempted on a store opened with [`crate::Store::open_read_only`].
-    #[error("store was opened read-only")]
-    ReadOnly,
     /// Timestamps must increase: the new interval is not after the last one written (or it
     /// falls in a block that is already sealed).
     #[error(

@@ -46,6 +46,7 @@ mod query;
 mod retention;
 mod schema;
 mod store;
+mod writer;
 
 pub use catalog::STDERR_TAIL_MAX_BYTES;
 pub use error::{Error, Result};
@@ -55,3 +56,4 @@ pub use model::{
 };
 pub use options::{Durability, Options, RollupLevel};
 pub use store::Store;
+pub use writer::StoreWriter;

@@ -12,8 +12,7 @@ use crate::store::{IdMap, SeriesState, Store};
 impl Store {
     /// Applies retention as of `now_ms` (the agent calls it about hourly). Raw blocks are
     /// always rolled up when they are sealed, so dropping them loses only resolution.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionReport> {
-        self.check_writable()?;
+    pub(crate) fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionReport> {
         // A block whose span has passed is sealed even if no interval came to push it out,
         // so its rollups exist before its raw data can age out.
         let stale = self

@@ -132,7 +132,35 @@ impl IntervalCache {
     }
 }
 
-/// The embedded history. One handle per process writes; see the crate docs for the model.
+/// The embedded history, for reading: catalog, queries, stats. A [`StoreWriter`] adds the
+/// writes (Prometheus tsdb's Querier/Appender split): a store opened with
+/// [`Store::open_read_only`] has no method that writes, so it cannot be asked to.
+///
+/// Each of these fails to compile (they were `Error::ReadOnly` at run time before):
+///
+/// ```compile_fail
+/// let mut store = leakwatch_store::Store::open_read_only("/tmp/x.db").unwrap();
+/// store.set_meta("k", "v").unwrap();
+/// ```
+///
+/// ```compile_fail
+/// let mut store = leakwatch_store::Store::open_read_only("/tmp/x.db").unwrap();
+/// let key = leakwatch_store::SeriesKey::from_text("svc", "memory", "rss");
+/// store.append_keyed(2_000, &[(key, 1.0)]).unwrap();
+/// ```
+///
+/// ```compile_fail
+/// let mut store = leakwatch_store::Store::open_read_only("/tmp/x.db").unwrap();
+/// store.apply_retention(0).unwrap();
+/// ```
+///
+/// The same calls compile on the writer:
+///
+/// ```no_run
+/// let mut store = leakwatch_store::StoreWriter::open("/tmp/x.db").unwrap();
+/// store.set_meta("k", "v").unwrap();
+/// store.apply_retention(0).unwrap();
+/// ```
 pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
@@ -162,14 +190,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` with default [`Options`], for writing.
-    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(path, Options::default())
-    }
-
-    /// Opens (creating if needed) the store at `path` for writing. Fails with
-    /// [`Error::Locked`] if another process has it open for writing.
-    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+    /// Opens (creating if needed) the store at `path` for writing.
+    pub(crate) fn open_writable(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -431,14 +453,6 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.read_only {
-            Err(Error::ReadOnly)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Where the store lives.
     pub fn path(&self) -> &Path {
         &self.path
@@ -462,7 +476,7 @@ impl Store {
     /// Returns the ids of `keys`, creating missing series (and their targets) in one
     /// transaction. Ids stay valid until retention deletes the series (no data left in any
     /// level); a later `append` reports such ids in [`AppendReport::unknown`].
-    pub fn resolve(&mut self, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
+    pub(crate) fn resolve(&mut self, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
         let mut ids = Vec::with_capacity(keys.len());
         for key in keys {
             ids.push(self.resolve_in_memory(key)?);
@@ -484,7 +498,6 @@ impl Store {
         if let Some(&id) = self.series_ids.get(key) {
             return Ok(SeriesId(id));
         }
-        self.check_writable()?;
         if self.series.len() >= self.options.max_series {
             return Err(Error::TooManySeries {
                 limit: self.options.max_series,
@@ -515,7 +528,6 @@ impl Store {
         if let Some(&id) = self.target_ids.get(name) {
             return Ok(id);
         }
-        self.check_writable()?;
         if self.targets.len() >= self.options.max_targets {
             return Err(Error::TooManyTargets {
                 limit: self.options.max_targets,
@@ -570,9 +582,8 @@ impl Store {
     }
 
     /// Sets the kind of a target, creating it if needed.
-    pub fn set_target(&mut self, name: &str, kind: TargetKind) -> Result<()> {
+    pub(crate) fn set_target(&mut self, name: &str, kind: TargetKind) -> Result<()> {
         let kind = kind.as_str();
-        self.check_writable()?;
         let id = self.target_in_memory(name)?;
         let is_new = self.unpersisted_targets.contains(&id);
         if !is_new && self.targets[&id].kind == kind {
@@ -603,8 +614,11 @@ impl Store {
     ///
     /// Timestamps must increase from call to call. Once this returns `Ok`, the interval
     /// survives `kill -9` (and, with [`crate::Durability::Full`], power loss).
-    pub fn append(&mut self, ts_ms: i64, points: &[(SeriesId, f64)]) -> Result<AppendReport> {
-        self.check_writable()?;
+    pub(crate) fn append(
+        &mut self,
+        ts_ms: i64,
+        points: &[(SeriesId, f64)],
+    ) -> Result<AppendReport> {
         // ±2^53 ms is ±285,000 years; the bound keeps block arithmetic far from overflow.
         if ts_ms.unsigned_abs() > 1 << 53 {
             return Err(Error::InvalidArgument(format!(
@@ -702,12 +716,11 @@ impl Store {
     /// Like [`Store::append`], by key: missing series are created in the same transaction.
     /// Points whose series cannot be created (caps reached) are skipped and counted in
     /// [`AppendReport::refused`]; the rest of the interval is written.
-    pub fn append_keyed(
+    pub(crate) fn append_keyed(
         &mut self,
         ts_ms: i64,
         points: &[(SeriesKey, f64)],
     ) -> Result<AppendReport> {
-        self.check_writable()?;
         let mut by_id = Vec::with_capacity(points.len());
         let mut refused = 0;
         for (key, value) in points {

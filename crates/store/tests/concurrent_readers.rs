@@ -3,7 +3,7 @@
 //! catalog read and its open-block read failed the read with "corrupt pending interval:
 //! unknown series" (seen in CI through the agent's API).
 
-use leakwatch_store::{Options, SeriesKey, Store};
+use leakwatch_store::{Options, SeriesKey, Store, StoreWriter};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ fn readers_never_see_a_half_written_store() {
     // Hour blocks and 10 s intervals: the writer seals every 360 intervals while the
     // readers read.
     let options = Options::default();
-    let mut writer = Store::open_with(&path, options.clone()).unwrap();
+    let mut writer = StoreWriter::open_with(&path, options.clone()).unwrap();
     writer
         .append_keyed(0, &[(SeriesKey::from_text("svc", "threads", ""), 1.0)])
         .unwrap();

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use leakwatch_store::{Bucket, Durability, Options, RollupLevel, SeriesKey, Store};
+use leakwatch_store::{Bucket, Durability, Options, RollupLevel, SeriesKey, Store, StoreWriter};
 
 const DB_ENV: &str = "LEAKWATCH_STORE_CRASH_DB";
 const INTERVAL_MS: i64 = 10_000;
@@ -77,7 +77,7 @@ fn value(s: usize, i: i64) -> f64 {
 #[ignore = "helper: run as a child process by kill_9_loses_at_most_the_interval_in_flight"]
 fn crash_child_writer() {
     let path = std::env::var(DB_ENV).expect("only run as a child of the kill -9 test");
-    let mut store = Store::open_with(&path, options()).expect("child: open");
+    let mut store = StoreWriter::open_with(&path, options()).expect("child: open");
     let ids = store.resolve(&keys()).expect("child: resolve");
     let mut ts = store
         .last_append_ms()
@@ -160,7 +160,7 @@ fn kill_9_loses_at_most_the_interval_in_flight() {
             last_committed = Some(last);
         }
 
-        let store = Store::open_with(&path, options()).expect("reopen after kill -9");
+        let store = StoreWriter::open_with(&path, options()).expect("reopen after kill -9");
         let conn = rusqlite::Connection::open(&path).unwrap();
         let integrity: String = conn
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))

@@ -2,8 +2,8 @@
 //! rollups, retention and expiry, restarts, meta, limits, and the caps that keep it bounded.
 
 use leakwatch_store::{
-    Bucket, Durability, Error, Options, Restart, RollupLevel, SeriesKey, Store, TargetKind,
-    STDERR_TAIL_MAX_BYTES,
+    Bucket, Durability, Error, Options, Restart, RollupLevel, SeriesKey, Store, StoreWriter,
+    TargetKind, STDERR_TAIL_MAX_BYTES,
 };
 use tempfile::TempDir;
 
@@ -30,9 +30,9 @@ fn small_options() -> Options {
     }
 }
 
-fn open_small() -> (TempDir, Store) {
+fn open_small() -> (TempDir, StoreWriter) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path().join("history.db"), small_options()).unwrap();
+    let store = StoreWriter::open_with(dir.path().join("history.db"), small_options()).unwrap();
     (dir, store)
 }
 
@@ -123,14 +123,14 @@ fn reopening_replays_the_open_block_and_continues() {
     let path = dir.path().join("history.db");
     let rss = key("svc", "memory", "rss");
     {
-        let mut store = Store::open_with(&path, small_options()).unwrap();
+        let mut store = StoreWriter::open_with(&path, small_options()).unwrap();
         for i in 0..4 {
             store
                 .append_keyed(i * 10_000, &[(rss.clone(), wobble(i))])
                 .unwrap();
         }
     }
-    let mut store = Store::open_with(&path, small_options()).unwrap();
+    let mut store = StoreWriter::open_with(&path, small_options()).unwrap();
     assert_eq!(store.last_append_ms(), Some(30_000));
     let info = &store.series(Some("svc"))[0];
     assert_eq!(
@@ -152,7 +152,7 @@ fn reopening_replays_the_open_block_and_continues() {
     let expected: Vec<(i64, f64)> = (0..14).map(|i| (i * 10_000, wobble(i))).collect();
     assert_eq!(store.query(&rss, 0, i64::MAX).unwrap(), expected);
     drop(store);
-    let store = Store::open_with(&path, small_options()).unwrap();
+    let store = StoreWriter::open_with(&path, small_options()).unwrap();
     assert_eq!(store.query(&rss, 0, i64::MAX).unwrap(), expected);
     assert!(store.check_integrity().unwrap() > 0);
 }
@@ -359,7 +359,7 @@ fn restarts_are_recorded_and_bounded_per_target() {
         restarts_with_stderr: 2,
         ..small_options()
     };
-    let mut store = Store::open_with(dir.path().join("history.db"), options).unwrap();
+    let mut store = StoreWriter::open_with(dir.path().join("history.db"), options).unwrap();
     let long_stderr = format!("{}\nOutOfMemoryError", "x".repeat(10_000));
     for i in 0..8u32 {
         store
@@ -398,13 +398,17 @@ fn restarts_are_recorded_and_bounded_per_target() {
 fn meta_round_trips_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.db");
-    let mut store = Store::open(&path).unwrap();
+    let mut store = StoreWriter::open(&path).unwrap();
     assert_eq!(store.meta("host").unwrap(), None);
     store.set_meta("host", "web-1").unwrap();
     store.set_meta("host", "web-2").unwrap();
     drop(store);
     assert_eq!(
-        Store::open(&path).unwrap().meta("host").unwrap().as_deref(),
+        StoreWriter::open(&path)
+            .unwrap()
+            .meta("host")
+            .unwrap()
+            .as_deref(),
         Some("web-2")
     );
 }
@@ -416,7 +420,7 @@ fn series_and_target_caps_refuse_new_keys_but_keep_the_interval() {
         max_series: 2,
         ..small_options()
     };
-    let mut store = Store::open_with(dir.path().join("history.db"), options).unwrap();
+    let mut store = StoreWriter::open_with(dir.path().join("history.db"), options).unwrap();
     let points: Vec<(SeriesKey, f64)> = (0..3)
         .map(|i| (key("svc", "threads", &format!("pool-{i}")), 1.0))
         .collect();
@@ -436,7 +440,7 @@ fn intervals_per_block_are_capped() {
         max_intervals_per_block: 3,
         ..small_options()
     };
-    let mut store = Store::open_with(dir.path().join("history.db"), options).unwrap();
+    let mut store = StoreWriter::open_with(dir.path().join("history.db"), options).unwrap();
     for ts in [0, 1, 2] {
         store.append(ts, &[]).unwrap();
     }

@@ -32,7 +32,7 @@ use crate::targets::Targeting;
 use leakwatch_alert::Silence;
 use leakwatch_model::TargetKind;
 use leakwatch_proc::{Options, Sampler, Selection};
-use leakwatch_store::{SeriesKey, Store};
+use leakwatch_store::{SeriesKey, StoreWriter};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -213,7 +213,7 @@ pub fn start(
     threads.push({
         let shared = shared.clone();
         spawn("lw-writer", move || {
-            let store = match Store::open(&shared.db_path) {
+            let store = match StoreWriter::open(&shared.db_path) {
                 Ok(store) => {
                     let _ = opened_tx.send(Ok(()));
                     store

@@ -4,7 +4,7 @@
 
 use super::Shared;
 use leakwatch_model::TargetKind;
-use leakwatch_store::{Restart, SeriesKey, Store};
+use leakwatch_store::{Restart, SeriesKey, StoreWriter};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -27,7 +27,7 @@ pub enum WriterEvent {
 }
 
 /// Writes what arrives in its inbox until `shared.stop` (or every sender is gone).
-pub fn run(mut store: Store, shared: &Shared, inbox: Receiver<WriterEvent>) {
+pub fn run(mut store: StoreWriter, shared: &Shared, inbox: Receiver<WriterEvent>) {
     // Targets whose kind was written this run; cleared with retention so it stays bounded.
     let mut known: HashSet<String> = HashSet::new();
     let mut last_retention = Instant::now();
