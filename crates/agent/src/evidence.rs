@@ -30,50 +30,9 @@ pub fn incidents_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("incidents")
 }
 
-/// One file of evidence and what happened when it was made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileEntry {
-    pub name: String,
-    pub bytes: u64,
-    /// `ok`, or what went wrong (`killed after the 30s timeout`, `output cut at ...`).
-    pub note: String,
-}
-
-/// A restart command the agent ran (or declined to run) for this incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MitigationRecord {
-    pub ts_ms: i64,
-    pub command: Vec<String>,
-    pub ran: bool,
-    pub success: bool,
-    /// `exit 0 in 1.20s`, or why it did not run.
-    pub outcome: String,
-}
-
-/// `incident.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IncidentMeta {
-    pub id: String,
-    pub created_ms: i64,
-    pub target: String,
-    pub resource: String,
-    pub attribution: String,
-    pub kind: String,
-    pub summary: String,
-    /// The finding that opened the incident.
-    pub finding: Finding,
-    /// Every finding of the target that joined the incident (the opening one first): a
-    /// leaking thread pool is usually also a memory finding, one incident for both.
-    #[serde(default)]
-    pub findings: Vec<Finding>,
-    pub pids: Vec<u32>,
-    /// `capturing`, then `complete`.
-    pub status: String,
-    pub capture_ms: u64,
-    pub files: Vec<FileEntry>,
-    #[serde(default)]
-    pub mitigations: Vec<MitigationRecord>,
-}
+/// `incident.json` is a record of the API crate (versioned, with the opening finding as a
+/// `FindingRecord`): the agent writes it, the API serves it, the CLI reads it.
+pub use leakwatch_api::{FileEntry, IncidentRecord as IncidentMeta, MitigationRecord};
 
 type Key = SeriesKey;
 
@@ -356,15 +315,16 @@ pub fn capture(
     pids.truncate(MAX_PIDS);
     let f = &job.finding;
     let mut meta = IncidentMeta {
+        version: IncidentMeta::VERSION,
         id: job.id.clone(),
         created_ms: job.created_ms,
         target: f.key.target.clone(),
         resource: f.key.resource_text(),
         attribution: f.key.attribution_text(),
-        kind: f.kind.to_string(),
+        kind: f.kind,
         summary: f.summary.clone(),
-        finding: f.clone(),
-        findings: vec![f.clone()],
+        finding: f.into(),
+        findings: vec![f.into()],
         pids: pids.clone(),
         status: "capturing".into(),
         capture_ms: 0,
@@ -475,13 +435,13 @@ pub fn capture(
 /// same queue). At most 50 are kept.
 pub fn join(root: &Path, id: &str, finding: &Finding) -> Result<(), String> {
     let mut meta = load(root, id)?;
-    let same = |f: &Finding| {
+    let same = |f: &leakwatch_api::FindingRecord| {
         f.key.resource == finding.key.resource
             && f.key.attribution == finding.key.attribution
             && f.kind == finding.kind
     };
     if meta.findings.len() < 50 && !meta.findings.iter().any(same) {
-        meta.findings.push(finding.clone());
+        meta.findings.push(finding.into());
         save_meta(&root.join(id), &meta)?;
     }
     Ok(())
@@ -955,14 +915,15 @@ capture = [["cat", "/proc/{pid}/comm"], ["sleep", "20"], ["head", "-c", "100000"
         let id = "20260101-000000-svc-threads-0001";
         std::fs::create_dir_all(root.join(id)).unwrap();
         let mut meta = IncidentMeta {
+            version: IncidentMeta::VERSION,
             id: id.into(),
             created_ms: 0,
             target: "svc".into(),
             resource: "threads".into(),
             attribution: "x".into(),
-            kind: "leak".into(),
+            kind: FindingKind::Leak,
             summary: String::new(),
-            finding: finding("svc", "threads", "x"),
+            finding: (&finding("svc", "threads", "x")).into(),
             findings: vec![],
             pids: vec![1],
             status: "capturing".into(),

@@ -50,7 +50,8 @@ pub struct IncidentRecord {
     pub summary: String,
     /// The finding that opened the incident.
     pub finding: FindingRecord,
-    /// Every finding of the target that joined the incident (the opening one first).
+    /// Every finding of the target that joined the incident (the opening one first): a
+    /// leaking thread pool is usually also a memory finding, one incident for both.
     #[serde(default)]
     pub findings: Vec<FindingRecord>,
     #[serde(default)]

@@ -90,7 +90,7 @@ pub fn incidents(args: IncidentsArgs) -> Result<ExitCode> {
             meta.id,
             age(meta.created_ms),
             meta.target,
-            meta.kind,
+            meta.kind.to_string(),
             status,
             what(meta)
         );
