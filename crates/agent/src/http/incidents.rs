@@ -12,8 +12,8 @@ use crate::sync::Locked;
 
 /// Active silences at most: the alert state (and every update) grows with them.
 const MAX_SILENCES: usize = 1000;
+use super::{error, AppState};
 use crate::evidence;
-use crate::http::{error, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
