@@ -1,8 +1,8 @@
 //! The agent's HTTP interface: the router, the token check and what the routes share
 //! (error answers, store reads on a blocking thread, time ranges). The routes:
-//! `api.rs` (the JSON API), `incidents.rs` (incidents and
-//! silences), `metrics.rs` (`/metrics`), `dashboard.rs` (the HTML pages). This module and
-//! the CLI are the only places that know the API's wire format.
+//! `api.rs` (the JSON API), `incidents.rs` (incidents and silences), `metrics.rs`
+//! (`/metrics`), `dashboard.rs` (the HTML pages). Every JSON answer is a leakwatch-api type,
+//! so the agent and the CLI cannot disagree about a field.
 
 use crate::daemon::Shared;
 use axum::extract::{Request, State};
@@ -11,8 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use leakwatch_api::{paths, ErrorBody};
 use leakwatch_store::Store;
-use serde_json::json;
 use std::sync::Arc;
 
 mod api;
@@ -37,12 +37,12 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .route("/api", get(index))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics::metrics))
-        .route("/api/v1/agent", get(api::agent))
-        .route("/api/v1/targets", get(api::targets))
-        .route("/api/v1/series", get(api::series))
-        .route("/api/v1/restarts", get(api::restarts))
-        .route("/api/v1/findings", get(api::findings))
-        .route("/api/v1/alerts", get(api::alerts))
+        .route(paths::AGENT, get(api::agent))
+        .route(paths::TARGETS, get(api::targets))
+        .route(paths::SERIES, get(api::series))
+        .route(paths::RESTARTS, get(api::restarts))
+        .route(paths::FINDINGS, get(api::findings))
+        .route(paths::ALERTS, get(api::alerts))
         .merge(incidents::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
@@ -67,7 +67,7 @@ async fn index() -> impl IntoResponse {
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    (status, Json(ErrorBody::new(message))).into_response()
 }
 
 /// Runs a read against a fresh read-only connection on a blocking thread: SQLite in WAL
