@@ -25,6 +25,8 @@ else
 fi
 
 cargo fmt --all -- --check
+# No import cycles between the modules of a crate (ARCHITECTURE.md, invariants).
+python3 scripts/module-cycles.py
 cargo clippy --workspace --all-targets -- -D warnings
 # The integration tests in crates/testkit run the real binaries (leakwatch, leaky, ...):
 # build them all first, since `cargo test` only builds a package's binaries for that

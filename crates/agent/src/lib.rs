@@ -12,7 +12,6 @@ pub mod evidence;
 pub mod findings;
 pub mod gauges;
 pub mod http;
-mod http_incidents;
 pub mod listing;
 pub mod supervise;
 pub mod sync;

@@ -44,7 +44,7 @@ pub use dispatch::{DispatchStats, Dispatcher};
 pub use heartbeat::{Heartbeat, HeartbeatOutcome};
 pub use lifecycle::{
     severity_of, Alert, AlertEngine, AlertPayload, AlertState, EngineState, Notification, Reason,
-    Severity, Silence,
+    Severity, Silence, RECORD_VERSION,
 };
 pub use outbox::{ChannelCounters, DeliveryRow, DeliveryStatus, Outbox, OutboxError, Queued};
 pub use payload::webhook_body;

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use leakwatch_api::FindingRecord;
 use leakwatch_detect::{Finding, FindingKind};
 use serde::{Deserialize, Serialize};
 
@@ -105,16 +106,27 @@ pub struct AlertPayload {
     pub starts_ms: u64,
     pub ends_ms: Option<u64>,
     pub summary: String,
-    pub finding: Option<Finding>,
+    pub finding: Option<FindingRecord>,
     /// The incident folder holding the evidence captured for it (`leakwatch incident ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
 }
 
+/// The version of the records this crate persists ([`Notification`] in the outbox rows,
+/// [`EngineState`]); a record without one is version 1. Bumped on a change an older reader
+/// would misread; a new field with a default does not need it.
+pub const RECORD_VERSION: u32 = 1;
+
+fn version_1() -> u32 {
+    1
+}
+
 /// One message for one channel. `id` is unique and stable: the outbox stores it once and
-/// receivers can deduplicate on it.
+/// receivers can deduplicate on it. Persisted as JSON in the outbox (versioned).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
+    #[serde(default = "version_1")]
+    pub version: u32,
     pub id: String,
     pub channel: String,
     pub reason: Reason,
@@ -125,6 +137,7 @@ pub struct Notification {
 impl Notification {
     pub fn new(channel: &str, reason: Reason, created_ms: u64, alert: AlertPayload) -> Self {
         Notification {
+            version: RECORD_VERSION,
             id: format!(
                 "{}-{}-{}-{}",
                 alert.fingerprint,
@@ -166,7 +179,7 @@ pub struct Alert {
     pub resolved_ms: Option<u64>,
     pub last_seen_ms: u64,
     /// The latest finding behind the alert (the most severe, when several share the key).
-    pub finding: Finding,
+    pub finding: FindingRecord,
     /// The reason of the silence covering it, as of the last update.
     pub silenced: Option<String>,
     /// Channels told that it fires, and when.
@@ -231,11 +244,24 @@ pub fn severity_of(finding: &Finding, horizon_ms: u64, saturation_critical: f64)
     }
 }
 
-/// The engine's memory, so alerts survive a restart without paging again.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The engine's memory, so alerts survive a restart without paging again. Persisted as JSON
+/// in the outbox file (versioned, see [`RECORD_VERSION`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
+    #[serde(default = "version_1")]
+    pub version: u32,
     pub alerts: Vec<Alert>,
     pub silences: Vec<Silence>,
+}
+
+impl Default for EngineState {
+    fn default() -> Self {
+        EngineState {
+            version: RECORD_VERSION,
+            alerts: Vec::new(),
+            silences: Vec::new(),
+        }
+    }
 }
 
 /// Findings -> alerts -> notifications. See the module documentation.
@@ -308,6 +334,7 @@ impl AlertEngine {
 
     pub fn state(&self) -> EngineState {
         EngineState {
+            version: RECORD_VERSION,
             alerts: self.alerts.values().cloned().collect(),
             silences: self.silences.clone(),
         }
@@ -377,7 +404,7 @@ impl AlertEngine {
                 firing_since_ms: None,
                 resolved_ms: None,
                 last_seen_ms: now_ms,
-                finding: (*finding).clone(),
+                finding: FindingRecord::from(*finding),
                 silenced: None,
                 channels: BTreeMap::new(),
             });
@@ -391,7 +418,7 @@ impl AlertEngine {
             }
             alert.kind = finding.kind;
             alert.severity = *severity;
-            alert.finding = (*finding).clone();
+            alert.finding = FindingRecord::from(*finding);
             alert.last_seen_ms = now_ms;
             if alert.state == AlertState::Pending
                 && now_ms.saturating_sub(alert.pending_since_ms) >= self.pending_for_ms

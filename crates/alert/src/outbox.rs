@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
 use crate::lifecycle::{EngineState, Notification};
 
@@ -20,8 +19,7 @@ pub enum OutboxError {
 type Result<T> = std::result::Result<T, OutboxError>;
 
 /// Where one notification stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
     /// Waiting for its first attempt or a retry.
     Pending,
@@ -43,8 +41,9 @@ impl DeliveryStatus {
     }
 }
 
-/// One row of the outbox, for display (`leakwatch alerts --json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One row of the outbox, for display (the agent's `/api/v1/alerts` serves it as
+/// leakwatch-api's `Delivery`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRow {
     pub id: String,
     pub fingerprint: String,
@@ -69,8 +68,9 @@ pub struct Queued {
     pub notification: Notification,
 }
 
-/// Per-channel totals since the outbox file was created, and current health.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// Per-channel totals since the outbox file was created, and current health (served as
+/// leakwatch-api's `ChannelCounters`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChannelCounters {
     pub channel: String,
     /// Notifications delivered.

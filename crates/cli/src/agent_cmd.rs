@@ -1,10 +1,13 @@
 //! `leakwatch agent` (the daemon) and the commands that read from it: `targets`, `history`.
 
 use crate::format;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args as ClapArgs;
 use leakwatch_agent::config::Config;
-use serde_json::Value;
+use leakwatch_api::{self as api, paths, ErrorBody};
+use leakwatch_model::{Attribution, MemoryKind, Resource, SeriesKey, TcpState};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,25 +105,44 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
-/// One request to the agent. Returns the status and the body, whatever the status; fails
-/// only when the agent cannot be reached or read, or wants a token it was not given.
-pub fn request(
+/// For requests without query parameters.
+pub const NO_QUERY: &[(&str, &str)] = &[];
+
+/// One request to the agent, with `query` (a leakwatch-api query type, or pairs). Returns
+/// the status and the body, whatever the status; fails only when the agent cannot be
+/// reached or read, or wants a token it was not given.
+pub fn request<Q: Serialize + ?Sized>(
     client: &ClientArgs,
     method: reqwest::Method,
     path: &str,
-    query: &[(&str, &str)],
-    body: Option<&Value>,
+    query: &Q,
+) -> Result<(reqwest::StatusCode, Vec<u8>)> {
+    exchange(client, method, path, |request| request.query(query))
+}
+
+/// As [`request`], with a JSON body.
+pub fn request_with_body<B: Serialize>(
+    client: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: &B,
+) -> Result<(reqwest::StatusCode, Vec<u8>)> {
+    exchange(client, method, path, |request| request.json(body))
+}
+
+fn exchange(
+    client: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    build: impl FnOnce(reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder,
 ) -> Result<(reqwest::StatusCode, Vec<u8>)> {
     let http = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
     let url = format!("{}{path}", client.url.trim_end_matches('/'));
-    let mut request = http.request(method, &url).query(query);
+    let mut request = build(http.request(method, &url));
     if let Some(token) = &client.token {
         request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
     }
     let response = request.send().with_context(|| {
         format!(
@@ -141,66 +163,98 @@ pub fn request(
     Ok((status, bytes.to_vec()))
 }
 
-/// The JSON answer of a request; a non-success status is an error with the agent's
-/// message.
-pub fn send(
-    client: &ClientArgs,
-    method: reqwest::Method,
-    path: &str,
-    query: &[(&str, &str)],
-    body: Option<&Value>,
-) -> Result<Value> {
-    let (status, bytes) = request(client, method, path, query, body)?;
-    let value: Value = serde_json::from_slice(&bytes).with_context(|| {
-        format!(
+/// The JSON body of a successful answer; a non-success status is an error with the
+/// agent's message (its [`ErrorBody`]).
+pub fn json_body(path: &str, (status, bytes): (reqwest::StatusCode, Vec<u8>)) -> Result<Vec<u8>> {
+    let not_json = || {
+        anyhow!(
             "the agent's answer to {path} is not JSON ({status}): {}",
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         )
-    })?;
-    if !status.is_success() {
-        bail!(
-            "{status}: {}",
-            value["error"].as_str().unwrap_or("request failed")
-        );
+    };
+    if status.is_success() {
+        serde_json::from_slice::<IgnoredAny>(&bytes).map_err(|_| not_json())?;
+        return Ok(bytes);
     }
-    Ok(value)
+    let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) if !body.error.is_empty() => body.error,
+        Err(error) if error.is_syntax() || error.is_eof() => return Err(not_json()),
+        _ => "request failed".to_string(),
+    };
+    bail!("{status}: {message}")
 }
 
-pub fn get(client: &ClientArgs, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-    send(client, reqwest::Method::GET, path, query, None)
+/// A GET's JSON body, as the agent sent it (for `--json`; [`parse`] reads it).
+pub fn get_json<Q: Serialize + ?Sized>(
+    client: &ClientArgs,
+    path: &str,
+    query: &Q,
+) -> Result<Vec<u8>> {
+    json_body(path, request(client, reqwest::Method::GET, path, query)?)
+}
+
+/// A JSON body read into its leakwatch-api type.
+pub fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body)
+        .with_context(|| format!("the agent's answer to {path} does not have the expected shape"))
+}
+
+/// A GET read into its leakwatch-api type.
+pub fn get<T: DeserializeOwned, Q: Serialize + ?Sized>(
+    client: &ClientArgs,
+    path: &str,
+    query: &Q,
+) -> Result<T> {
+    parse(path, &get_json(client, path, query)?)
+}
+
+/// Prints a JSON body pretty, as `--json` does: what the agent sent, not what this version
+/// of the CLI understood of it.
+pub fn print_json(body: &[u8]) -> Result<ExitCode> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn targets(args: ClientArgs) -> Result<ExitCode> {
-    let body = get(&args, "/api/v1/targets", &[])?;
+    let body = get_json(&args, paths::TARGETS, NO_QUERY)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&body);
     }
-    let targets = body["targets"].as_array().cloned().unwrap_or_default();
+    let body: api::Targets = parse(paths::TARGETS, &body)?;
     println!(
         "{:<36} {:<9} {:>5} {:>8} {:>7} {:>10} {:>10}",
         "TARGET", "KIND", "PROCS", "THREADS", "FDS", "CLOSE_WAIT", "RSS"
     );
-    let mut live: Vec<&Value> = targets.iter().filter(|t| t["live"] == true).collect();
+    let value = |target: &api::Target, key: &SeriesKey| {
+        target.current.as_ref().and_then(|current| current.get(key))
+    };
+    let threads = SeriesKey::total("", Resource::Threads);
+    let mut live: Vec<&api::Target> = body.targets.iter().filter(|t| t.live).collect();
     live.sort_by(|a, b| {
-        let threads = |t: &Value| t["current"]["threads"].as_f64().unwrap_or(0.0);
+        let threads = |t: &api::Target| value(t, &threads).unwrap_or(0.0);
         threads(b).total_cmp(&threads(a))
     });
+    let close_wait = SeriesKey::new(
+        "",
+        Resource::Tcp,
+        Attribution::TcpState(TcpState::CloseWait),
+    );
+    let rss = SeriesKey::new("", Resource::Memory, Attribution::Memory(MemoryKind::Rss));
     for target in &live {
-        let current = &target["current"];
-        let number = |key: &str| current[key].as_f64().map(|v| v as u64);
+        let number = |key: &SeriesKey| value(target, key).map(|v| v as u64);
         println!(
             "{:<36} {:<9} {:>5} {:>8} {:>7} {:>10} {:>10}",
-            target["name"].as_str().unwrap_or("?"),
-            target["kind"].as_str().unwrap_or("?"),
-            number("processes").unwrap_or(0),
-            number("threads").map_or("-".into(), format::count),
-            number("fds").map_or("-".into(), format::count),
-            number("tcp{CLOSE_WAIT}").map_or("0".into(), format::count),
-            number("memory{rss}").map_or("-".into(), format::bytes),
+            target.name,
+            target.kind.map_or("", api::TargetKind::as_str),
+            number(&SeriesKey::total("", Resource::Processes)).unwrap_or(0),
+            number(&threads).map_or("-".into(), format::count),
+            number(&SeriesKey::total("", Resource::Fds)).map_or("-".into(), format::count),
+            number(&close_wait).map_or("0".into(), format::count),
+            number(&rss).map_or("-".into(), format::bytes),
         );
     }
-    let gone = targets.len() - live.len();
+    let gone = body.targets.len() - live.len();
     if gone > 0 {
         println!("({gone} more targets have history but no live process; --json lists them)");
     }
@@ -224,34 +278,25 @@ pub struct HistoryArgs {
 pub fn history(args: HistoryArgs) -> Result<ExitCode> {
     humantime::parse_duration(&args.since)
         .with_context(|| format!("--since {:?} is not a duration", args.since))?;
-    let mut query = vec![
-        ("target", args.target.as_str()),
-        ("since", args.since.as_str()),
-    ];
-    if let Some(resource) = &args.resource {
-        query.push(("resource", resource));
-    }
-    let body = get(&args.client, "/api/v1/series", &query)?;
+    let query = api::SeriesQuery {
+        target: args.target.clone(),
+        resource: args.resource.clone(),
+        since: Some(args.since.clone()),
+        ..api::SeriesQuery::default()
+    };
+    let body = get_json(&args.client, paths::SERIES, &query)?;
     if args.client.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&body);
     }
-    let series = body["series"].as_array().cloned().unwrap_or_default();
+    let body: api::SeriesBody = parse(paths::SERIES, &body)?;
     println!("{} over the last {}", args.target, args.since);
-    for s in &series {
-        let key = leakwatch_model::SeriesKey::from_text(
-            "",
-            s["resource"].as_str().unwrap_or(""),
-            s["attribution"].as_str().unwrap_or(""),
-        );
+    for s in &body.series {
+        let key = &s.key;
         if key.is_limit {
             continue;
         }
         let name = key.label();
-        let values: Vec<f64> = s["points"]
-            .as_array()
-            .map(|points| points.iter().filter_map(|p| p[1].as_f64()).collect())
-            .unwrap_or_default();
+        let values: Vec<f64> = s.points.iter().map(|p| p.1).collect();
         let (Some(first), Some(last)) = (values.first(), values.last()) else {
             continue;
         };
@@ -398,19 +443,15 @@ pub struct RestartsArgs {
 }
 
 pub fn restarts(args: RestartsArgs) -> Result<ExitCode> {
-    let body = get(
-        &args.client,
-        "/api/v1/restarts",
-        &[
-            ("target", args.target.as_str()),
-            ("since", args.since.as_str()),
-        ],
-    )?;
+    let query = api::RestartsQuery {
+        target: args.target.clone(),
+        since: Some(args.since.clone()),
+    };
+    let body = get_json(&args.client, paths::RESTARTS, &query)?;
     if args.client.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&body);
     }
-    let list = body["restarts"].as_array().cloned().unwrap_or_default();
+    let list = parse::<api::Restarts>(paths::RESTARTS, &body)?.restarts;
     println!(
         "{}: {} exits or restarts in the last {}",
         args.target,
@@ -418,24 +459,21 @@ pub fn restarts(args: RestartsArgs) -> Result<ExitCode> {
         args.since
     );
     for restart in &list {
-        let how = match (restart["exit_code"].as_i64(), restart["signal"].as_i64()) {
+        let how = match (restart.exit_code, restart.signal) {
             (Some(code), _) => format!("exit {code}"),
             (None, Some(signal)) => format!("signal {signal}"),
             _ => "replaced".to_string(),
         };
-        let oom = if restart["oom_killed"] == true {
+        let oom = if restart.oom_killed == Some(true) {
             " (OOM kill)"
         } else {
             ""
         };
-        let next = restart["new_pid"]
-            .as_u64()
+        let next = restart
+            .new_pid
             .map_or("not restarted".to_string(), |p| format!("-> pid {p}"));
-        println!(
-            "  pid {} {how}{oom} {next}",
-            restart["old_pid"].as_u64().unwrap_or(0)
-        );
-        if let Some(tail) = restart["stderr_tail"].as_str() {
+        println!("  pid {} {how}{oom} {next}", restart.old_pid.unwrap_or(0));
+        if let Some(tail) = &restart.stderr_tail {
             if let Some(line) = tail.lines().rev().find(|l| !l.trim().is_empty()) {
                 println!("      last stderr: {line}");
             }

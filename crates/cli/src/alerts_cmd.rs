@@ -1,49 +1,49 @@
 //! `leakwatch alerts` (delivery state from the running agent), `leakwatch alert test`
 //! (a marked test alert through every configured channel) and `leakwatch config check`.
 
-use crate::agent_cmd::{get, ClientArgs};
+use crate::agent_cmd::{get_json, parse, print_json, ClientArgs, NO_QUERY};
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand};
 use leakwatch_agent::config::Config;
+use leakwatch_api::{self as api, paths};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn alerts(args: ClientArgs) -> Result<ExitCode> {
-    let body = get(&args, "/api/v1/alerts", &[])?;
+    let body = get_json(&args, paths::ALERTS, NO_QUERY)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&body);
     }
-    if body["enabled"] != true {
+    let body: api::Alerts = parse(paths::ALERTS, &body)?;
+    if !body.enabled {
         println!("alerting is off: no [alerts.channels] in the agent's config (docs/alerts.md)");
         return Ok(ExitCode::SUCCESS);
     }
-    for channel in body["channels"].as_array().into_iter().flatten() {
+    for channel in &body.channels {
         println!(
             "channel {:<16} sent {:>4}  failed {:>3}  retried {:>3}  expired {:>3}{}",
-            channel["channel"].as_str().unwrap_or("?"),
-            channel["sent"],
-            channel["failed"],
-            channel["retried"],
-            channel["expired"],
-            if channel["consecutive_failures"].as_u64().unwrap_or(0) > 0 {
-                format!("  FAILING ({} in a row)", channel["consecutive_failures"])
+            channel.channel,
+            channel.sent,
+            channel.failed,
+            channel.retried,
+            channel.expired,
+            if channel.consecutive_failures > 0 {
+                format!("  FAILING ({} in a row)", channel.consecutive_failures)
             } else {
                 String::new()
             }
         );
     }
-    let deliveries = body["deliveries"].as_array().cloned().unwrap_or_default();
-    println!("{} notifications", deliveries.len());
-    for d in deliveries.iter().rev().take(20) {
+    println!("{} notifications", body.deliveries.len());
+    for d in body.deliveries.iter().rev().take(20) {
         println!(
             "  {:<10} {:<12} {:<10} attempts {}  {}  {}",
-            d["status"].as_str().unwrap_or("?"),
-            d["channel"].as_str().unwrap_or("?"),
-            d["reason"].as_str().unwrap_or("?"),
-            d["attempts"],
-            d["fingerprint"].as_str().unwrap_or(""),
-            d["detail"].as_str().unwrap_or("")
+            d.status.as_str(),
+            d.channel,
+            d.reason,
+            d.attempts,
+            d.fingerprint,
+            d.detail.as_deref().unwrap_or("")
         );
     }
     Ok(ExitCode::SUCCESS)

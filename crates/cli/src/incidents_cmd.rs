@@ -1,12 +1,15 @@
 //! `leakwatch incidents`, `leakwatch incident ID` (evidence captured at first detection)
 //! and `leakwatch silence` / `leakwatch silences`.
 
-use crate::agent_cmd::{get, request, send, ClientArgs};
+use crate::agent_cmd::{
+    get_json, json_body, parse, print_json, request, request_with_body, ClientArgs, NO_QUERY,
+};
 use crate::format;
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
-use leakwatch_agent::evidence::{self, IncidentMeta};
-use serde_json::Value;
+// The incident folders themselves (`--data-dir`), read without the agent.
+use leakwatch_agent::evidence;
+use leakwatch_api::{self as api, paths, ErrorBody, IncidentRecord};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,7 +41,7 @@ fn age(created_ms: i64) -> String {
     format!("{} ago", format::duration(seconds))
 }
 
-fn what(meta: &IncidentMeta) -> String {
+fn what(meta: &IncidentRecord) -> String {
     let mut text = if meta.attribution.is_empty() {
         meta.resource.clone()
     } else {
@@ -51,16 +54,14 @@ fn what(meta: &IncidentMeta) -> String {
 }
 
 pub fn incidents(args: IncidentsArgs) -> Result<ExitCode> {
-    let list: Vec<IncidentMeta> = match &args.data_dir {
+    let list: Vec<IncidentRecord> = match &args.data_dir {
         Some(dir) => evidence::list(&evidence::incidents_dir(dir)).map_err(anyhow::Error::msg)?,
         None => {
-            let body = get(&args.client, "/api/v1/incidents", &[])?;
+            let body = get_json(&args.client, paths::INCIDENTS, NO_QUERY)?;
             if args.client.json {
-                println!("{}", serde_json::to_string_pretty(&body)?);
-                return Ok(ExitCode::SUCCESS);
+                return print_json(&body);
             }
-            serde_json::from_value(body["incidents"].clone())
-                .context("the agent's incident list is not in the expected shape")?
+            parse::<api::Incidents>(paths::INCIDENTS, &body)?.incidents
         }
     };
     if args.client.json {
@@ -90,7 +91,7 @@ pub fn incidents(args: IncidentsArgs) -> Result<ExitCode> {
             meta.id,
             age(meta.created_ms),
             meta.target,
-            meta.kind,
+            meta.kind.to_string(),
             status,
             what(meta)
         );
@@ -112,14 +113,14 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
             Some(root) => evidence::read_file(root, &args.id, name).map_err(anyhow::Error::msg)?,
             None => get_text(
                 &args.client,
-                &format!("/api/v1/incidents/{}/files/{}", args.id, encode(name)),
+                &format!("{}/{}/files/{}", paths::INCIDENTS, args.id, encode(name)),
             )?,
         };
         use std::io::Write;
         std::io::stdout().write_all(&bytes)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (meta, dir, file_of): (IncidentMeta, String, FileReader) = match &local {
+    let (meta, dir, file_of): (IncidentRecord, String, FileReader) = match &local {
         Some(root) => {
             let meta = evidence::load(root, &args.id).map_err(anyhow::Error::msg)?;
             let root = root.clone();
@@ -135,14 +136,15 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
             )
         }
         None => {
-            let body = get(&args.client, &format!("/api/v1/incidents/{}", args.id), &[])?;
+            let path = format!("{}/{}", paths::INCIDENTS, args.id);
+            let body = get_json(&args.client, &path, NO_QUERY)?;
             if args.client.json {
-                println!("{}", serde_json::to_string_pretty(&body)?);
-                return Ok(ExitCode::SUCCESS);
+                return print_json(&body);
             }
-            let dir = body["dir"].as_str().unwrap_or("").to_string();
-            let meta: IncidentMeta = serde_json::from_value(body)
-                .context("the agent's incident is not in the expected shape")?;
+            let api::IncidentDetail {
+                incident: meta,
+                dir,
+            } = parse(&path, &body)?;
             let client = ClientArgs {
                 url: args.client.url.clone(),
                 token: args.client.token.clone(),
@@ -155,7 +157,7 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
                 Box::new(move |name| {
                     get_text(
                         &client,
-                        &format!("/api/v1/incidents/{id}/files/{}", encode(name)),
+                        &format!("{}/{id}/files/{}", paths::INCIDENTS, encode(name)),
                     )
                     .ok()
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -238,11 +240,12 @@ fn encode(segment: &str) -> String {
 }
 
 fn get_text(client: &ClientArgs, path: &str) -> Result<Vec<u8>> {
-    let (status, bytes) = request(client, reqwest::Method::GET, path, &[], None)?;
+    let (status, bytes) = request(client, reqwest::Method::GET, path, NO_QUERY)?;
     if !status.is_success() {
-        let message = serde_json::from_slice::<Value>(&bytes)
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
             .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .filter(|body| !body.error.is_empty())
+            .map(|body| body.error)
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
         bail!("{status}: {message}");
     }
@@ -276,19 +279,21 @@ pub struct SilenceArgs {
 
 pub fn silence(args: SilenceArgs) -> Result<ExitCode> {
     if args.expire {
-        let mut query = vec![("target", args.target.as_str())];
-        if let Some(resource) = &args.resource {
-            query.push(("resource", resource.as_str()));
-        }
-        let answer = send(
-            &args.client,
-            reqwest::Method::DELETE,
-            "/api/v1/silences",
-            &query,
-            None,
+        let query = api::SilenceMatch {
+            target: args.target.clone(),
+            resource: args.resource.clone(),
+        };
+        let answer = json_body(
+            paths::SILENCES,
+            request(
+                &args.client,
+                reqwest::Method::DELETE,
+                paths::SILENCES,
+                &query,
+            )?,
         )?;
         if args.client.json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            print_json(&answer)?;
         } else {
             println!(
                 "silences of {}{} ended",
@@ -305,22 +310,20 @@ pub fn silence(args: SilenceArgs) -> Result<ExitCode> {
     // Check locally first: a clearer message than the agent's.
     humantime::parse_duration(&duration)
         .with_context(|| format!("--for {duration:?} is not a duration (e.g. 2h, 30m)"))?;
-    let answer = send(
-        &args.client,
-        reqwest::Method::POST,
-        "/api/v1/silences",
-        &[],
-        Some(&serde_json::json!({
-            "target": args.target,
-            "resource": args.resource,
-            "for": duration,
-            "reason": args.reason,
-        })),
+    let new = api::NewSilence {
+        target: args.target.clone(),
+        resource: args.resource.clone(),
+        duration,
+        reason: args.reason.clone(),
+    };
+    let answer = json_body(
+        paths::SILENCES,
+        request_with_body(&args.client, reqwest::Method::POST, paths::SILENCES, &new)?,
     )?;
     if args.client.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        print_json(&answer)?;
     } else {
-        let s = &answer["silence"];
+        let created: api::SilenceCreated = parse(paths::SILENCES, &answer)?;
         println!(
             "silenced {}{} until {}{}",
             args.target,
@@ -328,7 +331,7 @@ pub fn silence(args: SilenceArgs) -> Result<ExitCode> {
                 .as_ref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
-            s["until"].as_str().unwrap_or("?"),
+            created.silence.until,
             if args.reason.is_empty() {
                 String::new()
             } else {
@@ -340,26 +343,25 @@ pub fn silence(args: SilenceArgs) -> Result<ExitCode> {
 }
 
 pub fn silences(args: ClientArgs) -> Result<ExitCode> {
-    let body = get(&args, "/api/v1/silences", &[])?;
+    let body = get_json(&args, paths::SILENCES, NO_QUERY)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&body);
     }
-    if body["enabled"] != true {
+    let body: api::Silences = parse(paths::SILENCES, &body)?;
+    if !body.enabled {
         println!("alerting is off: no [alerts.channels] in the agent's config (docs/alerts.md)");
         return Ok(ExitCode::SUCCESS);
     }
-    let list = body["silences"].as_array().cloned().unwrap_or_default();
-    if list.is_empty() {
+    if body.silences.is_empty() {
         println!("no active silences");
     }
-    for s in list {
+    for s in &body.silences {
         println!(
             "{:<24} {:<12} until {}  {}",
-            s["target"].as_str().unwrap_or("?"),
-            s["resource"].as_str().unwrap_or("(all)"),
-            s["until"].as_str().unwrap_or("?"),
-            s["reason"].as_str().unwrap_or("")
+            s.target,
+            s.resource.as_deref().unwrap_or("(all)"),
+            s.until,
+            s.reason
         );
     }
     Ok(ExitCode::SUCCESS)

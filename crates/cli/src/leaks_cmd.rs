@@ -3,29 +3,28 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
-use leakwatch_detect::{Finding, Params, Series};
+use leakwatch_api::{paths, FindingRecord, Findings};
+use leakwatch_detect::{Params, Series};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::agent_cmd::{get, ClientArgs};
+use crate::agent_cmd::{get_json, parse, print_json, ClientArgs, NO_QUERY};
 
 pub fn leaks(args: ClientArgs) -> Result<ExitCode> {
-    let body = get(&args, "/api/v1/findings", &[])?;
+    let body = get_json(&args, paths::FINDINGS, NO_QUERY)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&body);
     }
-    let findings: Vec<Finding> = serde_json::from_value(body["findings"].clone())
-        .context("the agent's findings do not have the expected shape")?;
-    if body["detect_runs"].as_u64() == Some(0) {
+    let body: Findings = parse(paths::FINDINGS, &body)?;
+    if body.detect_runs == 0 {
         println!("the agent has not run detection yet (it runs every six intervals)");
         return Ok(ExitCode::SUCCESS);
     }
-    print_findings(&findings);
+    print_findings(&body.findings);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_findings(findings: &[Finding]) {
+fn print_findings(findings: &[FindingRecord]) {
     if findings.is_empty() {
         println!("no leaks, saturation or crash loops found");
         return;
@@ -86,6 +85,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let params = Params::for_interval(interval);
     let mut findings = leakwatch_detect::analyze(&series, &[], now, &params);
     leakwatch_agent::findings::rank(&mut findings);
+    let findings: Vec<FindingRecord> = findings.iter().map(FindingRecord::from).collect();
     if args.json {
         println!(
             "{}",

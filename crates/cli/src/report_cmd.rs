@@ -2,16 +2,16 @@
 //! forecast, evidence and restarts as a self-contained HTML file (charts as inline SVG) or
 //! Markdown, fetched from the agent's JSON API and rendered by `leakwatch-view`.
 
-use crate::agent_cmd::{get, request, ClientArgs};
+use crate::agent_cmd::{get, parse, request, ClientArgs, NO_QUERY};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, ValueEnum};
+use leakwatch_api::{self as api, paths, IncidentRecord};
 use leakwatch_detect::Finding;
 use leakwatch_exec::quote;
 use leakwatch_view::model::{
     AlertView, DeliveryView, IncidentView, RestartView, SeriesView, TargetView,
 };
 use leakwatch_view::report::{self, ReportView};
-use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,17 +62,18 @@ fn segment(text: &str) -> String {
 /// A GET whose non-success answers are returned rather than turned into errors: the
 /// status, and the body as text.
 fn fetch(client: &ClientArgs, path: &str) -> Result<(u16, String)> {
-    let (status, body) = request(client, reqwest::Method::GET, path, &[], None)?;
+    let (status, body) = request(client, reqwest::Method::GET, path, NO_QUERY)?;
     Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The incident named `id`, or `None` when the agent has no such incident (404), the name
 /// cannot be an incident ID (400), or the agent predates incidents (404 without a body).
-fn incident(client: &ClientArgs, id: &str) -> Result<Option<Value>> {
-    let (status, body) = fetch(client, &format!("/api/v1/incidents/{}", segment(id)))?;
+fn incident(client: &ClientArgs, id: &str) -> Result<Option<IncidentRecord>> {
+    let path = format!("{}/{}", paths::INCIDENTS, segment(id));
+    let (status, body) = fetch(client, &path)?;
     match status {
         200 => Ok(Some(
-            serde_json::from_str(&body).context("the agent's incident is not JSON")?,
+            parse::<api::IncidentDetail>(&path, body.as_bytes())?.incident,
         )),
         400 | 404 => Ok(None),
         _ => bail!(
@@ -94,22 +95,10 @@ fn first_lines(text: &str, n: usize) -> String {
     out.join("\n")
 }
 
-fn str_of(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_string()
-}
-
+/// Gathers the report's data from the agent, in the order of the report: the subject's
+/// range, series, restarts, findings, the incident's evidence, alerts, the target's kind.
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
-    let span_ms = humantime::parse_duration(&args.since)
-        .with_context(|| {
-            format!(
-                "--since {:?} is not a duration (e.g. 6h, 24h, 7d)",
-                args.since
-            )
-        })?
-        .as_millis() as i64;
-    if span_ms <= 0 {
-        bail!("--since must be longer than zero");
-    }
+    let span_ms = span_ms(&args.since)?;
     let format = args.format.unwrap_or_else(|| match &args.output {
         Some(path) if path.extension().is_some_and(|e| e == "md") => Format::Md,
         _ => Format::Html,
@@ -122,29 +111,98 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let now = crate::format::now_ms();
 
     // An incident ID first, then a target.
-    let incident_json = incident(&client, &args.subject)?;
-    let (target, from, to) = match &incident_json {
+    let incident = incident(&client, &args.subject)?;
+    let (target, from, to) = match &incident {
         Some(inc) => {
-            let target = str_of(inc, "target");
-            if target.is_empty() {
+            if inc.target.is_empty() {
                 bail!("incident {:?} names no target", args.subject);
             }
-            let created = inc["created_ms"].as_i64().unwrap_or(now);
+            let created = inc.created_ms;
             let to = (created + span_ms / 2).min(now).max(created);
-            (target, to - span_ms, to)
+            (inc.target.clone(), to - span_ms, to)
         }
         None => (args.subject.clone(), now - span_ms, now),
     };
-
-    let (from_s, to_s) = (from.to_string(), to.to_string());
-    let series = match get(
+    let series = series(&client, &args, incident.is_some(), &target, from, to)?;
+    // A target younger than the range: chart its lifetime, not a sliver at the right edge.
+    let from = series
+        .iter()
+        .filter_map(|s| s.points.first().map(|p| p.0))
+        .min()
+        .map_or(from, |first| first.clamp(from, to));
+    let restarts = restarts(&client, &target, from, to, now)?;
+    let mut findings = findings(&client, &target)?;
+    let incident_view = match &incident {
+        Some(inc) => Some(incident_view(&client, inc, &mut findings)?),
+        None => None,
+    };
+    let alerts = alerts(&client, &target)?;
+    let targets: api::Targets = get(&client, paths::TARGETS, NO_QUERY)?;
+    let info = targets.targets.into_iter().find(|t| t.name == target);
+    let reproduce = reproduce(
+        &args,
         &client,
-        "/api/v1/series",
-        &[("target", &target), ("from_ms", &from_s), ("to_ms", &to_s)],
-    ) {
+        format,
+        &target,
+        (from, to),
+        now,
+        &incident_view,
+    );
+    let view = ReportView {
+        target: TargetView {
+            name: target.clone(),
+            kind: info
+                .as_ref()
+                .and_then(|t| t.kind)
+                .map_or_else(String::new, |kind| kind.to_string()),
+            live: info.is_some_and(|t| t.live),
+            from_ms: from,
+            to_ms: to,
+            series,
+            restarts,
+            findings,
+            alerts,
+            incidents: Vec::new(),
+        },
+        generated_ms: now,
+        agent_url: client.url.clone(),
+        incident: incident_view,
+        reproduce,
+    };
+    write(&args, format, &view)
+}
+
+/// `--since` in milliseconds.
+fn span_ms(since: &str) -> Result<i64> {
+    let span_ms = humantime::parse_duration(since)
+        .with_context(|| format!("--since {since:?} is not a duration (e.g. 6h, 24h, 7d)"))?
+        .as_millis() as i64;
+    if span_ms <= 0 {
+        bail!("--since must be longer than zero");
+    }
+    Ok(span_ms)
+}
+
+/// The target's series in the range; a target without history there is an error that
+/// says what the subject was taken for.
+fn series(
+    client: &ClientArgs,
+    args: &ReportArgs,
+    is_incident: bool,
+    target: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<SeriesView>> {
+    let query = api::SeriesQuery {
+        target: target.to_string(),
+        from_ms: Some(from),
+        to_ms: Some(to),
+        ..api::SeriesQuery::default()
+    };
+    let body: api::SeriesBody = match get(client, paths::SERIES, &query) {
         Ok(body) => body,
         Err(error) if error.to_string().starts_with("404") => {
-            if incident_json.is_some() {
+            if is_incident {
                 bail!(
                     "incident {:?}: target {target:?} has no history in that range",
                     args.subject
@@ -158,154 +216,145 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         }
         Err(error) => return Err(error),
     };
-    let series: Vec<SeriesView> = series["series"]
-        .as_array()
+    Ok(body
+        .series
         .into_iter()
-        .flatten()
-        .map(|s| {
-            SeriesView::from_text(
-                &str_of(s, "resource"),
-                &str_of(s, "attribution"),
-                s["points"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| Some((p[0].as_i64()?, p[1].as_f64()?)))
-                    .collect(),
-            )
-        })
-        .collect();
+        .map(|s| SeriesView::new(s.key, s.points))
+        .collect())
+}
 
-    // A target younger than the range: chart its lifetime, not a sliver at the right edge.
-    let from = series
+/// The target's restarts within `from..=to`.
+fn restarts(
+    client: &ClientArgs,
+    target: &str,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<Vec<RestartView>> {
+    let query = api::RestartsQuery {
+        target: target.to_string(),
+        since: Some(format!("{}s", (now - from) / 1000 + 1)),
+    };
+    let body: api::Restarts = get(client, paths::RESTARTS, &query)?;
+    Ok(body
+        .restarts
+        .into_iter()
+        .filter(|r| (from..=to).contains(&r.ts_ms))
+        .map(|r| RestartView {
+            ts_ms: r.ts_ms,
+            old_pid: r.old_pid,
+            new_pid: r.new_pid,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            oom_killed: r.oom_killed,
+            stderr_tail: r.stderr_tail,
+        })
+        .collect())
+}
+
+/// The agent's current findings of the target.
+fn findings(client: &ClientArgs, target: &str) -> Result<Vec<Finding>> {
+    let body: api::Findings = get(client, paths::FINDINGS, NO_QUERY)?;
+    Ok(body
+        .findings
+        .into_iter()
+        .filter(|f| f.key.target == target)
+        .map(Finding::from)
+        .collect())
+}
+
+/// The incident's part of the report: its finding (added to `findings` unless a current
+/// one says the same) and the first lines of its evidence files.
+fn incident_view(
+    client: &ClientArgs,
+    inc: &IncidentRecord,
+    findings: &mut Vec<Finding>,
+) -> Result<IncidentView> {
+    let f = &inc.finding;
+    if !findings
         .iter()
-        .filter_map(|s| s.points.first().map(|p| p.0))
-        .min()
-        .map_or(from, |first| first.clamp(from, to));
-    let restarts_since = format!("{}s", (now - from) / 1000 + 1);
-    let restarts_json = get(
-        &client,
-        "/api/v1/restarts",
-        &[("target", &target), ("since", &restarts_since)],
-    )?;
-    let restarts: Vec<RestartView> = restarts_json["restarts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            let ts_ms = r["ts_ms"].as_i64()?;
-            (from..=to).contains(&ts_ms).then(|| RestartView {
-                ts_ms,
-                old_pid: r["old_pid"].as_u64().map(|p| p as u32),
-                new_pid: r["new_pid"].as_u64().map(|p| p as u32),
-                exit_code: r["exit_code"].as_i64().map(|c| c as i32),
-                signal: r["signal"].as_i64().map(|s| s as i32),
-                oom_killed: r["oom_killed"].as_bool(),
-                stderr_tail: r["stderr_tail"].as_str().map(str::to_string),
-            })
-        })
-        .collect();
-
-    let findings_json = get(&client, "/api/v1/findings", &[])?;
-    let mut findings: Vec<Finding> = findings_json["findings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["target"] == target.as_str())
-        .map(|f| serde_json::from_value(f.clone()))
-        .collect::<Result<_, _>>()
-        .context("the agent's findings do not parse")?;
-
-    let mut incident_view = None;
-    if let Some(inc) = &incident_json {
-        let id = str_of(inc, "id");
-        // The finding that opened the incident, unless a current one says the same.
-        if let Ok(f) = serde_json::from_value::<Finding>(inc["finding"].clone()) {
-            if !findings
-                .iter()
-                .any(|g| g.key.resource == f.key.resource && g.key.attribution == f.key.attribution)
-            {
-                findings.push(f);
-            }
-        }
-        let files: Vec<(String, u64)> = inc["files"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|f| (str_of(f, "name"), f["bytes"].as_u64().unwrap_or(0)))
-            .collect();
-        let mut excerpts = Vec::new();
-        for name in EXCERPT_FILES {
-            if !files.iter().any(|(f, _)| f == name) {
-                continue;
-            }
-            let (status, text) = fetch(
-                &client,
-                &format!("/api/v1/incidents/{}/files/{}", segment(&id), segment(name)),
-            )?;
-            if status == 200 {
-                excerpts.push((name.to_string(), first_lines(&text, EXCERPT_LINES)));
-            }
-        }
-        incident_view = Some(IncidentView {
-            id,
-            created_ms: inc["created_ms"].as_i64().unwrap_or(0),
-            resource: str_of(inc, "resource"),
-            attribution: str_of(inc, "attribution"),
-            summary: str_of(inc, "summary"),
-            files,
-            excerpts,
-        });
+        .any(|g| g.key.resource == f.key.resource && g.key.attribution == f.key.attribution)
+    {
+        findings.push(f.clone().into());
     }
-
-    let alerts_json = get(&client, "/api/v1/alerts", &[])?;
-    let deliveries: Vec<&Value> = alerts_json["deliveries"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let files: Vec<(String, u64)> = inc
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.bytes))
         .collect();
-    let alerts: Vec<AlertView> = alerts_json["alerts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["target"] == target.as_str())
+    let mut excerpts = Vec::new();
+    for name in EXCERPT_FILES {
+        if !files.iter().any(|(f, _)| f == name) {
+            continue;
+        }
+        let (status, text) = fetch(
+            client,
+            &format!(
+                "{}/{}/files/{}",
+                paths::INCIDENTS,
+                segment(&inc.id),
+                segment(name)
+            ),
+        )?;
+        if status == 200 {
+            excerpts.push((name.to_string(), first_lines(&text, EXCERPT_LINES)));
+        }
+    }
+    Ok(IncidentView {
+        id: inc.id.clone(),
+        created_ms: inc.created_ms,
+        resource: inc.resource.clone(),
+        attribution: inc.attribution.clone(),
+        summary: inc.summary.clone(),
+        files,
+        excerpts,
+    })
+}
+
+/// The alert engine's alerts of the target, each with its latest delivery per channel.
+fn alerts(client: &ClientArgs, target: &str) -> Result<Vec<AlertView>> {
+    let body: api::Alerts = get(client, paths::ALERTS, NO_QUERY)?;
+    let deliveries = &body.deliveries;
+    Ok(body
+        .alerts
+        .iter()
+        .filter(|a| a.key.target == target)
         .map(|a| AlertView {
-            target: str_of(a, "target"),
-            resource: str_of(a, "resource"),
-            attribution: str_of(a, "attribution"),
-            kind: str_of(a, "kind"),
-            severity: str_of(a, "severity"),
-            state: str_of(a, "state"),
-            since_ms: a["firing_since_ms"]
-                .as_i64()
-                .or_else(|| a["pending_since_ms"].as_i64()),
-            silenced: a["silenced"].as_str().map(str::to_string),
-            summary: a["finding"]["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            target: a.key.target.clone(),
+            resource: a.key.resource_text(),
+            attribution: a.key.attribution_text(),
+            kind: a.kind.to_string(),
+            severity: a.severity.as_str().to_string(),
+            state: a.state.as_str().to_string(),
+            since_ms: Some(a.since_ms() as i64),
+            silenced: a.silenced.clone(),
+            summary: a.finding.summary.clone(),
             deliveries: deliveries
                 .iter()
-                .filter(|d| d["fingerprint"] == a["fingerprint"])
+                .filter(|d| d.fingerprint == a.fingerprint)
                 .map(|d| DeliveryView {
-                    channel: str_of(d, "channel"),
-                    status: str_of(d, "status"),
-                    attempts: d["attempts"].as_u64().unwrap_or(0) as u32,
-                    detail: d["detail"].as_str().map(str::to_string),
+                    channel: d.channel.clone(),
+                    status: d.status.as_str().to_string(),
+                    attempts: d.attempts,
+                    detail: d.detail.clone(),
                 })
                 .collect(),
         })
-        .collect();
+        .collect())
+}
 
-    let targets_json = get(&client, "/api/v1/targets", &[])?;
-    let info = targets_json["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["name"] == target.as_str());
-
+/// The commands that show the same data again (the CLI, curl, this report).
+fn reproduce(
+    args: &ReportArgs,
+    client: &ClientArgs,
+    format: Format,
+    target: &str,
+    (from, to): (i64, i64),
+    now: i64,
+    incident: &Option<IncidentView>,
+) -> Vec<String> {
     let url = &client.url;
-    let word = quote::word(&target);
+    let word = quote::word(target);
     let history_since = format!("{}m", (now - from + 59_999) / 60_000);
     let auth = if client.token.is_some() {
         " -H \"Authorization: Bearer $LEAKWATCH_TOKEN\""
@@ -317,11 +366,12 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         format!("leakwatch restarts {word} --since {history_since} --url {url}"),
         format!("leakwatch leaks --url {url}"),
         format!(
-            "curl -s{auth} '{url}/api/v1/series?target={}&from_ms={from}&to_ms={to}'",
-            segment(&target)
+            "curl -s{auth} '{url}{}?target={}&from_ms={from}&to_ms={to}'",
+            paths::SERIES,
+            segment(target)
         ),
     ];
-    if let Some(inc) = &incident_view {
+    if let Some(inc) = incident {
         reproduce.push(format!("leakwatch incident {} --url {url}", inc.id));
     }
     reproduce.push(format!(
@@ -330,34 +380,21 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         args.since,
         if format == Format::Md { "md" } else { "html" }
     ));
+    reproduce
+}
 
-    let view = ReportView {
-        target: TargetView {
-            name: target.clone(),
-            kind: info.map(|t| str_of(t, "kind")).unwrap_or_default(),
-            live: info.is_some_and(|t| t["live"] == true),
-            from_ms: from,
-            to_ms: to,
-            series,
-            restarts,
-            findings,
-            alerts,
-            incidents: Vec::new(),
-        },
-        generated_ms: now,
-        agent_url: url.clone(),
-        incident: incident_view,
-        reproduce,
-    };
+/// Renders the report into `--output` or standard output.
+fn write(args: &ReportArgs, format: Format, view: &ReportView) -> Result<ExitCode> {
     let text = match format {
-        Format::Html => report::html_report(&view),
-        Format::Md => report::markdown_report(&view),
+        Format::Html => report::html_report(view),
+        Format::Md => report::markdown_report(view),
     };
     match &args.output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
-                "leakwatch: report on {target} written to {} ({} findings)",
+                "leakwatch: report on {} written to {} ({} findings)",
+                view.target.name,
                 path.display(),
                 view.target.findings.len()
             );

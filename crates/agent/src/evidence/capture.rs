@@ -45,15 +45,16 @@ pub fn capture(
     pids.truncate(MAX_PIDS);
     let f = &job.finding;
     let mut meta = IncidentMeta {
+        version: IncidentMeta::VERSION,
         id: job.id.clone(),
         created_ms: job.created_ms,
         target: f.key.target.clone(),
         resource: f.key.resource_text(),
         attribution: f.key.attribution_text(),
-        kind: f.kind.to_string(),
+        kind: f.kind,
         summary: f.summary.clone(),
-        finding: f.clone(),
-        findings: vec![f.clone()],
+        finding: f.into(),
+        findings: vec![f.into()],
         pids: pids.clone(),
         status: "capturing".into(),
         capture_ms: 0,

@@ -2,46 +2,15 @@
 //! one file per piece of evidence; IDs, listing, loading, bounded reads and pruning.
 
 use leakwatch_detect::Finding;
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 
+/// `incident.json` is a record of the API crate (versioned, with the opening finding as a
+/// `FindingRecord`): the agent writes it, the API serves it, the CLI reads it.
+pub use leakwatch_api::{FileEntry, IncidentRecord as IncidentMeta, MitigationRecord};
+
 /// Bytes of an incident file served or shown at most.
 pub const MAX_SHOWN_BYTES: u64 = 32 * 1024 * 1024;
-
-/// One file of evidence and what happened when it was made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileEntry {
-    pub name: String,
-    pub bytes: u64,
-    /// `ok`, or what went wrong (`killed after the 30s timeout`, `output cut at ...`).
-    pub note: String,
-}
-
-/// `incident.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IncidentMeta {
-    pub id: String,
-    pub created_ms: i64,
-    pub target: String,
-    pub resource: String,
-    pub attribution: String,
-    pub kind: String,
-    pub summary: String,
-    /// The finding that opened the incident.
-    pub finding: Finding,
-    /// Every finding of the target that joined the incident (the opening one first): a
-    /// leaking thread pool is usually also a memory finding, one incident for both.
-    #[serde(default)]
-    pub findings: Vec<Finding>,
-    pub pids: Vec<u32>,
-    /// `capturing`, then `complete`.
-    pub status: String,
-    pub capture_ms: u64,
-    pub files: Vec<FileEntry>,
-    #[serde(default)]
-    pub mitigations: Vec<MitigationRecord>,
-}
 
 fn slug(text: &str, max: usize) -> String {
     let mut out = String::new();
@@ -112,13 +81,13 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// same queue). At most 50 are kept.
 pub fn join(root: &Path, id: &str, finding: &Finding) -> Result<(), String> {
     let mut meta = load(root, id)?;
-    let same = |f: &Finding| {
+    let same = |f: &leakwatch_api::FindingRecord| {
         f.key.resource == finding.key.resource
             && f.key.attribution == finding.key.attribution
             && f.kind == finding.kind
     };
     if meta.findings.len() < 50 && !meta.findings.iter().any(same) {
-        meta.findings.push(finding.clone());
+        meta.findings.push(finding.into());
         save_meta(&root.join(id), &meta)?;
     }
     Ok(())
@@ -215,17 +184,6 @@ pub fn read_file(root: &Path, id: &str, name: &str) -> Result<Vec<u8>, String> {
         .read_to_end(&mut bytes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(bytes)
-}
-
-/// A restart command the agent ran (or declined to run) for this incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MitigationRecord {
-    pub ts_ms: i64,
-    pub command: Vec<String>,
-    pub ran: bool,
-    pub success: bool,
-    /// `exit 0 in 1.20s`, or why it did not run.
-    pub outcome: String,
 }
 
 #[cfg(test)]

@@ -122,14 +122,15 @@ mod tests {
         let id = "20260101-000000-svc-threads-0001";
         std::fs::create_dir_all(root.join(id)).unwrap();
         let mut meta = IncidentMeta {
+            version: IncidentMeta::VERSION,
             id: id.into(),
             created_ms: 0,
             target: "svc".into(),
             resource: "threads".into(),
             attribution: "x".into(),
-            kind: "leak".into(),
+            kind: leakwatch_detect::FindingKind::Leak,
             summary: String::new(),
-            finding: finding("svc", "threads", "x"),
+            finding: (&finding("svc", "threads", "x")).into(),
             findings: vec![],
             pids: vec![1],
             status: "capturing".into(),

@@ -2,9 +2,9 @@
 //! series, and their findings. Fed by [`Update`]s from the sampling or polling thread;
 //! pure apart from the engine call in standalone mode (itself pure).
 
+use leakwatch_api::FindingRecord;
 use leakwatch_detect::Params;
 use leakwatch_model::{Resource, SeriesKey};
-use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Points kept per series: 4 minutes at the default 2 s interval.
@@ -14,7 +14,8 @@ pub const HISTORY: usize = 120;
 pub type Key = SeriesKey;
 
 /// `threads{Analytics-#}`, as the agent's `/api/v1/targets` labels its current values, read
-/// with the model's grammar.
+/// with the model's grammar (as leakwatch-api's `Current` reads them), for tests.
+#[cfg(test)]
 pub fn parse_label(label: &str) -> Key {
     label
         .parse()
@@ -84,10 +85,9 @@ impl Ring {
     }
 }
 
-/// A finding as the agent's `/api/v1/findings` reports it (the engine's `Finding`); only
-/// what the view shows, and tolerant of fields an older or newer agent adds or lacks.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
+/// A finding as the view shows it, from the agent's `/api/v1/findings` or the engine run
+/// here (both as leakwatch-api's `FindingRecord`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FindingView {
     pub kind: String,
     pub target: String,
@@ -113,8 +113,8 @@ impl FindingView {
     }
 }
 
-impl From<&leakwatch_detect::Finding> for FindingView {
-    fn from(f: &leakwatch_detect::Finding) -> FindingView {
+impl From<&FindingRecord> for FindingView {
+    fn from(f: &FindingRecord) -> FindingView {
         FindingView {
             kind: f.kind.to_string(),
             target: f.key.target.clone(),
@@ -389,7 +389,9 @@ impl Model {
             ));
         }
         leakwatch_agent::findings::rank(&mut all);
-        all.iter().map(FindingView::from).collect()
+        all.iter()
+            .map(|f| FindingView::from(&FindingRecord::from(f)))
+            .collect()
     }
 }
 

@@ -2,13 +2,14 @@
 //! every interval and sends [`Update`]s to the UI thread. A failed round is sent as an
 //! error and the next round tries again; the thread ends when the UI has gone.
 
-use super::model::{parse_label, total, FindingView, Key, TargetUpdate, Update};
-use crate::agent_cmd::{self, ClientArgs};
+use super::model::{total, FindingView, Key, TargetUpdate, Update};
+use crate::agent_cmd::{self, ClientArgs, NO_QUERY};
 use anyhow::{Context, Result};
+// `--standalone`: the agent's grouping of processes into targets, on this host.
 use leakwatch_agent::targets::{group, RestartTracker, Targeting};
+use leakwatch_api::{self as api, paths};
 use leakwatch_model::{Resource, SeriesKey};
 use leakwatch_proc::{Options, Sampler, Selection};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
@@ -168,12 +169,15 @@ pub fn agent(
 /// and the live targets, most urgent first (those with findings, then by threads), the
 /// order in which their history is fetched.
 fn poll(client: &ClientArgs, last_samples: &mut Option<u64>) -> Result<(Update, Vec<String>)> {
-    let agent = agent_cmd::get(client, "/api/v1/agent", &[])?;
-    let samples = agent["samples"].as_u64().unwrap_or(0);
-    let body = agent_cmd::get(client, "/api/v1/targets", &[])?;
-    let findings_body = agent_cmd::get(client, "/api/v1/findings", &[])?;
-    let findings: Vec<FindingView> =
-        serde_json::from_value(findings_body["findings"].clone()).unwrap_or_default();
+    let agent: api::AgentStatus = agent_cmd::get(client, paths::AGENT, NO_QUERY)?;
+    let samples = agent.samples;
+    let body: api::Targets = agent_cmd::get(client, paths::TARGETS, NO_QUERY)?;
+    let findings_body: api::Findings = agent_cmd::get(client, paths::FINDINGS, NO_QUERY)?;
+    let findings: Vec<FindingView> = findings_body
+        .findings
+        .iter()
+        .map(FindingView::from)
+        .collect();
     let targets = parse_targets(&body);
     let new_sample = *last_samples != Some(samples);
     *last_samples = Some(samples);
@@ -199,23 +203,16 @@ fn poll(client: &ClientArgs, last_samples: &mut Option<u64>) -> Result<(Update, 
 }
 
 /// The live targets of a `/api/v1/targets` answer.
-pub fn parse_targets(body: &Value) -> Vec<TargetUpdate> {
-    body["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["live"] == true)
+pub fn parse_targets(body: &api::Targets) -> Vec<TargetUpdate> {
+    body.targets
+        .iter()
+        .filter(|t| t.live)
         .filter_map(|t| {
-            let current: BTreeMap<Key, f64> = t["current"]
-                .as_object()?
-                .iter()
-                .filter_map(|(label, v)| Some((parse_label(label), v.as_f64()?)))
-                .collect();
             Some(TargetUpdate {
-                name: t["name"].as_str()?.to_string(),
-                kind: t["kind"].as_str().unwrap_or("?").to_string(),
+                current: t.current.as_ref()?.0.clone(),
+                name: t.name.clone(),
+                kind: t.kind.map_or_else(String::new, |kind| kind.to_string()),
                 processes: Vec::new(),
-                current,
                 restarts: Vec::new(),
             })
         })
@@ -224,27 +221,24 @@ pub fn parse_targets(body: &Value) -> Vec<TargetUpdate> {
 
 /// A target's last 10 minutes from `/api/v1/series`, regrouped per pass.
 fn history(client: &ClientArgs, target: &str) -> Result<Vec<(i64, BTreeMap<Key, f64>)>> {
-    let body = agent_cmd::get(
-        client,
-        "/api/v1/series",
-        &[("target", target), ("since", "10m")],
-    )?;
+    let query = api::SeriesQuery {
+        target: target.to_string(),
+        since: Some("10m".to_string()),
+        ..api::SeriesQuery::default()
+    };
+    let body: api::SeriesBody = agent_cmd::get(client, paths::SERIES, &query)?;
     Ok(parse_series(&body))
 }
 
 /// `{"series": [{"resource", "attribution", "points": [[ms, v], ...]}]}` -> per pass.
-pub fn parse_series(body: &Value) -> Vec<(i64, BTreeMap<Key, f64>)> {
+pub fn parse_series(body: &api::SeriesBody) -> Vec<(i64, BTreeMap<Key, f64>)> {
     let mut passes: BTreeMap<i64, BTreeMap<Key, f64>> = BTreeMap::new();
-    for series in body["series"].as_array().into_iter().flatten() {
-        let key = SeriesKey::from_text(
-            "",
-            series["resource"].as_str().unwrap_or(""),
-            series["attribution"].as_str().unwrap_or(""),
-        );
-        for point in series["points"].as_array().into_iter().flatten() {
-            if let (Some(ms), Some(value)) = (point[0].as_i64(), point[1].as_f64()) {
-                passes.entry(ms).or_default().insert(key.clone(), value);
-            }
+    for series in &body.series {
+        for &(ms, value) in &series.points {
+            passes
+                .entry(ms)
+                .or_default()
+                .insert(series.key.clone(), value);
         }
     }
     passes.into_iter().collect()
@@ -264,7 +258,7 @@ mod tests {
                          "tcp_peer{CLOSE_WAIT 127.0.0.1:18443}": 12.0}},
             {"name": "gone", "kind": "exe", "live": false, "current": null},
         ]});
-        let targets = parse_targets(&body);
+        let targets = parse_targets(&serde_json::from_value(body).unwrap());
         assert_eq!(targets.len(), 1);
         assert_eq!(targets[0].name, "svc");
         assert_eq!(targets[0].kind, "unit");
@@ -277,7 +271,7 @@ mod tests {
             {"resource": "threads", "attribution": "", "points": [[1000, 5.0], [2000, 6.0]]},
             {"resource": "fds", "attribution": "socket", "points": [[2000, 3.0]]},
         ]});
-        let passes = parse_series(&series);
+        let passes = parse_series(&serde_json::from_value(series).unwrap());
         assert_eq!(passes.len(), 2);
         assert_eq!(passes[0].0, 1000);
         assert_eq!(passes[1].1.len(), 2);

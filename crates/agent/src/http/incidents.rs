@@ -7,28 +7,27 @@
 //! - `POST /api/v1/silences` `{"target", "resource"?, "for": "2h", "reason"}`: add one.
 //! - `DELETE /api/v1/silences?target=T[&resource=R]`: end them.
 
+use super::{error, AppState};
 use crate::daemon::{AlertEvent, SilenceOp};
-
-/// Active silences at most: the alert state (and every update) grows with them.
-const MAX_SILENCES: usize = 1000;
 use crate::evidence;
-use crate::http::{error, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use leakwatch_alert::{Silence, Timestamp};
-use serde::Deserialize;
-use serde_json::json;
+use leakwatch_api::{self as api, paths, NewSilence, SilenceMatch};
+
+/// Active silences at most: the alert state (and every update) grows with them.
+const MAX_SILENCES: usize = 1000;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/incidents", get(list))
-        .route("/api/v1/incidents/{id}", get(show))
-        .route("/api/v1/incidents/{id}/files/{name}", get(file))
+        .route(paths::INCIDENTS, get(list))
+        .route(paths::INCIDENT, get(show))
+        .route(paths::INCIDENT_FILE, get(file))
         .route(
-            "/api/v1/silences",
+            paths::SILENCES,
             get(silences).post(add_silence).delete(expire_silence),
         )
 }
@@ -55,10 +54,10 @@ fn not_found_or_500(message: String) -> Response {
 async fn list(State(state): State<AppState>) -> Response {
     let root = state.shared.incidents_dir.clone();
     match blocking(move || evidence::list(&root)).await {
-        Ok(incidents) => Json(json!({
-            "dir": state.shared.incidents_dir.display().to_string(),
-            "incidents": incidents,
-        }))
+        Ok(incidents) => Json(api::Incidents {
+            dir: state.shared.incidents_dir.display().to_string(),
+            incidents,
+        })
         .into_response(),
         Err(message) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
     }
@@ -68,11 +67,7 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response
     let root = state.shared.incidents_dir.clone();
     let dir = root.join(&id).display().to_string();
     match blocking(move || evidence::load(&root, &id)).await {
-        Ok(meta) => {
-            let mut value = serde_json::to_value(meta).unwrap_or_default();
-            value["dir"] = json!(dir);
-            Json(value).into_response()
-        }
+        Ok(incident) => Json(api::IncidentDetail { incident, dir }).into_response(),
         Err(message) => not_found_or_500(message),
     }
 }
@@ -85,43 +80,31 @@ async fn file(State(state): State<AppState>, Path((id, name)): Path<(String, Str
     }
 }
 
-fn silence_json(s: &Silence) -> serde_json::Value {
-    json!({
-        "target": s.target,
-        "resource": s.resource,
-        "until_ms": s.until.0,
-        "until": leakwatch_alert::rfc3339_ms(s.until.0),
-        "reason": s.reason,
-    })
+fn silence_view(s: &Silence) -> api::Silence {
+    api::Silence {
+        target: s.target.clone(),
+        resource: s.resource.clone(),
+        until_ms: s.until.0,
+        until: leakwatch_alert::rfc3339_ms(s.until.0),
+        reason: s.reason.clone(),
+    }
 }
 
 async fn silences(State(state): State<AppState>) -> Response {
     let now = leakwatch_alert::now_ms();
-    let list: Vec<serde_json::Value> = state
+    let silences = state
         .shared
         .silences
         .get()
         .iter()
         .filter(|s| s.until.0 > now)
-        .map(silence_json)
+        .map(silence_view)
         .collect();
-    Json(json!({
-        "enabled": state.shared.alerts_db.is_some(),
-        "silences": list,
-    }))
+    Json(api::Silences {
+        enabled: state.shared.alerts_db.is_some(),
+        silences,
+    })
     .into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewSilence {
-    target: String,
-    resource: Option<String>,
-    /// A duration from now, e.g. `2h`.
-    #[serde(rename = "for")]
-    duration: String,
-    #[serde(default)]
-    reason: String,
 }
 
 fn queue(state: &AppState, op: SilenceOp) -> Result<(), Box<Response>> {
@@ -203,32 +186,25 @@ async fn add_silence(State(state): State<AppState>, body: Option<Json<NewSilence
         Ok(silence) => silence,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let answer = silence_json(&silence);
+    let answer = api::SilenceCreated {
+        silence: silence_view(&silence),
+    };
     match queue(&state, SilenceOp::Add(silence)) {
-        Ok(()) => (StatusCode::CREATED, Json(json!({ "silence": answer }))).into_response(),
+        Ok(()) => (StatusCode::CREATED, Json(answer)).into_response(),
         Err(response) => *response,
     }
 }
 
-#[derive(Deserialize)]
-struct ExpireQuery {
-    target: String,
-    resource: Option<String>,
-}
-
 async fn expire_silence(
     State(state): State<AppState>,
-    Query(query): Query<ExpireQuery>,
+    Query(query): Query<SilenceMatch>,
 ) -> Response {
     let op = SilenceOp::Expire {
         target: query.target.clone(),
         resource: query.resource.clone().filter(|r| !r.is_empty()),
     };
     match queue(&state, op) {
-        Ok(()) => {
-            Json(json!({ "expired": { "target": query.target, "resource": query.resource } }))
-                .into_response()
-        }
+        Ok(()) => Json(api::SilencesExpired { expired: query }).into_response(),
         Err(response) => *response,
     }
 }

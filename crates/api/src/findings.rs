@@ -1,0 +1,115 @@
+//! `/api/v1/findings` and the finding record that the API, `incident.json` and the alert
+//! outbox carry.
+
+use leakwatch_detect::{Finding, FindingKind};
+use leakwatch_model::SeriesKey;
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/v1/findings`: the current findings, soonest exhaustion first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Findings {
+    /// Detection runs since the agent started; 0 means the list is not computed yet.
+    pub detect_runs: u64,
+    pub findings: Vec<FindingRecord>,
+}
+
+/// One finding as it leaves the engine: on the wire, in `incident.json`, in the alert
+/// outbox and the alert engine's saved state. The engine's `Finding` is free to change; this
+/// record changes only with a version of the records that hold it. The JSON is the one
+/// `Finding` has always had: the kind, the key's text fields (`target`, `resource`,
+/// `attribution`) and the numbers (docs/detection.md).
+///
+/// Everything but the kind and the key defaults when absent, so a record from an older
+/// writer (or a newer one that dropped a field) still loads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingRecord {
+    pub kind: FindingKind,
+    /// The series it is about; for crash loops the target's `restarts`.
+    #[serde(flatten)]
+    pub key: SeriesKey,
+    /// Processes involved, when restarts told (newest last); often empty.
+    #[serde(default)]
+    pub pids: Vec<u32>,
+    /// Latest value; for crash loops, the restart count.
+    #[serde(default)]
+    pub current: f64,
+    #[serde(default)]
+    pub limit: Option<f64>,
+    /// Growth of the floor per hour (leaks), or restarts per hour (crash loops).
+    #[serde(default)]
+    pub rate_per_hour: f64,
+    /// Point forecast of the seconds until the limit.
+    #[serde(default)]
+    pub eta_seconds: Option<f64>,
+    /// Earlier forecast from the upper confidence bound of the rate.
+    #[serde(default)]
+    pub eta_conservative_seconds: Option<f64>,
+    /// Unix seconds when the growth regime (or restart streak) began.
+    #[serde(default)]
+    pub first_seen: f64,
+    /// Unix seconds: the span of samples the finding rests on.
+    #[serde(default)]
+    pub evidence_window: (f64, f64),
+    #[serde(default)]
+    pub confidence: f64,
+    #[serde(default)]
+    pub p_value: f64,
+    /// Restarts of the target inside the evidence window.
+    #[serde(default)]
+    pub restarts: usize,
+    /// One line for people.
+    #[serde(default)]
+    pub summary: String,
+}
+
+impl From<&Finding> for FindingRecord {
+    fn from(f: &Finding) -> FindingRecord {
+        FindingRecord {
+            kind: f.kind,
+            key: f.key.clone(),
+            pids: f.pids.clone(),
+            current: f.current,
+            limit: f.limit,
+            rate_per_hour: f.rate_per_hour,
+            eta_seconds: f.eta_seconds,
+            eta_conservative_seconds: f.eta_conservative_seconds,
+            first_seen: f.first_seen,
+            evidence_window: f.evidence_window,
+            confidence: f.confidence,
+            p_value: f.p_value,
+            restarts: f.restarts,
+            summary: f.summary.clone(),
+        }
+    }
+}
+
+/// Back to the engine's type, for code that takes findings from the engine and from the
+/// API alike (the charts of `leakwatch-view`).
+impl From<FindingRecord> for Finding {
+    fn from(r: FindingRecord) -> Finding {
+        Finding {
+            kind: r.kind,
+            key: r.key,
+            pids: r.pids,
+            current: r.current,
+            limit: r.limit,
+            rate_per_hour: r.rate_per_hour,
+            eta_seconds: r.eta_seconds,
+            eta_conservative_seconds: r.eta_conservative_seconds,
+            first_seen: r.first_seen,
+            evidence_window: r.evidence_window,
+            confidence: r.confidence,
+            p_value: r.p_value,
+            restarts: r.restarts,
+            summary: r.summary,
+        }
+    }
+}
+
+impl FindingRecord {
+    /// The forecast used for ranking: the conservative one when there is one.
+    pub fn eta(&self) -> Option<f64> {
+        self.eta_conservative_seconds.or(self.eta_seconds)
+    }
+}
