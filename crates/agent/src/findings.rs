@@ -5,7 +5,7 @@
 use leakwatch_detect::{
     Attribution, Finding, Params, Point, Resource, Restart as DetectRestart, Series,
 };
-use leakwatch_model::{FdKind, SeriesKey};
+use leakwatch_model::{FdKind, SeriesKey, UnixMs};
 use leakwatch_store::{SeriesData, Store};
 use std::collections::HashMap;
 
@@ -54,7 +54,7 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
                 },
                 points
                     .iter()
-                    .map(|(ms, v)| Point::new(*ms as f64 / 1000.0, *v))
+                    .map(|(ms, v)| Point::new(UnixMs(*ms).as_secs_f64(), *v))
                     .collect(),
                 limit,
             )
@@ -99,7 +99,7 @@ pub fn compute(store: &Store, now_ms: i64, window_ms: i64, params: &Params) -> V
             .into_iter()
             .map(|r| DetectRestart {
                 target: r.target,
-                t: r.ts_ms as f64 / 1000.0,
+                t: UnixMs(r.ts_ms).as_secs_f64(),
                 old_pid: r.old_pid,
                 new_pid: r.new_pid,
                 reason: match (r.exit_code, r.signal, r.oom_killed) {
@@ -113,7 +113,7 @@ pub fn compute(store: &Store, now_ms: i64, window_ms: i64, params: &Params) -> V
         all.extend(leakwatch_detect::analyze(
             &series,
             &restarts,
-            now_ms as f64 / 1000.0,
+            UnixMs(now_ms).as_secs_f64(),
             params,
         ));
     }

@@ -73,17 +73,12 @@ pub fn serve_http(
     })
 }
 
+/// Completes on SIGINT or SIGTERM, through the one signal helper (leakwatch-exec).
 async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match terminate.as_mut() {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
+    use leakwatch_exec::signals::{self, Signal};
+    let stop = signals::install(&[Signal::Interrupt, Signal::Terminate]);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     tracing::info!("shutting down");
 }

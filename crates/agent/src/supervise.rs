@@ -92,12 +92,7 @@ fn start_time_ticks(pid: u32) -> Option<u64> {
         .map(|s| s.start_time_ticks)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use leakwatch_model::time::now_ms;
 
 /// The cgroup v2 `oom_kill` counter of this process's own cgroup (children inherit it).
 fn oom_kills() -> Option<u64> {

@@ -1,13 +1,11 @@
 //! Wall-clock helpers. Everything else takes time as milliseconds since the Unix epoch.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    // The alert crate counts unsigned; the clock reading is leakwatch-model's.
+    leakwatch_model::time::now_ms().max(0) as u64
 }
 
 /// `2026-01-02T03:04:05.678Z` for a time in milliseconds since the Unix epoch.

@@ -87,13 +87,7 @@ impl FromIterator<(SeriesKey, f64)> for Current {
     fn from_iter<I: IntoIterator<Item = (SeriesKey, f64)>>(iter: I) -> Current {
         Current(
             iter.into_iter()
-                .map(|(key, value)| {
-                    let key = SeriesKey {
-                        target: String::new(),
-                        ..key
-                    };
-                    (key, value)
-                })
+                .map(|(key, value)| (key.without_target(), value))
                 .collect(),
         )
     }

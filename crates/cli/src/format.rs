@@ -49,12 +49,7 @@ pub fn duration(seconds: u64) -> String {
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use leakwatch_model::time::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -145,9 +145,7 @@ fn from_prometheus(url: &str, args: &AnalyzeArgs) -> Result<Vec<Series>> {
         .with_context(|| format!("--range {:?} is not a duration", args.range))?;
     let step = humantime::parse_duration(&args.step)
         .with_context(|| format!("--step {:?} is not a duration", args.step))?;
-    let end = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs_f64();
+    let end = leakwatch_model::UnixMs::now().as_secs_f64();
     let start = end - range.as_secs_f64();
     let endpoint = format!("{}/api/v1/query_range", url.trim_end_matches('/'));
     let response = reqwest::blocking::Client::builder()

@@ -13,6 +13,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod time;
+
+pub use time::UnixMs;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -534,6 +538,14 @@ impl SeriesKey {
     /// The attribution's text encoding (empty for the total).
     pub fn attribution_text(&self) -> String {
         self.attribution.to_string()
+    }
+
+    /// The same series without its target (a target's own table of its series).
+    pub fn without_target(self) -> SeriesKey {
+        SeriesKey {
+            target: String::new(),
+            ..self
+        }
     }
 
     /// The series holding the limit of this one. Limits are ordinary series, so a limit that

@@ -22,7 +22,7 @@ use crate::sys::{self, Dir, Part as P, PathBuf};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeMap;
 use std::io;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Knobs with production defaults.
 #[derive(Debug, Clone)]
@@ -226,10 +226,7 @@ impl Sampler {
     pub fn sample(&mut self) -> io::Result<HostSample> {
         let started = Instant::now();
         let cpu_before = sys::thread_cpu_us();
-        let time_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let time_unix_ms = leakwatch_model::time::now_ms();
         self.pass += 1;
         self.reads = 0;
         self.cgroup_values.clear();

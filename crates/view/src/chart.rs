@@ -11,6 +11,7 @@ use crate::escape::html;
 use crate::format::{duration, timestamp, Unit};
 use crate::model::{Finding, FindingKind};
 use crate::scale;
+use leakwatch_model::UnixMs;
 use std::fmt::Write;
 
 /// Line colours, in legend order; readable on white and distinct from the limit's red.
@@ -70,8 +71,8 @@ impl Trend {
         {
             return None;
         }
-        let end_ms = (finding.evidence_window.1 * 1000.0) as i64;
-        let start_ms = (finding.first_seen.max(finding.evidence_window.0) * 1000.0) as i64;
+        let end_ms = UnixMs::from_secs_f64(finding.evidence_window.1).0;
+        let start_ms = UnixMs::from_secs_f64(finding.first_seen.max(finding.evidence_window.0)).0;
         let rate_per_ms = finding.rate_per_hour / 3_600_000.0;
         let start_value = finding.current - rate_per_ms * (end_ms - start_ms) as f64;
         Some(Trend {

@@ -12,6 +12,7 @@ use crate::model::{
 };
 use leakwatch_exec::quote;
 use leakwatch_model::MemoryKind;
+use leakwatch_model::UnixMs;
 use std::fmt::Write;
 
 /// The page style, inlined into every page and report.
@@ -161,7 +162,7 @@ pub fn findings_table(findings: &[Finding]) -> String {
             html(&limit),
             html(&eta_text(f)),
             f.confidence * 100.0,
-            html(&timestamp((f.first_seen * 1000.0) as i64)),
+            html(&timestamp(UnixMs::from_secs_f64(f.first_seen).0)),
         );
     }
     s.push_str("</table>");

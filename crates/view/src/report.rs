@@ -8,6 +8,7 @@ use crate::model::{
     Attribution, Finding, FindingKind, IncidentView, Resource, SeriesView, TargetView,
 };
 use crate::page;
+use leakwatch_model::UnixMs;
 use std::fmt::Write;
 
 /// What a report shows.
@@ -79,7 +80,7 @@ pub fn finding_sentence(f: &Finding, esc: fn(&str) -> String) -> String {
             "{what}: crash loop, {} restarts ({}/h) since {}.",
             number(f.current),
             number(f.rate_per_hour),
-            timestamp((f.first_seen * 1000.0) as i64)
+            timestamp(UnixMs::from_secs_f64(f.first_seen).0)
         ),
         kind => {
             let limit = match f.limit {
@@ -105,7 +106,7 @@ pub fn finding_sentence(f: &Finding, esc: fn(&str) -> String) -> String {
             format!(
                 "{what} {verb}: now {}{limit}.{forecast} Growth since {}; confidence {:.1}%{}.",
                 unit.value(f.current),
-                timestamp((f.first_seen * 1000.0) as i64),
+                timestamp(UnixMs::from_secs_f64(f.first_seen).0),
                 f.confidence * 100.0,
                 if f.restarts > 0 {
                     format!("; it kept growing across {} restarts", f.restarts)

@@ -44,10 +44,7 @@ pub fn run(
                 continue;
             }
         };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now_ms = leakwatch_model::time::now_ms();
         let found = crate::findings::compute(&store, now_ms, window_ms, &params);
         drop(store);
         {

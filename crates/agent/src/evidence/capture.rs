@@ -8,6 +8,7 @@ use crate::config::{EvidenceSection, TargetRule};
 use crate::listing;
 use leakwatch_detect::Finding;
 use leakwatch_exec::{expand, quote, Finished, Keep, Program};
+use leakwatch_model::UnixMs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -204,9 +205,12 @@ fn fetch_goroutines(base: &str, timeout: Duration, cap: usize) -> (Vec<u8>, Stri
 /// The triggering series (and its limit) since a little before the finding's regime began.
 fn series_csv(db_path: &Path, f: &Finding) -> Result<String, String> {
     let store = leakwatch_store::Store::open_read_only(db_path).map_err(|e| e.to_string())?;
-    let to = (f.evidence_window.1 * 1000.0) as i64 + 60_000;
-    let span = ((f.evidence_window.1 - f.evidence_window.0) * 1000.0) as i64;
-    let from = (f.evidence_window.0 * 1000.0) as i64 - span / 2;
+    let (start, end) = (
+        UnixMs::from_secs_f64(f.evidence_window.0).0,
+        UnixMs::from_secs_f64(f.evidence_window.1).0,
+    );
+    let to = end.saturating_add(60_000);
+    let from = start.saturating_sub(end.saturating_sub(start) / 2);
     let data = store
         .query_target(&f.key.target, from, to)
         .map_err(|e| e.to_string())?;

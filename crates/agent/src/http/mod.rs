@@ -86,12 +86,7 @@ pub(crate) async fn with_store<T: Send + 'static>(
     .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use leakwatch_model::time::now_ms;
 
 /// The longest range the API and the dashboard serve: the longest history kept.
 pub(crate) const MAX_RANGE_MS: i64 = 35 * 86_400_000;

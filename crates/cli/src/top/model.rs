@@ -4,7 +4,7 @@
 
 use leakwatch_api::FindingRecord;
 use leakwatch_detect::Params;
-use leakwatch_model::{Resource, SeriesKey};
+use leakwatch_model::{Resource, SeriesKey, UnixMs};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Points kept per series: 4 minutes at the default 2 s interval.
@@ -375,7 +375,7 @@ impl Model {
                 .iter()
                 .map(|(ms, old, new)| leakwatch_detect::Restart {
                     target: target.name.clone(),
-                    t: *ms as f64 / 1000.0,
+                    t: UnixMs(*ms).as_secs_f64(),
                     old_pid: Some(*old),
                     new_pid: Some(*new),
                     reason: "replaced".to_string(),
@@ -384,7 +384,7 @@ impl Model {
             all.extend(leakwatch_detect::analyze(
                 &series,
                 &restarts,
-                now_ms as f64 / 1000.0,
+                UnixMs(now_ms).as_secs_f64(),
                 params,
             ));
         }

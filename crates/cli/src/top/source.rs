@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 // `--standalone`: the agent's grouping of processes into targets, on this host.
 use leakwatch_agent::targets::{group, RestartTracker, Targeting};
 use leakwatch_api::{self as api, paths};
-use leakwatch_model::{Resource, SeriesKey};
+use leakwatch_model::Resource;
 use leakwatch_proc::{Options, Sampler, Selection};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::Sender;
@@ -76,13 +76,7 @@ pub fn standalone(
                                 current: target
                                     .points(&name.name, MAX_GROUPS, MAX_PEERS)
                                     .into_iter()
-                                    .map(|(key, value)| {
-                                        let key = SeriesKey {
-                                            target: String::new(),
-                                            ..key
-                                        };
-                                        (key, value)
-                                    })
+                                    .map(|(key, value)| (key.without_target(), value))
                                     .collect(),
                                 name: name.name,
                                 kind: name.kind.to_string(),
