@@ -19,6 +19,21 @@ pub mod tail;
 pub mod targets;
 
 pub use error::{Error, Result};
+
+/// What the CLI uses of the agent without a running agent — the named library surface. The
+/// CLI otherwise talks to an agent only through leakwatch-api's types over HTTP.
+/// - `leakwatch top --standalone` samples the host itself: it groups processes into targets
+///   and turns their short history into findings exactly as the agent does;
+/// - `leakwatch analyze` ranks findings as the agent ranks them;
+/// - `leakwatch incidents --data-dir` reads incident folders while the agent is down.
+pub mod standalone {
+    /// Incident folders (`DATA_DIR/incidents`), read while the agent is down.
+    pub mod incidents {
+        pub use crate::evidence::{incidents_dir, list, load, read_file, valid_id};
+    }
+    pub use crate::findings::{rank, to_series};
+    pub use crate::targets::{group, RestartTracker, Targeting};
+}
 use std::path::Path;
 use std::sync::atomic::Ordering;
 

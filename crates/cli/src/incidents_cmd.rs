@@ -8,7 +8,7 @@ use crate::format;
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 // The incident folders themselves (`--data-dir`), read without the agent.
-use leakwatch_agent::evidence;
+use leakwatch_agent::standalone::incidents as evidence;
 use leakwatch_api::{self as api, paths, ErrorBody, IncidentRecord};
 use std::path::PathBuf;
 use std::process::ExitCode;

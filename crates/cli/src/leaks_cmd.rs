@@ -84,7 +84,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         .fold(f64::MIN, f64::max);
     let params = Params::for_interval(interval);
     let mut findings = leakwatch_detect::analyze(&series, &[], now, &params);
-    leakwatch_agent::findings::rank(&mut findings);
+    leakwatch_agent::standalone::rank(&mut findings);
     let findings: Vec<FindingRecord> = findings.iter().map(FindingRecord::from).collect();
     if args.json {
         println!(

@@ -116,9 +116,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(path) => {
                 let config = leakwatch_agent::config::Config::load(path)?;
                 config.validate(path)?;
-                leakwatch_agent::targets::Targeting::new(&config.targets)
+                leakwatch_agent::standalone::Targeting::new(&config.targets)
             }
-            None => leakwatch_agent::targets::Targeting::new(&[]),
+            None => leakwatch_agent::standalone::Targeting::new(&[]),
         };
         source::standalone(sender, interval, targeting)?;
         model::Mode::Standalone {

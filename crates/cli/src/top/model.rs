@@ -369,7 +369,7 @@ impl Model {
                     points: ring.points().collect(),
                 })
                 .collect();
-            let series = leakwatch_agent::findings::to_series(&target.name, &data);
+            let series = leakwatch_agent::standalone::to_series(&target.name, &data);
             let restarts: Vec<leakwatch_detect::Restart> = target
                 .restarts
                 .iter()
@@ -388,7 +388,7 @@ impl Model {
                 params,
             ));
         }
-        leakwatch_agent::findings::rank(&mut all);
+        leakwatch_agent::standalone::rank(&mut all);
         all.iter()
             .map(|f| FindingView::from(&FindingRecord::from(f)))
             .collect()

@@ -6,7 +6,7 @@ use super::model::{total, FindingView, Key, TargetUpdate, Update};
 use crate::agent_cmd::{self, ClientArgs, NO_QUERY};
 use anyhow::{Context, Result};
 // `--standalone`: the agent's grouping of processes into targets, on this host.
-use leakwatch_agent::targets::{group, RestartTracker, Targeting};
+use leakwatch_agent::standalone::{group, RestartTracker, Targeting};
 use leakwatch_api::{self as api, paths};
 use leakwatch_model::Resource;
 use leakwatch_proc::{Options, Sampler, Selection};
