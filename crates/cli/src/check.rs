@@ -126,6 +126,53 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn check(args: &Args) -> Result<ExitCode> {
+    let workload = validate(args)?;
+    // SIGINT, SIGTERM and SIGHUP set a flag that every wait loop polls, so an interrupted
+    // check stops the server and the workload (via their `Drop`s and kill paths) before it
+    // exits, instead of dying with them still running.
+    signals::install(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup]);
+    let (pids, mut server) = processes_to_check(args)?;
+    let options = Options {
+        // Re-read every thread name and fd target each pass: a check wants exact counts
+        // more than a cheap pass.
+        revalidate_every: 1,
+        proc_net_sockets: args.proc_net,
+        ..Options::default()
+    };
+    let mut sampler = Sampler::new(options, Selection::Pids(pids.iter().copied().collect()))
+        .context("cannot read /proc")?;
+    if let Some(server) = server.as_mut() {
+        server.wait_ready(args, &mut sampler)?;
+    }
+    let identities = identify(&pids, &mut sampler)?;
+    let mut run = Run {
+        args,
+        workload,
+        sampler,
+        server,
+        reader: Reader::new(),
+    };
+    eprintln!(
+        "leakwatch check: {} against {}",
+        describe_rounds(args, &run.workload),
+        identities
+            .iter()
+            .map(|p| format!("pid {} ({})", p.identity.pid, p.identity.comm))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let processes = measure(&mut run, &identities)?;
+    // Stop the server before rendering: its exit is part of the check (no orphans), and a
+    // slow render must not keep it running.
+    let started_by_check = run.server.is_some();
+    if let Some(mut server) = run.server.take() {
+        server.stop();
+    }
+    report(args, &run.workload, processes, started_by_check)
+}
+
+/// The workload's argv, after checking that the options name exactly one thing to check.
+fn validate(args: &Args) -> Result<Vec<String>> {
     let workload = shlex::split(&args.workload)
         .ok_or_else(|| anyhow!("--workload: unbalanced quotes in {:?}", args.workload))?;
     if workload.is_empty() {
@@ -144,34 +191,24 @@ fn check(args: &Args) -> Result<ExitCode> {
     if args.command.is_empty() && (args.ready_port.is_some() || args.ready_delay.is_some()) {
         bail!("--ready-port and --ready-delay apply to a server started with -- SERVER CMD");
     }
-    // SIGINT, SIGTERM and SIGHUP set a flag that every wait loop polls, so an interrupted
-    // check stops the server and the workload (via their `Drop`s and kill paths) before it
-    // exits, instead of dying with them still running.
-    signals::install(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup]);
+    Ok(workload)
+}
 
-    let mut server = None;
-    let pids: Vec<u32> = if let Some(pid) = args.pid {
-        vec![pid]
+/// The pids to watch: `--pid`, the processes `--match` finds, or the server this check
+/// starts (returned too, so the check stops it).
+fn processes_to_check(args: &Args) -> Result<(Vec<u32>, Option<Server>)> {
+    if let Some(pid) = args.pid {
+        Ok((vec![pid], None))
     } else if let Some(pattern) = &args.pattern {
-        matching_pids(pattern)?
+        Ok((matching_pids(pattern)?, None))
     } else {
         let started = Server::start(&args.command)?;
-        let pid = started.pid();
-        server = Some(started);
-        vec![pid]
-    };
-    let options = Options {
-        // Re-read every thread name and fd target each pass: a check wants exact counts
-        // more than a cheap pass.
-        revalidate_every: 1,
-        proc_net_sockets: args.proc_net,
-        ..Options::default()
-    };
-    let mut sampler = Sampler::new(options, Selection::Pids(pids.iter().copied().collect()))
-        .context("cannot read /proc")?;
-    if let Some(server) = server.as_mut() {
-        server.wait_ready(args, &mut sampler)?;
+        Ok((vec![started.pid()], Some(started)))
     }
+}
+
+/// The first sample of each process, refusing zombies and processes whose fds are unreadable.
+fn identify(pids: &[u32], sampler: &mut Sampler) -> Result<Vec<ProcessSample>> {
     let first = sampler.sample().context("sampling failed")?;
     let identities: Vec<ProcessSample> = pids
         .iter()
@@ -204,27 +241,16 @@ fn check(args: &Args) -> Result<ExitCode> {
             );
         }
     }
+    Ok(identities)
+}
 
-    let mut run = Run {
-        args,
-        workload,
-        sampler,
-        server,
-        reader: Reader::new(),
-    };
-    eprintln!(
-        "leakwatch check: {} against {}",
-        describe_rounds(args, &run.workload),
-        identities
-            .iter()
-            .map(|p| format!("pid {} ({})", p.identity.pid, p.identity.comm))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+/// Warm-up rounds, a settled baseline with its inventory, the measured rounds (settling
+/// after each), and the final inventory.
+fn measure(run: &mut Run, identities: &[ProcessSample]) -> Result<Vec<ProcessRun>> {
+    let args = run.args;
     for round in 1..=args.warmup {
         run.round(&format!("warm-up {round}/{}", args.warmup))?;
     }
-
     let mut processes: Vec<ProcessRun> = identities
         .iter()
         .map(|sample| ProcessRun {
@@ -246,13 +272,17 @@ fn check(args: &Args) -> Result<ExitCode> {
     for process in processes.iter_mut() {
         process.final_inventory = run.reader.read(process.sample.identity.pid).ok();
     }
-    // Stop the server before rendering: its exit is part of the check (no orphans), and a
-    // slow render must not keep it running.
-    let started_by_check = run.server.is_some();
-    if let Some(mut server) = run.server.take() {
-        server.stop();
-    }
+    Ok(processes)
+}
 
+/// Judges each process, prints the verdict (text or `--json`), writes `--junit`; exit 1 on
+/// a leak.
+fn report(
+    args: &Args,
+    workload: &[String],
+    processes: Vec<ProcessRun>,
+    started_by_check: bool,
+) -> Result<ExitCode> {
     let policy = Policy {
         memory_tolerance_bytes: args.memory_tolerance,
     };
@@ -264,7 +294,7 @@ fn check(args: &Args) -> Result<ExitCode> {
     if args.json {
         let report = JsonReport {
             verdict: if leaked { "leak" } else { "clean" },
-            workload: &run.workload,
+            workload,
             warmup: args.warmup,
             rounds: args.rounds,
             settle_ms: args.settle.as_millis() as u64,
@@ -275,7 +305,7 @@ fn check(args: &Args) -> Result<ExitCode> {
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(args, &run.workload, &verdicts));
+        print!("{}", render(args, workload, &verdicts));
     }
     if let Some(path) = &args.junit {
         std::fs::write(path, junit(&verdicts))
