@@ -139,6 +139,21 @@ pub struct AgentSection {
     /// Samples waiting for the store before new ones are dropped (and counted).
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Host names (beyond loopback names and addresses) the HTTP API answers to when it
+    /// listens on loopback without a token: a browser's request for any other `Host` is
+    /// refused (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Most HTTP connections open at once; more are closed at accept. Also kept below
+    /// `RLIMIT_NOFILE` minus the fds the sampler and the store need.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time, or its connection closes.
+    #[serde(default = "default_header_timeout", with = "humantime_serde_compat")]
+    pub http_header_timeout: Duration,
+    /// A request must be answered (its body read included) within this time, else 503.
+    #[serde(default = "default_request_timeout", with = "humantime_serde_compat")]
+    pub http_request_timeout: Duration,
 }
 
 impl Default for AgentSection {
@@ -151,6 +166,10 @@ impl Default for AgentSection {
             max_thread_groups: default_max_groups(),
             max_socket_peers: default_max_peers(),
             queue: default_queue(),
+            allowed_hosts: Vec::new(),
+            max_connections: default_max_connections(),
+            http_header_timeout: default_header_timeout(),
+            http_request_timeout: default_request_timeout(),
         }
     }
 }
@@ -169,6 +188,15 @@ fn default_max_peers() -> usize {
 }
 fn default_queue() -> usize {
     16
+}
+fn default_max_connections() -> usize {
+    128
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Parameter presets of the leak engine.
@@ -287,6 +315,54 @@ impl Config {
             return Err(invalid(format!(
                 "agent.interval must be at least 1s, got {:?}",
                 self.agent.interval
+            )));
+        }
+        if self
+            .agent
+            .token
+            .as_deref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            return Err(invalid(
+                "agent.token is empty: give a token (every request must then carry it), or none"
+                    .into(),
+            ));
+        }
+        if self
+            .agent
+            .token
+            .as_ref()
+            .is_some_and(|token| token.len() > 4096)
+        {
+            return Err(invalid("agent.token is longer than 4096 bytes".into()));
+        }
+        if !(1..=65_536).contains(&self.agent.max_connections) {
+            return Err(invalid(format!(
+                "agent.max_connections must be between 1 and 65536, got {}",
+                self.agent.max_connections
+            )));
+        }
+        for (name, value) in [
+            ("agent.http_header_timeout", self.agent.http_header_timeout),
+            (
+                "agent.http_request_timeout",
+                self.agent.http_request_timeout,
+            ),
+        ] {
+            if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
+                return Err(invalid(format!(
+                    "{name} must be between 100ms and 1h, got {value:?}"
+                )));
+            }
+        }
+        if let Some(host) = self
+            .agent
+            .allowed_hosts
+            .iter()
+            .find(|h| h.is_empty() || h.len() > 253 || h.contains(['/', ' ', ':']))
+        {
+            return Err(invalid(format!(
+                "agent.allowed_hosts: {host:?} is not a host name (no port, no scheme)"
             )));
         }
         if !self.agent.listen.ip().is_loopback() && self.agent.token.is_none() {
@@ -521,6 +597,13 @@ cmdline = "Analytics"
             ("[agent]\ninterval = \"soon\"\n", "not a duration"),
             ("[agent]\ninterval = \"100ms\"\n", "at least 1s"),
             ("[agent]\nlisten = \"0.0.0.0:9464\"\n", "bearer token"),
+            // Regression (issue 16): an empty token was accepted, then every request was 401.
+            ("[agent]\ntoken = \"\"\n", "agent.token is empty"),
+            ("[agent]\ntoken = \"  \"\n", "agent.token is empty"),
+            ("[agent]\nmax_connections = 0\n", "between 1 and 65536"),
+            ("[agent]\nhttp_header_timeout = \"1ms\"\n", "between 100ms and 1h"),
+            ("[agent]\nhttp_request_timeout = \"2h\"\n", "between 100ms and 1h"),
+            ("[agent]\nallowed_hosts = [\"evil.example:80\"]\n", "not a host name"),
             ("[[target]]\nname = \"x\"\n", "matches everything"),
             (
                 "[[target]]\nname = \"x\"\ncomm = \"a\"\nmetrics_url = \"localhost:6060\"\ngauges = [\"g\"]\n",

@@ -29,8 +29,6 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("HTTP server failed: {0}")]
-    Http(std::io::Error),
     /// The supervised command (`leakwatch run`).
     #[error("cannot start {program:?}: {source}")]
     Spawn {

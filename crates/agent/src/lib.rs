@@ -80,11 +80,14 @@ pub fn serve_http(
                 addr: config.agent.listen,
                 source,
             })?;
-        let app = http::router(shared, config.agent.token.clone());
-        axum::serve(listener, app)
-            .with_graceful_shutdown(until)
-            .await
-            .map_err(Error::Http)
+        let app = http::router(shared.clone(), http::Settings::of(&config.agent));
+        let limits = http::server::Limits {
+            max_connections: config.agent.max_connections,
+            header_timeout: config.agent.http_header_timeout,
+            request_timeout: config.agent.http_request_timeout,
+        };
+        http::server::serve(listener, app, limits, shared, until).await;
+        Ok(())
     })
 }
 

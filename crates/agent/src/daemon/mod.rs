@@ -71,6 +71,10 @@ pub struct AgentStats {
     pub incidents_captured: AtomicU64,
     pub incidents_dropped: AtomicU64,
     pub mitigations_run: AtomicU64,
+    /// HTTP connections closed at accept because the cap was reached.
+    pub http_refused: AtomicU64,
+    /// HTTP `accept` calls that failed (EMFILE and the like).
+    pub http_accept_errors: AtomicU64,
 }
 
 /// What the stages publish and where others send them work. Snapshots are replaced whole

@@ -207,7 +207,7 @@ fn agent_metrics(registry: &mut Registry, shared: &Shared) {
 }
 
 /// `(name, help, value)` of each of the agent's own metrics.
-fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 14] {
+fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 16] {
     let s = &shared.stats;
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
     [
@@ -275,6 +275,16 @@ fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 14] {
             "agent_mitigations_run",
             "Restart commands run since start",
             load(&s.mitigations_run),
+        ),
+        (
+            "agent_http_connections_refused",
+            "HTTP connections closed at accept because the connection cap was reached",
+            load(&s.http_refused),
+        ),
+        (
+            "agent_http_accept_errors",
+            "HTTP accept calls that failed (EMFILE and the like)",
+            load(&s.http_accept_errors),
         ),
         (
             "agent_resident_memory_bytes",

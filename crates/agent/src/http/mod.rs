@@ -19,17 +19,54 @@ mod api;
 mod dashboard;
 mod incidents;
 mod metrics;
+pub mod server;
+
+/// What the router checks on every request.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The bearer token every request must carry, if any.
+    pub token: Option<String>,
+    /// When set, only these `Host`s are answered (loopback names and addresses always):
+    /// a loopback agent without a token refuses a browser sent to it under another name
+    /// (DNS rebinding). `None` answers any `Host` (the agent listens beyond loopback and
+    /// every request carries the token).
+    pub allowed_hosts: Option<Vec<String>>,
+    pub request_timeout: std::time::Duration,
+}
+
+impl Settings {
+    pub fn of(agent: &crate::config::AgentSection) -> Settings {
+        let guarded = agent.listen.ip().is_loopback() && agent.token.is_none();
+        Settings {
+            token: agent.token.clone(),
+            allowed_hosts: guarded.then(|| {
+                let mut hosts: Vec<String> = agent
+                    .allowed_hosts
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect();
+                hosts.push(agent.listen.ip().to_string());
+                hosts
+            }),
+            request_timeout: agent.http_request_timeout,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) shared: Arc<Shared>,
     token: Option<Arc<str>>,
+    allowed_hosts: Option<Arc<[String]>>,
+    request_timeout: std::time::Duration,
 }
 
-pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
+pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
     let state = AppState {
         shared,
-        token: token.map(Arc::from),
+        token: settings.token.map(Arc::from),
+        allowed_hosts: settings.allowed_hosts.map(Arc::from),
+        request_timeout: settings.request_timeout,
     };
     Router::new()
         .route("/", get(dashboard::overview))
@@ -45,18 +82,100 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .route(paths::ALERTS, get(api::alerts))
         .merge(incidents::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
+/// Outermost: security headers on every answer, the `Host` allow-list, the request
+/// timeout.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = if let Some(host) = refused_host(&state, &request) {
+        error(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this agent does not answer to Host {host:?} (loopback names and agent.allowed_hosts only)"
+            ),
+        )
+    } else {
+        match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request took longer than {:?} (agent.http_request_timeout)",
+                    state.request_timeout
+                ),
+            ),
+        }
+    };
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name.clone(), header::HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Sent with every answer. The dashboard's pages carry their CSS and a small script inline
+/// and load nothing else.
+const SECURITY_HEADERS: &[(header::HeaderName, &str)] = &[
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+         frame-ancestors 'none'",
+    ),
+];
+
+/// The `Host` of a request this agent must not answer, if any.
+fn refused_host(state: &AppState, request: &Request) -> Option<String> {
+    let allowed = state.allowed_hosts.as_ref()?;
+    // HTTP/1.0 clients may send no Host; browsers always do.
+    let host = request.headers().get(header::HOST)?;
+    let Ok(host) = host.to_str() else {
+        return Some(String::from_utf8_lossy(host.as_bytes()).into_owned());
+    };
+    let name = host_name(host).to_ascii_lowercase();
+    let loopback = name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback && !allowed.contains(&name)).then(|| host.to_string())
+}
+
+/// `example.org:9464` -> `example.org`, `[::1]:9464` -> `::1`.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
+}
+
+/// The bearer token, on every route but `/healthz` (liveness probes carry no token, and it
+/// tells nothing but "ok").
 async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
+    if let Some(token) = state
+        .token
+        .as_ref()
+        .filter(|_| request.uri().path() != "/healthz")
+    {
         let expected = format!("Bearer {token}");
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         if given != Some(expected.as_str()) {
-            return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+            let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return response;
         }
     }
     next.run(request).await
