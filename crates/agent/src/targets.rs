@@ -6,9 +6,10 @@ use crate::config::TargetRule;
 use leakwatch_model::{
     Attribution, FdKind, MemoryKind, Resource, SeriesKey, SocketKind, TargetKind, TcpState,
 };
-use leakwatch_proc::{HostInfo, ProcessSample};
+use leakwatch_proc::parse::cgroup::{cgroup_kind, CgroupKind};
+use leakwatch_proc::{HostInfo, MemoryCgroup, Part, ProcessSample};
 use regex::Regex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TargetName {
@@ -159,8 +160,9 @@ pub struct TargetSample {
     pub memory_limit: Option<u64>,
     /// Processes whose fds could not be read (not root).
     pub partial: u64,
-    /// The cgroups of its processes, to tell whether the cgroup's memory is the target's own.
-    pub cgroups: std::collections::BTreeSet<String>,
+    /// The memory cgroups of its processes, to tell whether the cgroup's memory is the
+    /// target's own ([`cgroup_ownership`]).
+    pub memory_cgroups: BTreeSet<MemoryCgroup>,
 }
 
 impl TargetSample {
@@ -204,9 +206,13 @@ impl TargetSample {
         if !p.partial.is_empty() {
             self.partial += 1;
         }
-        if let Some(cgroup) = &p.identity.cgroup {
-            self.cgroups.insert(cgroup.path.clone());
-        }
+        // A cgroup file read only in part is no evidence of where the memory is.
+        let cgroup_unread = p.partial.iter().any(|partial| partial.part == Part::Cgroup);
+        self.memory_cgroups.insert(if cgroup_unread {
+            MemoryCgroup::Unknown
+        } else {
+            p.memory.cgroup.clone()
+        });
     }
 
     /// The series of this target, with `max_groups` thread groups and `max_peers` socket
@@ -312,27 +318,84 @@ pub fn group(
             .or_default()
             .add(process, &sample.host);
     }
-    // A cgroup's memory is a target's only when no other target has processes in it (a
-    // systemd service or a container usually; a login session or a CI job's cgroup holds
-    // many targets, and its growth must not be blamed on each of them).
-    let mut owners: HashMap<&str, usize> = HashMap::new();
+    let mut holders: HashMap<&str, usize> = HashMap::new();
     for target in targets.values() {
-        for cgroup in &target.cgroups {
-            *owners.entry(cgroup.as_str()).or_default() += 1;
+        for path in target.memory_cgroups.iter().filter_map(MemoryCgroup::path) {
+            *holders.entry(path).or_default() += 1;
         }
     }
-    let shared: Vec<String> = owners
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(cgroup, _)| cgroup.to_string())
+    let owned: Vec<bool> = targets
+        .iter()
+        .map(|(name, target)| {
+            let holders = |path: &str| holders.get(path).copied().unwrap_or(0);
+            cgroup_ownership(name.kind, &target.memory_cgroups, holders) == CgroupOwnership::Owned
+        })
         .collect();
-    for target in targets.values_mut() {
-        if target.cgroups.iter().any(|c| shared.contains(c)) || target.cgroups.len() > 1 {
+    for (target, owned) in targets.values_mut().zip(owned) {
+        if !owned {
             target.cgroup_memory = None;
             target.memory_limit = None;
         }
     }
     targets
+}
+
+/// Whether a target's cgroup memory (`memory{cgroup}` and its limit) is its own, or why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupOwnership {
+    Owned,
+    /// The memory cgroup of one of its processes is not known (its `/proc/PID/cgroup` read
+    /// failed or only in part, the memory hierarchy is not mounted, or the path lies outside
+    /// the mount): unknown is not owned.
+    Unknown,
+    /// A process in the root cgroup: the whole host (or a whole cgroup namespace).
+    Root,
+    /// Its processes are in more than one memory cgroup.
+    Split,
+    /// Another target has processes in the cgroup.
+    Shared,
+    /// Not a cgroup a service owns: a login's (`user.slice`, `session-*.scope`), systemd's
+    /// `init.scope`, a slice, or, for an automatic target, a cgroup that is neither a
+    /// service, a container nor a pod.
+    NotOwnable(CgroupKind),
+}
+
+/// Decides whether a target owns its memory cgroup, over what was read: the target's kind,
+/// the memory cgroups of its processes, and `holders(path)`, the number of targets with
+/// processes in a cgroup. Owners are a systemd service (`*.service`), a container, a
+/// Kubernetes pod, or, for a configured rule (`[[target]]`), any cgroup of its own below the
+/// root; never the root, a login's or systemd's cgroup, a slice, a cgroup that also holds
+/// another target's processes, or one not known. `leakwatch run`'s target samples only its
+/// own process tree, so it cannot see who else is in the cgroup: it is judged as an
+/// automatic target, by the cgroup's kind.
+pub fn cgroup_ownership(
+    kind: TargetKind,
+    cgroups: &BTreeSet<MemoryCgroup>,
+    holders: impl Fn(&str) -> usize,
+) -> CgroupOwnership {
+    if cgroups.is_empty() || cgroups.contains(&MemoryCgroup::Unknown) {
+        return CgroupOwnership::Unknown;
+    }
+    if cgroups.contains(&MemoryCgroup::Root) {
+        return CgroupOwnership::Root;
+    }
+    let mut paths = cgroups.iter().filter_map(MemoryCgroup::path);
+    let (Some(path), None) = (paths.next(), paths.next()) else {
+        return CgroupOwnership::Split;
+    };
+    let cgroup = cgroup_kind(path);
+    let ownable = match cgroup {
+        CgroupKind::Service | CgroupKind::Container | CgroupKind::Pod => true,
+        CgroupKind::Other => kind == TargetKind::Rule,
+        CgroupKind::Session | CgroupKind::Slice => false,
+    };
+    if !ownable {
+        return CgroupOwnership::NotOwnable(cgroup);
+    }
+    if holders(path) > 1 {
+        return CgroupOwnership::Shared;
+    }
+    CgroupOwnership::Owned
 }
 
 /// Which automatically named targets get a history. A compiler, a shell pipeline or a cron
@@ -535,6 +598,284 @@ mod tests {
             },
             TargetSample::default(),
         )])
+    }
+
+    mod cgroup_memory {
+        use super::super::*;
+        use leakwatch_proc::parse::cgroup::{
+            container_id, memory_cgroup, parse, parse_mountinfo, systemd_unit,
+        };
+        use leakwatch_proc::{
+            Cgroup, Cpu, Fds, HostSample, Identity, Limits, Memory, Partial, PassStats, Reason,
+            SocketSource, Sockets, Threads,
+        };
+
+        macro_rules! fixture {
+            ($name:literal) => {
+                include_bytes!(concat!("../../proc/tests/fixtures/", $name)).as_slice()
+            };
+        }
+        const HYBRID: &[u8] = fixture!("mountinfo-hybrid.txt");
+        const V2: &[u8] = fixture!("mountinfo-v2.txt");
+        const GIB: u64 = 1 << 30;
+
+        /// A process as the sampler reports it, from a `/proc/PID/cgroup` and a mountinfo.
+        fn process(pid: u32, comm: &str, cgroup: &[u8], mountinfo: &[u8]) -> ProcessSample {
+            let cgroups = parse(cgroup);
+            let memory = memory_cgroup(&cgroups, &parse_mountinfo(mountinfo));
+            let read = memory != MemoryCgroup::Unknown;
+            ProcessSample {
+                identity: Identity {
+                    pid,
+                    start_time_ticks: u64::from(pid),
+                    comm: comm.into(),
+                    exe: Some(format!("/usr/bin/{comm}")),
+                    cmdline: vec![comm.into()],
+                    cgroup: cgroups.display_path().map(|path| Cgroup {
+                        path: path.into(),
+                        unit: systemd_unit(path),
+                        container_id: container_id(path),
+                    }),
+                    ..Identity::default()
+                },
+                state: 'S',
+                threads: Threads::default(),
+                fds: Fds::default(),
+                sockets: Sockets::default(),
+                memory: Memory {
+                    rss: 9 << 20,
+                    cgroup_current: read.then_some(6 * GIB),
+                    cgroup_max: read.then_some(8 * GIB),
+                    cgroup: memory,
+                    ..Memory::default()
+                },
+                limits: Limits::default(),
+                cpu: Cpu::default(),
+                partial: Vec::new(),
+            }
+        }
+
+        fn host(processes: Vec<ProcessSample>) -> HostSample {
+            HostSample {
+                time_unix_ms: 0,
+                host: HostInfo::default(),
+                socket_source: SocketSource::ProcNet,
+                processes,
+                stats: PassStats::default(),
+            }
+        }
+
+        fn rule(name: &str, comm: &str) -> TargetRule {
+            TargetRule {
+                name: name.into(),
+                comm: Some(format!("^{comm}$")),
+                cmdline: None,
+                uid: None,
+                metrics_url: None,
+                gauges: Vec::new(),
+                pprof_url: None,
+                capture: Vec::new(),
+                mitigation: None,
+            }
+        }
+
+        /// `memory{cgroup}` of the target named `name`, checked against its limit.
+        fn cgroup_memory(targets: &BTreeMap<TargetName, TargetSample>, name: &str) -> Option<u64> {
+            let (target, sample) = targets
+                .iter()
+                .find(|(target, _)| target.name.starts_with(name))
+                .unwrap_or_else(|| panic!("no target {name} in {:?}", targets.keys()));
+            let points = sample.points(&target.name, 8, 8);
+            let cgroup = SeriesKey::new(
+                target.name.as_str(),
+                Resource::Memory,
+                Attribution::Memory(MemoryKind::Cgroup),
+            );
+            let has = |key: &SeriesKey| points.iter().any(|(k, _)| k == key);
+            assert_eq!(
+                has(&cgroup),
+                has(&cgroup.limit()),
+                "{name}: value and limit together"
+            );
+            assert_eq!(has(&cgroup), sample.cgroup_memory.is_some());
+            sample.cgroup_memory
+        }
+
+        fn owner(
+            kind: TargetKind,
+            processes: &[&ProcessSample],
+            holders: usize,
+        ) -> CgroupOwnership {
+            let cgroups = processes.iter().map(|p| p.memory.cgroup.clone()).collect();
+            cgroup_ownership(kind, &cgroups, |_| holders)
+        }
+
+        #[test]
+        fn a_service_alone_in_its_cgroup_owns_it_on_v2() {
+            let postgres = process(10, "postgres", fixture!("cgroup-v2-service.txt"), V2);
+            assert_eq!(
+                owner(TargetKind::Unit, &[&postgres], 1),
+                CgroupOwnership::Owned
+            );
+            let targets = group(&Targeting::new(&[]), &host(vec![postgres]));
+            assert_eq!(
+                cgroup_memory(&targets, "postgresql@15-main.service"),
+                Some(6 * GIB)
+            );
+        }
+
+        #[test]
+        fn containers_own_theirs_on_v1_hybrid_and_v2() {
+            let docker = process(10, "nginx", fixture!("cgroup-v1-hybrid.txt"), HYBRID);
+            let pod = process(11, "java", fixture!("cgroup-v2-kubepods.txt"), V2);
+            let targets = group(&Targeting::new(&[]), &host(vec![docker]));
+            assert_eq!(
+                cgroup_memory(&targets, "container-0123456789ab"),
+                Some(6 * GIB)
+            );
+            let targets = group(&Targeting::new(&[]), &host(vec![pod]));
+            assert_eq!(
+                cgroup_memory(&targets, "container-89abcdef0123"),
+                Some(6 * GIB)
+            );
+        }
+
+        #[test]
+        fn never_the_root_cgroup() {
+            let v2 = process(10, "python3", fixture!("cgroup-v2-root.txt"), V2);
+            let v1 = process(
+                11,
+                "python3",
+                fixture!("cgroup-v1-hybrid-dev-init.txt"),
+                HYBRID,
+            );
+            for p in [v2, v1] {
+                assert_eq!(owner(TargetKind::Rule, &[&p], 1), CgroupOwnership::Root);
+                // Even alone and configured: the root is the whole host.
+                let targets = group(&Targeting::new(&[rule("py", "python3")]), &host(vec![p]));
+                assert_eq!(cgroup_memory(&targets, "py"), None);
+            }
+        }
+
+        #[test]
+        fn never_a_login_or_systemd_itself() {
+            let session = process(10, "python3", fixture!("cgroup-v2-session.txt"), V2);
+            let init = process(1, "systemd", fixture!("cgroup-v2-init.txt"), V2);
+            assert_eq!(
+                owner(TargetKind::Rule, &[&session], 1),
+                CgroupOwnership::NotOwnable(CgroupKind::Session)
+            );
+            assert_eq!(
+                owner(TargetKind::Exe, &[&init], 1),
+                CgroupOwnership::NotOwnable(CgroupKind::Session)
+            );
+            let targets = group(
+                &Targeting::new(&[rule("py", "python3")]),
+                &host(vec![session, init]),
+            );
+            assert_eq!(cgroup_memory(&targets, "py"), None);
+            assert_eq!(cgroup_memory(&targets, "systemd-"), None);
+        }
+
+        /// The observed case: a small Python process in a cgroup it shares with a build
+        /// (this machine's per-command v1 memory cgroup, the unified and systemd paths `/`).
+        #[test]
+        fn never_a_cgroup_shared_with_another_target_on_v1_hybrid() {
+            let shell = fixture!("cgroup-v1-hybrid-dev-shell.txt");
+            let python = process(10, "python3", shell, HYBRID);
+            let cargo = process(11, "cargo", shell, HYBRID);
+            // An automatic target: the cgroup is neither a service, a container nor a pod.
+            let targets = group(&Targeting::new(&[]), &host(vec![python.clone()]));
+            assert_eq!(cgroup_memory(&targets, "python3-"), None);
+            assert_eq!(
+                owner(TargetKind::Exe, &[&python], 1),
+                CgroupOwnership::NotOwnable(CgroupKind::Other)
+            );
+            // A configured rule alone in it owns it...
+            let rules = [rule("py", "python3")];
+            let targets = group(&Targeting::new(&rules), &host(vec![python.clone()]));
+            assert_eq!(cgroup_memory(&targets, "py"), Some(6 * GIB));
+            // ...and not once another target has processes there.
+            let targets = group(&Targeting::new(&rules), &host(vec![python, cargo]));
+            assert_eq!(cgroup_memory(&targets, "py"), None);
+            assert_eq!(cgroup_memory(&targets, "cargo-"), None);
+            // Same on v2: two services' processes under one unit are one target, but a
+            // rule that takes one process out of a service leaves the cgroup shared.
+            let service = fixture!("cgroup-v2-service.txt");
+            let postgres = process(20, "postgres", service, V2);
+            let backup = process(21, "pg_dump", service, V2);
+            let targets = group(
+                &Targeting::new(&[rule("backup", "pg_dump")]),
+                &host(vec![postgres, backup]),
+            );
+            assert_eq!(cgroup_memory(&targets, "backup"), None);
+            assert_eq!(cgroup_memory(&targets, "postgresql@15-main.service"), None);
+        }
+
+        #[test]
+        fn unknown_is_not_owned() {
+            let service = fixture!("cgroup-v2-service.txt");
+            // /proc/PID/cgroup not readable: nothing parsed.
+            let unread = process(10, "postgres", b"", V2);
+            assert_eq!(
+                owner(TargetKind::Exe, &[&unread], 1),
+                CgroupOwnership::Unknown
+            );
+            // Read, but without the line of the hierarchy that holds memory (v1 memory
+            // controller on a hybrid host).
+            let no_memory_line = process(11, "postgres", b"0::/system.slice/a.service\n", HYBRID);
+            assert_eq!(
+                owner(TargetKind::Unit, &[&no_memory_line], 1),
+                CgroupOwnership::Unknown
+            );
+            // One process of a service whose cgroup read failed this time: the sampler says
+            // so in `partial`; the whole target is then not sure of its cgroup.
+            let complete = process(12, "postgres", service, V2);
+            let mut part = process(13, "postgres", service, V2);
+            part.partial.push(Partial {
+                part: Part::Cgroup,
+                reason: Reason::Exited,
+            });
+            let targets = group(&Targeting::new(&[]), &host(vec![complete.clone()]));
+            assert_eq!(
+                cgroup_memory(&targets, "postgresql@15-main.service"),
+                Some(6 * GIB)
+            );
+            let targets = group(&Targeting::new(&[]), &host(vec![complete, part]));
+            assert_eq!(cgroup_memory(&targets, "postgresql@15-main.service"), None);
+        }
+
+        #[test]
+        fn one_target_in_several_cgroups_owns_none() {
+            let a = process(10, "worker", fixture!("cgroup-v2-service.txt"), V2);
+            let b = process(11, "worker", fixture!("cgroup-v2-kubepods.txt"), V2);
+            assert_eq!(
+                owner(TargetKind::Rule, &[&a, &b], 1),
+                CgroupOwnership::Split
+            );
+            let targets = group(
+                &Targeting::new(&[rule("workers", "worker")]),
+                &host(vec![a, b]),
+            );
+            assert_eq!(cgroup_memory(&targets, "workers"), None);
+        }
+
+        /// `leakwatch run` sees only its own tree: judged by the cgroup's kind alone.
+        #[test]
+        fn a_supervised_target_needs_a_service_or_container() {
+            let shell = process(
+                10,
+                "app",
+                fixture!("cgroup-v1-hybrid-dev-shell.txt"),
+                HYBRID,
+            );
+            let unit = process(11, "app", fixture!("cgroup-v2-service.txt"), V2);
+            assert_eq!(
+                owner(TargetKind::Run, &[&shell], 1),
+                CgroupOwnership::NotOwnable(CgroupKind::Other)
+            );
+            assert_eq!(owner(TargetKind::Run, &[&unit], 1), CgroupOwnership::Owned);
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub struct Fds {
     pub by_kind: BTreeMap<FdKind, u32>,
 }
 
+pub use crate::parse::cgroup::MemoryCgroup;
 pub use leakwatch_model::{FdKind, TcpState};
 
 /// Sockets this process holds, by protocol and TCP state.
@@ -207,6 +208,10 @@ pub struct Memory {
     pub cgroup_current: Option<u64>,
     /// The cgroup memory limit; `None` when unlimited or unknown.
     pub cgroup_max: Option<u64>,
+    /// The cgroup those two were read from (whether it is the process's own is decided by
+    /// whoever groups processes: the agent's `targets::group`).
+    #[serde(default)]
+    pub cgroup: MemoryCgroup,
 }
 
 /// Limits that the leaking resources run into.

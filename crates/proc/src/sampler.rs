@@ -442,6 +442,7 @@ impl Sampler {
         let limits_read = state.limits.clone().unwrap_or_default();
         let cgroups = state.cgroups.clone();
         let values = self.cgroup_values(&cgroups);
+        memory.cgroup = cgroup::memory_cgroup(&cgroups, &self.mounts);
         memory.cgroup_current = values.memory_current;
         memory.cgroup_max = values.memory_max;
         Limits {
@@ -751,24 +752,26 @@ impl Sampler {
 
     /// The root cgroup is the whole host, not a limit on the process: it gives no values.
     fn cgroup_values(&mut self, cgroups: &cgroup::ProcCgroups) -> CgroupValues {
-        let (memory_dir, pids_dir) = match (&self.mounts.unified, &cgroups.unified) {
+        let memory_mount = self
+            .mounts
+            .memory_v1
+            .as_ref()
+            .or(self.mounts.unified.as_ref());
+        let memory_dir = cgroup::memory_cgroup(cgroups, &self.mounts)
+            .path()
+            .zip(memory_mount)
+            .and_then(|(path, mount)| mount.dir(path));
+        let pids_dir = match (&self.mounts.unified, &cgroups.unified) {
             // Pure v2: every controller lives in the unified hierarchy.
             (Some(mount), Some(path)) if self.mounts.memory_v1.is_none() => {
-                let dir = (path != "/").then(|| mount.dir(path)).flatten();
-                (dir.clone(), dir)
+                (path != "/").then(|| mount.dir(path)).flatten()
             }
-            _ => (
-                self.mounts
-                    .memory_v1
-                    .as_ref()
-                    .zip(cgroups.memory.as_ref())
-                    .and_then(|(m, p)| (p != "/").then(|| m.dir(p)).flatten()),
-                self.mounts
-                    .pids_v1
-                    .as_ref()
-                    .zip(cgroups.pids.as_ref())
-                    .and_then(|(m, p)| (p != "/").then(|| m.dir(p)).flatten()),
-            ),
+            _ => self
+                .mounts
+                .pids_v1
+                .as_ref()
+                .zip(cgroups.pids.as_ref())
+                .and_then(|(m, p)| (p != "/").then(|| m.dir(p)).flatten()),
         };
         let v1 = self.mounts.memory_v1.is_some();
         let key = format!(

@@ -169,6 +169,114 @@ pub fn parse_mountinfo(bytes: &[u8]) -> CgroupMounts {
     mounts
 }
 
+/// The cgroup a process's memory is accounted in: the v1 `memory` controller's when that
+/// is mounted, else the unified hierarchy's (the one the sampler reads `memory.current` or
+/// `memory.usage_in_bytes` from).
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryCgroup {
+    /// Not known: `/proc/PID/cgroup` unreadable or without a line for the hierarchy that
+    /// holds memory, no such hierarchy mounted, or the path outside what is mounted.
+    #[default]
+    Unknown,
+    /// The root of the hierarchy (or of the mounted part of it): the whole host, or all of a
+    /// cgroup namespace, never one process's own.
+    Root,
+    /// A cgroup below the root, by its path in the hierarchy (`/system.slice/foo.service`).
+    Path(String),
+}
+
+impl MemoryCgroup {
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            MemoryCgroup::Path(path) => Some(path),
+            _ => None,
+        }
+    }
+}
+
+/// Which cgroup holds a process's memory, from its `/proc/PID/cgroup` and the mounts.
+pub fn memory_cgroup(cgroups: &ProcCgroups, mounts: &CgroupMounts) -> MemoryCgroup {
+    let (mount, path) = match (&mounts.memory_v1, &mounts.unified) {
+        (Some(v1), _) => (v1, cgroups.memory.as_deref()),
+        (None, Some(unified)) => (unified, cgroups.unified.as_deref()),
+        (None, None) => return MemoryCgroup::Unknown,
+    };
+    let Some(path) = path else {
+        return MemoryCgroup::Unknown;
+    };
+    if mount.dir(path).is_none() {
+        return MemoryCgroup::Unknown;
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed == mount.root.trim_end_matches('/') {
+        MemoryCgroup::Root
+    } else {
+        MemoryCgroup::Path(path.to_string())
+    }
+}
+
+/// What a cgroup is, by its path: whether it can be one service's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupKind {
+    /// A systemd service (`*.service`) outside the user slices.
+    Service,
+    /// A container: a 64-hex-digit id in its last component (`docker-<id>.scope`,
+    /// `cri-containerd-<id>.scope`, `/docker/<id>`).
+    Container,
+    /// A Kubernetes pod (`kubepods-…-pod<uid>.slice`, `/kubepods/…/pod<uid>`).
+    Pod,
+    /// A login's: anything under `user.slice` (sessions, the user manager, its apps), a
+    /// `session-*.scope`, or systemd's own `init.scope`.
+    Session,
+    /// A slice (`system.slice`, `machine.slice`): a parent of services, shared by nature.
+    Slice,
+    /// Anything else (a cgroup made by hand or by another manager).
+    Other,
+}
+
+/// Classifies a cgroup path (not the root) by its components.
+pub fn cgroup_kind(path: &str) -> CgroupKind {
+    let mut parts = path.split('/').filter(|part| !part.is_empty());
+    let leaf = parts.next_back().unwrap_or("");
+    let under_user = path.split('/').any(|part| {
+        part == "user.slice" || (part.starts_with("user-") && part.ends_with(".slice"))
+    });
+    if under_user
+        || leaf == "init.scope"
+        || (leaf.starts_with("session-") && leaf.ends_with(".scope"))
+        || (leaf.starts_with("user@") && leaf.ends_with(".service"))
+    {
+        return CgroupKind::Session;
+    }
+    if container_id(leaf).is_some() {
+        return CgroupKind::Container;
+    }
+    let under_kubepods = path.split('/').any(|part| part.starts_with("kubepods"));
+    let pod_leaf = leaf.starts_with("pod") || leaf.contains("-pod");
+    if under_kubepods && pod_leaf {
+        return CgroupKind::Pod;
+    }
+    if leaf.ends_with(".service") {
+        return CgroupKind::Service;
+    }
+    if leaf.ends_with(".slice") {
+        return CgroupKind::Slice;
+    }
+    CgroupKind::Other
+}
+
 /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
@@ -226,6 +334,107 @@ mod tests {
             systemd_unit(path).as_deref(),
             Some("docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope")
         );
+    }
+
+    fn fixture_memory(cgroup: &[u8], mountinfo: &[u8]) -> MemoryCgroup {
+        memory_cgroup(&parse(cgroup), &parse_mountinfo(mountinfo))
+    }
+
+    const HYBRID: &[u8] = include_bytes!("../../tests/fixtures/mountinfo-hybrid.txt");
+    const V2: &[u8] = include_bytes!("../../tests/fixtures/mountinfo-v2.txt");
+
+    /// v1 hybrid (the development machine): memory lives in the v1 `memory` controller, so
+    /// a process whose unified and systemd paths are `/` can still have a memory cgroup of
+    /// its own path, and one whose memory path is `/` is in the root whatever else says.
+    #[test]
+    fn memory_cgroup_on_v1_hybrid() {
+        let shell = include_bytes!("../../tests/fixtures/cgroup-v1-hybrid-dev-shell.txt");
+        let memory = fixture_memory(shell, HYBRID);
+        let path = memory.path().expect("a memory cgroup below the root");
+        assert!(path.starts_with("/process_api/"));
+        assert_eq!(cgroup_kind(path), CgroupKind::Other);
+        let init = include_bytes!("../../tests/fixtures/cgroup-v1-hybrid-dev-init.txt");
+        assert_eq!(fixture_memory(init, HYBRID), MemoryCgroup::Root);
+        let docker = include_bytes!("../../tests/fixtures/cgroup-v1-hybrid.txt");
+        let memory = fixture_memory(docker, HYBRID);
+        assert_eq!(cgroup_kind(memory.path().unwrap()), CgroupKind::Container);
+        // Only the unified line readable: the hierarchy that holds memory is not known.
+        assert_eq!(
+            fixture_memory(b"0::/system.slice/a.service\n", HYBRID),
+            MemoryCgroup::Unknown
+        );
+        // Nothing readable (the file could not be read: an empty parse).
+        assert_eq!(fixture_memory(b"", HYBRID), MemoryCgroup::Unknown);
+    }
+
+    #[test]
+    fn memory_cgroup_on_v2() {
+        let service = include_bytes!("../../tests/fixtures/cgroup-v2-service.txt");
+        assert_eq!(
+            fixture_memory(service, V2),
+            MemoryCgroup::Path("/system.slice/postgresql@15-main.service".into())
+        );
+        let root = include_bytes!("../../tests/fixtures/cgroup-v2-root.txt");
+        assert_eq!(fixture_memory(root, V2), MemoryCgroup::Root);
+        // A v1-only line on a v2 host says nothing about memory.
+        assert_eq!(fixture_memory(b"4:memory:/a\n", V2), MemoryCgroup::Unknown);
+        // No cgroup mounted at all.
+        assert_eq!(fixture_memory(service, b""), MemoryCgroup::Unknown);
+        // The root of a mount that shows only part of the hierarchy (a cgroup namespace's
+        // or a container's view) is that mount's whole, not a process's own.
+        let mounts =
+            parse_mountinfo(b"30 22 0:26 /kubepods/pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        assert_eq!(
+            memory_cgroup(&parse(b"0::/kubepods/pod1\n"), &mounts),
+            MemoryCgroup::Root
+        );
+        assert_eq!(
+            memory_cgroup(&parse(b"0::/elsewhere\n"), &mounts),
+            MemoryCgroup::Unknown
+        );
+    }
+
+    #[test]
+    fn cgroup_kinds_from_fixtures() {
+        let kind = |bytes: &[u8]| cgroup_kind(fixture_memory(bytes, V2).path().unwrap());
+        assert_eq!(
+            kind(include_bytes!("../../tests/fixtures/cgroup-v2-service.txt")),
+            CgroupKind::Service
+        );
+        assert_eq!(
+            kind(include_bytes!("../../tests/fixtures/cgroup-v2-session.txt")),
+            CgroupKind::Session
+        );
+        assert_eq!(
+            kind(include_bytes!("../../tests/fixtures/cgroup-v2-init.txt")),
+            CgroupKind::Session
+        );
+        assert_eq!(
+            kind(include_bytes!(
+                "../../tests/fixtures/cgroup-v2-kubepods.txt"
+            )),
+            CgroupKind::Container
+        );
+        // The pod itself and its v1 cgroupfs spelling.
+        assert_eq!(
+            cgroup_kind(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5e0c.slice"
+            ),
+            CgroupKind::Pod
+        );
+        assert_eq!(cgroup_kind("/kubepods/burstable/pod5e0c"), CgroupKind::Pod);
+        assert_eq!(cgroup_kind("/kubepods.slice"), CgroupKind::Slice);
+        assert_eq!(cgroup_kind("/system.slice"), CgroupKind::Slice);
+        // The user manager and a login's own services are a login's, not a service's.
+        assert_eq!(
+            cgroup_kind("/user.slice/user-1000.slice/user@1000.service"),
+            CgroupKind::Session
+        );
+        assert_eq!(
+            cgroup_kind("/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service"),
+            CgroupKind::Session
+        );
+        assert_eq!(cgroup_kind("/lw-test-1234"), CgroupKind::Other);
     }
 
     #[test]
