@@ -32,7 +32,8 @@ pub struct Dispatcher {
     outbox: Outbox,
     channels: BTreeMap<String, Channel>,
     delivery: DeliveryConfig,
-    jitter_state: u64,
+    /// Jitter only has to spread retries, not be unpredictable.
+    jitter: fastrand::Rng,
 }
 
 impl Dispatcher {
@@ -55,7 +56,7 @@ impl Dispatcher {
             outbox,
             channels,
             delivery: config.delivery.clone(),
-            jitter_state: now_ms() | 1,
+            jitter: fastrand::Rng::with_seed(now_ms()),
         })
     }
 
@@ -84,13 +85,7 @@ impl Dispatcher {
         let step = initial
             .saturating_mul(1u64 << attempts.saturating_sub(1).min(40))
             .min(self.delivery.backoff_max.as_ms().max(initial));
-        // xorshift64: jitter only has to spread retries, not be unpredictable.
-        let mut x = self.jitter_state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter_state = x;
-        step / 2 + x % (step / 2 + 1)
+        step / 2 + self.jitter.u64(0..=step / 2)
     }
 
     /// Expires overdue notifications, then tries every due one once. Time for scheduling is
