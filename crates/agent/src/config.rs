@@ -311,6 +311,27 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
+        self.check_agent().map_err(invalid)?;
+        self.check_detect().map_err(invalid)?;
+        let mut names = std::collections::HashSet::new();
+        for (i, rule) in self.targets.iter().enumerate() {
+            if !names.insert(&rule.name) {
+                return Err(invalid(format!("target {:?} is defined twice", rule.name)));
+            }
+            self.check_target(i, rule).map_err(invalid)?;
+        }
+        if !self.alerts.channels.is_empty() {
+            self.alerts
+                .validate()
+                .map_err(|error| invalid(format!("[alerts]: {error}")))?;
+        }
+        Ok(())
+    }
+
+    /// `[agent]` and `[evidence]`: interval, token, HTTP limits, queue, incidents.
+    fn check_agent(&self) -> Result<(), String> {
+        // Problems are messages here; `validate` names the file.
+        let invalid = |message: String| message;
         if self.agent.interval < Duration::from_secs(1) {
             return Err(invalid(format!(
                 "agent.interval must be at least 1s, got {:?}",
@@ -379,6 +400,13 @@ impl Config {
         if self.agent.queue == 0 {
             return Err(invalid("agent.queue must be at least 1".into()));
         }
+        Ok(())
+    }
+
+    /// `[detect]`: the engine's overrides within their ranges.
+    fn check_detect(&self) -> Result<(), String> {
+        // Problems are messages here; `validate` names the file.
+        let invalid = |message: String| message;
         let detect = &self.detect;
         if detect
             .every
@@ -401,99 +429,95 @@ impl Config {
                 )));
             }
         }
-        let mut names = std::collections::HashSet::new();
-        for (i, rule) in self.targets.iter().enumerate() {
-            if rule.name.trim().is_empty() {
-                return Err(invalid(format!("target #{}: name is empty", i + 1)));
-            }
-            if !names.insert(&rule.name) {
-                return Err(invalid(format!("target {:?} is defined twice", rule.name)));
-            }
-            if rule.comm.is_none() && rule.cmdline.is_none() && rule.uid.is_none() {
+        Ok(())
+    }
+
+    /// One `[[target]]` rule: a name, something to match, consistent gauges, non-empty
+    /// commands, a mitigation that can be announced, regexes that compile.
+    fn check_target(&self, i: usize, rule: &TargetRule) -> Result<(), String> {
+        // Problems are messages here; `validate` names the file.
+        let invalid = |message: String| message;
+        if rule.name.trim().is_empty() {
+            return Err(invalid(format!("target #{}: name is empty", i + 1)));
+        }
+        if rule.comm.is_none() && rule.cmdline.is_none() && rule.uid.is_none() {
+            return Err(invalid(format!(
+                "target {:?} matches everything: give comm, cmdline or uid",
+                rule.name
+            )));
+        }
+        match (&rule.metrics_url, rule.gauges.is_empty()) {
+            // Endpoints of local processes: plain HTTP (TLS arrives with the alert channels).
+            (Some(url), _) if !url.starts_with("http://") => {
                 return Err(invalid(format!(
-                    "target {:?} matches everything: give comm, cmdline or uid",
+                    "target {:?}: metrics_url {url:?} must start with http:// (https is not supported yet)",
                     rule.name
                 )));
             }
-            match (&rule.metrics_url, rule.gauges.is_empty()) {
-                // Endpoints of local processes: plain HTTP (TLS arrives with the alert channels).
-                (Some(url), _) if !url.starts_with("http://") => {
-                    return Err(invalid(format!(
-                        "target {:?}: metrics_url {url:?} must start with http:// (https is not supported yet)",
-                        rule.name
-                    )));
-                }
-                (Some(_), true) => {
-                    return Err(invalid(format!(
-                        "target {:?}: metrics_url is set but gauges is empty: name the gauges to follow",
-                        rule.name
-                    )));
-                }
-                (None, false) => {
-                    return Err(invalid(format!(
-                        "target {:?}: gauges need a metrics_url to scrape",
-                        rule.name
-                    )));
-                }
-                _ => {}
+            (Some(_), true) => {
+                return Err(invalid(format!(
+                    "target {:?}: metrics_url is set but gauges is empty: name the gauges to follow",
+                    rule.name
+                )));
             }
-            if let Some(url) = &rule.pprof_url {
-                if !url.starts_with("http://") {
-                    return Err(invalid(format!(
-                        "target {:?}: pprof_url {url:?} must start with http://",
-                        rule.name
-                    )));
-                }
+            (None, false) => {
+                return Err(invalid(format!(
+                    "target {:?}: gauges need a metrics_url to scrape",
+                    rule.name
+                )));
             }
-            for (i, command) in rule.capture.iter().enumerate() {
-                if command.first().is_none_or(|p| p.trim().is_empty()) {
-                    return Err(invalid(format!(
-                        "target {:?}: capture[{i}] is empty: give a program and its arguments",
-                        rule.name
-                    )));
-                }
-            }
-            if let Some(m) = &rule.mitigation {
-                if m.restart_command
-                    .first()
-                    .is_none_or(|p| p.trim().is_empty())
-                {
-                    return Err(invalid(format!(
-                        "target {:?}: mitigation.restart_command is empty",
-                        rule.name
-                    )));
-                }
-                if m.max_per_day == 0 {
-                    return Err(invalid(format!(
-                        "target {:?}: mitigation.max_per_day must be at least 1 (remove [target.mitigation] to turn it off)",
-                        rule.name
-                    )));
-                }
-                if self.alerts.channels.is_empty() {
-                    return Err(invalid(format!(
-                        "target {:?}: mitigation needs [alerts] channels: every restart is announced",
-                        rule.name
-                    )));
-                }
-                if !self.evidence.enabled {
-                    return Err(invalid(format!(
-                        "target {:?}: mitigation needs [evidence] enabled: evidence is captured before any restart",
-                        rule.name
-                    )));
-                }
-            }
-            for (key, pattern) in [("comm", &rule.comm), ("cmdline", &rule.cmdline)] {
-                if let Some(pattern) = pattern {
-                    regex::Regex::new(pattern).map_err(|error| {
-                        invalid(format!("target {:?}: {key}: {error}", rule.name))
-                    })?;
-                }
+            _ => {}
+        }
+        if let Some(url) = &rule.pprof_url {
+            if !url.starts_with("http://") {
+                return Err(invalid(format!(
+                    "target {:?}: pprof_url {url:?} must start with http://",
+                    rule.name
+                )));
             }
         }
-        if !self.alerts.channels.is_empty() {
-            self.alerts
-                .validate()
-                .map_err(|error| invalid(format!("[alerts]: {error}")))?;
+        for (i, command) in rule.capture.iter().enumerate() {
+            if command.first().is_none_or(|p| p.trim().is_empty()) {
+                return Err(invalid(format!(
+                    "target {:?}: capture[{i}] is empty: give a program and its arguments",
+                    rule.name
+                )));
+            }
+        }
+        if let Some(m) = &rule.mitigation {
+            if m.restart_command
+                .first()
+                .is_none_or(|p| p.trim().is_empty())
+            {
+                return Err(invalid(format!(
+                    "target {:?}: mitigation.restart_command is empty",
+                    rule.name
+                )));
+            }
+            if m.max_per_day == 0 {
+                return Err(invalid(format!(
+                    "target {:?}: mitigation.max_per_day must be at least 1 (remove [target.mitigation] to turn it off)",
+                    rule.name
+                )));
+            }
+            if self.alerts.channels.is_empty() {
+                return Err(invalid(format!(
+                    "target {:?}: mitigation needs [alerts] channels: every restart is announced",
+                    rule.name
+                )));
+            }
+            if !self.evidence.enabled {
+                return Err(invalid(format!(
+                    "target {:?}: mitigation needs [evidence] enabled: evidence is captured before any restart",
+                    rule.name
+                )));
+            }
+        }
+        for (key, pattern) in [("comm", &rule.comm), ("cmdline", &rule.cmdline)] {
+            if let Some(pattern) = pattern {
+                regex::Regex::new(pattern)
+                    .map_err(|error| invalid(format!("target {:?}: {key}: {error}", rule.name)))?;
+            }
         }
         Ok(())
     }
