@@ -26,9 +26,10 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
         .unwrap_or_default();
     data.iter()
         .filter(|s| !s.key.is_limit)
-        // Folded remainders and the per-process maximum would repeat what the named
-        // series already say. (The fd kind "other" shares the remainder's spelling and has
-        // always been left out with it.)
+        // Folded remainders would repeat what the named series already say. (The fd kind
+        // "other" shares the remainder's spelling and has always been left out with it.)
+        // Per-process maxima are analysed, but the engine never reports them as findings
+        // of their own (leakwatch_detect's grouping drops them).
         .filter(|s| {
             !matches!(
                 s.key.attribution,

@@ -53,6 +53,7 @@ fn an_incident_written_by_the_earlier_version_loads() {
         p_value: 0.0,
         restarts: 0,
         summary: "fds at 88% of the limit".into(),
+        consequences: Vec::new(),
     };
     evidence::join(dir.path(), id, &joining).unwrap();
     let joined = evidence::load(dir.path(), id).unwrap();

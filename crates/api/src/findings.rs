@@ -1,7 +1,7 @@
 //! `/api/v1/findings` and the finding record that the API, `incident.json` and the alert
 //! outbox carry.
 
-use leakwatch_detect::{Finding, FindingKind};
+use leakwatch_detect::{Consequence, Finding, FindingKind};
 use leakwatch_model::SeriesKey;
 use serde::{Deserialize, Serialize};
 
@@ -58,9 +58,64 @@ pub struct FindingRecord {
     /// Restarts of the target inside the evidence window.
     #[serde(default)]
     pub restarts: usize,
-    /// One line for people.
+    /// One line for people; a root's ends with `; also: ...` (its consequences).
     #[serde(default)]
     pub summary: String,
+    /// The findings folded into this one (its total, the memory its objects hold:
+    /// docs/detection.md, "Grouping"). Written only when there are some, so a finding
+    /// without consequences has the JSON it always had; absent reads as none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<ConsequenceRecord>,
+}
+
+/// One consequence of a root finding, as records carry it: the series' key (text fields,
+/// flat), what it showed and its numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsequenceRecord {
+    pub kind: FindingKind,
+    #[serde(flatten)]
+    pub key: SeriesKey,
+    #[serde(default)]
+    pub current: f64,
+    #[serde(default)]
+    pub limit: Option<f64>,
+    #[serde(default)]
+    pub rate_per_hour: f64,
+    #[serde(default)]
+    pub evidence_window: (f64, f64),
+}
+
+impl From<&Consequence> for ConsequenceRecord {
+    fn from(c: &Consequence) -> ConsequenceRecord {
+        ConsequenceRecord {
+            kind: c.kind,
+            key: c.key.clone(),
+            current: c.current,
+            limit: c.limit,
+            rate_per_hour: c.rate_per_hour,
+            evidence_window: c.evidence_window,
+        }
+    }
+}
+
+impl From<ConsequenceRecord> for Consequence {
+    fn from(r: ConsequenceRecord) -> Consequence {
+        Consequence {
+            kind: r.kind,
+            key: r.key,
+            current: r.current,
+            limit: r.limit,
+            rate_per_hour: r.rate_per_hour,
+            evidence_window: r.evidence_window,
+        }
+    }
+}
+
+impl ConsequenceRecord {
+    /// How it reads after "also:" (`fds socket +725`, `memory rss +3.8 MiB`).
+    pub fn brief(&self) -> String {
+        Consequence::from(self.clone()).brief()
+    }
 }
 
 impl From<&Finding> for FindingRecord {
@@ -80,6 +135,7 @@ impl From<&Finding> for FindingRecord {
             p_value: f.p_value,
             restarts: f.restarts,
             summary: f.summary.clone(),
+            consequences: f.consequences.iter().map(ConsequenceRecord::from).collect(),
         }
     }
 }
@@ -103,6 +159,7 @@ impl From<FindingRecord> for Finding {
             p_value: r.p_value,
             restarts: r.restarts,
             summary: r.summary,
+            consequences: r.consequences.into_iter().map(Consequence::from).collect(),
         }
     }
 }

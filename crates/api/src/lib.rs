@@ -42,7 +42,7 @@ pub use alerts::{
     AlertRecord, AlertState, Alerts, ChannelCounters, ChannelMark, Delivery, DeliveryStatus,
     NewSilence, Severity, Silence, SilenceCreated, SilenceMatch, Silences, SilencesExpired,
 };
-pub use findings::{FindingRecord, Findings};
+pub use findings::{ConsequenceRecord, FindingRecord, Findings};
 pub use incidents::{FileEntry, IncidentDetail, IncidentRecord, Incidents, MitigationRecord};
 pub use targets::{
     AgentStatus, Current, Restart, Restarts, RestartsQuery, SeriesBody, SeriesPoints, SeriesQuery,

@@ -308,3 +308,41 @@ fn error_bodies() {
         json!({"error": "no incident x"})
     );
 }
+
+/// A record written before findings had consequences (no `consequences` field) still
+/// loads, with none; one with consequences writes and reads them back.
+#[test]
+fn finding_records_with_and_without_consequences() {
+    let old = r#"{"kind":"leak","target":"svc","resource":"tcp","attribution":"CLOSE_WAIT",
+        "pids":[42],"current":120.0,"limit":1024.0,"rate_per_hour":360.0,
+        "eta_seconds":9000.0,"eta_conservative_seconds":8000.0,"first_seen":1.0,
+        "evidence_window":[1.0,1201.0],"confidence":0.999,"p_value":0.001,"restarts":0,
+        "summary":"tcp CLOSE_WAIT +120 in 20m (360/h), limit 1,024 in ~2h30m"}"#;
+    let record: FindingRecord = serde_json::from_str(old).unwrap();
+    assert!(record.consequences.is_empty());
+    assert_eq!(
+        record.key.attribution,
+        Attribution::TcpState(TcpState::CloseWait)
+    );
+    assert!(!serde_json::to_string(&record)
+        .unwrap()
+        .contains("consequences"));
+
+    let mut finding = leakwatch_detect::Finding::from(record);
+    finding.consequences.push(leakwatch_detect::Consequence {
+        kind: FindingKind::Leak,
+        key: SeriesKey::new("svc", Resource::Fds, Attribution::Total),
+        current: 140.0,
+        limit: Some(1024.0),
+        rate_per_hour: 362.0,
+        evidence_window: (1.0, 1201.0),
+    });
+    let record = FindingRecord::from(&finding);
+    let json = serde_json::to_value(&record).unwrap();
+    assert_eq!(json["consequences"][0]["resource"], "fds");
+    assert_eq!(json["consequences"][0]["attribution"], "");
+    assert_eq!(json, serde_json::to_value(&finding).unwrap());
+    let back: FindingRecord = serde_json::from_value(json).unwrap();
+    assert_eq!(back, record);
+    assert_eq!(back.consequences[0].brief(), "fds +121");
+}

@@ -51,10 +51,34 @@ pub fn bytes(value: f64) -> String {
     }
 }
 
-/// A quantity of `resource`: bytes for memory, plain counts otherwise.
+/// A count of objects: rounded to an integer (`2.581` -> `3`, `29412.4` -> `29,412`); a
+/// non-zero count that rounds to zero reads `<1` (or `>-1`), never `0`.
+pub fn count(value: f64) -> String {
+    if !value.is_finite() {
+        return format!("{value}");
+    }
+    let rounded = value.round();
+    if rounded == 0.0 && value > 0.0 {
+        "<1".to_string()
+    } else if rounded == 0.0 && value < 0.0 {
+        ">-1".to_string()
+    } else {
+        number(rounded + 0.0)
+    }
+}
+
+/// A quantity of `resource`: bytes for memory, integers for counts of objects (threads,
+/// fds, sockets, processes, restarts), plain numbers otherwise (gauges, outside data).
 pub fn quantity(resource: &crate::Resource, value: f64) -> String {
     if resource.is_bytes() {
         bytes(value)
+    } else if resource.is_count()
+        || matches!(
+            resource,
+            crate::Resource::Processes | crate::Resource::Restarts
+        )
+    {
+        count(value)
     } else {
         number(value)
     }
@@ -96,6 +120,21 @@ mod tests {
         assert_eq!(number(15.27), "15.3");
         assert_eq!(number(3.0), "3");
         assert_eq!(number(0.0421), "0.042");
+    }
+
+    #[test]
+    fn counts_are_integers() {
+        assert_eq!(count(2.581), "3");
+        assert_eq!(count(725.4), "725");
+        assert_eq!(count(29_412.4), "29,412");
+        assert_eq!(count(0.2), "<1");
+        assert_eq!(count(0.0), "0");
+        assert_eq!(quantity(&crate::Resource::Fds, 2.581), "3");
+        assert_eq!(quantity(&crate::Resource::Gauge, 2.581), "2.581");
+        assert_eq!(
+            quantity(&crate::Resource::Memory, 3.8 * 1024.0 * 1024.0),
+            "3.8 MiB"
+        );
     }
 
     #[test]

@@ -30,13 +30,15 @@
 mod blocks;
 mod changepoint;
 pub mod format;
+mod group;
 mod leak;
 mod model;
 mod params;
 pub mod stats;
 
 pub use model::{
-    Attribution, Finding, FindingKind, ParseKeyError, Point, Resource, Restart, Series, SeriesKey,
+    Attribution, Consequence, Finding, FindingKind, ParseKeyError, Point, Resource, Restart,
+    Series, SeriesKey,
 };
 pub use params::Params;
 
@@ -50,16 +52,21 @@ use std::collections::BTreeMap;
 /// Points after `now` and non-finite values are ignored; restarts are matched to series
 /// by `target`. Order: leaks with a limit by forecast (soonest exhaustion first), then
 /// leaks without a limit by relative growth rate, then saturation (fullest first), then
-/// crash loops (most restarts first). A leak in a total (empty attribution) is left out
-/// when leaks found in its parts explain most of its growth, so the most specific
-/// attribution is what gets reported.
+/// crash loops (most restarts first).
+///
+/// Findings of one target that are one mechanism are one finding: the most specific
+/// leaking series is the root, and the series containing it (its total, `fds{socket}` for
+/// a TCP state) or the memory its objects hold are attached as its
+/// [`Finding::consequences`] when their rates agree, instead of being reported on their
+/// own; per-process maxima (`{max_process}`) are never findings (docs/detection.md,
+/// "Grouping").
 pub fn analyze(series: &[Series], restarts: &[Restart], now: f64, params: &Params) -> Vec<Finding> {
     let z_interval = interval_quantile(params);
-    let mut findings = Vec::new();
+    let mut candidates = Vec::new();
     for one in series {
         let target_restarts = restarts_of(restarts, &one.key.target, now);
         let others = others_share(one, series, now, params);
-        findings.extend(analyze_series(
+        candidates.extend(analyze_series(
             one,
             &target_restarts,
             now,
@@ -69,8 +76,15 @@ pub fn analyze(series: &[Series], restarts: &[Restart], now: f64, params: &Param
             &mut None,
         ));
     }
-    findings.extend(crash_loops(series, restarts, now, params));
-    suppress_explained_totals(&mut findings, params);
+    candidates.extend(
+        crash_loops(series, restarts, now, params)
+            .into_iter()
+            .map(|finding| group::Candidate {
+                finding,
+                interval: None,
+            }),
+    );
+    let mut findings = group::group(candidates, params);
     findings.sort_by(rank);
     findings
 }
@@ -90,7 +104,8 @@ pub fn explain(series: &Series, restarts: &[Restart], now: f64, params: &Params)
         0.0,
         &mut Some(&mut lines),
     );
-    for finding in findings {
+    for candidate in findings {
+        let finding = candidate.finding;
         lines.push(format!("=> {}: {}", finding.kind, finding.summary));
     }
     lines
@@ -155,7 +170,8 @@ fn others_share(part: &Series, all: &[Series], now: f64, params: &Params) -> f64
     }
 }
 
-fn label(key: &SeriesKey) -> String {
+/// `threads Analytics-#`, `fds socket`, `fds` for a total: how summaries name a series.
+pub(crate) fn label(key: &SeriesKey) -> String {
     if key.is_total() {
         key.resource.to_string()
     } else {
@@ -171,7 +187,7 @@ fn analyze_series(
     z_interval: f64,
     others: f64,
     trace: &mut Option<&mut Vec<String>>,
-) -> Vec<Finding> {
+) -> Vec<group::Candidate> {
     let points = visible_points(series, now);
     let Some(last) = points.last() else {
         return Vec::new();
@@ -198,18 +214,14 @@ fn analyze_series(
     let current_pid = restarts.last().and_then(|r| r.new_pid);
     let mut findings = Vec::new();
     if let Some(trend) = &trend {
-        findings.push(leak_finding(
-            series,
-            trend,
-            current,
-            limit,
-            restarts,
-            current_pid,
-        ));
+        findings.push(group::Candidate {
+            finding: leak_finding(series, trend, current, limit, restarts, current_pid),
+            interval: Some((trend.slope_lower * 3600.0, trend.slope_upper * 3600.0)),
+        });
     }
     if let Some(limit) = limit {
         if current >= params.saturation_fraction * limit {
-            findings.push(saturation_finding(
+            let finding = saturation_finding(
                 series,
                 current_life,
                 current,
@@ -217,7 +229,11 @@ fn analyze_series(
                 params,
                 trend.as_ref(),
                 current_pid,
-            ));
+            );
+            findings.push(group::Candidate {
+                finding,
+                interval: None,
+            });
         }
     }
     findings
@@ -282,6 +298,7 @@ fn leak_finding(
         confidence: 1.0 - trend.p_value,
         p_value: trend.p_value,
         restarts: restarts_inside,
+        consequences: Vec::new(),
         summary: format!(
             "{} {growth} ({}/h){forecast}{masked}",
             label(key),
@@ -323,6 +340,7 @@ fn saturation_finding(
         confidence: 1.0,
         p_value: 0.0,
         restarts: 0,
+        consequences: Vec::new(),
         summary: format!(
             "{} at {} of {} ({:.0}% of limit)",
             label(key),
@@ -397,6 +415,7 @@ fn crash_loops(series: &[Series], restarts: &[Restart], now: f64, params: &Param
             confidence: 1.0,
             p_value: 0.0,
             restarts: count,
+            consequences: Vec::new(),
             summary: format!(
                 "restarted {count} times in {} ({})",
                 format::duration(window),
@@ -405,36 +424,6 @@ fn crash_loops(series: &[Series], restarts: &[Restart], now: f64, params: &Param
         });
     }
     findings
-}
-
-/// Drops a total's leak when leaks in its parts explain most of its growth: the part
-/// ("threads Analytics-#") is what someone can act on.
-fn suppress_explained_totals(findings: &mut Vec<Finding>, params: &Params) {
-    let explained: Vec<bool> = findings
-        .iter()
-        .map(|total| {
-            if total.kind != FindingKind::Leak || !total.key.is_total() {
-                return false;
-            }
-            let parts: f64 = findings
-                .iter()
-                .filter(|part| {
-                    part.kind == FindingKind::Leak
-                        && !part.key.is_total()
-                        && part.key.target == total.key.target
-                        && part.key.resource == total.key.resource
-                })
-                .map(|part| part.rate_per_hour)
-                .sum();
-            parts > 0.0 && parts >= params.attribution_share * total.rate_per_hour
-        })
-        .collect();
-    let mut index = 0;
-    findings.retain(|_| {
-        let keep = !explained[index];
-        index += 1;
-        keep
-    });
 }
 
 fn rank(a: &Finding, b: &Finding) -> Ordering {

@@ -100,6 +100,51 @@ pub struct Finding {
     /// Restarts of the target inside the evidence window (growth seen through them).
     pub restarts: usize,
     /// One line for people, e.g.
-    /// `threads Analytics-# +29,412 in 6h (4,902/h), limit 32,768 in ~38m`.
+    /// `threads Analytics-# +29,412 in 6h (4,902/h), limit 32,768 in ~38m`; for a root
+    /// with consequences it ends with `; also: threads +29,412, memory rss +3.8 MiB`.
     pub summary: String,
+    /// Findings of the same target that are this one's mechanism seen through another
+    /// series (the total containing it, the memory its objects hold), folded in here
+    /// instead of being reported on their own (docs/detection.md, "Grouping"). Empty for
+    /// most findings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<Consequence>,
+}
+
+/// A finding folded into its root cause: what the series it is about showed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consequence {
+    /// What the series itself showed (a leak, or saturation).
+    pub kind: FindingKind,
+    #[serde(flatten)]
+    pub key: SeriesKey,
+    /// Latest value of the series.
+    pub current: f64,
+    pub limit: Option<f64>,
+    /// Growth of its floor per hour (0 for a saturation without a trend).
+    pub rate_per_hour: f64,
+    /// The span of samples its own finding rested on.
+    pub evidence_window: (f64, f64),
+}
+
+impl Consequence {
+    /// The growth over its evidence window: `rate_per_hour` times the window.
+    pub fn growth(&self) -> f64 {
+        self.rate_per_hour * (self.evidence_window.1 - self.evidence_window.0).max(0.0) / 3600.0
+    }
+
+    /// How it reads after "also:": `fds socket +725`, `memory rss +3.8 MiB`, or
+    /// `fds at 80% of limit` for a saturation; counts as integers, memory in bytes.
+    pub fn brief(&self) -> String {
+        let label = crate::label(&self.key);
+        match (self.kind, self.limit) {
+            (FindingKind::Saturation, Some(limit)) if limit > 0.0 => {
+                format!("{label} at {:.0}% of limit", 100.0 * self.current / limit)
+            }
+            _ => format!(
+                "{label} +{}",
+                crate::format::quantity(&self.key.resource, self.growth())
+            ),
+        }
+    }
 }

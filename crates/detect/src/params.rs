@@ -111,10 +111,16 @@ pub struct Params {
     /// Crash-loop window, in samples (capped by the observed window).
     pub crashloop_window_samples: usize,
 
-    // --- Attribution ---
-    /// A leak in the total is not reported separately when leaks found in its parts
-    /// explain at least this fraction of its growth rate.
-    pub attribution_share: f64,
+    // --- Root cause and consequences (docs/detection.md, "Grouping") ---
+    /// Two growth rates agree when their confidence intervals, each widened by this
+    /// fraction of its own rate, overlap: a series containing a leaking part becomes that
+    /// part's consequence when the rates agree.
+    pub rate_tolerance: f64,
+    /// Most memory one leaked thread can plausibly hold (its stack, its malloc arena), in
+    /// bytes: memory growing at most this much per leaked thread is the threads' consequence.
+    pub thread_bytes_max: f64,
+    /// Most memory one leaked fd, socket or gauge unit can plausibly hold, in bytes.
+    pub object_bytes_max: f64,
 }
 
 impl Params {
@@ -167,7 +173,9 @@ impl Params {
             current_samples: 6,
             crashloop_min_restarts: 3,
             crashloop_window_samples: samples(6.0 * 3600.0, 30),
-            attribution_share: 0.5,
+            rate_tolerance: 0.25,
+            thread_bytes_max: 8.0 * 1024.0 * 1024.0,
+            object_bytes_max: 1024.0 * 1024.0,
         }
     }
 }

@@ -381,3 +381,38 @@ fn parameters_scale_with_the_sampling_interval() {
     // Statistical minimums hold even for coarse samples.
     assert_eq!(Params::for_interval(3600.0).min_regime_samples, 30);
 }
+
+#[test]
+fn one_close_wait_leak_is_one_finding_with_its_consequences() {
+    let mut noise = Noise(9);
+    let leaked = |s: f64| (2.581 * s / HOUR * 100.0).floor();
+    let key =
+        |resource: &str, attribution: &str| SeriesKey::from_text("svc", resource, attribution);
+    let input = [
+        series(key("tcp", "CLOSE_WAIT"), 30.0, Some(65_536.0), leaked),
+        series(key("fds", "socket"), 30.0, Some(65_536.0), |s| {
+            leaked(s) + 3.0
+        }),
+        series(key("fds", ""), 30.0, Some(65_536.0), |s| {
+            leaked(s) + 20.0 + (2.0 * noise.next()).round()
+        }),
+        series(key("fds", "max_process"), 30.0, Some(65_536.0), |s| {
+            leaked(s) + 20.0
+        }),
+    ];
+    let now = end_of(&input);
+    let findings = analyze(&input, &[], now, &Params::production());
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let root = &findings[0];
+    assert_eq!(root.key, key("tcp", "CLOSE_WAIT"));
+    let attached: Vec<String> = root.consequences.iter().map(|c| c.key.label()).collect();
+    assert_eq!(attached, ["fds{socket}", "fds"], "{root:#?}");
+    // Counts print as integers.
+    assert!(root.summary.contains("(258/h)"), "{}", root.summary);
+    assert!(
+        root.summary.contains("; also: fds socket +"),
+        "{}",
+        root.summary
+    );
+    assert!(!root.summary.contains('.'), "{}", root.summary);
+}

@@ -511,8 +511,9 @@ fn a_real_leak_becomes_a_delivered_alert() {
         String::from_utf8_lossy(&out.stdout).contains(&id),
         "{out:?}"
     );
-    // One leak, one incident: the target's other findings (its thread total, its memory)
-    // joined the incident instead of opening their own.
+    // One leak, one incident: the target's thread total and memory are consequences of the
+    // thread group's finding (docs/detection.md, "Grouping"), and any finding of the target
+    // seen before them joins the incident instead of opening its own.
     let grower_incidents = || -> Vec<Value> {
         let out = leakwatch(&["incidents", "--json", "--data-dir", &data]);
         let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -527,7 +528,10 @@ fn a_real_leak_becomes_a_delivered_alert() {
     assert!(
         eventually(30, || {
             let list = grower_incidents();
-            list.len() == 1 && list[0]["findings"].as_array().is_some_and(|f| f.len() >= 2)
+            list.len() == 1
+                && list[0]["findings"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty())
         }),
         "{:#?}",
         grower_incidents()

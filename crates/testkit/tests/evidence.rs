@@ -26,6 +26,7 @@ fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
         p_value: 0.01,
         restarts: 0,
         summary: format!("{resource} {attribution} growing"),
+        consequences: Vec::new(),
     }
 }
 

@@ -235,6 +235,7 @@ pub(crate) mod tests {
             p_value: 0.001,
             restarts: 0,
             summary: format!("{resource} {attribution} +300 in 5m (3,600/h)"),
+            consequences: Vec::new(),
         }
     }
 

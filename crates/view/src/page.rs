@@ -126,9 +126,9 @@ fn kind_badge(kind: FindingKind) -> String {
     )
 }
 
-/// Quantity of a finding's resource: bytes for memory.
+/// Quantity of a finding's resource: bytes for memory, integers for counts of objects.
 fn quantity(resource: &Resource, value: f64) -> String {
-    Unit::of_resource(resource).value(value)
+    leakwatch_detect::format::quantity(resource, value)
 }
 
 /// The findings as a table: what, how fast, forecast, confidence, since when.
@@ -164,6 +164,23 @@ pub fn findings_table(findings: &[Finding]) -> String {
             f.confidence * 100.0,
             html(&timestamp(UnixMs::from_secs_f64(f.first_seen).0)),
         );
+        // Its consequences: the same leak seen through the series that contain it.
+        for c in &f.consequences {
+            let limit = c
+                .limit
+                .map(|l| format!(" / {}", quantity(&c.key.resource, l)))
+                .unwrap_or_default();
+            let _ = write!(
+                s,
+                "<tr class=\"consequence\"><td class=\"muted\">also</td><td><code>{}</code></td>\
+                 <td>{}</td><td class=\"num\">{}/h</td><td class=\"num\">{}{}</td><td></td><td></td><td></td></tr>",
+                html(&c.key.label()),
+                html(&c.brief()),
+                html(&quantity(&c.key.resource, c.rate_per_hour)),
+                html(&quantity(&c.key.resource, c.current)),
+                html(&limit),
+            );
+        }
     }
     s.push_str("</table>");
     s
@@ -756,6 +773,39 @@ mod tests {
         assert!(page.contains("<script>") && page.contains("from_ms"));
         assert!(!page.contains("http://") && !page.contains("https://"));
         assert!(page.contains("threads Leaky-# +300 in 5m"));
+    }
+
+    #[test]
+    fn a_root_finding_shows_its_consequences_with_integer_counts() {
+        let mut f = finding("svc", "tcp", "CLOSE_WAIT", Some(3600.0));
+        f.rate_per_hour = 2.581;
+        f.consequences.push(leakwatch_detect::Consequence {
+            kind: FindingKind::Leak,
+            key: leakwatch_detect::SeriesKey::from_text("svc", "fds", "socket"),
+            current: 812.0,
+            limit: Some(1024.0),
+            rate_per_hour: 2_610.4,
+            evidence_window: (0.0, 1000.0),
+        });
+        f.consequences.push(leakwatch_detect::Consequence {
+            kind: FindingKind::Leak,
+            key: leakwatch_detect::SeriesKey::from_text("svc", "memory", "rss"),
+            current: 64.0 * 1024.0 * 1024.0,
+            limit: None,
+            rate_per_hour: 3.8 * 1024.0 * 1024.0,
+            evidence_window: (0.0, 3600.0),
+        });
+        let table = findings_table(&[f.clone()]);
+        assert!(table.contains("<td class=\"num\">3/h</td>"), "{table}");
+        assert!(!table.contains("2.581"), "{table}");
+        assert_eq!(table.matches("class=\"consequence\"").count(), 2, "{table}");
+        assert!(table.contains("<code>fds{socket}</code>") && table.contains("fds socket +725"));
+        assert!(table.contains("memory rss +3.8 MiB") && table.contains("812 / 1,024"));
+        let sentence = crate::report::finding_sentence(&f, html);
+        assert!(
+            sentence.ends_with("Also: fds socket +725, memory rss +3.8 MiB."),
+            "{sentence}"
+        );
     }
 
     #[test]

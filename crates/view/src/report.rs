@@ -99,12 +99,15 @@ pub fn finding_sentence(f: &Finding, esc: fn(&str) -> String) -> String {
                 _ => String::new(),
             };
             let verb = if kind == FindingKind::Leak {
-                format!("grows {}/h", unit.value(f.rate_per_hour))
+                format!(
+                    "grows {}/h",
+                    leakwatch_detect::format::quantity(&f.key.resource, f.rate_per_hour)
+                )
             } else {
                 "is close to its limit".to_string()
             };
             format!(
-                "{what} {verb}: now {}{limit}.{forecast} Growth since {}; confidence {:.1}%{}.",
+                "{what} {verb}: now {}{limit}.{forecast} Growth since {}; confidence {:.1}%{}.{}",
                 unit.value(f.current),
                 timestamp(UnixMs::from_secs_f64(f.first_seen).0),
                 f.confidence * 100.0,
@@ -112,10 +115,20 @@ pub fn finding_sentence(f: &Finding, esc: fn(&str) -> String) -> String {
                     format!("; it kept growing across {} restarts", f.restarts)
                 } else {
                     String::new()
-                }
+                },
+                also(f, esc)
             )
         }
     }
+}
+
+/// ` Also: fds socket +725, memory rss +3.8 MiB.` for a root with consequences.
+fn also(f: &Finding, esc: fn(&str) -> String) -> String {
+    if f.consequences.is_empty() {
+        return String::new();
+    }
+    let briefs: Vec<String> = f.consequences.iter().map(|c| esc(&c.brief())).collect();
+    format!(" Also: {}.", briefs.join(", "))
 }
 
 fn header_line(r: &ReportView, esc: fn(&str) -> String) -> String {

@@ -54,5 +54,6 @@ pub(crate) fn test_finding(
         p_value: 0.01,
         restarts: 0,
         summary: "threads Leaky-# +5/h".into(),
+        consequences: Vec::new(),
     }
 }

@@ -233,6 +233,7 @@ pub fn leak(
         p_value: 0.0001,
         restarts: 0,
         summary: format!("{resource} {attribution} +2,533 in 1h (2,533/h), limit 32,768"),
+        consequences: Vec::new(),
     }
 }
 
@@ -247,6 +248,7 @@ pub fn saturation(target: &str, resource: &str, current: f64, limit: f64) -> Fin
         p_value: 0.0,
         confidence: 1.0,
         summary: format!("{resource} at {current} of {limit}"),
+        consequences: Vec::new(),
         ..leak(target, resource, "", 1000.0)
     }
 }
