@@ -332,6 +332,12 @@ impl Config {
     fn check_agent(&self) -> Result<(), String> {
         // Problems are messages here; `validate` names the file.
         let invalid = |message: String| message;
+        if self.agent.interval > Duration::from_secs(3600) {
+            return Err(invalid(format!(
+                "agent.interval must be at most 1h, got {:?}",
+                self.agent.interval
+            )));
+        }
         if self.agent.interval < Duration::from_secs(1) {
             return Err(invalid(format!(
                 "agent.interval must be at least 1s, got {:?}",
@@ -528,10 +534,20 @@ mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
+    /// The longest duration any setting takes: longer ones are mistakes (`"100000000000y"`
+    /// once passed `config check` and then panicked the detection thread).
+    pub const MAX: Duration = Duration::from_secs(366 * 86_400);
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
+        let duration = humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))?;
+        if duration > MAX {
+            return Err(serde::de::Error::custom(format!(
+                "{text:?} is longer than 366 days, the longest duration a setting takes"
+            )));
+        }
+        Ok(duration)
     }
 
     /// The same for an optional key.
@@ -620,6 +636,10 @@ cmdline = "Analytics"
         let cases = [
             ("[agent]\ninterval = \"soon\"\n", "not a duration"),
             ("[agent]\ninterval = \"100ms\"\n", "at least 1s"),
+            // Regression (issue 16): passed `config check`, then panicked detection.
+            ("[agent]\ninterval = \"100000000000y\"\n", "longer than 366 days"),
+            ("[agent]\ninterval = \"2h\"\n", "at most 1h"),
+            ("[evidence]\nreopen_after = \"400days\"\n", "longer than 366 days"),
             ("[agent]\nlisten = \"0.0.0.0:9464\"\n", "bearer token"),
             // Regression (issue 16): an empty token was accepted, then every request was 401.
             ("[agent]\ntoken = \"\"\n", "agent.token is empty"),

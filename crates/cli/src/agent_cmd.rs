@@ -276,8 +276,7 @@ pub struct HistoryArgs {
 }
 
 pub fn history(args: HistoryArgs) -> Result<ExitCode> {
-    humantime::parse_duration(&args.since)
-        .with_context(|| format!("--since {:?} is not a duration", args.since))?;
+    crate::format::duration_arg("--since", &args.since, crate::format::MAX_RANGE)?;
     let query = api::SeriesQuery {
         target: args.target.clone(),
         resource: args.resource.clone(),

@@ -693,11 +693,23 @@ fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     // A bare number is seconds, as in `sleep 2`.
     if let Ok(seconds) = text.parse::<f64>() {
-        if seconds >= 0.0 && seconds.is_finite() {
+        // Bounded before converting: from_secs_f64 panics beyond u64 seconds.
+        if (0.0..=3600.0).contains(&seconds) {
             return Ok(Duration::from_secs_f64(seconds));
         }
+        if seconds.is_finite() && seconds > 3600.0 {
+            return Err(format!(
+                "{text} seconds is longer than 1h, the most it takes"
+            ));
+        }
     }
-    humantime::parse_duration(text).map_err(|error| format!("{error} (e.g. 2s, 500ms, 1m)"))
+    // A check's settle time or timeout of more than an hour is a typo.
+    let duration =
+        humantime::parse_duration(text).map_err(|error| format!("{error} (e.g. 2s, 500ms, 1m)"))?;
+    if duration > std::time::Duration::from_secs(3600) {
+        return Err(format!("{text:?} is longer than 1h, the most it takes"));
+    }
+    Ok(duration)
 }
 
 fn size(text: &str) -> Result<u64, String> {
@@ -961,6 +973,16 @@ fn run_workload(argv: &[String], timeout: Duration) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 16): a huge bare number panicked in `Duration::from_secs_f64`.
+    #[test]
+    fn durations_are_bounded_not_panicking() {
+        assert_eq!(duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(duration("1e30").unwrap_err().contains("longer than 1h"));
+        assert!(duration("10000y").unwrap_err().contains("longer than 1h"));
+        assert!(duration("-1").is_err());
+    }
 
     #[test]
     fn durations_and_sizes() {

@@ -51,9 +51,52 @@ pub fn duration(seconds: u64) -> String {
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub use leakwatch_model::time::now_ms;
 
+/// Bounds of the durations the CLI takes: a silence lasts at most a year, history and
+/// report ranges reach at most the 35 days the agent keeps, intervals at most an hour.
+pub const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+pub const MAX_SILENCE: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+pub const MAX_RANGE: std::time::Duration = std::time::Duration::from_secs(35 * 86_400);
+pub const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Parses a duration option (`--for 2h`), refusing one longer than `max` with a message
+/// that names the option.
+pub fn duration_arg(
+    option: &str,
+    text: &str,
+    max: std::time::Duration,
+) -> anyhow::Result<std::time::Duration> {
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        anyhow::anyhow!("{option} {text:?} is not a duration (e.g. 30s, 2h, 7d): {e}")
+    })?;
+    if duration > max {
+        let secs = max.as_secs();
+        let most = if secs.is_multiple_of(86_400) {
+            format!("{} days", secs / 86_400)
+        } else if secs.is_multiple_of(3600) {
+            format!("{}h", secs / 3600)
+        } else {
+            humantime::format_duration(max).to_string()
+        };
+        anyhow::bail!("{option} {text:?} is longer than {most}, the most it takes");
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_options_have_a_maximum() {
+        assert_eq!(
+            duration_arg("--for", "2h", MAX_SILENCE).unwrap(),
+            std::time::Duration::from_secs(7200)
+        );
+        let long = duration_arg("--for", "10000y", MAX_SILENCE).unwrap_err();
+        assert!(long.to_string().contains("longer than 365 days"), "{long}");
+        let bad = duration_arg("--since", "soon", MAX_RANGE).unwrap_err();
+        assert!(bad.to_string().contains("--since \"soon\" is not a duration"), "{bad}");
+    }
 
     #[test]
     fn counts() {

@@ -5,7 +5,7 @@ use crate::agent_cmd::{
     get_json, json_body, parse, print_json, request, request_with_body, ClientArgs, NO_QUERY,
 };
 use crate::format;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args as ClapArgs;
 // The incident folders themselves (`--data-dir`), read without the agent.
 use leakwatch_agent::standalone::incidents as evidence;
@@ -308,8 +308,7 @@ pub fn silence(args: SilenceArgs) -> Result<ExitCode> {
     }
     let duration = args.duration.clone().unwrap_or_default();
     // Check locally first: a clearer message than the agent's.
-    humantime::parse_duration(&duration)
-        .with_context(|| format!("--for {duration:?} is not a duration (e.g. 2h, 30m)"))?;
+    crate::format::duration_arg("--for", &duration, crate::format::MAX_SILENCE)?;
     let new = api::NewSilence {
         target: args.target.clone(),
         resource: args.resource.clone(),

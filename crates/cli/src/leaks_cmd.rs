@@ -141,10 +141,9 @@ fn from_prometheus(url: &str, args: &AnalyzeArgs) -> Result<Vec<Series>> {
         .query
         .as_deref()
         .context("--prometheus needs --query")?;
-    let range = humantime::parse_duration(&args.range)
-        .with_context(|| format!("--range {:?} is not a duration", args.range))?;
-    let step = humantime::parse_duration(&args.step)
-        .with_context(|| format!("--step {:?} is not a duration", args.step))?;
+    // A year of history at most; a step of at most a day.
+    let range = crate::format::duration_arg("--range", &args.range, 366 * crate::format::DAY)?;
+    let step = crate::format::duration_arg("--step", &args.step, crate::format::DAY)?;
     let end = leakwatch_model::UnixMs::now().as_secs_f64();
     let start = end - range.as_secs_f64();
     let endpoint = format!("{}/api/v1/query_range", url.trim_end_matches('/'));

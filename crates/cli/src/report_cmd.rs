@@ -174,9 +174,8 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 
 /// `--since` in milliseconds.
 fn span_ms(since: &str) -> Result<i64> {
-    let span_ms = humantime::parse_duration(since)
-        .with_context(|| format!("--since {since:?} is not a duration (e.g. 6h, 24h, 7d)"))?
-        .as_millis() as i64;
+    let span_ms =
+        crate::format::duration_arg("--since", since, crate::format::MAX_RANGE)?.as_millis() as i64;
     if span_ms <= 0 {
         bail!("--since must be longer than zero");
     }

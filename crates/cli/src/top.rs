@@ -97,8 +97,8 @@ impl Drop for TerminalGuard {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let interval = humantime::parse_duration(&args.interval)
-        .with_context(|| format!("--interval {:?} is not a duration", args.interval))?;
+    let interval =
+        crate::format::duration_arg("--interval", &args.interval, crate::format::MAX_INTERVAL)?;
     if interval < Duration::from_millis(100) {
         bail!("--interval {} is too short: at least 100ms", args.interval);
     }
