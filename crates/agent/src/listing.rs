@@ -5,6 +5,7 @@
 use leakwatch_model::{Attribution, TcpState};
 use leakwatch_proc::parse::{fdlink, thread_name};
 use leakwatch_proc::sockets::{SocketInfo, SocketReader, SocketTable};
+use leakwatch_view::escape::{terminal, terminal_bytes};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,8 +21,13 @@ fn read_trimmed(path: &Path) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The process's name, escaped: evidence files are read on terminals (issue 16: a name
+/// with escape sequences or newlines must not drive the terminal or forge lines).
 fn comm(pid: u32) -> String {
-    read_trimmed(Path::new(&format!("/proc/{pid}/comm"))).unwrap_or_else(|_| "?".into())
+    std::fs::read(format!("/proc/{pid}/comm")).map_or_else(
+        |_| "?".into(),
+        |name| terminal_bytes(name.strip_suffix(b"\n").unwrap_or(&name)),
+    )
 }
 
 /// The state letter from `/proc/PID/task/TID/stat` (the field after the command's `)`).
@@ -55,8 +61,9 @@ pub fn threads(pid: u32) -> String {
         let Ok(name) = std::fs::read(dir.join("comm")) else {
             continue;
         };
-        let group = thread_name::normalise(&name);
-        let name = String::from_utf8_lossy(&name).trim_end().to_string();
+        let name = name.strip_suffix(b"\n").unwrap_or(&name);
+        let group = terminal(&thread_name::normalise(name));
+        let name = terminal_bytes(name);
         let state = read_trimmed(&dir.join("stat"))
             .map(|s| task_state(&s))
             .unwrap_or_else(|_| "?".into());
@@ -141,7 +148,7 @@ pub fn fds(pid: u32) -> String {
         *kinds
             .entry(fdlink::classify(link.as_bytes()).kind().as_str())
             .or_default() += 1;
-        *targets.entry(fold_link(link)).or_default() += 1;
+        *targets.entry(terminal(&fold_link(link))).or_default() += 1;
     }
     let _ = writeln!(
         out,
@@ -358,6 +365,47 @@ mod tests {
         }
         assert!(text.contains("  [lwtest-#] 3 threads"), "{text}");
         assert!(text.contains("lwtest-2"), "{text}");
+    }
+
+    /// Regression (issue 16): a thread named with escape sequences or newlines reached
+    /// `threads.txt` raw (clear-screen on `cat`, forged lines).
+    #[test]
+    fn hostile_thread_names_are_escaped_in_the_listing() {
+        let (started, running) = std::sync::mpsc::channel();
+        // The kernel keeps 15 bytes of a thread name.
+        let names = ["a\nb\nc", "\u{1b}[2Jlw", "lw\u{1b}]0;x\u{7}"];
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let started = started.clone();
+                std::thread::Builder::new()
+                    .name(name.to_string())
+                    .spawn(move || {
+                        started.send(()).unwrap();
+                        std::thread::sleep(std::time::Duration::from_millis(800))
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for _ in 0..names.len() {
+            running.recv().unwrap();
+        }
+        let text = threads(std::process::id());
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert!(text.contains("a\\nb\\nc"), "{text}");
+        assert!(text.contains("\\e[2Jlw"), "{text}");
+        assert!(text.contains("lw\\e]0;x\\x07"), "{text}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a raw control character reached the listing"
+        );
+        // Every line is the listing's own: no name starts a line of its own.
+        assert!(
+            !text.lines().any(|l| l == "b" || l.starts_with("c ")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -95,7 +95,11 @@ mod tests {
         let long = duration_arg("--for", "10000y", MAX_SILENCE).unwrap_err();
         assert!(long.to_string().contains("longer than 365 days"), "{long}");
         let bad = duration_arg("--since", "soon", MAX_RANGE).unwrap_err();
-        assert!(bad.to_string().contains("--since \"soon\" is not a duration"), "{bad}");
+        assert!(
+            bad.to_string()
+                .contains("--since \"soon\" is not a duration"),
+            "{bad}"
+        );
     }
 
     #[test]

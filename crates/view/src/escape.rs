@@ -23,6 +23,64 @@ pub fn html(text: &str) -> String {
     out
 }
 
+/// Text safe on a terminal and in a line-oriented file: control characters (C0, DEL, C1),
+/// bidi overrides and isolates, and the line and paragraph separators are shown as escapes
+/// (`\n`, `\e`, `\x07`, `\u{202e}`) and a backslash as `\\`, so a process or thread name
+/// can neither move the cursor, set a window title, reorder the line, nor forge a line.
+pub fn terminal(text: &str) -> String {
+    if !text.chars().any(needs_terminal_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        push_terminal(&mut out, ch);
+    }
+    out
+}
+
+/// [`terminal`] for bytes that may not be UTF-8 (a `comm`, a `/proc` link): invalid bytes
+/// are shown as `\xNN`.
+pub fn terminal_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            push_terminal(&mut out, ch);
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+fn needs_terminal_escape(ch: char) -> bool {
+    ch == '\\'
+        || ch.is_control()
+        || matches!(ch, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}')
+        || ('\u{202a}'..='\u{202e}').contains(&ch)
+        || ('\u{2066}'..='\u{2069}').contains(&ch)
+}
+
+fn push_terminal(out: &mut String, ch: char) {
+    if !needs_terminal_escape(ch) {
+        out.push(ch);
+        return;
+    }
+    match ch {
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{1b}' => out.push_str("\\e"),
+        c if (c as u32) < 0x100 => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters: for a target name used
 /// as a path segment or query value.
 pub fn url_component(text: &str) -> String {
@@ -58,6 +116,21 @@ pub fn markdown(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_text_cannot_drive_the_terminal_or_forge_lines() {
+        assert_eq!(terminal("Analytics-7"), "Analytics-7");
+        assert_eq!(terminal("a\nb\nc"), "a\\nb\\nc");
+        assert_eq!(terminal("\u{1b}[2Jx"), "\\e[2Jx");
+        assert_eq!(terminal("\u{1b}]0;title\u{7}"), "\\e]0;title\\x07");
+        assert_eq!(terminal("ab\u{202e}cd"), "ab\\u{202e}cd");
+        assert_eq!(terminal("c:\\x"), "c:\\\\x");
+        assert_eq!(terminal("\u{9b}"), "\\x9b");
+        assert_eq!(terminal_bytes(b"ok\xff\r"), "ok\\xff\\r");
+        for text in ["\u{1b}[31m", "x\ry", "\u{2066}", "\u{85}"] {
+            assert!(!terminal(text).chars().any(|c| c.is_control()), "{text:?}");
+        }
+    }
 
     #[test]
     fn markup_cannot_escape_its_context() {
