@@ -84,7 +84,7 @@ impl Targeting {
         if let Some(cgroup) = &id.cgroup {
             if let Some(unit) = cgroup.unit.as_deref().filter(|u| u.ends_with(".service")) {
                 return TargetName {
-                    name: unit.to_string(),
+                    name: leakwatch_model::text::visible(unit),
                     kind: TargetKind::Unit,
                 };
             }
@@ -131,7 +131,12 @@ pub fn exe_target_name(exe: Option<&str>, comm: &str, cmdline: &[String]) -> Str
     for arg in cmdline.iter().skip(1) {
         feed(arg.as_bytes());
     }
-    format!("{base}-{:06x}", hash & 0xff_ffff)
+    // The name is a key, a label and a line of text everywhere: never raw control characters.
+    format!(
+        "{}-{:06x}",
+        leakwatch_model::text::visible(base),
+        hash & 0xff_ffff
+    )
 }
 
 /// The resources of all processes of one target at one instant.

@@ -3,6 +3,7 @@
 use crate::format;
 use anyhow::{Context, Result};
 use clap::{Args as ClapArgs, ValueEnum};
+use leakwatch_model::text::visible;
 use leakwatch_proc::{HostSample, Options, ProcessSample, Sampler, Selection, TcpState};
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -148,7 +149,8 @@ fn render(sample: &HostSample, key: SortKey, netlink_error: Option<&str>) -> Str
 
 fn render_process(out: &mut String, p: &ProcessSample, sample: &HostSample) {
     let id = &p.identity;
-    let mut title = format!("{} {}", id.pid, id.comm);
+    // Names are the processes' own: shown escaped, never as raw control characters.
+    let mut title = format!("{} {}", id.pid, visible(&id.comm));
     if let Some(cgroup) = &id.cgroup {
         if let Some(unit) = cgroup.unit.as_deref().filter(|u| u.ends_with(".service")) {
             let _ = write!(title, " [{unit}]");
@@ -162,7 +164,7 @@ fn render_process(out: &mut String, p: &ProcessSample, sample: &HostSample) {
         let _ = write!(title, "  uid {uid}");
     }
     let _ = writeln!(out, "{title}");
-    let command = id.cmdline.join(" ");
+    let command = visible(&id.cmdline.join(" "));
     if !command.is_empty() {
         let shown: String = command.chars().take(100).collect();
         let ellipsis = if command.chars().count() > 100 {

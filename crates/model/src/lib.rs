@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod text;
 pub mod time;
 
 pub use time::UnixMs;

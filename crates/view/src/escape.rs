@@ -23,63 +23,8 @@ pub fn html(text: &str) -> String {
     out
 }
 
-/// Text safe on a terminal and in a line-oriented file: control characters (C0, DEL, C1),
-/// bidi overrides and isolates, and the line and paragraph separators are shown as escapes
-/// (`\n`, `\e`, `\x07`, `\u{202e}`) and a backslash as `\\`, so a process or thread name
-/// can neither move the cursor, set a window title, reorder the line, nor forge a line.
-pub fn terminal(text: &str) -> String {
-    if !text.chars().any(needs_terminal_escape) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for ch in text.chars() {
-        push_terminal(&mut out, ch);
-    }
-    out
-}
-
-/// [`terminal`] for bytes that may not be UTF-8 (a `comm`, a `/proc` link): invalid bytes
-/// are shown as `\xNN`.
-pub fn terminal_bytes(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 8);
-    for chunk in bytes.utf8_chunks() {
-        for ch in chunk.valid().chars() {
-            push_terminal(&mut out, ch);
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
-    }
-    out
-}
-
-fn needs_terminal_escape(ch: char) -> bool {
-    ch == '\\'
-        || ch.is_control()
-        || matches!(ch, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}')
-        || ('\u{202a}'..='\u{202e}').contains(&ch)
-        || ('\u{2066}'..='\u{2069}').contains(&ch)
-}
-
-fn push_terminal(out: &mut String, ch: char) {
-    if !needs_terminal_escape(ch) {
-        out.push(ch);
-        return;
-    }
-    match ch {
-        '\\' => out.push_str("\\\\"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{1b}' => out.push_str("\\e"),
-        c if (c as u32) < 0x100 => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        c => {
-            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-        }
-    }
-}
+/// Text safe on a terminal and in a line-oriented file (see `leakwatch_model::text`).
+pub use leakwatch_model::text::{visible as terminal, visible_bytes as terminal_bytes};
 
 /// Percent-encodes everything but RFC 3986 unreserved characters: for a target name used
 /// as a path segment or query value.

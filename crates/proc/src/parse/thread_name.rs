@@ -4,7 +4,9 @@
 //! with the numbers collapsed is what made 30,000 "Analytics" threads stand out.
 
 /// Collapses every run of ASCII digits to one `#` and decodes the rest lossily.
-/// `pool-3-thread-12` becomes `pool-#-thread-#`; a trailing newline is dropped.
+/// `pool-3-thread-12` becomes `pool-#-thread-#`; a trailing newline is dropped. A name with
+/// control characters (an escape sequence, a newline) is shown escaped
+/// (`leakwatch_model::text::visible`): groups are keys, labels and lines of text everywhere.
 pub fn normalise(comm: &[u8]) -> String {
     let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
     let mut out = Vec::with_capacity(comm.len());
@@ -20,9 +22,14 @@ pub fn normalise(comm: &[u8]) -> String {
             in_digits = false;
         }
     }
-    match String::from_utf8(out) {
+    let text = match String::from_utf8(out) {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
+    if leakwatch_model::text::has_control(&text) {
+        leakwatch_model::text::visible(&text)
+    } else {
+        text
     }
 }
 
@@ -40,5 +47,9 @@ mod tests {
         assert_eq!(normalise(b"12345"), "#");
         assert_eq!(normalise(b""), "");
         assert_eq!(normalise(b"\xffname7"), "\u{fffd}name#");
+        // Regression (issue 16): escape sequences reached terminals and files raw.
+        assert_eq!(normalise(b"\x1b[2Jw1"), "\\e[#Jw#");
+        assert_eq!(normalise(b"a\nb"), "a\\nb");
+        assert_eq!(normalise(b"back\\slash"), "back\\slash");
     }
 }
