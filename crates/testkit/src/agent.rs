@@ -23,7 +23,17 @@ impl Agent {
     /// appended (more sections, e.g. `[detect]`, `[[target]]`, `[alerts]`). Waits until it
     /// answers `/healthz`.
     pub fn start(config: &str) -> Agent {
+        Agent::start_seeded(config, &[])
+    }
+
+    /// [`Agent::start`] with `files` (name, bytes) written into its data dir first, e.g. a
+    /// corrupt `alerts.db`.
+    pub fn start_seeded(config: &str, files: &[(&str, &[u8])]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join("data").join(name), bytes).unwrap();
+        }
         let port = free_port();
         let config_path = dir.path().join("leakwatch.toml");
         std::fs::write(

@@ -178,3 +178,37 @@ fn an_empty_token_is_refused_before_the_agent_starts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("agent.token is empty"), "{stderr}");
 }
+
+/// Regression (issue 16): with a corrupt `alerts.db` the agent ran, `/healthz` said ok and
+/// alerting was silently dead. Now the file is moved aside, a fresh outbox starts, and
+/// alerting works.
+#[test]
+fn a_corrupt_alert_outbox_is_moved_aside_and_alerting_goes_on() {
+    let config = "[alerts]\n[alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
+                  [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n";
+    let garbage = vec![0x5au8; 64 * 1024];
+    let agent = Agent::start_seeded(config, &[("alerts.db", &garbage)]);
+    assert!(eventually(10, || std::fs::read_dir(&agent.data)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("alerts.db.corrupt-"))));
+    // The fresh outbox answers, and health says so.
+    assert!(eventually(10, || agent
+        .get_json("/api/v1/alerts")
+        .is_some_and(|a| a["enabled"] == true)));
+    let (status, _, _) = get(agent.port, "/healthz", "localhost");
+    assert!(status.contains("200"), "{status}");
+    let metrics = agent.get_text("/metrics").unwrap();
+    assert!(
+        metrics.contains("leakwatch_agent_alerting_down 0"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("alerting"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

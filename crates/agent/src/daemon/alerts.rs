@@ -53,7 +53,13 @@ pub fn run(
     path: &Path,
     inbox: Receiver<AlertEvent>,
 ) -> Result<(), String> {
-    let outbox = Outbox::open(path).map_err(|e| format!("alert outbox {}: {e}", path.display()))?;
+    let outbox = match open_outbox(path) {
+        Ok(outbox) => outbox,
+        Err(error) => {
+            shared.stats.alerting_down.store(true, Ordering::Relaxed);
+            return Err(error);
+        }
+    };
     let mut engine = AlertEngine::new(config);
     // After a restart, firing alerts stay firing instead of paging again.
     if let Ok(Some(state)) = outbox.load_engine_state() {
@@ -66,6 +72,7 @@ pub fn run(
     let mut incidents: HashMap<SeriesKey, String> = HashMap::new();
     let mut seen_samples = 0;
     let mut next_tick = Instant::now();
+    let mut errors = ErrorLog::default();
     tracing::info!(db = %path.display(), channels = config.channels.len(), "alerting on");
     while !shared.stop.load(Ordering::Relaxed) {
         // Wait for work until the next tick (in short steps, to notice `stop`).
@@ -80,6 +87,7 @@ pub fn run(
         }
         events.extend(inbox.try_iter());
         let now = leakwatch_alert::now_ms();
+        let mut failed = false;
         if !events.is_empty() {
             let mut announcements = Vec::new();
             for event in events {
@@ -106,7 +114,8 @@ pub fn run(
             shared.silences.publish(engine.silences().to_vec());
             if !notifications.is_empty() {
                 if let Err(error) = dispatcher.enqueue(&notifications, now) {
-                    tracing::error!(error = %error, "cannot write alerts to the outbox");
+                    failed = true;
+                    errors.log(&error, "cannot write alerts to the outbox");
                 }
             }
             if let Err(error) = dispatcher.outbox().save_engine_state(&engine.state()) {
@@ -117,7 +126,8 @@ pub fn run(
             continue;
         }
         next_tick = Instant::now() + TICK;
-        deliver(&mut dispatcher, shared, now);
+        failed |= !deliver(&mut dispatcher, shared, now, &mut errors);
+        shared.stats.alerting_down.store(failed, Ordering::Relaxed);
         if let Some(heartbeat) = heartbeat.as_mut() {
             // Healthy while sampling advances.
             let samples = shared.stats.samples.load(Ordering::Relaxed);
@@ -174,8 +184,70 @@ fn step(
     notifications
 }
 
-/// Delivers due notifications and publishes the delivery counters.
-fn deliver(dispatcher: &mut Dispatcher, shared: &Shared, now: u64) {
+/// Opens the outbox. One that cannot be opened or read (a corrupt file) is moved aside as
+/// `alerts.db.corrupt-MS`, with its WAL, and a fresh one started: alerting goes on, and the
+/// old file is kept for inspection.
+fn open_outbox(path: &Path) -> Result<Outbox, String> {
+    let readable =
+        |path: &Path| Outbox::open(path).and_then(|outbox| outbox.counters().map(|_| outbox));
+    let first = match readable(path) {
+        Ok(outbox) => return Ok(outbox),
+        Err(error) => error,
+    };
+    if !path.exists() {
+        return Err(format!("alert outbox {}: {first}", path.display()));
+    }
+    let stamp = leakwatch_alert::now_ms();
+    let aside = path.with_file_name(format!(
+        "{}.corrupt-{stamp}",
+        path.file_name()
+            .map_or("alerts.db".into(), |n| n.to_string_lossy())
+    ));
+    std::fs::rename(path, &aside).map_err(|e| {
+        format!(
+            "alert outbox {} is unreadable ({first}) and cannot be moved aside: {e}",
+            path.display()
+        )
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(side));
+    }
+    tracing::error!(
+        error = %first,
+        moved_to = %aside.display(),
+        "the alert outbox could not be read: moved aside, starting a fresh one"
+    );
+    readable(path).map_err(|e| format!("alert outbox {}: {e}", path.display()))
+}
+
+/// Repeated errors logged once a minute with a count, not once a second.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn log(&mut self, error: &dyn std::fmt::Display, what: &str) {
+        if self
+            .last
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::error!(error = %error, repeated = self.suppressed, "{what}");
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}
+
+/// Delivers due notifications and publishes the delivery counters. False when the round
+/// or the counters could not be read (the outbox is failing).
+fn deliver(dispatcher: &mut Dispatcher, shared: &Shared, now: u64, errors: &mut ErrorLog) -> bool {
+    let mut ok = true;
     match dispatcher.run_once(now) {
         Ok(stats) if stats.delivered + stats.failed + stats.retried > 0 => tracing::info!(
             delivered = stats.delivered,
@@ -184,9 +256,17 @@ fn deliver(dispatcher: &mut Dispatcher, shared: &Shared, now: u64) {
             "alert deliveries"
         ),
         Ok(_) => {}
-        Err(error) => tracing::error!(error = %error, "alert delivery round failed"),
+        Err(error) => {
+            ok = false;
+            errors.log(&error, "alert delivery round failed");
+        }
     }
-    if let Ok(counters) = dispatcher.outbox().counters() {
-        shared.alert_counters.publish(counters);
+    match dispatcher.outbox().counters() {
+        Ok(counters) => shared.alert_counters.publish(counters),
+        Err(error) => {
+            ok = false;
+            errors.log(&error, "cannot read the alert outbox");
+        }
     }
+    ok
 }

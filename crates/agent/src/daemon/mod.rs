@@ -75,6 +75,9 @@ pub struct AgentStats {
     pub http_refused: AtomicU64,
     /// HTTP `accept` calls that failed (EMFILE and the like).
     pub http_accept_errors: AtomicU64,
+    /// Alerting is configured but cannot work (its outbox cannot be opened, or every write
+    /// or delivery round fails): `/healthz` says so.
+    pub alerting_down: std::sync::atomic::AtomicBool,
 }
 
 /// What the stages publish and where others send them work. Snapshots are replaced whole

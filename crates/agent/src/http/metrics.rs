@@ -207,7 +207,7 @@ fn agent_metrics(registry: &mut Registry, shared: &Shared) {
 }
 
 /// `(name, help, value)` of each of the agent's own metrics.
-fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 16] {
+fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
     let s = &shared.stats;
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
     [
@@ -275,6 +275,11 @@ fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 16] {
             "agent_mitigations_run",
             "Restart commands run since start",
             load(&s.mitigations_run),
+        ),
+        (
+            "agent_alerting_down",
+            "1 when alerting is configured but its outbox cannot be written or read",
+            f64::from(u8::from(s.alerting_down.load(Ordering::Relaxed))),
         ),
         (
             "agent_http_connections_refused",

@@ -72,7 +72,7 @@ pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
         .route("/", get(dashboard::overview))
         .route("/target/{name}", get(dashboard::target))
         .route("/api", get(index))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route(paths::AGENT, get(api::agent))
         .route(paths::TARGETS, get(api::targets))
@@ -179,6 +179,23 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     next.run(request).await
+}
+
+/// 200 `ok`, or 503 with the reason when a configured part of the agent is down.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let shared = &state.shared;
+    if shared.alerts_db.is_some()
+        && shared
+            .stats
+            .alerting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "alerting down: the alert outbox cannot be written or read (see the agent's log)",
+        );
+    }
+    "ok\n".into_response()
 }
 
 async fn index() -> impl IntoResponse {
