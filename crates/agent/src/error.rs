@@ -20,6 +20,10 @@ pub enum Error {
         name: String,
         source: std::io::Error,
     },
+    #[error(
+        "stage {0} panicked (see the log above); exiting for the supervisor to restart the agent"
+    )]
+    StageFailed(String),
     #[error("the store writer thread died while opening the store")]
     WriterDied,
     #[error("cannot start the HTTP runtime: {0}")]

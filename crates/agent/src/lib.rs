@@ -52,10 +52,25 @@ pub fn run(config: config::Config, data_dir: &Path) -> Result<()> {
             " unprivileged: other users' processes are reported without fds and sockets"
         }
     );
-    let result = serve_http(&config, shared.clone(), shutdown_signal());
+    let stopping = shared.clone();
+    let until = async move {
+        // A signal, or a stage that failed and stopped the agent.
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = async {
+                while !stopping.stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            } => {}
+        }
+    };
+    let result = serve_http(&config, shared.clone(), until);
     shared.stop.store(true, Ordering::Relaxed);
     for thread in threads {
         let _ = thread.join();
+    }
+    if let Some(stage) = shared.failed_stage.get().as_ref().clone() {
+        return Err(Error::StageFailed(stage));
     }
     tracing::info!("leakwatch agent stopped");
     result

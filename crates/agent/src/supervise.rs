@@ -147,6 +147,9 @@ pub fn run(config: Config, data_dir: &Path, options: RunOptions) -> crate::Resul
     if let Some(http) = http {
         let _ = http.join();
     }
+    if let Some(stage) = shared.failed_stage.get().as_ref().clone() {
+        return Err(crate::Error::StageFailed(stage));
+    }
     result
 }
 

@@ -212,3 +212,48 @@ fn a_corrupt_alert_outbox_is_moved_aside_and_alerting_goes_on() {
             .join("\n")
     );
 }
+
+/// Regression (issue 16): a stage that panicked (detection, on a huge interval) left the
+/// agent running without it, `/healthz` saying ok. Now the agent stops with an error naming
+/// the stage, for its supervisor to restart it.
+#[test]
+fn a_panicked_stage_stops_the_agent_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = leakwatch_testkit::free_port();
+    let config = dir.path().join("leakwatch.toml");
+    std::fs::write(
+        &config,
+        format!("[agent]\ninterval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(workspace_bin("leakwatch"))
+        .args(["agent", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("LEAKWATCH_FAILPOINT", "panic:lw-detect")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the agent kept running without its detection stage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{status:?}");
+    assert!(stderr.contains("stage lw-detect panicked"), "{stderr}");
+}

@@ -102,6 +102,8 @@ pub struct Shared {
     pub alert_inbox: Option<SyncSender<AlertEvent>>,
     /// The writer's inbox: the supervisor (`leakwatch run`) sends its restarts here.
     pub writer_inbox: SyncSender<writer::WriterEvent>,
+    /// The stage that panicked, if one did (the agent is stopping).
+    pub failed_stage: Published<Option<String>>,
     /// Supervised mode: the output tails of the command's current life, for evidence.
     pub supervised_output: Published<Option<OutputTails>>,
     pub stats: AgentStats,
@@ -141,18 +143,48 @@ pub enum Mode {
     },
 }
 
-/// Starts a named stage thread.
+/// Starts a named stage thread. A stage that panics is not left dead behind a healthy
+/// face: it is named in `failed_stage` (`/healthz` answers 503), and the agent stops, so
+/// `run` exits with an error for its supervisor (systemd, Kubernetes) to restart it.
 fn spawn(
+    shared: &Arc<Shared>,
     name: &str,
     body: impl FnOnce() + Send + 'static,
 ) -> crate::Result<std::thread::JoinHandle<()>> {
+    let shared = shared.clone();
+    let stage = name.to_string();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(body)
+        .spawn(move || {
+            let run = || {
+                failpoint(&stage);
+                body()
+            };
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(stage = %stage, panic = %message, "stage panicked: the agent stops for its supervisor to restart it");
+                shared.failed_stage.publish(Some(stage));
+                shared.stop.store(true, Ordering::Relaxed);
+                // As if signalled: the HTTP server and `leakwatch run`'s supervisor stop too.
+                leakwatch_exec::signals::flag().store(true, Ordering::SeqCst);
+            }
+        })
         .map_err(|source| crate::Error::Thread {
             name: name.to_string(),
             source,
         })
+}
+
+/// Fault injection for the tests of the above: `LEAKWATCH_FAILPOINT=panic:lw-detect` makes
+/// that stage panic as it starts. Unset in production.
+fn failpoint(stage: &str) {
+    if std::env::var("LEAKWATCH_FAILPOINT").is_ok_and(|v| v.strip_prefix("panic:") == Some(stage)) {
+        panic!("failpoint {stage}");
+    }
 }
 
 /// Starts every stage. Returns the shared snapshots and the threads' handles; the stages
@@ -188,6 +220,7 @@ pub fn start(
         incidents_dir,
         silences: Published::new(config.alerts.silences.clone()),
         writer_inbox,
+        failed_stage: Published::default(),
         supervised_output: Published::default(),
         stats: AgentStats::default(),
         stop: AtomicBool::new(false),
@@ -218,8 +251,9 @@ pub fn start(
     // it there and wait for the verdict, so a bad data dir fails the start, not later.
     let (opened_tx, opened_rx) = std::sync::mpsc::channel::<crate::Result<()>>();
     threads.push({
+        let hub = shared.clone();
         let shared = shared.clone();
-        spawn("lw-writer", move || {
+        spawn(&hub, "lw-writer", move || {
             let store = match StoreWriter::open(&shared.db_path) {
                 Ok(store) => {
                     let _ = opened_tx.send(Ok(()));
@@ -238,24 +272,27 @@ pub fn start(
         })?
     });
     threads.push({
+        let hub = shared.clone();
         let shared = shared.clone();
         let config = config.clone();
-        spawn("lw-sampler", move || {
+        spawn(&hub, "lw-sampler", move || {
             sampler::run(sampler, targeting, &config, &shared)
         })?
     });
     threads.push({
+        let hub = shared.clone();
         let shared = shared.clone();
         let sources = crate::gauges::sources(&config.targets);
         let interval = config.agent.interval;
-        spawn("lw-gauges", move || {
+        spawn(&hub, "lw-gauges", move || {
             crate::gauges::scrape_loop(sources, interval, &shared.gauges, &shared.stop)
         })?
     });
     threads.push({
+        let hub = shared.clone();
         let shared = shared.clone();
         let alerts = config.alerts.clone();
-        spawn("lw-alerts", move || {
+        spawn(&hub, "lw-alerts", move || {
             if let Some(path) = shared.alerts_db.clone() {
                 if let Err(error) = alerts::run(&shared, &alerts, &path, alert_receiver) {
                     tracing::error!(error = %error, "alerting stopped");
@@ -264,16 +301,18 @@ pub fn start(
         })?
     });
     threads.push({
+        let hub = shared.clone();
         let shared = shared.clone();
         let settings = config.evidence.clone();
-        spawn("lw-evidence", move || {
+        spawn(&hub, "lw-evidence", move || {
             incidents::run(&shared, &settings, evidence_receiver)
         })?
     });
     threads.push({
+        let hub = shared.clone();
         let shared = shared.clone();
         let config = config.clone();
-        spawn("lw-detect", move || {
+        spawn(&hub, "lw-detect", move || {
             detector::run(&shared, &config, registry, evidence_inbox)
         })?
     });

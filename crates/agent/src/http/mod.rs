@@ -184,6 +184,12 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
 /// 200 `ok`, or 503 with the reason when a configured part of the agent is down.
 async fn healthz(State(state): State<AppState>) -> Response {
     let shared = &state.shared;
+    if let Some(stage) = shared.failed_stage.get().as_ref() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stage {stage} panicked: the agent is stopping"),
+        );
+    }
     if shared.alerts_db.is_some()
         && shared
             .stats
