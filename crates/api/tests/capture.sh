@@ -27,7 +27,7 @@ cmdline = "leak-threads=Leaky"
 capture = [["cat", "/proc/{pid}/status"]]
 [target.mitigation]
 restart_command = ["touch", "$D/restarted-{pid}"]
-when_eta_below = "3650d"
+when_eta_below = "365d"
 max_per_day = 1
 [[target]]
 name = "hushed"

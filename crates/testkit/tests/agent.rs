@@ -420,7 +420,7 @@ fn a_real_leak_becomes_a_delivered_alert() {
         "[detect]\npreset = \"fast\"\n\
          [[target]]\nname = \"grower\"\ncmdline = \"leak-threads=Leaky\"\n\
          capture = [[\"cat\", \"/proc/{{pid}}/status\"]]\n\
-         [target.mitigation]\nrestart_command = [\"touch\", \"{}\"]\nwhen_eta_below = \"3650d\"\nmax_per_day = 1\n\
+         [target.mitigation]\nrestart_command = [\"touch\", \"{}\"]\nwhen_eta_below = \"365d\"\nmax_per_day = 1\n\
          [[target]]\nname = \"hushed\"\ncmdline = \"leak-threads=Hush\"\n\
          [alerts]\npending_for = \"0s\"\n\
          [alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
