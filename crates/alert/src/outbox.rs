@@ -18,26 +18,16 @@ pub enum OutboxError {
 
 type Result<T> = std::result::Result<T, OutboxError>;
 
-/// Where one notification stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Waiting for its first attempt or a retry.
-    Pending,
-    Delivered,
-    /// Rejected for good (e.g. HTTP 4xx), or its channel is no longer configured.
-    Failed,
-    /// Not delivered within `delivery.expire_after`.
-    Expired,
-}
+/// Where one notification stands: the API's type (the wire and the outbox agree).
+pub use leakwatch_api::DeliveryStatus;
 
-impl DeliveryStatus {
-    fn parse(s: &str) -> DeliveryStatus {
-        match s {
-            "delivered" => DeliveryStatus::Delivered,
-            "failed" => DeliveryStatus::Failed,
-            "expired" => DeliveryStatus::Expired,
-            _ => DeliveryStatus::Pending,
-        }
+/// The `status` column as stored (`pending` for anything unknown).
+fn parse_status(s: &str) -> DeliveryStatus {
+    match s {
+        "delivered" => DeliveryStatus::Delivered,
+        "failed" => DeliveryStatus::Failed,
+        "expired" => DeliveryStatus::Expired,
+        _ => DeliveryStatus::Pending,
     }
 }
 
@@ -131,7 +121,7 @@ fn row_to_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
         fingerprint: r.get(1)?,
         channel: r.get(2)?,
         reason: r.get(3)?,
-        status: DeliveryStatus::parse(&r.get::<_, String>(4)?),
+        status: parse_status(&r.get::<_, String>(4)?),
         attempts: r.get(5)?,
         created_ms: r.get::<_, i64>(6)? as u64,
         next_attempt_ms: r.get::<_, i64>(7)? as u64,

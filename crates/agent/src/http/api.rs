@@ -115,18 +115,13 @@ fn alert_record(a: &leakwatch_alert::Alert) -> api::AlertRecord {
 }
 
 fn delivery(d: &leakwatch_alert::DeliveryRow) -> api::Delivery {
-    use leakwatch_alert::DeliveryStatus as Status;
     api::Delivery {
         id: d.id.clone(),
         fingerprint: d.fingerprint.clone(),
         channel: d.channel.clone(),
         reason: d.reason.clone(),
-        status: match d.status {
-            Status::Pending => api::DeliveryStatus::Pending,
-            Status::Delivered => api::DeliveryStatus::Delivered,
-            Status::Failed => api::DeliveryStatus::Failed,
-            Status::Expired => api::DeliveryStatus::Expired,
-        },
+        // One type on both sides: the outbox stores the API's status.
+        status: d.status,
         attempts: d.attempts,
         created_ms: d.created_ms,
         next_attempt_ms: d.next_attempt_ms,
