@@ -3,11 +3,12 @@
 //! no I/O; this module is the I/O around it.
 
 use leakwatch_detect::{
-    Attribution, Finding, Params, Point, Resource, Restart as DetectRestart, Series,
+    Attribution, Finding, FindingState, Lifecycle, Params, Point, Resource,
+    Restart as DetectRestart, Series, TargetLife,
 };
 use leakwatch_model::{FdKind, SeriesKey, UnixMs};
 use leakwatch_store::{SeriesData, Store};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Builds the engine's input for one target from what the store returned.
 pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
@@ -82,18 +83,25 @@ fn zero_filled(points: &[(i64, f64)], passes: &[i64]) -> Vec<(i64, f64)> {
     out
 }
 
-/// Findings for every target seen in the last `window_ms`, ranked by the engine.
-pub fn compute(store: &Store, now_ms: i64, window_ms: i64, params: &Params) -> Vec<Finding> {
+/// Findings for every live target seen in the last `window_ms`, ranked, with what the
+/// lifecycle needs to know of every target (its last sample and latest restart). A target
+/// that `lifecycle` says is gone is not analysed: its findings resolve instead of counting
+/// down on samples that stopped.
+pub fn compute(
+    store: &Store,
+    now_ms: i64,
+    window_ms: i64,
+    params: &Params,
+    lifecycle: &Lifecycle,
+) -> (Vec<Finding>, BTreeMap<String, TargetLife>) {
     let from = now_ms - window_ms;
+    let now = UnixMs(now_ms).as_secs_f64();
     let mut all = Vec::new();
+    let mut lives = BTreeMap::new();
     for target in store.targets() {
-        if target.last_seen_ms.is_none_or(|last| last < from) {
-            continue;
-        }
-        let Ok(data) = store.query_target(&target.name, from, now_ms) else {
+        let Some(last_seen_ms) = target.last_seen_ms.filter(|last| *last >= from) else {
             continue;
         };
-        let series = to_series(&target.name, &data);
         let restarts: Vec<DetectRestart> = store
             .restarts(&target.name, from, now_ms)
             .unwrap_or_default()
@@ -111,27 +119,41 @@ pub fn compute(store: &Store, now_ms: i64, window_ms: i64, params: &Params) -> V
                 },
             })
             .collect();
-        all.extend(leakwatch_detect::analyze(
-            &series,
-            &restarts,
-            UnixMs(now_ms).as_secs_f64(),
-            params,
-        ));
+        let life = TargetLife {
+            last_seen: UnixMs(last_seen_ms).as_secs_f64(),
+            last_restart: restarts.iter().map(|r| r.t).max_by(f64::total_cmp),
+        };
+        lives.insert(target.name.clone(), life);
+        if lifecycle.is_gone(&target.name, &lives, now) {
+            continue;
+        }
+        let Ok(data) = store.query_target(&target.name, from, now_ms) else {
+            continue;
+        };
+        let series = to_series(&target.name, &data);
+        all.extend(leakwatch_detect::analyze(&series, &restarts, now, params));
     }
     rank(&mut all);
-    all
+    (all, lives)
 }
 
-/// Soonest exhaustion first, then leaks without a limit, then the rest.
+/// Confirmed before suspected before resolved; within each, soonest exhaustion first, then
+/// leaks without a limit, then the rest.
 pub fn rank(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
+        let sureness = |f: &Finding| match f.state {
+            FindingState::Confirmed => 0,
+            FindingState::Suspected => 1,
+            FindingState::Resolved => 2,
+        };
         let eta = |f: &Finding| {
             f.eta_conservative_seconds
                 .or(f.eta_seconds)
                 .unwrap_or(f64::MAX)
         };
-        eta(a)
-            .total_cmp(&eta(b))
+        sureness(a)
+            .cmp(&sureness(b))
+            .then(eta(a).total_cmp(&eta(b)))
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| b.rate_per_hour.total_cmp(&a.rate_per_hour))
     });

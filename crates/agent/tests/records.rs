@@ -29,17 +29,24 @@ fn an_incident_written_by_the_earlier_version_loads() {
     assert!(meta.files.iter().any(|f| f.name == "threads.txt"));
     assert_eq!(evidence::list(dir.path()).unwrap(), vec![meta.clone()]);
 
-    // Written back, it is the same JSON with the version added.
+    // Written back, it is the same JSON with the version added, and the findings' state
+    // (the old records' findings were all confirmed: there were no other states).
     let mut expected = old.clone();
     expected
         .as_object_mut()
         .unwrap()
         .insert("version".into(), json!(1));
+    expected["finding"]["state"] = json!("confirmed");
+    for finding in expected["findings"].as_array_mut().unwrap() {
+        finding["state"] = json!("confirmed");
+    }
     assert_eq!(serde_json::to_value(&meta).unwrap(), expected);
 
     // A further finding of the target joins it, and the file stays readable.
     let joining = Finding {
         kind: FindingKind::Saturation,
+        state: leakwatch_detect::FindingState::Confirmed,
+        resolution: None,
         key: SeriesKey::from_text(&meta.target, "fds", ""),
         pids: vec![],
         current: 900.0,

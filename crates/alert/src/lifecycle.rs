@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use leakwatch_api::FindingRecord;
-use leakwatch_detect::{Finding, FindingKind};
+use leakwatch_detect::{Finding, FindingKind, FindingState};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AlertConfig, ChannelConfig};
@@ -332,11 +332,19 @@ impl AlertEngine {
 
     /// One step: `findings` is the detector's complete current list. Returns what to send,
     /// one notification per channel.
+    ///
+    /// Confirmed findings (and suspected ones that are critical) feed alerts; a resolved
+    /// finding resolves its firing alert at once, with the resolution as its summary
+    /// ("process exited at ..."); an alert whose finding is simply absent resolves after
+    /// `resolve_after`.
     pub fn update(&mut self, findings: &[Finding], now_ms: u64) -> Vec<Notification> {
         self.silences.retain(|s| s.until.0 > now_ms);
 
-        // The most severe finding per key.
+        // The most severe finding per key. Suspected findings are not alerted unless
+        // critical (their forecast reaches the limit within the horizon); resolved ones end
+        // their alert at once, with the reason in its summary.
         let mut current: BTreeMap<String, (Severity, &Finding)> = BTreeMap::new();
+        let mut ended: BTreeMap<String, &Finding> = BTreeMap::new();
         for finding in findings {
             let severity = severity_of(finding, self.horizon_ms, self.saturation_critical);
             // The text encodings keep fingerprints stable across versions.
@@ -345,6 +353,14 @@ impl AlertEngine {
                 &finding.key.resource_text(),
                 &finding.key.attribution_text(),
             ]);
+            match finding.state {
+                FindingState::Resolved => {
+                    ended.insert(key, finding);
+                    continue;
+                }
+                FindingState::Suspected if severity != Severity::Critical => continue,
+                _ => {}
+            }
             let replace = match current.get(&key) {
                 None => true,
                 Some((existing, existing_finding)) => {
@@ -406,7 +422,13 @@ impl AlertEngine {
             match alert.state {
                 AlertState::Pending => forget.push(key.clone()),
                 AlertState::Firing => {
-                    if now_ms.saturating_sub(alert.last_seen_ms) >= self.resolve_after_ms {
+                    let ended = ended.get(key);
+                    if let Some(finding) = ended {
+                        alert.finding = FindingRecord::from(*finding);
+                    }
+                    if ended.is_some()
+                        || now_ms.saturating_sub(alert.last_seen_ms) >= self.resolve_after_ms
+                    {
                         alert.state = AlertState::Resolved;
                         alert.resolved_ms = Some(now_ms);
                         let payload = alert.payload();

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use leakwatch_alert::*;
+use leakwatch_detect::FindingState;
 
 const MIN: u64 = 60_000;
 const HOUR: u64 = 60 * MIN;
@@ -113,6 +114,66 @@ fn a_finding_is_pending_then_fires_then_resolves_and_everyone_told_hears_it() {
         engine.update(&[], T0 + 13 * MIN).is_empty(),
         "resolved once"
     );
+}
+
+#[test]
+fn suspected_findings_are_not_alerted_unless_critical() {
+    let mut engine = AlertEngine::new(&routed());
+    let mut far = leak("svc", "threads", "Analytics-#", 48.0);
+    far.state = FindingState::Suspected;
+    for minute in 0..10 {
+        assert!(engine
+            .update(std::slice::from_ref(&far), T0 + minute * MIN)
+            .is_empty());
+    }
+    assert_eq!(engine.alerts().count(), 0, "no alert, not even pending");
+    // Suspected but its conservative forecast is inside the critical horizon: alerted.
+    let mut near = leak("svc", "fds", "socket", 2.0);
+    near.state = FindingState::Suspected;
+    engine.update(std::slice::from_ref(&near), T0 + 10 * MIN);
+    let notes = engine.update(std::slice::from_ref(&near), T0 + 12 * MIN);
+    assert_eq!(
+        summary(&notes),
+        [
+            ("am".into(), Reason::Firing, Severity::Critical),
+            ("pager".into(), Reason::Firing, Severity::Critical)
+        ]
+    );
+}
+
+#[test]
+fn a_resolved_finding_resolves_its_alert_at_once_and_says_why() {
+    let mut engine = AlertEngine::new(&routed());
+    let far = leak("svc", "threads", "Analytics-#", 48.0);
+    engine.update(std::slice::from_ref(&far), T0);
+    assert_eq!(
+        engine
+            .update(std::slice::from_ref(&far), T0 + 2 * MIN)
+            .len(),
+        1
+    );
+    let mut gone = far.clone();
+    gone.state = FindingState::Resolved;
+    gone.eta_seconds = None;
+    gone.eta_conservative_seconds = None;
+    gone.summary = "threads Analytics-# leak resolved: process exited at 10:02:11 UTC".into();
+    // Well within resolve_after (10 minutes): resolved now, not in ten minutes.
+    let notes = engine.update(std::slice::from_ref(&gone), T0 + 3 * MIN);
+    assert_eq!(
+        summary(&notes),
+        [("chat".into(), Reason::Resolved, Severity::Warning)]
+    );
+    assert_eq!(notes[0].alert.summary, gone.summary);
+    assert_eq!(notes[0].alert.ends_ms, Some(T0 + 3 * MIN));
+    // Shown resolved while the lifecycle keeps reporting it; told once.
+    assert!(engine
+        .update(std::slice::from_ref(&gone), T0 + 4 * MIN)
+        .is_empty());
+    // A resolved finding never opens an alert.
+    let mut other = gone.clone();
+    other.key.target = "other".into();
+    assert!(engine.update(&[other], T0 + 5 * MIN).is_empty());
+    assert!(engine.alerts().all(|a| a.target == "svc"));
 }
 
 #[test]

@@ -24,7 +24,7 @@
 //! zero lead, so missing is never better than detecting late.
 
 use crate::corpus::{Case, LeakTruth};
-use leakwatch_detect::{analyze, stats, FindingKind, Params, Series, SeriesKey};
+use leakwatch_detect::{analyze, stats, FindingKind, FindingState, Params, Series, SeriesKey};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -331,9 +331,10 @@ pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
         engine_ms_total += elapsed_ms;
         engine_ms_max = engine_ms_max.max(elapsed_ms);
         crash_loop_reported |= findings.iter().any(|f| f.kind == FindingKind::CrashLoop);
+        // Alarms are what would be alerted: confirmed leaks (suspected ones are shown only).
         let leaks: Vec<usize> = findings
             .iter()
-            .filter(|f| f.kind == FindingKind::Leak)
+            .filter(|f| f.kind == FindingKind::Leak && f.state == FindingState::Confirmed)
             .filter_map(|f| keys.iter().position(|k| *k == f.key))
             .collect();
         if summary_at_detection.is_none() {
@@ -342,6 +343,7 @@ pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
                     .iter()
                     .find(|f| {
                         f.kind == FindingKind::Leak
+                            && f.state == FindingState::Confirmed
                             && (leak.key == f.key || leak.related.contains(&f.key))
                     })
                     .map(|f| f.summary.clone());

@@ -1,7 +1,7 @@
 //! `/api/v1/findings` and the finding record that the API, `incident.json` and the alert
 //! outbox carry.
 
-use leakwatch_detect::{Consequence, Finding, FindingKind};
+use leakwatch_detect::{Consequence, Finding, FindingKind, FindingState, Resolution};
 use leakwatch_model::SeriesKey;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,14 @@ pub struct Findings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindingRecord {
     pub kind: FindingKind,
+    /// `suspected`, `confirmed` or `resolved` (docs/detection.md, "Lifecycle"); records
+    /// written before states existed read as confirmed.
+    #[serde(default)]
+    pub state: FindingState,
+    /// How and when it resolved: `{"cause": "gone"|"stopped", "at": unix seconds,
+    /// "last_value": ...}`; absent unless resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
     /// The series it is about; for crash loops the target's `restarts`.
     #[serde(flatten)]
     pub key: SeriesKey,
@@ -122,6 +130,8 @@ impl From<&Finding> for FindingRecord {
     fn from(f: &Finding) -> FindingRecord {
         FindingRecord {
             kind: f.kind,
+            state: f.state,
+            resolution: f.resolution,
             key: f.key.clone(),
             pids: f.pids.clone(),
             current: f.current,
@@ -146,6 +156,8 @@ impl From<FindingRecord> for Finding {
     fn from(r: FindingRecord) -> Finding {
         Finding {
             kind: r.kind,
+            state: r.state,
+            resolution: r.resolution,
             key: r.key,
             pids: r.pids,
             current: r.current,

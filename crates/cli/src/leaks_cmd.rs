@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 use leakwatch_api::{paths, FindingRecord, Findings};
-use leakwatch_detect::{Params, Series};
+use leakwatch_detect::{FindingState, Params, Series};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,8 +36,14 @@ fn print_findings(findings: &[FindingRecord]) {
         } else {
             format!("{} ", finding.key.target)
         };
+        // Confirmed findings are the plain case; the others say where they stand.
+        let state = match finding.state {
+            FindingState::Confirmed => "",
+            FindingState::Suspected => "  (suspected: not yet enough evidence, not alerted)",
+            FindingState::Resolved => "  (resolved)",
+        };
         println!(
-            "{:<11} {target}{name}",
+            "{:<11} {target}{name}{state}",
             finding.kind.to_string().to_uppercase()
         );
         println!("            {}", finding.summary);
@@ -105,11 +111,14 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         );
         print_findings(&findings);
     }
-    Ok(if findings.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    // Exit 1 when something would be alerted: a confirmed finding.
+    Ok(
+        if !findings.iter().any(|f| f.state == FindingState::Confirmed) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 fn leakwatch_detect_format(seconds: f64) -> String {

@@ -5,7 +5,7 @@
 //! intervals over overlapping windows; for memory, a plausible cost per leaked object).
 //! The rules are specified in docs/detection.md, "Grouping".
 
-use crate::model::{Consequence, Finding, FindingKind};
+use crate::model::{Consequence, Finding, FindingKind, FindingState};
 use crate::Params;
 use leakwatch_model::{Attribution, FdKind, MemoryKind, Resource, SeriesKey};
 use std::collections::BTreeMap;
@@ -261,6 +261,11 @@ fn group_target(candidates: Vec<Candidate>, params: &Params) -> Vec<Finding> {
                     findings[b].as_ref().expect("member").kind,
                 ))
         });
+        // A root is as sure as its surest part: a confirmed total, or a saturation seen
+        // through it, confirms a suspected part.
+        let confirmed = members
+            .iter()
+            .any(|&i| findings[i].as_ref().expect("member").state == FindingState::Confirmed);
         let attached: Vec<Consequence> = members
             .iter()
             .map(|&i| findings[i].take().expect("a finding is attached once"))
@@ -276,6 +281,9 @@ fn group_target(candidates: Vec<Candidate>, params: &Params) -> Vec<Finding> {
         let root = findings[root].as_mut().expect("a root stays");
         let also: Vec<String> = attached.iter().map(Consequence::brief).collect();
         root.summary = format!("{}; also: {}", root.summary, also.join(", "));
+        if confirmed {
+            root.state = FindingState::Confirmed;
+        }
         root.consequences = attached;
     }
     findings.into_iter().flatten().collect()
@@ -301,6 +309,8 @@ mod tests {
         Candidate {
             finding: Finding {
                 kind: FindingKind::Leak,
+                state: FindingState::Confirmed,
+                resolution: None,
                 summary: format!("{} grows", crate::label(&key)),
                 key,
                 pids: Vec::new(),

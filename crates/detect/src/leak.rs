@@ -9,7 +9,8 @@
 //!    the rise is larger than the floor usually falls over as long a span;
 //! 4. significance: Mann-Kendall on the floors, variance inflated for autocorrelation;
 //! 5. rate: Theil-Sen slope and its confidence interval, and the forecast;
-//! 6. a regime younger than a season is only reported when the forecast is urgent.
+//! 6. confirmation: a regime whose life (or pooled lives) spans less than
+//!    `confirm_samples` is only *suspected*, unless the forecast is urgent.
 //!
 //! [`judge_current_life`] picks the window (the current regime) among change points of the
 //! current process life; [`judge_across_lives`] pools whole lives when restarts keep
@@ -45,6 +46,10 @@ impl Context<'_> {
         self.params.season_samples as f64 * self.interval
     }
 
+    fn confirm_seconds(&self) -> f64 {
+        self.params.confirm_samples as f64 * self.interval
+    }
+
     fn urgent_seconds(&self) -> f64 {
         self.params.urgent_horizon_samples as f64 * self.interval
     }
@@ -71,44 +76,22 @@ pub(crate) struct Trend {
     pub segment_seconds: f64,
     pub eta: Option<f64>,
     pub eta_conservative: Option<f64>,
+    /// Seen over at least `confirm_samples`, or urgent; otherwise only suspected.
+    pub confirmed: bool,
 }
 
 /// Why a window was not called a leak.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Rejection {
-    TooShort {
-        samples: usize,
-        blocks: usize,
-    },
+    TooShort { samples: usize, blocks: usize },
     NotRising,
-    TooSmall {
-        relative_growth: f64,
-    },
-    Unsustained {
-        early_share: f64,
-        recent_share: f64,
-    },
-    Plateau {
-        recent_over_early: f64,
-    },
-    SingleStep {
-        largest_step_share: f64,
-    },
-    NotNewHigh {
-        current: f64,
-        earlier_p95: f64,
-    },
-    WithinNoise {
-        rise: f64,
-        usual_fall: f64,
-    },
-    NotSignificant {
-        p_value: f64,
-    },
-    NeedsSeason {
-        span_seconds: f64,
-        eta_conservative: Option<f64>,
-    },
+    TooSmall { relative_growth: f64 },
+    Unsustained { early_share: f64, recent_share: f64 },
+    Plateau { recent_over_early: f64 },
+    SingleStep { largest_step_share: f64 },
+    NotNewHigh { current: f64, earlier_p95: f64 },
+    WithinNoise { rise: f64, usual_fall: f64 },
+    NotSignificant { p_value: f64 },
 }
 
 impl fmt::Display for Rejection {
@@ -155,15 +138,6 @@ impl fmt::Display for Rejection {
             Rejection::NotSignificant { p_value } => {
                 write!(f, "trend not significant (p={p_value:.2e})")
             }
-            Rejection::NeedsSeason {
-                span_seconds,
-                eta_conservative,
-            } => write!(
-                f,
-                "seen for {:.1}h, less than a season, and not urgent (eta {:?}s)",
-                span_seconds / 3600.0,
-                eta_conservative.map(|e| e.round())
-            ),
         }
     }
 }
@@ -284,7 +258,7 @@ pub(crate) fn judge(
         Scope::Lives { .. } => end - start,
     };
     let newest_shape = &floors.shapes[floors.shapes.len() - 1];
-    check_season(span_seconds, newest_shape, &rise, &forecast, ctx)?;
+    let confirmed = is_confirmed(span_seconds, newest_shape, &rise, &forecast, ctx);
 
     let mut durations: Vec<f64> = segments
         .iter()
@@ -303,6 +277,7 @@ pub(crate) fn judge(
         segment_seconds: median(&mut durations).unwrap_or(0.0),
         eta: forecast.eta,
         eta_conservative: forecast.eta_conservative,
+        confirmed,
     })
 }
 
@@ -525,44 +500,39 @@ fn forecast(newest: &[Block], scope: &Scope, estimate: &SlopeEstimate, ctx: &Con
     }
 }
 
-/// A regime seen for less than a season is only reported when its forecast is urgent and
-/// it is not visibly converging below the limit.
-fn check_season(
+/// A regime is confirmed once its life (or its pooled lives) spans `confirm_samples`;
+/// before that, only when its forecast is urgent and it is not visibly converging below
+/// the limit. Otherwise it is suspected: shown, not alerted (docs/detection.md,
+/// "Lifecycle").
+fn is_confirmed(
     span_seconds: f64,
     newest_shape: &Shape,
     rise: &Rise,
     forecast: &Forecast,
     ctx: &Context,
-) -> Result<(), Rejection> {
-    if span_seconds < ctx.season_seconds() {
-        // Before a full season, only an urgent trend is reported, and only if it is not
-        // visibly converging: when the recent half rose less than the early half (ratio
-        // q < 1), a geometric continuation adds `recent * q / (1 - q)` more, which is
-        // exact for a cache filling like 1 - exp(-t/tau). If even that stays below the
-        // limit, the climb is a fill, not an emergency.
-        let q = rise.recent / rise.early;
-        let converges_below_limit = match ctx.limit {
-            Some(limit) if q < 1.0 => {
-                let projected = forecast.level_now
-                    + forecast.excursion
-                    + ctx.others
-                    + newest_shape.recent_rise.max(0.0) * q / (1.0 - q);
-                projected < limit
-            }
-            _ => false,
-        };
-        let urgent = !converges_below_limit
-            && forecast
-                .eta_conservative
-                .is_some_and(|eta| eta <= ctx.urgent_seconds());
-        if !urgent {
-            return Err(Rejection::NeedsSeason {
-                span_seconds,
-                eta_conservative: forecast.eta_conservative,
-            });
-        }
+) -> bool {
+    if span_seconds >= ctx.confirm_seconds() {
+        return true;
     }
-    Ok(())
+    // Not visibly converging: when the recent half rose less than the early half (ratio
+    // q < 1), a geometric continuation adds `recent * q / (1 - q)` more, which is exact
+    // for a cache filling like 1 - exp(-t/tau). If even that stays below the limit, the
+    // climb is a fill, not an emergency.
+    let q = rise.recent / rise.early;
+    let converges_below_limit = match ctx.limit {
+        Some(limit) if q < 1.0 => {
+            let projected = forecast.level_now
+                + forecast.excursion
+                + ctx.others
+                + newest_shape.recent_rise.max(0.0) * q / (1.0 - q);
+            projected < limit
+        }
+        _ => false,
+    };
+    !converges_below_limit
+        && forecast
+            .eta_conservative
+            .is_some_and(|eta| eta <= ctx.urgent_seconds())
 }
 
 /// Samples skipped at the start of a life: warm-up, bounded by a fraction of the life.
@@ -651,8 +621,13 @@ pub(crate) fn judge_current_life(
         let verdict = judge(&[window(start)], &scope, ctx);
         note(trace, || match &verdict {
             Ok(trend) => format!(
-                "regime from {:.0}: leak, {:.4}/h [{:.4}, {:.4}] (p={:.1e})",
+                "regime from {:.0}: {} leak, {:.4}/h [{:.4}, {:.4}] (p={:.1e})",
                 usable[start].t,
+                if trend.confirmed {
+                    "confirmed"
+                } else {
+                    "suspected"
+                },
                 trend.slope * 3600.0,
                 trend.slope_lower * 3600.0,
                 trend.slope_upper * 3600.0,
@@ -679,8 +654,9 @@ pub(crate) fn judge_current_life(
 /// Judges growth pooled over the latest process lives (`lives` chronological, the last
 /// one being the current life), for leaks that restarts keep resetting.
 ///
-/// Lives are added newest first in doubling batches; the smallest batch that passes wins,
-/// so a leak that a recent deploy introduced is not diluted by older, healthy lives.
+/// Lives are added newest first in doubling batches; the smallest batch that passes and is
+/// confirmed wins (else the smallest that passes, suspected), so a leak that a recent
+/// deploy introduced is not diluted by older, healthy lives.
 pub(crate) fn judge_across_lives(
     lives: &[&[Point]],
     current_value: f64,
@@ -732,20 +708,35 @@ pub(crate) fn judge_across_lives(
         },
     };
     let mut batch = params.min_pooled_lives.max(2);
+    // The smallest batch that confirms wins; failing that, the smallest that passes at all
+    // (suspected: too few lives yet to span `confirm_samples`).
+    let mut suspected: Option<Trend> = None;
     loop {
         let take = batch.min(usable.len());
         let mut segments: Vec<Segment> = usable[..take].to_vec();
         segments.reverse();
         let verdict = judge(&segments, &scope, ctx);
         note(trace, || match &verdict {
-            Ok(trend) => format!("{take} lives pooled: leak, {:.4}/h", trend.slope * 3600.0),
+            Ok(trend) => format!(
+                "{take} lives pooled: {} leak, {:.4}/h",
+                if trend.confirmed {
+                    "confirmed"
+                } else {
+                    "suspected"
+                },
+                trend.slope * 3600.0
+            ),
             Err(why) => format!("{take} lives pooled: {why}"),
         });
-        if let Ok(trend) = verdict {
-            return Some(trend);
+        match verdict {
+            Ok(trend) if trend.confirmed => return Some(trend),
+            Ok(trend) => {
+                suspected.get_or_insert(trend);
+            }
+            Err(_) => {}
         }
         if take == usable.len() {
-            return None;
+            return suspected;
         }
         batch *= 2;
     }

@@ -32,13 +32,15 @@ mod changepoint;
 pub mod format;
 mod group;
 mod leak;
+mod lifecycle;
 mod model;
 mod params;
 pub mod stats;
 
+pub use lifecycle::{Lifecycle, LifecycleParams, TargetLife};
 pub use model::{
-    Attribution, Consequence, Finding, FindingKind, ParseKeyError, Point, Resource, Restart,
-    Series, SeriesKey,
+    Attribution, Consequence, Finding, FindingKind, FindingState, ParseKeyError, Point, Resolution,
+    ResolutionCause, Resource, Restart, Series, SeriesKey,
 };
 pub use params::Params;
 
@@ -50,7 +52,9 @@ use std::collections::BTreeMap;
 /// Analyses `series` as of `now` (unix seconds) and returns findings, most urgent first.
 ///
 /// Points after `now` and non-finite values are ignored; restarts are matched to series
-/// by `target`. Order: leaks with a limit by forecast (soonest exhaustion first), then
+/// by `target`. A leak seen over a life shorter than [`Params::confirm_samples`] that is
+/// not urgent is [`FindingState::Suspected`]; everything else is confirmed ([`Lifecycle`]
+/// carries states across runs). Order: confirmed before suspected; then leaks with a limit by forecast (soonest exhaustion first), then
 /// leaks without a limit by relative growth rate, then saturation (fullest first), then
 /// crash loops (most restarts first).
 ///
@@ -286,6 +290,12 @@ fn leak_finding(
     };
     Finding {
         kind: FindingKind::Leak,
+        state: if trend.confirmed {
+            FindingState::Confirmed
+        } else {
+            FindingState::Suspected
+        },
+        resolution: None,
         key: key.clone(),
         pids: current_pid.into_iter().collect(),
         current,
@@ -328,6 +338,8 @@ fn saturation_finding(
     let end = current_life.last().map_or(since, |p| p.t);
     Finding {
         kind: FindingKind::Saturation,
+        state: FindingState::Confirmed,
+        resolution: None,
         key: key.clone(),
         pids: current_pid.into_iter().collect(),
         current,
@@ -403,6 +415,8 @@ fn crash_loops(series: &[Series], restarts: &[Restart], now: f64, params: &Param
         let count = inside.len();
         findings.push(Finding {
             kind: FindingKind::CrashLoop,
+            state: FindingState::Confirmed,
+            resolution: None,
             key: SeriesKey::total(target, Resource::Restarts),
             pids,
             current: count as f64,
@@ -453,10 +467,18 @@ fn rank(a: &Finding, b: &Finding) -> Ordering {
             _ => (-finding.current, 0.0),
         }
     }
+    fn sureness(finding: &Finding) -> u8 {
+        match finding.state {
+            FindingState::Confirmed => 0,
+            FindingState::Suspected => 1,
+            FindingState::Resolved => 2,
+        }
+    }
     let (a_first, a_second) = urgency(a);
     let (b_first, b_second) = urgency(b);
-    group(a)
-        .cmp(&group(b))
+    sureness(a)
+        .cmp(&sureness(b))
+        .then(group(a).cmp(&group(b)))
         .then(a_first.total_cmp(&b_first))
         .then(a_second.total_cmp(&b_second))
         .then_with(|| a.key.cmp(&b.key))

@@ -70,10 +70,74 @@ impl fmt::Display for FindingKind {
     }
 }
 
+/// Where a finding stands (docs/detection.md, "Lifecycle").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingState {
+    /// Seen, but not yet on enough evidence: the trend passes every test, but the process
+    /// life it was seen in is younger than `confirm_samples` (warm-up, a young service, a
+    /// trend not yet seen over a day with the production preset) and its limit is not
+    /// near. Shown, never alerted.
+    Suspected,
+    /// Enough evidence, or urgent (the conservative forecast reaches the limit within
+    /// `urgent_horizon_samples`). Alerted. Records written before states existed read as
+    /// confirmed.
+    #[default]
+    Confirmed,
+    /// No longer true: the growth stopped, or the target's processes are gone
+    /// ([`Resolution`]). Kept for a while for display; its alert resolves at once.
+    Resolved,
+}
+
+impl FindingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingState::Suspected => "suspected",
+            FindingState::Confirmed => "confirmed",
+            FindingState::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for FindingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a finding resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionCause {
+    /// Every process of the target exited (and none replaced it).
+    Gone,
+    /// The target lives on, but the engine no longer sees the growth (or the saturation).
+    Stopped,
+}
+
+/// How and when a finding resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub cause: ResolutionCause,
+    /// Unix seconds: when the target was last seen (gone), or when the engine first no
+    /// longer reported it (stopped).
+    pub at: f64,
+    /// The finding's last value.
+    pub last_value: f64,
+}
+
 /// One conclusion of the engine, with the numbers that support it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
+    /// Suspected or confirmed as the engine sees it; resolved only by [`crate::Lifecycle`].
+    #[serde(default)]
+    pub state: FindingState,
+    /// Set when `state` is resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
     /// The series it is about; for crash loops the target's `restarts`.
     #[serde(flatten)]
     pub key: SeriesKey,

@@ -84,6 +84,13 @@ pub struct Params {
     /// reaches the limit within this many samples: waiting to rule out a daily cycle would
     /// be too late.
     pub urgent_horizon_samples: usize,
+    /// A trend is *confirmed* once the process life it was seen in (or the lives pooled)
+    /// spans this many samples, or when it is urgent; before that it is only *suspected*:
+    /// shown, not alerted (docs/detection.md, "Lifecycle"). Production: a season, so a
+    /// daily cycle is ruled out first; fast: a minute's worth of samples, past the
+    /// warm-up of pools and caches.
+    #[serde(default = "default_confirm_samples")]
+    pub confirm_samples: usize,
 
     // --- Restarts ---
     /// A restart is placed at the largest drop within this many samples of its reported
@@ -164,6 +171,7 @@ impl Params {
             noise_fall_factor: 2.0,
             season_samples: samples(86_400.0, 60),
             urgent_horizon_samples: samples(43_200.0, 30),
+            confirm_samples: samples(86_400.0, 60),
             restart_snap_samples: 2,
             life_tail_samples: 2,
             min_pooled_lives: 3,
@@ -211,9 +219,14 @@ impl Params {
         params.plateau_ratio = 0.5;
         params.season_samples = params.min_regime_samples;
         params.urgent_horizon_samples = params.min_regime_samples;
+        params.confirm_samples = 60;
         params.crashloop_window_samples = 300;
         params
     }
+}
+
+fn default_confirm_samples() -> usize {
+    Params::production().confirm_samples
 }
 
 impl Default for Params {

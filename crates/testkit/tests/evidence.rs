@@ -13,6 +13,8 @@ use std::time::Duration;
 fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
     Finding {
         kind: FindingKind::Leak,
+        state: leakwatch_detect::FindingState::Confirmed,
+        resolution: None,
         key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
         pids: vec![],
         current: 40.0,

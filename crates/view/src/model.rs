@@ -222,6 +222,8 @@ pub(crate) mod tests {
     pub fn finding(target: &str, resource: &str, attribution: &str, eta: Option<f64>) -> Finding {
         Finding {
             kind: FindingKind::Leak,
+            state: leakwatch_detect::FindingState::Confirmed,
+            resolution: None,
             key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
             pids: vec![],
             current: 400.0,

@@ -8,6 +8,8 @@ use super::{AlertEvent, Shared};
 use crate::config::Config;
 use crate::evidence::{self, CaptureJob, Registry};
 use crate::sync::Locked;
+use leakwatch_detect::{FindingState, Lifecycle, LifecycleParams};
+use leakwatch_model::UnixMs;
 use leakwatch_store::Store;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -29,6 +31,7 @@ pub fn run(
     let every = config.detect.every(interval);
     // Judge the last 8,640 intervals: a day at 10 s, 2.4 hours at 1 s.
     let window_ms = interval.as_millis() as i64 * 8_640;
+    let mut lifecycle = Lifecycle::new(LifecycleParams::for_engine(&params));
     let mut next = Instant::now() + every;
     while !shared.stop.load(Ordering::Relaxed) {
         if Instant::now() < next {
@@ -45,22 +48,36 @@ pub fn run(
             }
         };
         let now_ms = leakwatch_model::time::now_ms();
-        let found = crate::findings::compute(&store, now_ms, window_ms, &params);
+        let (found, lives) =
+            crate::findings::compute(&store, now_ms, window_ms, &params, &lifecycle);
         drop(store);
+        let mut found = lifecycle.update(found, &lives, UnixMs(now_ms).as_secs_f64());
+        crate::findings::rank(&mut found);
         {
+            // Logged when they first reach a state: suspected, confirmed, resolved.
             let findings = shared.findings.get();
             for finding in found.iter() {
-                let new = !findings
-                    .iter()
-                    .any(|f| f.key == finding.key && f.kind == finding.kind);
+                let new = !findings.iter().any(|f| {
+                    f.key == finding.key && f.kind == finding.kind && f.state == finding.state
+                });
                 if new {
-                    tracing::warn!(kind = %finding.kind, target = %finding.key.target, "{}", finding.summary);
+                    if finding.state == FindingState::Suspected {
+                        tracing::info!(kind = %finding.kind, target = %finding.key.target, state = %finding.state, "{}", finding.summary);
+                    } else {
+                        tracing::warn!(kind = %finding.kind, target = %finding.key.target, state = %finding.state, "{}", finding.summary);
+                    }
                 }
             }
         }
-        // Incidents first, so the alerts that name them carry their IDs.
+        // Incidents first, so the alerts that name them carry their IDs. Only confirmed
+        // findings open one (or join one): a suspected trend captures no evidence yet.
         if config.evidence.enabled {
-            open_incidents(shared, config, &mut registry, &found, now_ms, &jobs);
+            let confirmed: Vec<leakwatch_detect::Finding> = found
+                .iter()
+                .filter(|f| f.state == FindingState::Confirmed)
+                .cloned()
+                .collect();
+            open_incidents(shared, config, &mut registry, &confirmed, now_ms, &jobs);
         }
         let found = Arc::new(found);
         shared.findings.publish_arc(found.clone());

@@ -41,6 +41,8 @@ pub(crate) fn test_finding(
     use leakwatch_model::SeriesKey;
     Finding {
         kind: FindingKind::Leak,
+        state: leakwatch_detect::FindingState::Confirmed,
+        resolution: None,
         key: SeriesKey::from_text(target, resource, attribution),
         pids: vec![],
         current: 10.0,

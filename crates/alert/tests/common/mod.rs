@@ -220,6 +220,8 @@ pub fn leak(
 ) -> Finding {
     Finding {
         kind: FindingKind::Leak,
+        state: leakwatch_detect::FindingState::Confirmed,
+        resolution: None,
         key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
         pids: vec![4242],
         current: 2533.0,
@@ -240,6 +242,8 @@ pub fn leak(
 pub fn saturation(target: &str, resource: &str, current: f64, limit: f64) -> Finding {
     Finding {
         kind: FindingKind::Saturation,
+        state: leakwatch_detect::FindingState::Confirmed,
+        resolution: None,
         current,
         limit: Some(limit),
         eta_seconds: None,
