@@ -9,8 +9,10 @@ prints LEAK_START when its leak begins, and stops by itself after --duration sec
 scenario's processes are one `[[target]]` of the agent. `/api/v1/findings` is polled every
 second; per scenario the runner reports whether the leak was detected, whether the first
 leak finding named the expected series, the delay in samples from LEAK_START to the first
-poll that showed it, and false alarms (leak or saturation findings on a healthy target, or
-on a leaking target before its leak began), then prints a markdown table.
+poll that showed it (suspected or confirmed), when the expected series was confirmed, and
+false alarms (*confirmed* leak or saturation findings on a healthy target, or on a leaking
+target before its leak began: what would be alerted; suspected ones are listed apart),
+then prints a markdown table.
 
 Needs: leakwatch and the testkit binaries built (`cargo build -p leakwatch -p
 leakwatch-testkit --bins`), a JDK, Go, PostgreSQL 15. Python standard library only.
@@ -125,8 +127,13 @@ class Running:
                     pass
 
 
-def score(scenario: Scenario, running: Running, seen: dict, interval: float) -> dict:
-    """seen: (target, kind, resource, attribution) -> (time first shown, rank in that poll).
+def score(scenario: Scenario, running: Running, seen: dict, confirmed: dict,
+          interval: float) -> dict:
+    """seen: (target, kind, resource, attribution) -> (time first shown, suspected or
+    confirmed, rank in that poll); confirmed: the same key -> time first shown confirmed.
+
+    A false alarm is a *confirmed* leak or saturation on a healthy target (what would be
+    alerted); suspected ones on healthy targets are counted apart ("suspected").
 
     The detection is the first poll, after LEAK_START, that shows a leak finding on the
     target; several series usually pass at the same poll (threads Analytics-# and the
@@ -135,7 +142,7 @@ def score(scenario: Scenario, running: Running, seen: dict, interval: float) -> 
     """
     mine = sorted((t, rank, key) for key, (t, rank) in seen.items() if key[0] == scenario.id)
     leak_start = running.leak_start
-    false_alarms, shared_cgroup, first_leak = [], [], None
+    false_alarms, suspected, shared_cgroup, first_leak = [], [], [], None
     at_detection = []
     for t, _, (_, kind, resource, attribution) in mine:
         if kind == "crash_loop":
@@ -150,7 +157,11 @@ def score(scenario: Scenario, running: Running, seen: dict, interval: float) -> 
             first_leak = first_leak or (t, resource, attribution)
             at_detection.append((resource, attribution))
         elif not after_start:
-            false_alarms.append(f"{kind} {resource} {attribution}".strip())
+            key = (scenario.id, kind, resource, attribution)
+            if key in confirmed:
+                false_alarms.append(f"{kind} {resource} {attribution}".strip())
+            else:
+                suspected.append(f"{kind} {resource} {attribution}".strip())
     result = {
         "scenario": scenario.id,
         "truth": "leak" if scenario.leak else "healthy",
@@ -160,6 +171,7 @@ def score(scenario: Scenario, running: Running, seen: dict, interval: float) -> 
         "first_finding": None,
         "crash_loop": any(key[1] == "crash_loop" for _, _, key in mine),
         "false_alarms": false_alarms,
+        "suspected": suspected,
         "shared_cgroup_findings": len(shared_cgroup),
         "findings": [f"{k[1]} {k[2]} {k[3]}".strip() for _, _, k in mine],
     }
@@ -182,6 +194,15 @@ def score(scenario: Scenario, running: Running, seen: dict, interval: float) -> 
         and any(resource == r and re.search(a, attribution) for r, a in scenario.right)]
     result["expected_delay_samples"] = (
         max(0, int(-(-(expected_times[0] - leak_start) // interval))) if expected_times else None)
+    # When the expected series was first confirmed (alerted).
+    confirmed_times = sorted(
+        at for (target, kind, resource, attribution), at in confirmed.items()
+        if target == scenario.id and kind == "leak" and leak_start is not None
+        and at >= leak_start
+        and any(resource == r and re.search(a, attribution) for r, a in scenario.right))
+    result["confirmed_delay_samples"] = (
+        max(0, int(-(-(confirmed_times[0] - leak_start) // interval)))
+        if confirmed_times else None)
     return result
 
 
@@ -203,6 +224,8 @@ def markdown(results: list) -> str:
         crash = "yes" if r["crash_loop"] else "-"
         alarms = str(len(r["false_alarms"])) + (
             f" ({'; '.join(r['false_alarms'])})" if r["false_alarms"] else "")
+        if r.get("suspected"):
+            alarms += f", suspected only: {'; '.join(r['suspected'])}"
         rows.append(f"| {r['scenario']} | {r['truth']} | {detected} | {attribution} | {delay} "
                     f"| {crash} | {alarms} | {r['shared_cgroup_findings']} |")
     return "\n".join(rows)
@@ -263,6 +286,7 @@ def main() -> int:
               f"(agent on {base}, work dir {work})", file=sys.stderr)
 
         seen = {}
+        confirmed = {}
         stderr_tails = {}
         deadline = time.time() + args.duration + 30
         while time.time() < deadline and any(r.process.poll() is None for r in running):
@@ -273,7 +297,12 @@ def main() -> int:
             now = time.time()
             for rank, f in enumerate(findings):
                 key = (f["target"], f["kind"], f["resource"], f.get("attribution", ""))
+                state = f.get("state", "confirmed")
+                if state == "resolved":
+                    continue
                 seen.setdefault(key, (now, rank))
+                if state == "confirmed":
+                    confirmed.setdefault(key, now)
             for r in running:
                 if r.scenario.needs == "go" and now - (r.leak_start or now) > 130:
                     try:
@@ -295,7 +324,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 agent.kill()
 
-    results = [score(r.scenario, r, seen, interval) for r in running]
+    results = [score(r.scenario, r, seen, confirmed, interval) for r in running]
     for r in results:
         if r["scenario"] in stderr_tails:
             r["restarts_recorded_by_leakwatch_run"] = stderr_tails[r["scenario"]]

@@ -333,16 +333,17 @@ impl AlertEngine {
     /// One step: `findings` is the detector's complete current list. Returns what to send,
     /// one notification per channel.
     ///
-    /// Confirmed findings (and suspected ones that are critical) feed alerts; a resolved
+    /// Confirmed findings feed alerts (suspected ones wait: the engine confirms an urgent
+    /// trend at once); a resolved
     /// finding resolves its firing alert at once, with the resolution as its summary
     /// ("process exited at ..."); an alert whose finding is simply absent resolves after
     /// `resolve_after`.
     pub fn update(&mut self, findings: &[Finding], now_ms: u64) -> Vec<Notification> {
         self.silences.retain(|s| s.until.0 > now_ms);
 
-        // The most severe finding per key. Suspected findings are not alerted unless
-        // critical (their forecast reaches the limit within the horizon); resolved ones end
-        // their alert at once, with the reason in its summary.
+        // The most severe finding per key. Suspected findings are not alerted (the engine
+        // confirms a trend at once when its forecast is urgent); resolved ones end their
+        // alert at once, with the reason in its summary.
         let mut current: BTreeMap<String, (Severity, &Finding)> = BTreeMap::new();
         let mut ended: BTreeMap<String, &Finding> = BTreeMap::new();
         for finding in findings {
@@ -358,7 +359,8 @@ impl AlertEngine {
                     ended.insert(key, finding);
                     continue;
                 }
-                FindingState::Suspected if severity != Severity::Critical => continue,
+                // The engine confirms an urgent trend at once; a suspected one waits.
+                FindingState::Suspected => continue,
                 _ => {}
             }
             let replace = match current.get(&key) {

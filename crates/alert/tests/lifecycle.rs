@@ -117,19 +117,22 @@ fn a_finding_is_pending_then_fires_then_resolves_and_everyone_told_hears_it() {
 }
 
 #[test]
-fn suspected_findings_are_not_alerted_unless_critical() {
+fn suspected_findings_are_not_alerted_even_when_near_the_limit() {
+    // The engine confirms a trend at once when its forecast is urgent by its own horizon;
+    // the alert horizon (a day here) must not turn a warm-up into a page.
     let mut engine = AlertEngine::new(&routed());
     let mut far = leak("svc", "threads", "Analytics-#", 48.0);
     far.state = FindingState::Suspected;
+    let mut near = leak("svc", "fds", "socket", 2.0);
+    near.state = FindingState::Suspected;
     for minute in 0..10 {
         assert!(engine
-            .update(std::slice::from_ref(&far), T0 + minute * MIN)
+            .update(&[far.clone(), near.clone()], T0 + minute * MIN)
             .is_empty());
     }
     assert_eq!(engine.alerts().count(), 0, "no alert, not even pending");
-    // Suspected but its conservative forecast is inside the critical horizon: alerted.
-    let mut near = leak("svc", "fds", "socket", 2.0);
-    near.state = FindingState::Suspected;
+    // Confirmed: pending, then firing (critical).
+    near.state = FindingState::Confirmed;
     engine.update(std::slice::from_ref(&near), T0 + 10 * MIN);
     let notes = engine.update(std::slice::from_ref(&near), T0 + 12 * MIN);
     assert_eq!(

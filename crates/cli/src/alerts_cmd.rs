@@ -34,6 +34,31 @@ pub fn alerts(args: ClientArgs) -> Result<ExitCode> {
             }
         );
     }
+    // The alerts themselves: state, severity, target and root series, and the summary.
+    println!("{} alerts", body.alerts.len());
+    for a in &body.alerts {
+        let silenced = a
+            .silenced
+            .as_deref()
+            .map(|why| format!("  (silenced: {why})"))
+            .unwrap_or_default();
+        println!(
+            "  {:<9} {:<8} {} {}{silenced}",
+            a.state.as_str(),
+            a.severity.as_str(),
+            a.key.target,
+            a.key.label(),
+        );
+        println!("            {}", a.finding.summary);
+    }
+    // Deliveries name their alert by target and series (the fingerprint is in --json).
+    let name_of = |fingerprint: &str| -> String {
+        body.alerts
+            .iter()
+            .find(|a| a.fingerprint == fingerprint)
+            .map(|a| format!("{} {}", a.key.target, a.key.label()))
+            .unwrap_or_else(|| fingerprint.to_string())
+    };
     println!("{} notifications", body.deliveries.len());
     for d in body.deliveries.iter().rev().take(20) {
         println!(
@@ -42,7 +67,7 @@ pub fn alerts(args: ClientArgs) -> Result<ExitCode> {
             d.channel,
             d.reason,
             d.attempts,
-            d.fingerprint,
+            name_of(&d.fingerprint),
             d.detail.as_deref().unwrap_or("")
         );
     }

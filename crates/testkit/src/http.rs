@@ -1,10 +1,13 @@
 //! Just enough HTTP/1.1 for the `leakwatch check` example programs (`forbidding-server`,
 //! `session-client`, `analytics-service`, `http-get`): GET requests without bodies, and
 //! responses with a `Content-Length`. Written here rather than pulled from a crate so the
-//! examples show exactly which bytes and which sockets are involved.
+//! examples show exactly which bytes and which sockets are involved. Also the webhook
+//! receiver the alerting tests deliver to.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +182,47 @@ pub fn get(addr: &str, path: &str, cookie: Option<&str>) -> io::Result<(Response
 pub fn die_with_parent() {
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and no pointers.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+}
+
+/// A webhook receiver: records every request body; answers 200.
+pub fn webhook_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut data = Vec::new();
+            let mut buffer = [0u8; 8192];
+            // Read headers, then Content-Length bytes of body.
+            while let Ok(n) = stream.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        seen.lock().unwrap().push(body.to_string());
+                        break;
+                    }
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (port, bodies)
 }
 
 #[cfg(test)]

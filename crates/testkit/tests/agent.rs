@@ -357,47 +357,6 @@ fn app_gauges_are_scraped_and_broken_endpoints_are_reported() {
     );
 }
 
-/// A webhook receiver: records every request body; answers 200.
-fn receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut data = Vec::new();
-            let mut buffer = [0u8; 8192];
-            // Read headers, then Content-Length bytes of body.
-            while let Ok(n) = stream.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                data.extend_from_slice(&buffer[..n]);
-                let text = String::from_utf8_lossy(&data).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        seen.lock().unwrap().push(body.to_string());
-                        break;
-                    }
-                }
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    (port, bodies)
-}
-
 fn leakwatch(args: &[&str]) -> std::process::Output {
     Command::new(workspace_bin("leakwatch"))
         .args(args)
@@ -413,7 +372,7 @@ fn leakwatch(args: &[&str]) -> std::process::Output {
 /// `leakwatch alert test` and `leakwatch alerts` on the same config.
 #[test]
 fn a_real_leak_becomes_a_delivered_alert() {
-    let (hook, bodies) = receiver();
+    let (hook, bodies) = leakwatch_testkit::http::webhook_receiver();
     let marks = tempfile::tempdir().unwrap();
     let mark = marks.path().join("restarted-{pid}");
     let alerts = format!(

@@ -1,7 +1,7 @@
 //! What the pages and reports are made from: plain data, filled by the HTTP layer (from the
 //! store and the agent's memory) or by the CLI (from the agent's JSON API).
 
-pub use leakwatch_detect::{Finding, FindingKind};
+pub use leakwatch_detect::{Finding, FindingKind, FindingState};
 
 pub use leakwatch_model::{Attribution, Resource, SeriesKey};
 
@@ -197,17 +197,33 @@ pub fn closeness(current: &[(SeriesKey, f64)]) -> Option<(f64, String)> {
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-/// Overview order: targets with findings first, soonest exhaustion first (findings without
-/// a forecast after those with one); then by closeness to a limit; then live before gone;
-/// then by name.
+/// Overview order: targets with open findings first (confirmed before only suspected),
+/// soonest exhaustion first (findings without a forecast after those with one); then by
+/// closeness to a limit; then live before gone; then by name. Resolved findings (a gone
+/// target's) do not rank a target first.
 pub fn rank(rows: &mut [OverviewRow]) {
     rows.sort_by(|a, b| {
-        let eta = |r: &OverviewRow| soonest_eta(&r.findings).unwrap_or(f64::INFINITY);
+        let open = |r: &OverviewRow| -> Vec<Finding> {
+            r.findings
+                .iter()
+                .filter(|f| f.state != FindingState::Resolved)
+                .cloned()
+                .collect()
+        };
+        let class = |r: &OverviewRow| {
+            let open = open(r);
+            if open.iter().any(|f| f.state == FindingState::Confirmed) {
+                0
+            } else if !open.is_empty() {
+                1
+            } else {
+                2
+            }
+        };
+        let eta = |r: &OverviewRow| soonest_eta(&open(r)).unwrap_or(f64::INFINITY);
         let close = |r: &OverviewRow| r.closeness.as_ref().map_or(-1.0, |c| c.0);
-        b.findings
-            .is_empty()
-            .cmp(&a.findings.is_empty())
-            .reverse()
+        class(a)
+            .cmp(&class(b))
             .then_with(|| eta(a).total_cmp(&eta(b)))
             .then_with(|| close(b).total_cmp(&close(a)))
             .then_with(|| b.live.cmp(&a.live))

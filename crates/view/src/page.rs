@@ -7,8 +7,8 @@ use crate::chart::{self, Chart, Limit, Line, Marker, Trend};
 use crate::escape::{html, url_component};
 use crate::format::{duration, number, span_ms, timestamp, Unit};
 use crate::model::{
-    soonest_eta, AlertView, Attribution, Finding, FindingKind, IncidentView, Overview, Resource,
-    RestartView, SeriesView, TargetView,
+    soonest_eta, AlertView, Attribution, Finding, FindingKind, FindingState, IncidentView,
+    Overview, Resource, RestartView, SeriesView, TargetView,
 };
 use leakwatch_exec::quote;
 use leakwatch_model::MemoryKind;
@@ -33,7 +33,7 @@ th{font-size:12px;color:var(--muted);font-weight:600}\
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .badge{display:inline-block;border-radius:9px;padding:0 7px;font-size:12px;font-weight:600;color:#fff;background:var(--muted)}\
 .badge.critical,.badge.leak{background:var(--bad)}.badge.warning,.badge.saturation{background:var(--warn)}\
-.badge.crash_loop{background:#7c2d12}.badge.live{background:var(--ok)}.badge.gone{background:#9ca3af}\
+.badge.crash_loop{background:#7c2d12}.badge.suspected{background:#6b7280}.badge.resolved{background:#9ca3af;text-decoration:line-through}.badge.live{background:var(--ok)}.badge.gone{background:#9ca3af}\
 .finding{margin:2px 0}table.targets td:nth-child(2){min-width:300px}\
 .spark{display:block}.cell{display:flex;gap:6px;align-items:center}\
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(600px,1fr));gap:14px}\
@@ -119,11 +119,20 @@ fn eta_text(f: &Finding) -> String {
     }
 }
 
-fn kind_badge(kind: FindingKind) -> String {
-    format!(
-        "<span class=\"badge {kind}\">{}</span>",
-        kind.to_string().replace('_', " ")
-    )
+/// The finding's kind, and its state when it is not simply confirmed: a suspected leak is
+/// grey ("not yet enough evidence, not alerted"), a resolved one struck through.
+fn kind_badge(finding: &Finding) -> String {
+    let kind = finding.kind;
+    let name = kind.to_string().replace('_', " ");
+    match finding.state {
+        FindingState::Confirmed => format!("<span class=\"badge {kind}\">{name}</span>"),
+        FindingState::Suspected => format!(
+            "<span class=\"badge suspected\" title=\"not yet enough evidence; not alerted\">{name}?</span>"
+        ),
+        FindingState::Resolved => {
+            format!("<span class=\"badge resolved\">{name} resolved</span>")
+        }
+    }
 }
 
 /// Quantity of a finding's resource: bytes for memory, integers for counts of objects.
@@ -154,7 +163,7 @@ pub fn findings_table(findings: &[Finding]) -> String {
             s,
             "<tr class=\"finding\"><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}{}</td><td>{}</td><td class=\"num\">{:.1}%</td><td>{}</td></tr>",
-            kind_badge(f.kind),
+            kind_badge(f),
             html(&f.key.label()),
             html(&f.summary),
             html(&rate),
@@ -623,7 +632,7 @@ pub fn overview(o: &Overview, range: Option<&str>) -> String {
                 let _ = write!(
                     findings,
                     "<div class=\"finding\">{} {}{eta}</div>",
-                    kind_badge(f.kind),
+                    kind_badge(f),
                     html(&f.summary)
                 );
             }

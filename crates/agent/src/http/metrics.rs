@@ -164,6 +164,7 @@ fn finding_metrics(registry: &mut Registry, shared: &Shared) {
             ("kind".into(), kind),
             ("resource".into(), finding.key.resource_text()),
             ("attribution".into(), finding.key.attribution_text()),
+            ("state".into(), finding.state.to_string()),
         ];
         if let Some(seconds) = finding.eta_conservative_seconds.or(finding.eta_seconds) {
             eta.get_or_create(&labels).set(seconds);

@@ -116,7 +116,11 @@ impl FindingView {
 impl From<&FindingRecord> for FindingView {
     fn from(f: &FindingRecord) -> FindingView {
         FindingView {
-            kind: f.kind.to_string(),
+            // Where it stands, when it is not simply confirmed.
+            kind: match f.state {
+                leakwatch_detect::FindingState::Confirmed => f.kind.to_string(),
+                state => format!("{} ({state})", f.kind),
+            },
             target: f.key.target.clone(),
             resource: f.key.resource_text(),
             attribution: f.key.attribution_text(),
