@@ -168,12 +168,76 @@ pub struct TargetSample {
     /// The memory cgroups of its processes, to tell whether the cgroup's memory is the
     /// target's own ([`cgroup_ownership`]).
     pub memory_cgroups: BTreeSet<MemoryCgroup>,
+    /// Per live process (keyed as in `processes`), what tells a service from a job.
+    pub facts: HashMap<(u32, u64), ProcessFacts>,
+}
+
+/// What one process shows of itself in one pass that tells a service from a job, for
+/// [`RestartTracker`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// It holds a TCP socket in LISTEN: it serves. Needs its fds read (root, or the same
+    /// user); an unreadable process never listens.
+    pub listening: bool,
+    /// Who started it, judged by its parent's name in the same sample.
+    pub parent: ParentKind,
+}
+
+/// What the parent of a process is, by the parent's `comm`: a process a supervisor runs is
+/// a service, what a shell, a scheduler or a build tool runs is a job.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum ParentKind {
+    /// An init system, a process supervisor or a container runtime: it restarts services.
+    Supervisor,
+    /// A shell, a scheduler, a build tool or a CI runner: it runs jobs, again and again.
+    Runner,
+    /// Anything else (a service's own master process, an interpreter, a browser), or a
+    /// parent not in the sample.
+    #[default]
+    Unknown,
+}
+
+/// The kind of a process's parent: `ppid`, and the parent's `comm` when the parent is in
+/// the same sample. Judged by name only, exactly (a `comm` is at most 15 bytes, so
+/// `containerd-shim-runc-v2` reads `containerd-shim`). Pid 1 is judged by its name too (in
+/// a container's pid namespace it may be a shell), and is a supervisor when its name is
+/// not known.
+///
+/// - supervisors: `systemd` (pid 1 and user managers), `init`, `runit`, `runsv`,
+///   `supervise` (daemontools), `s6-supervise`, `supervisord`, `monit`, `containerd-shim*`,
+///   `conmon` (podman), `tini`, `dumb-init`, `docker-init`, `leakwatch` (`leakwatch run`);
+/// - runners: the shells `sh`, `bash`, `dash`, `ash`, `zsh`, `ksh`, `fish`; the schedulers
+///   `cron`, `crond`, `anacron`, `atd`; `watch`, `timeout`, `xargs`, `env`; the build tools
+///   `make`, `ninja`, `cargo`, `npm`, `node`; the CI runners `gitlab-runner`,
+///   `Runner.Worker` (GitHub Actions), `buildkite-agent`.
+pub fn parent_kind(ppid: u32, parent_comm: Option<&str>) -> ParentKind {
+    let Some(comm) = parent_comm else {
+        return if ppid == 1 {
+            ParentKind::Supervisor
+        } else {
+            ParentKind::Unknown
+        };
+    };
+    match comm {
+        "systemd" | "init" | "runit" | "runsv" | "supervise" | "s6-supervise" | "supervisord"
+        | "monit" | "conmon" | "tini" | "dumb-init" | "docker-init" | "leakwatch" => {
+            ParentKind::Supervisor
+        }
+        _ if comm.starts_with("containerd-shim") => ParentKind::Supervisor,
+        "sh" | "bash" | "dash" | "ash" | "zsh" | "ksh" | "fish" | "cron" | "crond" | "anacron"
+        | "atd" | "watch" | "timeout" | "xargs" | "env" | "make" | "ninja" | "cargo" | "npm"
+        | "node" | "gitlab-runner" | "Runner.Worker" | "buildkite-agent" => ParentKind::Runner,
+        _ => ParentKind::Unknown,
+    }
 }
 
 impl TargetSample {
-    pub fn add(&mut self, p: &ProcessSample, host: &HostInfo) {
-        self.processes
-            .push((p.identity.pid, p.identity.start_time_ticks));
+    /// Adds one process, whose parent is of kind `parent` ([`parent_kind`]).
+    pub fn add(&mut self, p: &ProcessSample, host: &HostInfo, parent: ParentKind) {
+        let id = (p.identity.pid, p.identity.start_time_ticks);
+        self.processes.push(id);
+        let listening = p.sockets.tcp.get(&TcpState::Listen).is_some_and(|n| *n > 0);
+        self.facts.insert(id, ProcessFacts { listening, parent });
         let threads = u64::from(p.threads.total);
         self.threads += threads;
         for group in &p.threads.groups {
@@ -317,11 +381,19 @@ pub fn group(
     sample: &leakwatch_proc::HostSample,
 ) -> BTreeMap<TargetName, TargetSample> {
     let mut targets: BTreeMap<TargetName, TargetSample> = BTreeMap::new();
+    // Parents are looked up in the same sample: one map per pass, as large as the sample.
+    let comms: HashMap<u32, &str> = sample
+        .processes
+        .iter()
+        .map(|p| (p.identity.pid, p.identity.comm.as_str()))
+        .collect();
     for process in &sample.processes {
+        let ppid = process.identity.ppid;
+        let parent = parent_kind(ppid, comms.get(&ppid).copied());
         targets
             .entry(targeting.target_of(process))
             .or_default()
-            .add(process, &sample.host);
+            .add(process, &sample.host, parent);
     }
     let mut holders: HashMap<&str, usize> = HashMap::new();
     for target in targets.values() {
@@ -488,12 +560,37 @@ pub struct SeenRestart {
 /// Only a process seen in at least [`MIN_LIFE_PASSES`] passes counts as replaced when it
 /// goes: a shell pipeline or a cron job that runs `grep` every few seconds is not a service
 /// crashing, and reporting it as a crash loop would be crying wolf.
+///
+/// A crash loop is a service that keeps dying; a job that runs, ends and runs again is a
+/// periodic job. From outside, without an exit status, what tells them apart is how the
+/// process lived ([`ProcessFacts`]): the end of a process that lived is a restart only if
+/// it served (held a TCP socket in LISTEN in any pass it was seen in), or its parent (as
+/// last seen) is a supervisor, or its parent is unknown and it lived at least
+/// [`LONG_LIFE_PASSES`]. Any other end is a run of a periodic job: no restart, counted in
+/// [`RestartTracker::runs`]; its successor is still taken, so it is not paired again later.
 pub struct RestartTracker {
-    /// Per target: its processes with the number of passes each was seen, and the pass
-    /// the target was last seen in.
-    last: HashMap<String, (Vec<Seen>, u64)>,
+    last: HashMap<String, Tracked>,
     pass: u64,
     grace_passes: u64,
+}
+
+/// One target as the tracker remembers it.
+struct Tracked {
+    /// Its processes with the number of passes each was seen in.
+    processes: Vec<Seen>,
+    /// The pass the target was last seen in.
+    last_seen: u64,
+    runs: Option<JobRuns>,
+}
+
+/// The runs of a periodic job noticed in a target: ends of processes that lived (seen in
+/// at least [`MIN_LIFE_PASSES`] passes) but were not restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRuns {
+    /// Runs since the tracker first saw the target (or last forgot it).
+    pub runs: u64,
+    /// The tracker's pass in which the last run was noticed to have ended.
+    pub last_end_pass: u64,
 }
 
 /// `(pid, start time)`: unique for the uptime of a host.
@@ -507,10 +604,36 @@ struct Seen {
     passes: u32,
     /// Already paired as the successor of a process that went (or there from the start).
     replaced: bool,
+    /// Held a TCP socket in LISTEN in any pass.
+    listened: bool,
+    /// Its parent as last seen (the last known kind: a pass where the parent was not
+    /// found does not forget it).
+    parent: ParentKind,
+}
+
+impl Seen {
+    /// Whether its end is a restart of a service, not the end of a run of a job.
+    fn ends_as_restart(&self) -> bool {
+        self.listened
+            || match self.parent {
+                ParentKind::Supervisor => true,
+                ParentKind::Runner => false,
+                ParentKind::Unknown => self.passes >= LONG_LIFE_PASSES,
+            }
+    }
 }
 
 /// Passes a process must have been seen in before its disappearance counts as a restart.
 pub const MIN_LIFE_PASSES: u32 = 3;
+
+/// Passes a process whose parent is neither a supervisor nor a runner ([`ParentKind`]) and
+/// that never listened must have been seen in for its end to be a restart: 10 minutes at
+/// the default 10 s interval, a minute at 1 s. The workers a service forks for itself
+/// (PostgreSQL backends, a compiler driver's `cc1`, a browser's renderers) come and go
+/// within that; a service run by a supervisor this table does not know, that dies after
+/// living longer, still counts. Its faster crash loop is not seen from outside:
+/// `leakwatch run` records those.
+pub const LONG_LIFE_PASSES: u32 = 60;
 
 impl RestartTracker {
     pub fn new(grace_passes: u64) -> RestartTracker {
@@ -533,26 +656,35 @@ impl RestartTracker {
                 continue;
             }
             let now = &sample.processes;
-            let first_sight = !self.last.contains_key(&target.name);
-            let before: Vec<Seen> = self
-                .last
-                .get(&target.name)
-                .map(|(before, _)| before.clone())
+            let previous = self.last.remove(&target.name);
+            let first_sight = previous.is_none();
+            let (before, mut runs) = previous
+                .map(|tracked| (tracked.processes, tracked.runs))
                 .unwrap_or_default();
             let known = |p: &ProcessId| before.iter().find(|s| s.id == *p);
             let mut updated: Vec<Seen> = now
                 .iter()
-                .map(|p| match known(p) {
-                    Some(seen) => Seen {
-                        passes: seen.passes.saturating_add(1),
-                        ..*seen
-                    },
-                    // Processes there when the target is first seen replaced nobody.
-                    None => Seen {
-                        id: *p,
-                        passes: 1,
-                        replaced: first_sight,
-                    },
+                .map(|p| {
+                    let facts = sample.facts.get(p).copied().unwrap_or_default();
+                    match known(p) {
+                        Some(seen) => Seen {
+                            passes: seen.passes.saturating_add(1),
+                            listened: seen.listened || facts.listening,
+                            parent: match facts.parent {
+                                ParentKind::Unknown => seen.parent,
+                                parent => parent,
+                            },
+                            ..*seen
+                        },
+                        // Processes there when the target is first seen replaced nobody.
+                        None => Seen {
+                            id: *p,
+                            passes: 1,
+                            replaced: first_sight,
+                            listened: facts.listening,
+                            parent: facts.parent,
+                        },
+                    }
                 })
                 .collect();
             // A process that lived is gone: it was replaced by the youngest process that
@@ -566,20 +698,49 @@ impl RestartTracker {
                     .iter_mut()
                     .filter(|s| !s.replaced && s.passes <= self.grace_passes as u32)
                     .min_by_key(|s| s.passes);
+                let restart = old.ends_as_restart();
+                if !restart {
+                    tracing::debug!(
+                        target = %target.name,
+                        pid = old.id.0,
+                        passes = old.passes,
+                        parent = ?old.parent,
+                        "a run of a periodic job ended"
+                    );
+                    let runs = runs.get_or_insert(JobRuns {
+                        runs: 0,
+                        last_end_pass: 0,
+                    });
+                    runs.runs += 1;
+                    runs.last_end_pass = self.pass;
+                }
                 if let Some(successor) = successor {
                     successor.replaced = true;
-                    restarts.push(SeenRestart {
-                        target: target.name.clone(),
-                        old: old.id,
-                        new: successor.id,
-                    });
+                    if restart {
+                        restarts.push(SeenRestart {
+                            target: target.name.clone(),
+                            old: old.id,
+                            new: successor.id,
+                        });
+                    }
                 }
             }
-            self.last.insert(target.name.clone(), (updated, self.pass));
+            let tracked = Tracked {
+                processes: updated,
+                last_seen: self.pass,
+                runs,
+            };
+            self.last.insert(target.name.clone(), tracked);
         }
         let (pass, grace) = (self.pass, self.grace_passes);
-        self.last.retain(|_, (_, seen)| pass - *seen <= grace);
+        self.last
+            .retain(|_, tracked| pass - tracked.last_seen <= grace);
         restarts
+    }
+
+    /// The runs of a periodic job noticed in `target` (none once the target is forgotten).
+    pub fn runs(&self, target: &str) -> Option<JobRuns> {
+        self.last.get(target).and_then(|tracked| tracked.runs)
     }
 
     pub fn len(&self) -> usize {
@@ -941,7 +1102,21 @@ mod tests {
         );
     }
 
+    /// A target of `processes`, each a service run by a supervisor.
     fn target(name: &str, processes: &[(u32, u64)]) -> BTreeMap<TargetName, TargetSample> {
+        let service = ProcessFacts {
+            listening: false,
+            parent: ParentKind::Supervisor,
+        };
+        target_with(name, processes, service)
+    }
+
+    /// A target of `processes` that all show `facts`.
+    fn target_with(
+        name: &str,
+        processes: &[(u32, u64)],
+        facts: ProcessFacts,
+    ) -> BTreeMap<TargetName, TargetSample> {
         let mut map = BTreeMap::new();
         map.insert(
             TargetName {
@@ -950,6 +1125,7 @@ mod tests {
             },
             TargetSample {
                 processes: processes.to_vec(),
+                facts: processes.iter().map(|p| (*p, facts)).collect(),
                 ..TargetSample::default()
             },
         );
@@ -1024,6 +1200,298 @@ mod tests {
             assert!(tracker
                 .observe(&target("grep", &[(pid, pid as u64)]), &none)
                 .is_empty());
+        }
+    }
+
+    mod periodic {
+        use super::super::*;
+        use super::{target, target_with};
+        use leakwatch_proc::{HostSample, Identity, PassStats, SocketSource};
+
+        const NONE: &dyn Fn(&str) -> bool = &|_| false;
+
+        fn job(parent: ParentKind) -> ProcessFacts {
+            ProcessFacts {
+                listening: false,
+                parent,
+            }
+        }
+
+        /// Runs `lives + 1` processes one after the other in target `name`, each seen in
+        /// `passes` passes (showing `facts(pass of its life)`), the next starting in the
+        /// pass the previous one is gone. Returns the restarts seen.
+        fn replace(
+            tracker: &mut RestartTracker,
+            name: &str,
+            lives: u32,
+            passes: u32,
+            facts: impl Fn(u32) -> ProcessFacts,
+        ) -> Vec<SeenRestart> {
+            let mut seen = Vec::new();
+            for life in 0..=lives {
+                let id = (1000 + life, u64::from(life) * 100);
+                for pass in 0..passes {
+                    seen.extend(tracker.observe(&target_with(name, &[id], facts(pass)), NONE));
+                }
+            }
+            seen
+        }
+
+        #[test]
+        fn a_shell_loop_of_short_jobs_is_not_a_crash_loop() {
+            let mut tracker = RestartTracker::new(10);
+            // `while true; do ./job; done`: ten runs of four passes each, then an eleventh.
+            let seen = replace(&mut tracker, "job", 10, 4, |_| job(ParentKind::Runner));
+            assert_eq!(seen, Vec::new());
+            assert_eq!(
+                tracker.runs("job"),
+                Some(JobRuns {
+                    runs: 10,
+                    last_end_pass: 41
+                })
+            );
+            // After a sleep between runs too (the loop's `sleep` is another target).
+            tracker.observe(&BTreeMap::new(), NONE);
+            let next = target_with("job", &[(2000, 9000)], job(ParentKind::Runner));
+            assert!(tracker.observe(&next, NONE).is_empty());
+            assert_eq!(tracker.runs("job").map(|r| r.runs), Some(11));
+            // Forgotten with the target, after the grace.
+            for _ in 0..11 {
+                tracker.observe(&BTreeMap::new(), NONE);
+            }
+            assert!(tracker.is_empty());
+            assert_eq!(tracker.runs("job"), None);
+        }
+
+        #[test]
+        fn a_listening_process_replaced_is_a_restart() {
+            let mut tracker = RestartTracker::new(10);
+            // Run by a shell loop, but it served: listening in one pass of four is enough.
+            let seen = replace(&mut tracker, "server", 3, 4, |_| job(ParentKind::Runner));
+            assert!(seen.is_empty());
+            let mut tracker = RestartTracker::new(10);
+            let seen = replace(&mut tracker, "server", 3, 4, |pass| ProcessFacts {
+                listening: pass == 1,
+                parent: ParentKind::Runner,
+            });
+            assert_eq!(seen.len(), 3, "{seen:?}");
+            assert_eq!((seen[0].old, seen[0].new), ((1000, 0), (1001, 100)));
+            assert_eq!(tracker.runs("server"), None);
+        }
+
+        #[test]
+        fn a_supervised_process_replaced_is_a_restart() {
+            let mut tracker = RestartTracker::new(10);
+            let seen = replace(&mut tracker, "worker", 3, 4, |_| {
+                job(ParentKind::Supervisor)
+            });
+            assert_eq!(seen.len(), 3);
+            assert_eq!(tracker.runs("worker"), None);
+            // The parent as last seen: not found in a pass, it is not forgotten.
+            let mut tracker = RestartTracker::new(10);
+            let seen = replace(&mut tracker, "worker", 3, 4, |pass| {
+                job(if pass == 3 {
+                    ParentKind::Unknown
+                } else {
+                    ParentKind::Supervisor
+                })
+            });
+            assert_eq!(seen.len(), 3);
+        }
+
+        #[test]
+        fn an_unknown_parent_counts_only_long_lives() {
+            let mut tracker = RestartTracker::new(100);
+            // A worker forked by its service's own master: short lives are runs...
+            let seen = replace(&mut tracker, "backend", 3, 4, |_| job(ParentKind::Unknown));
+            assert!(seen.is_empty());
+            assert_eq!(tracker.runs("backend").map(|r| r.runs), Some(3));
+            // ...and a process that lived long and went is a restart.
+            let seen = replace(&mut tracker, "daemon", 2, LONG_LIFE_PASSES, |_| {
+                job(ParentKind::Unknown)
+            });
+            assert_eq!(seen.len(), 2);
+            let seen = replace(&mut tracker, "daemon2", 2, LONG_LIFE_PASSES - 1, |_| {
+                job(ParentKind::Unknown)
+            });
+            assert!(seen.is_empty());
+            // A runner's job that lived long is still a job.
+            let seen = replace(&mut tracker, "batch", 2, 90, |_| job(ParentKind::Runner));
+            assert!(seen.is_empty());
+        }
+
+        /// A run's successor is taken: a later end is not paired with it.
+        #[test]
+        fn a_runs_successor_is_not_paired_again() {
+            let mut tracker = RestartTracker::new(10);
+            let shell = job(ParentKind::Runner);
+            for _ in 0..4 {
+                tracker.observe(&target_with("mixed", &[(1, 1)], shell), NONE);
+            }
+            // The job (1) ends while a new job (2) starts.
+            assert!(tracker
+                .observe(&target_with("mixed", &[(2, 2)], shell), NONE)
+                .is_empty());
+            // The new job then lives on as a service would; a supervised process that lived
+            // ends with nobody new: no restart, and (2) was not free to pair.
+            let mut map = target_with("mixed", &[(2, 2), (3, 3)], shell);
+            let sample = map.values_mut().next().unwrap();
+            sample.facts.insert((3, 3), job(ParentKind::Supervisor));
+            for _ in 0..3 {
+                assert!(tracker.observe(&map, NONE).is_empty());
+            }
+            // (3) goes and nothing new came: (2) already replaced (1).
+            assert!(tracker
+                .observe(&target("mixed", &[(2, 2)]), NONE)
+                .is_empty());
+        }
+
+        #[test]
+        fn parents_are_classified_by_name() {
+            use ParentKind::*;
+            for (ppid, comm, kind) in [
+                (1, Some("systemd"), Supervisor),
+                (1, Some("init"), Supervisor),
+                (1, None, Supervisor),
+                (1, Some("bash"), Runner),
+                (1, Some("python3"), Unknown),
+                (812, Some("systemd"), Supervisor),
+                (812, Some("containerd-shim"), Supervisor),
+                (812, Some("containerd-shim-runc-v2"), Supervisor),
+                (812, Some("conmon"), Supervisor),
+                (812, Some("tini"), Supervisor),
+                (812, Some("dumb-init"), Supervisor),
+                (812, Some("docker-init"), Supervisor),
+                (812, Some("runsv"), Supervisor),
+                (812, Some("s6-supervise"), Supervisor),
+                (812, Some("supervisord"), Supervisor),
+                (812, Some("leakwatch"), Supervisor),
+                (812, Some("monit"), Supervisor),
+                (812, Some("sh"), Runner),
+                (812, Some("bash"), Runner),
+                (812, Some("dash"), Runner),
+                (812, Some("zsh"), Runner),
+                (812, Some("cron"), Runner),
+                (812, Some("crond"), Runner),
+                (812, Some("make"), Runner),
+                (812, Some("cargo"), Runner),
+                (812, Some("ninja"), Runner),
+                (812, Some("node"), Runner),
+                (812, Some("xargs"), Runner),
+                (812, Some("timeout"), Runner),
+                (812, Some("Runner.Worker"), Runner),
+                (812, Some("gitlab-runner"), Runner),
+                (812, Some("postgres"), Unknown),
+                (812, Some("java"), Unknown),
+                (812, Some("gcc"), Unknown),
+                // Exact names: not a prefix of something else.
+                (812, Some("bashful"), Unknown),
+                (812, Some("systemd-journal"), Unknown),
+                (812, Some(""), Unknown),
+                (812, None, Unknown),
+                (0, None, Unknown),
+            ] {
+                assert_eq!(parent_kind(ppid, comm), kind, "{ppid} {comm:?}");
+            }
+        }
+
+        fn process(pid: u32, ppid: u32, comm: &str, listening: bool) -> ProcessSample {
+            let mut sockets = leakwatch_proc::Sockets::default();
+            if listening {
+                sockets.tcp.insert(TcpState::Listen, 1);
+            }
+            sockets.tcp.insert(TcpState::Established, 2);
+            ProcessSample {
+                identity: Identity {
+                    pid,
+                    ppid,
+                    start_time_ticks: u64::from(pid) * 10,
+                    comm: comm.into(),
+                    cmdline: vec![comm.into()],
+                    ..Identity::default()
+                },
+                state: 'S',
+                threads: Default::default(),
+                fds: Default::default(),
+                sockets,
+                memory: Default::default(),
+                limits: Default::default(),
+                cpu: Default::default(),
+                partial: Vec::new(),
+            }
+        }
+
+        fn host(processes: Vec<ProcessSample>) -> HostSample {
+            HostSample {
+                time_unix_ms: 0,
+                host: HostInfo::default(),
+                socket_source: SocketSource::ProcNet,
+                processes,
+                stats: PassStats::default(),
+            }
+        }
+
+        /// The facts as `group` finds them: the parent's name from the same sample.
+        #[test]
+        fn group_records_listening_and_the_parents_kind() {
+            let targeting = Targeting::new(&[]);
+            let sample = host(vec![
+                process(1, 0, "systemd", false),
+                process(40, 1, "bash", false),
+                process(41, 40, "job", false),
+                process(50, 1, "api", true),
+                process(60, 999, "orphan", false),
+            ]);
+            let targets = group(&targeting, &sample);
+            let facts = |comm: &str| {
+                let (_, target) = targets
+                    .iter()
+                    .find(|(name, _)| name.name.starts_with(comm))
+                    .unwrap();
+                assert_eq!(target.facts.len(), 1);
+                *target.facts.values().next().unwrap()
+            };
+            assert_eq!(facts("job"), job(ParentKind::Runner));
+            assert_eq!(
+                facts("api"),
+                ProcessFacts {
+                    listening: true,
+                    parent: ParentKind::Supervisor
+                }
+            );
+            assert_eq!(facts("orphan"), job(ParentKind::Unknown));
+            assert_eq!(facts("bash"), job(ParentKind::Supervisor));
+        }
+
+        /// End to end over `group`: the same job under a shell and under pid 1.
+        #[test]
+        fn a_job_restarted_by_init_counts_and_by_a_shell_does_not() {
+            let rules = [TargetRule {
+                name: "job".into(),
+                comm: Some("^job$".into()),
+                cmdline: None,
+                uid: None,
+                metrics_url: None,
+                gauges: Vec::new(),
+                pprof_url: None,
+                capture: Vec::new(),
+                mitigation: None,
+            }];
+            let targeting = Targeting::new(&rules);
+            for (parent, restarts) in [(40, 0), (1, 5)] {
+                let mut tracker = RestartTracker::new(10);
+                let mut seen = Vec::new();
+                for life in 0..6 {
+                    for _ in 0..4 {
+                        let sample = host(vec![
+                            process(40, 1, "bash", false),
+                            process(100 + life, parent, "job", false),
+                        ]);
+                        seen.extend(tracker.observe(&group(&targeting, &sample), NONE));
+                    }
+                }
+                assert_eq!(seen.len(), restarts, "parent {parent}: {seen:?}");
+            }
         }
     }
 }

@@ -132,7 +132,10 @@ fn a_growing_thread_group_is_stored_and_exposed() {
 #[test]
 fn restarts_keep_one_history() {
     let agent = Agent::start("[[target]]\nname = \"flappy\"\ncmdline = \"comm=flappy\"\n");
-    let first = Leaky::start(&["comm=flappy", "threads=W:2"]);
+    // A service: it listens. Started by the test (a parent the agent does not know) and
+    // living seconds, a process that did not serve would be a run of a periodic job, not a
+    // restart (docs/detection.md, "Crash loops and periodic jobs").
+    let first = Leaky::start(&["comm=flappy", "threads=W:2", "listen=127.0.0.1:0"]);
     let first_pid = first.pid();
     // Alive for a few passes, so it is a service that lived, not a passing command.
     assert!(eventually(20, || series_values(
@@ -142,7 +145,7 @@ fn restarts_keep_one_history() {
         >= 4));
     drop(first);
     std::thread::sleep(Duration::from_millis(1500));
-    let second = Leaky::start(&["comm=flappy", "threads=W:2"]);
+    let second = Leaky::start(&["comm=flappy", "threads=W:2", "listen=127.0.0.1:0"]);
     let second_pid = second.pid();
     let found = eventually(20, || {
         agent

@@ -10,12 +10,15 @@
 //!   leak-threads=NAME:MS one more thread named NAME-i every MS milliseconds
 //!   leak-connect=ADDR:MS one more TCP connection to ADDR every MS milliseconds
 //!   comm=NAME            set the process name (may hold spaces and parentheses)
-//! It prints `ready` once everything is set up and exits when its stdin closes, so it can
-//! never outlive the test that started it. Lines on stdin are commands, each answered `ok`:
+//!   listen=ADDR          a TCP socket listening on ADDR (e.g. 127.0.0.1:0), kept open
+//!   exit-after=MS        a fixed lifetime: exit 0 after MS milliseconds, stdin not read
+//! It prints `ready` once everything is set up and exits when its stdin closes (or when its
+//! lifetime ends), so it can never outlive the test that started it. Lines on stdin are
+//! commands, each answered `ok`:
 //!   open-file | close-file | open-pipe | close-pipe | close-conn | thread NAME
 
 use std::io::{BufRead, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -46,6 +49,7 @@ struct Held {
     fds: Vec<OwnedFd>,
     pipes: Vec<(OwnedFd, OwnedFd)>,
     conns: Vec<TcpStream>,
+    listeners: Vec<TcpListener>,
 }
 
 fn open_pipe() -> (OwnedFd, OwnedFd) {
@@ -58,6 +62,7 @@ fn open_pipe() -> (OwnedFd, OwnedFd) {
 
 fn main() {
     let mut held = Held::default();
+    let mut lifetime: Option<Duration> = None;
     let exe = std::env::current_exe().unwrap();
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').expect("key=value");
@@ -121,11 +126,20 @@ fn main() {
                     }
                 });
             }
+            "listen" => held
+                .listeners
+                .push(TcpListener::bind(value).expect("listen")),
+            "exit-after" => lifetime = Some(Duration::from_millis(value.parse().unwrap())),
             other => panic!("unknown argument {other}"),
         }
     }
     println!("ready");
     std::io::stdout().flush().unwrap();
+    if let Some(lifetime) = lifetime {
+        // A job of a shell loop: its stdin is the loop's, not a test's command channel.
+        std::thread::sleep(lifetime);
+        return;
+    }
     // Serve commands; exit when the parent goes away (stdin reaches EOF).
     let mut line = String::new();
     while std::io::stdin()
