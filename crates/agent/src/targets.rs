@@ -801,6 +801,7 @@ mod tests {
                         path: path.into(),
                         unit: systemd_unit(path),
                         container_id: container_id(path),
+                        pod: None,
                     }),
                     ..Identity::default()
                 },

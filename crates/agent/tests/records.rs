@@ -49,6 +49,7 @@ fn an_incident_written_by_the_earlier_version_loads() {
         resolution: None,
         key: SeriesKey::from_text(&meta.target, "fds", ""),
         pids: vec![],
+        processes: Vec::new(),
         current: 900.0,
         limit: Some(1024.0),
         rate_per_hour: 0.0,

@@ -59,11 +59,35 @@ pub(crate) fn one_line(n: &Notification) -> String {
         Some(id) => format!(" (evidence: leakwatch incident {id})"),
         None => String::new(),
     };
+    let processes = a.finding.as_ref().map(processes_brief).unwrap_or_default();
     format!(
-        "{test}[{state} {}] {what}: {}{evidence}",
+        "{test}[{state} {}] {what}{processes}: {}{evidence}",
         a.severity.as_str(),
         a.summary
     )
+}
+
+/// ` [pid 4037 java, unit orders.service +2 more]`: which processes, in a few words; empty
+/// when the finding names none.
+pub(crate) fn processes_brief(f: &leakwatch_api::FindingRecord) -> String {
+    let Some(first) = f.processes.first() else {
+        return String::new();
+    };
+    let mut text = format!("pid {} {}", first.pid, first.comm);
+    if let Some(unit) = &first.unit {
+        text.push_str(&format!(", unit {unit}"));
+    }
+    if let Some(container) = &first.container {
+        text.push_str(&format!(", container {container}"));
+    }
+    if let Some(pod) = &first.pod {
+        text.push_str(&format!(", pod {pod}"));
+    }
+    let total = f.pids.len().max(f.processes.len());
+    if total > 1 {
+        text.push_str(&format!(" +{} more", total - 1));
+    }
+    format!(" [{text}]")
 }
 
 pub(crate) fn slack_body(n: &Notification) -> Value {
@@ -106,6 +130,9 @@ pub(crate) fn alertmanager_alert(
     }
     if let Some(f) = &a.finding {
         annotations.insert("description".into(), json!(f.summary));
+        if let Some(first) = f.processes.first() {
+            annotations.insert("process".into(), json!(first.brief()));
+        }
         annotations.insert("current".into(), json!(f.current.to_string()));
         if let Some(limit) = f.limit {
             annotations.insert("limit".into(), json!(limit.to_string()));

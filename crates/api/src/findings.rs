@@ -2,7 +2,7 @@
 //! outbox carry.
 
 use leakwatch_detect::{Consequence, Finding, FindingKind, FindingState, Resolution};
-use leakwatch_model::SeriesKey;
+use leakwatch_model::{ProcessInfo, SeriesKey};
 use serde::{Deserialize, Serialize};
 
 /// `GET /api/v1/findings`: the current findings, soonest exhaustion first.
@@ -36,9 +36,14 @@ pub struct FindingRecord {
     /// The series it is about; for crash loops the target's `restarts`.
     #[serde(flatten)]
     pub key: SeriesKey,
-    /// Processes involved, when restarts told (newest last); often empty.
+    /// The target's live processes (the agent's latest sample); for `analyze`, those
+    /// restarts told.
     #[serde(default)]
     pub pids: Vec<u32>,
+    /// Who they are: pid, start, user, executable, command line, parent, unit, container,
+    /// pod (at most 16; `pids` has them all). Absent when not known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessInfo>,
     /// Latest value; for crash loops, the restart count.
     #[serde(default)]
     pub current: f64,
@@ -134,6 +139,7 @@ impl From<&Finding> for FindingRecord {
             resolution: f.resolution,
             key: f.key.clone(),
             pids: f.pids.clone(),
+            processes: f.processes.clone(),
             current: f.current,
             limit: f.limit,
             rate_per_hour: f.rate_per_hour,
@@ -160,6 +166,7 @@ impl From<FindingRecord> for Finding {
             resolution: r.resolution,
             key: r.key,
             pids: r.pids,
+            processes: r.processes,
             current: r.current,
             limit: r.limit,
             rate_per_hour: r.rate_per_hour,

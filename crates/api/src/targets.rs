@@ -1,7 +1,7 @@
 //! The agent's own state, its targets and their history: `/api/v1/agent`, `/api/v1/targets`,
 //! `/api/v1/series`, `/api/v1/restarts`.
 
-use leakwatch_model::{SeriesKey, TargetKind};
+use leakwatch_model::{ProcessInfo, SeriesKey, TargetKind};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -54,6 +54,16 @@ pub struct Target {
     pub current: Option<Current>,
     /// Why its app gauges could not be scraped, if they could not.
     pub gauge_error: Option<String>,
+    /// Who its live processes are (at most 16, oldest first); empty when not live.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessInfo>,
+    /// How many live processes it has (`processes` lists at most 16).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub processes_total: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// `"kind"`: a [`TargetKind`] or `""`.

@@ -223,8 +223,8 @@ pub fn targets(args: ClientArgs) -> Result<ExitCode> {
     }
     let body: api::Targets = parse(paths::TARGETS, &body)?;
     println!(
-        "{:<36} {:<9} {:>5} {:>8} {:>7} {:>10} {:>10}",
-        "TARGET", "KIND", "PROCS", "THREADS", "FDS", "CLOSE_WAIT", "RSS"
+        "{:<36} {:<9} {:>5} {:>8} {:>7} {:>10} {:>10}  {:>7} COMMAND",
+        "TARGET", "KIND", "PROCS", "THREADS", "FDS", "CLOSE_WAIT", "RSS", "PID"
     );
     let value = |target: &api::Target, key: &SeriesKey| {
         target.current.as_ref().and_then(|current| current.get(key))
@@ -243,8 +243,21 @@ pub fn targets(args: ClientArgs) -> Result<ExitCode> {
     let rss = SeriesKey::new("", Resource::Memory, Attribution::Memory(MemoryKind::Rss));
     for target in &live {
         let number = |key: &SeriesKey| value(target, key).map(|v| v as u64);
+        // The oldest process: a service's main one. The command line is already escaped by
+        // the agent; cut for the terminal.
+        let (pid, command) = target
+            .processes
+            .first()
+            .map_or((String::new(), String::new()), |p| {
+                let command = if p.cmdline.is_empty() {
+                    format!("[{}]", p.comm)
+                } else {
+                    p.cmdline.clone()
+                };
+                (p.pid.to_string(), cut(&command, 60))
+            });
         println!(
-            "{:<36} {:<9} {:>5} {:>8} {:>7} {:>10} {:>10}",
+            "{:<36} {:<9} {:>5} {:>8} {:>7} {:>10} {:>10}  {pid:>7} {command}",
             target.name,
             target.kind.map_or("", api::TargetKind::as_str),
             number(&SeriesKey::total("", Resource::Processes)).unwrap_or(0),
@@ -479,4 +492,13 @@ pub fn restarts(args: RestartsArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` cut to `max` characters, ending in `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
 }

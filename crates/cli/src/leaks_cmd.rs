@@ -47,6 +47,18 @@ fn print_findings(findings: &[FindingRecord]) {
             finding.kind.to_string().to_uppercase()
         );
         println!("            {}", finding.summary);
+        // Which processes: the first few as the agent described them.
+        const SHOWN: usize = 3;
+        for process in finding.processes.iter().take(SHOWN) {
+            println!("            {}", process.brief());
+        }
+        let more = finding.pids.len().max(finding.processes.len());
+        if more > SHOWN && !finding.processes.is_empty() {
+            println!("            ... and {} more processes", more - SHOWN);
+        } else if finding.processes.is_empty() && !finding.pids.is_empty() {
+            let pids: Vec<String> = finding.pids.iter().map(u32::to_string).collect();
+            println!("            pids {}", pids.join(", "));
+        }
     }
 }
 

@@ -314,6 +314,7 @@ mod tests {
                 summary: format!("{} grows", crate::label(&key)),
                 key,
                 pids: Vec::new(),
+                processes: Vec::new(),
                 current: 100.0,
                 limit: None,
                 rate_per_hour: rate,

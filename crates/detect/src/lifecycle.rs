@@ -183,11 +183,16 @@ impl Lifecycle {
             }
         }
 
-        // Findings reported now: a confirmed one stays confirmed while open.
+        // Findings reported now: a confirmed one stays confirmed while open, and keeps
+        // naming the processes it named when this run knows none (they just exited).
         for (id, mut finding) in reported {
             if let Some(before) = self.tracked.get(&id) {
                 if before.finding.state == FindingState::Confirmed {
                     finding.state = FindingState::Confirmed;
+                }
+                if finding.processes.is_empty() && finding.pids.is_empty() {
+                    finding.processes = before.finding.processes.clone();
+                    finding.pids = before.finding.pids.clone();
                 }
             }
             self.tracked.insert(
@@ -330,6 +335,7 @@ mod tests {
             resolution: None,
             key: SeriesKey::total(target, Resource::Threads),
             pids: vec![7],
+            processes: Vec::new(),
             current: 1579.0,
             limit: Some(32_768.0),
             rate_per_hour: 720.0,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub use leakwatch_model::{Attribution, ParseKeyError, Resource, SeriesKey};
+pub use leakwatch_model::{Attribution, ParseKeyError, ProcessInfo, Resource, SeriesKey};
 
 /// One sample: `v` measured at `t` (unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -141,8 +141,13 @@ pub struct Finding {
     /// The series it is about; for crash loops the target's `restarts`.
     #[serde(flatten)]
     pub key: SeriesKey,
-    /// Processes involved, when restarts told us (newest last); often empty.
+    /// Processes involved: the engine knows those restarts told it (newest last); the agent
+    /// sets the target's live processes.
     pub pids: Vec<u32>,
+    /// Who the target's processes are (at most `MAX_LISTED`), set by the agent from its
+    /// latest sample; kept as they were when the target is gone. Empty from the engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessInfo>,
     /// Latest value (median of the last few samples); for crash loops, the restart count.
     pub current: f64,
     pub limit: Option<f64>,

@@ -13,9 +13,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod process;
 pub mod text;
 pub mod time;
 
+pub use process::ProcessInfo;
 pub use time::UnixMs;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

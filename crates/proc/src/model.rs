@@ -103,6 +103,9 @@ pub struct Cgroup {
     pub unit: Option<String>,
     /// Container id (64 hex digits) when the path names one (docker, containerd, podman).
     pub container_id: Option<String>,
+    /// Kubernetes pod UID when the path is under `kubepods` and names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -514,6 +514,7 @@ impl Sampler {
             path: path.to_string(),
             unit: cgroup::systemd_unit(path),
             container_id: cgroup::container_id(path),
+            pod: cgroup::pod_uid(path),
         });
         let identity = Identity {
             pid,

@@ -17,6 +17,7 @@ fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
         resolution: None,
         key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
         pids: vec![],
+        processes: Vec::new(),
         current: 40.0,
         limit: None,
         rate_per_hour: 100.0,

@@ -93,6 +93,56 @@ fn a_leak_is_suspected_then_confirmed_then_resolved_when_its_process_exits() {
         assert_eq!(body["alert"]["finding"]["state"], "confirmed", "{body}");
     }
 
+    // Which process (issue 13): the finding, the alert and `leakwatch targets` name it.
+    let pid = leaky.pid();
+    let finding = group_finding(&agent).unwrap();
+    assert_eq!(finding["pids"], serde_json::json!([pid]), "{finding}");
+    let process = &finding["processes"][0];
+    assert_eq!(process["pid"], pid, "{finding}");
+    assert_eq!(process["comm"], "leaky", "{process}");
+    assert_eq!(process["ppid"], std::process::id(), "{process}");
+    assert_eq!(process["uid"], own_uid(), "{process}");
+    assert!(
+        process["cmdline"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("leaky 'threads=Base:2' 'leak-threads=Lifer:100'")),
+        "{process}"
+    );
+    let started_ms = process["start_ms"].as_i64().unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let age_ms = started.elapsed().as_millis() as i64;
+    assert!(
+        (now_ms - age_ms - started_ms).abs() < 3_000,
+        "start {started_ms}, expected ~{}",
+        now_ms - age_ms
+    );
+    let firing = hook_bodies(&bodies)
+        .into_iter()
+        .find(|b| b["reason"] == "firing")
+        .unwrap();
+    assert!(
+        firing["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("[pid {pid} leaky]"))),
+        "{firing}"
+    );
+    let out = std::process::Command::new(leakwatch_testkit::workspace_bin("leakwatch"))
+        .args(["targets", "--url", &agent.url()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("lifer "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains(&format!(" {pid} ")) && row.contains("/leaky 'threads=Base:2'"),
+        "{table}"
+    );
+
     // Killed: resolved at once, with the reason and the last value, and no forecast.
     let threads_before = group_finding(&agent).unwrap()["current"].as_f64().unwrap();
     let _ = leaky.child.kill();
@@ -111,6 +161,8 @@ fn a_leak_is_suspected_then_confirmed_then_resolved_when_its_process_exits() {
     let summary = resolved["summary"].as_str().unwrap();
     assert!(summary.contains("process exited at"), "{summary}");
     let last = resolved["resolution"]["last_value"].as_f64().unwrap();
+    // The exited process is still named.
+    assert_eq!(resolved["processes"][0]["pid"], pid, "{resolved}");
     assert!(last >= threads_before, "last {last} < {threads_before}");
     // Its alert resolves with that reason, well before resolve_after (10 min).
     assert!(
@@ -127,4 +179,15 @@ fn a_leak_is_suspected_then_confirmed_then_resolved_when_its_process_exits() {
          resolved alert {} s after the kill",
         killed.elapsed().as_secs()
     );
+}
+
+/// This test's uid, from `/proc/self/status` (the leaky child runs as the same user).
+fn own_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .unwrap()
 }

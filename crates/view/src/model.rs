@@ -242,6 +242,7 @@ pub(crate) mod tests {
             resolution: None,
             key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
             pids: vec![],
+            processes: Vec::new(),
             current: 400.0,
             limit: Some(32_768.0),
             rate_per_hour: 3_600.0,

@@ -159,9 +159,25 @@ pub fn findings_table(findings: &[Finding]) -> String {
             .limit
             .map(|l| format!(" / {}", quantity(&f.key.resource, l)))
             .unwrap_or_default();
+        // Which processes: the first as the agent described it, and how many more.
+        let processes = match f.processes.first() {
+            Some(first) => {
+                let total = f.pids.len().max(f.processes.len());
+                let more = if total > 1 {
+                    format!(" (+{} more)", total - 1)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "<div class=\"muted process\"><code>{}</code>{more}</div>",
+                    html(&first.brief())
+                )
+            }
+            None => String::new(),
+        };
         let _ = write!(
             s,
-            "<tr class=\"finding\"><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td>\
+            "<tr class=\"finding\"><td>{}</td><td><code>{}</code></td><td>{}{processes}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}{}</td><td>{}</td><td class=\"num\">{:.1}%</td><td>{}</td></tr>",
             kind_badge(f),
             html(&f.key.label()),

@@ -51,6 +51,7 @@ pub fn run(
         let (found, lives) =
             crate::findings::compute(&store, now_ms, window_ms, &params, &lifecycle);
         drop(store);
+        let found = with_processes(found, &shared.latest.get());
         let mut found = lifecycle.update(found, &lives, UnixMs(now_ms).as_secs_f64());
         crate::findings::rank(&mut found);
         {
@@ -101,6 +102,24 @@ pub fn run(
             .last_detect_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
+}
+
+/// Each finding of a live target names its processes as the latest sample saw them (the
+/// lifecycle keeps them when the target is gone).
+fn with_processes(
+    mut found: Vec<leakwatch_detect::Finding>,
+    latest: &super::Latest,
+) -> Vec<leakwatch_detect::Finding> {
+    for finding in &mut found {
+        let target = &finding.key.target;
+        if let Some(pids) = latest.pids.get(target) {
+            finding.pids = pids.clone();
+        }
+        if let Some(processes) = latest.processes.get(target) {
+            finding.processes = processes.listed.iter().map(|p| (**p).clone()).collect();
+        }
+    }
+    found
 }
 
 fn open_incidents(

@@ -48,6 +48,8 @@ pub struct Latest {
     pub targets: BTreeMap<String, (TargetKind, Vec<(SeriesKey, f64)>)>,
     /// Per target: its live processes.
     pub pids: BTreeMap<String, Vec<u32>>,
+    /// Per target: who its processes are (at most `MAX_LISTED` described).
+    pub processes: BTreeMap<String, crate::processes::TargetProcesses>,
 }
 
 /// The stderr and stdout tails of a supervised command's current life.

@@ -22,6 +22,7 @@ pub fn run(mut sampler: Sampler, targeting: Targeting, config: &Config, shared: 
     let grace = (600 / interval.as_secs().max(1)).max(3);
     let mut tracker = RestartTracker::new(grace);
     let mut admission = Admission::new(grace);
+    let mut directory = crate::processes::Directory::new();
     let mut next = Instant::now();
     let mut logged_cost = false;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -58,6 +59,7 @@ pub fn run(mut sampler: Sampler, targeting: Targeting, config: &Config, shared: 
         let grouped = admission.filter(targets::group(&targeting, &sample));
         // A supervisor knows its restarts better (exit status, stderr): don't guess them.
         let seen = tracker.observe(&grouped, &|_| targeting.is_single());
+        let processes = directory.update(&sample, &grouped);
         let mut points = Vec::new();
         let mut latest_targets = BTreeMap::new();
         let mut latest_pids = BTreeMap::new();
@@ -111,6 +113,7 @@ pub fn run(mut sampler: Sampler, targeting: Targeting, config: &Config, shared: 
             time_unix_ms: sample.time_unix_ms,
             targets: latest_targets,
             pids: latest_pids,
+            processes,
         });
         let batch = Interval {
             ts_ms: sample.time_unix_ms,

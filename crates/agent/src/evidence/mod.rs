@@ -45,6 +45,7 @@ pub(crate) fn test_finding(
         resolution: None,
         key: SeriesKey::from_text(target, resource, attribution),
         pids: vec![],
+        processes: Vec::new(),
         current: 10.0,
         limit: Some(100.0),
         rate_per_hour: 5.0,

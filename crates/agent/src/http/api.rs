@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use leakwatch_api as api;
-use leakwatch_model::SeriesKey;
+use leakwatch_model::{ProcessInfo, SeriesKey};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
@@ -145,13 +145,16 @@ fn channel_counters(c: &leakwatch_alert::ChannelCounters) -> api::ChannelCounter
 }
 
 pub(super) async fn targets(State(state): State<AppState>) -> Response {
-    let live: BTreeMap<String, api::Current> = {
-        let latest = state.shared.latest.get();
-        latest
-            .targets
-            .iter()
-            .map(|(name, (_, points))| (name.clone(), points.iter().cloned().collect()))
-            .collect()
+    let latest = state.shared.latest.get();
+    let live: BTreeMap<String, api::Current> = latest
+        .targets
+        .iter()
+        .map(|(name, (_, points))| (name.clone(), points.iter().cloned().collect()))
+        .collect();
+    let processes = |name: &str| -> (Vec<ProcessInfo>, usize) {
+        latest.processes.get(name).map_or((Vec::new(), 0), |p| {
+            (p.listed.iter().map(|p| (**p).clone()).collect(), p.total)
+        })
     };
     let gauge_errors = state.shared.gauges.errors();
     let stored = match with_store(&state.shared, |store| Ok(store.targets())).await {
@@ -160,14 +163,19 @@ pub(super) async fn targets(State(state): State<AppState>) -> Response {
     };
     let targets = stored
         .into_iter()
-        .map(|target| api::Target {
-            kind: target.kind,
-            first_seen_ms: target.first_seen_ms,
-            last_seen_ms: target.last_seen_ms,
-            live: live.contains_key(&target.name),
-            current: live.get(&target.name).cloned(),
-            gauge_error: gauge_errors.get(&target.name).cloned(),
-            name: target.name,
+        .map(|target| {
+            let (processes, processes_total) = processes(&target.name);
+            api::Target {
+                processes,
+                processes_total,
+                kind: target.kind,
+                first_seen_ms: target.first_seen_ms,
+                last_seen_ms: target.last_seen_ms,
+                live: live.contains_key(&target.name),
+                current: live.get(&target.name).cloned(),
+                gauge_error: gauge_errors.get(&target.name).cloned(),
+                name: target.name,
+            }
         })
         .collect();
     Json(api::Targets { targets }).into_response()

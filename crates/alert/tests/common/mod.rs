@@ -224,6 +224,7 @@ pub fn leak(
         resolution: None,
         key: leakwatch_detect::SeriesKey::from_text(target, resource, attribution),
         pids: vec![4242],
+        processes: Vec::new(),
         current: 2533.0,
         limit: Some(32768.0),
         rate_per_hour: 2533.0,

@@ -85,6 +85,29 @@ pub fn container_id(path: &str) -> Option<String> {
     None
 }
 
+/// The Kubernetes pod UID in a cgroup path under `kubepods`: `/kubepods/burstable/pod<uid>/…`
+/// (cgroupfs driver) or `kubepods-burstable-pod<uid>.slice` (systemd driver, where the UID's
+/// dashes are underscores). Returned with dashes, as `kubectl get pod -o
+/// jsonpath={.metadata.uid}` prints it.
+pub fn pod_uid(path: &str) -> Option<String> {
+    if !path.split('/').any(|part| part.starts_with("kubepods")) {
+        return None;
+    }
+    path.split('/').find_map(|part| {
+        let part = part.strip_suffix(".slice").unwrap_or(part);
+        let uid = match part.rfind("-pod") {
+            Some(at) => &part[at + 4..],
+            None => part.strip_prefix("pod")?,
+        };
+        let valid = !uid.is_empty()
+            && uid.len() <= 64
+            && uid
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'_');
+        valid.then(|| uid.replace('_', "-").to_ascii_lowercase())
+    })
+}
+
 /// Where each cgroup hierarchy is mounted, from `/proc/self/mountinfo`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupMounts {
@@ -423,6 +446,25 @@ mod tests {
             CgroupKind::Pod
         );
         assert_eq!(cgroup_kind("/kubepods/burstable/pod5e0c"), CgroupKind::Pod);
+        assert_eq!(
+            pod_uid("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5e0c_11aa.slice/cri-containerd-ab.scope")
+                .as_deref(),
+            Some("5e0c-11aa")
+        );
+        assert_eq!(
+            pod_uid("/kubepods/burstable/pod5e0c-11aa/0123").as_deref(),
+            Some("5e0c-11aa")
+        );
+        assert_eq!(pod_uid("/system.slice/pod5e0c.service"), None);
+        let fixture = parse(include_bytes!(
+            "../../tests/fixtures/cgroup-v2-kubepods.txt"
+        ));
+        let path = fixture.unified.as_deref().expect("a v2 line");
+        assert_eq!(
+            pod_uid(path).as_deref(),
+            Some("5e0c6a8e-2f1b-4c1e-9d7a-3b2c1d0e9f8a")
+        );
+        assert_eq!(pod_uid("/kubepods.slice/kubepods-burstable.slice"), None);
         assert_eq!(cgroup_kind("/kubepods.slice"), CgroupKind::Slice);
         assert_eq!(cgroup_kind("/system.slice"), CgroupKind::Slice);
         // The user manager and a login's own services are a login's, not a service's.
