@@ -14,14 +14,31 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// What this version writes for an old record: the same JSON with `"version": 1` added.
+/// What this version writes for an old record: the same JSON with `"version": 1` added,
+/// and each finding's `"state": "confirmed"` (old findings were all confirmed: there were
+/// no other states).
 fn rewritten_as_v1(old: &str, record: &impl serde::Serialize) {
     let mut expected: Value = serde_json::from_str(old).unwrap();
     expected
         .as_object_mut()
         .unwrap()
         .insert("version".into(), json!(1));
+    confirmed(&mut expected);
     assert_eq!(serde_json::to_value(record).unwrap(), expected);
+}
+
+/// Adds `"state": "confirmed"` to every finding record (the objects with a `p_value`).
+fn confirmed(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("p_value") && !map.contains_key("state") {
+                map.insert("state".into(), json!("confirmed"));
+            }
+            map.values_mut().for_each(confirmed);
+        }
+        Value::Array(items) => items.iter_mut().for_each(confirmed),
+        _ => {}
+    }
 }
 
 #[test]

@@ -211,9 +211,15 @@ fn analyze_series(
     };
 
     let mut trend = judge_current_life(current_life, &ctx, trace);
-    if trend.is_none() && lives.len() >= 2 {
+    // A current life too young to confirm its own trend (a nightly restart keeps every
+    // life under a day) may still be confirmed by the lives before it.
+    if !trend.as_ref().is_some_and(|t| t.confirmed) && lives.len() >= 2 {
         let life_slices: Vec<&[Point]> = lives.iter().map(|range| &points[range.clone()]).collect();
-        trend = judge_across_lives(&life_slices, current, &ctx, trace);
+        if let Some(pooled) = judge_across_lives(&life_slices, current, &ctx, trace) {
+            if pooled.confirmed || trend.is_none() {
+                trend = Some(pooled);
+            }
+        }
     }
     let current_pid = restarts.last().and_then(|r| r.new_pid);
     let mut findings = Vec::new();
