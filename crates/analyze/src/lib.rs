@@ -16,6 +16,8 @@
 pub mod corpus;
 mod csv;
 mod error;
+pub mod evaluate;
+pub mod generate;
 mod prometheus;
 pub mod rng;
 pub mod score;
