@@ -23,7 +23,7 @@ pub mod rng;
 pub mod score;
 mod time;
 
-pub use csv::{parse_csv, parse_series_name};
+pub use csv::{parse_csv, parse_restarts_csv, parse_series_name};
 pub use error::InputError;
 pub use prometheus::parse_prometheus_query_range;
 pub use time::parse_time;
