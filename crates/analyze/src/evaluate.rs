@@ -88,6 +88,11 @@ pub struct DrawScore {
     pub start: f64,
     pub span_hours: f64,
     pub restarts: usize,
+    /// Whether the engine's first false alarm came from a process life younger than
+    /// `confirm_samples`: confirmed by the urgency rule, not by a day of evidence.
+    pub first_false_alarm_urgent: Option<bool>,
+    /// The same for the engine's detection of a leak.
+    pub detection_urgent: Option<bool>,
     pub score: CaseScore,
 }
 
@@ -113,6 +118,25 @@ pub fn evaluate_draw(spec: &DrawSpec, options: &EvalOptions) -> Result<DrawScore
         History::Agent => Some(AGENT_WINDOW_INTERVALS * spec.interval),
     };
     let score = score_case_at(case, &times, &params, history, PREDICT_LINEAR);
+    // How old the process life (as the engine saw it) was at time `t`.
+    let young = |t: f64| {
+        let mut life_start = case
+            .restarts
+            .iter()
+            .map(|r| r.t)
+            .filter(|&r| r <= t)
+            .fold(case.start, f64::max);
+        if let Some(h) = history {
+            life_start = life_start.max(t - h);
+        }
+        t - life_start < params.confirm_samples as f64 * spec.interval
+    };
+    let first_false_alarm_urgent = score
+        .leakwatch
+        .first_false_alarm
+        .as_ref()
+        .map(|(t, _)| young(*t));
+    let detection_urgent = score.leakwatch.detected_at.map(young);
     Ok(DrawScore {
         id: spec.id(),
         class: spec.class,
@@ -123,6 +147,8 @@ pub fn evaluate_draw(spec: &DrawSpec, options: &EvalOptions) -> Result<DrawScore
         start: case.start,
         span_hours: (case.end - case.start) / 3600.0,
         restarts: case.restarts.len(),
+        first_false_alarm_urgent,
+        detection_urgent,
         score,
     })
 }
@@ -178,6 +204,9 @@ pub struct Rates {
     /// Healthy series with at least one alarm.
     pub healthy: usize,
     pub healthy_alarmed: usize,
+    /// Of those, how many were first alarmed in a life younger than `confirm_samples`
+    /// (the urgency rule), as opposed to after a day of evidence (engine only).
+    pub healthy_alarmed_urgent: usize,
     /// Hours in false alarm, over all series of the group (on leak series: before the
     /// leak began).
     pub false_alarm_hours: f64,
@@ -195,9 +224,12 @@ pub struct Rates {
 }
 
 impl Rates {
+    /// `alerted`: `pick` gives the engine's alarms (confirmed findings), whose urgency
+    /// [`DrawScore::first_false_alarm_urgent`] tells.
     fn of<'a>(
         draws: impl IntoIterator<Item = &'a DrawScore>,
         pick: impl Fn(&CaseScore) -> &DetectorScore,
+        alerted: bool,
     ) -> Rates {
         let mut rates = Rates::default();
         let mut delays = Vec::new();
@@ -210,6 +242,9 @@ impl Rates {
                 rates.healthy += 1;
                 if score.false_alarms > 0 {
                     rates.healthy_alarmed += 1;
+                    if alerted && draw.first_false_alarm_urgent == Some(true) {
+                        rates.healthy_alarmed_urgent += 1;
+                    }
                 }
                 continue;
             }
@@ -252,10 +287,10 @@ impl Row {
         Row {
             name,
             leak,
-            leakwatch: Rates::of(draws.iter().copied(), |s| &s.leakwatch),
-            shown: Rates::of(draws.iter().copied(), |s| &s.leakwatch_shown),
-            static_threshold: Rates::of(draws.iter().copied(), |s| &s.static_threshold),
-            predict_linear: Rates::of(draws.iter().copied(), |s| &s.predict_linear),
+            leakwatch: Rates::of(draws.iter().copied(), |s| &s.leakwatch, true),
+            shown: Rates::of(draws.iter().copied(), |s| &s.leakwatch_shown, false),
+            static_threshold: Rates::of(draws.iter().copied(), |s| &s.static_threshold, false),
+            predict_linear: Rates::of(draws.iter().copied(), |s| &s.predict_linear, false),
         }
     }
 }
@@ -388,9 +423,9 @@ fn alarm_hours(h: f64) -> String {
 /// list (0: none).
 pub fn markdown(draws: &[DrawScore], summary: &Summary, details: usize) -> String {
     let mut out = String::new();
-    out.push_str("Healthy classes: series ever alarmed (a confirmed leak finding) and hours in alarm; *shown* counts suspected findings too (listed, never alerted).\n\n");
-    out.push_str("| class | series | leakwatch alarmed | alarm-h | shown (suspected too) | static 75% alarmed | alarm-h | predict_linear alarmed | alarm-h |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("Healthy classes: series ever alarmed (a confirmed leak finding) and hours in alarm; *of which urgent*: first alarmed in a process life younger than `confirm_samples` (a day), i.e. by the urgency rule; *shown* counts suspected findings too (listed, never alerted).\n\n");
+    out.push_str("| class | series | leakwatch alarmed | of which urgent | alarm-h | shown (suspected too) | static 75% alarmed | alarm-h | predict_linear alarmed | alarm-h |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     let healthy_rows = summary.classes.iter().filter(|r| !r.leak);
     for row in healthy_rows.chain(std::iter::once(&summary.healthy)) {
         let bold = row.name == "healthy";
@@ -400,9 +435,10 @@ pub fn markdown(draws: &[DrawScore], summary: &Summary, details: usize) -> Strin
             row.name.clone()
         };
         out.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.leakwatch.healthy,
             ratio(row.leakwatch.healthy_alarmed, row.leakwatch.healthy),
+            row.leakwatch.healthy_alarmed_urgent,
             alarm_hours(row.leakwatch.false_alarm_hours),
             ratio(row.shown.healthy_alarmed, row.shown.healthy),
             ratio(
@@ -537,11 +573,16 @@ pub fn details_markdown(draws: &[DrawScore], limit: usize) -> String {
             .as_ref()
             .map_or(f64::NAN, |(t, _)| (t - d.start) / 3600.0);
         out.push_str(&format!(
-            "- `{}` {} {:?}: at {:.1}h, {:.1} alarm-h: {}\n",
+            "- `{}` {} {:?}: at {:.1}h{}, {:.1} alarm-h: {}\n",
             d.id,
             seconds_label(d.interval),
             d.unit,
             at,
+            if d.first_false_alarm_urgent == Some(true) {
+                " (urgent)"
+            } else {
+                ""
+            },
             d.score.leakwatch.false_alarm_seconds / 3600.0,
             d.notes
         ));

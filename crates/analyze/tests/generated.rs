@@ -108,7 +108,7 @@ fn every_class_draws_the_shape_it_claims() {
         let limit = series.limit.expect("every series has a limit");
         let v = values(&g);
         let n = v.len();
-        assert!(n >= 100 && n <= MAX_SAMPLES, "{id}: {n} samples");
+        assert!((100..=MAX_SAMPLES).contains(&n), "{id}: {n} samples");
         assert!(
             series
                 .points
@@ -146,7 +146,10 @@ fn every_class_draws_the_shape_it_claims() {
                 let drops: Vec<usize> = (1..n).filter(|&i| v[i] < v[i - 1] - 0.1 * limit).collect();
                 assert!(drops.len() >= 2, "{id}: {} resets", drops.len());
                 let leak = g.case.leak().unwrap();
-                assert_eq!(leak.exhaustion, None, "{id}: resets keep it below the limit");
+                assert_eq!(
+                    leak.exhaustion, None,
+                    "{id}: resets keep it below the limit"
+                );
                 if class == Class::RestartMasked {
                     assert!(g.case.restarts.len() >= drops.len(), "{id}");
                     // Every reset has its restart record, noticed at most a sample late.
@@ -232,7 +235,10 @@ fn the_online_evaluation_runs_and_produces_the_tables() {
             );
             assert!(s.leakwatch_shown.detected || !s.leakwatch.detected, "{id}");
             if !s.leak {
-                assert!(!s.leakwatch.detected && !s.static_threshold.detected, "{id}");
+                assert!(
+                    !s.leakwatch.detected && !s.static_threshold.detected,
+                    "{id}"
+                );
                 continue;
             }
             for detector in [&s.leakwatch, &s.static_threshold, &s.predict_linear] {

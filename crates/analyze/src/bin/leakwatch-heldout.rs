@@ -13,7 +13,7 @@ use std::time::Instant;
 
 const USAGE: &str = "usage: leakwatch-heldout [--seeds tuning|published|N,N...] [--per-class N] [--evaluations N]
                          [--history all|agent] [--threads N] [--class NAME]... [--set PARAM=VALUE]...
-                         [--details N] [--live N] [--json]
+                         [--details N] [--live N] [--json | --json-out FILE]
        leakwatch-heldout --explain ID --at HOURS [--history all|agent] [--set PARAM=VALUE]...
        leakwatch-heldout --dump ID [--restarts-to FILE]
        leakwatch-heldout --list [--seeds ...] [--per-class N] [--class NAME]...
@@ -29,6 +29,8 @@ baselines static 75% and predict_linear(x[6h], 4h) > limit at every sample.
 (the default) judges everything up to each time, as `leakwatch analyze` does.
 --details N lists the first N false alarms and misses with what was drawn (default 30).
 --live N adds the fast-preset check at 1 s: N steady leaks and N flat controls.
+--json prints everything (every draw's scores) as JSON instead of the tables; --json-out
+FILE writes it to FILE as well as printing the tables.
 --explain prints the engine's reasoning on draw ID (e.g. fill/s101/3) HOURS after its start.
 --dump prints draw ID as CSV (time,series,value,limit) for `leakwatch analyze`; its
 restarts go to --restarts-to FILE as time,target,reason.";
@@ -39,6 +41,7 @@ struct Args {
     classes: Vec<Class>,
     options: EvalOptions,
     json: bool,
+    json_out: Option<String>,
     details: usize,
     live: usize,
     explain: Option<String>,
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
             ..EvalOptions::default()
         },
         json: false,
+        json_out: None,
         details: 30,
         live: 0,
         explain: None,
@@ -111,6 +115,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--set" => args.options.overrides.push(value("--set")?),
             "--json" => args.json = true,
+            "--json-out" => args.json_out = Some(value("--json-out")?),
             "--explain" => args.explain = Some(value("--explain")?),
             "--at" => {
                 args.at = Some(
@@ -261,8 +266,7 @@ fn run(args: &Args) -> Result<(), String> {
     let scores = evaluate(&specs, &args.options)?;
     let summary = summarize(&scores);
     let live_scores = (args.live > 0).then(|| live(args.seeds[0], args.live));
-    if args.json {
-        let report = serde_json::json!({
+    let report = serde_json::json!({
             "seeds": args.seeds,
             "per_class": args.per_class,
             "evaluations": args.options.evaluations,
@@ -271,11 +275,13 @@ fn run(args: &Args) -> Result<(), String> {
             "summary": summary,
             "draws": scores,
             "live": live_scores,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+    });
+    let report = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.json_out {
+        std::fs::write(path, &report).map_err(|e| format!("{path}: {e}"))?;
+    }
+    if args.json {
+        println!("{report}");
     } else {
         println!(
             "Seeds {:?}, {} per class, intervals {:?} s, {} evaluations per series, history: {:?}{}.\n",
