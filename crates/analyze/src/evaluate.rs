@@ -118,17 +118,19 @@ pub fn evaluate_draw(spec: &DrawSpec, options: &EvalOptions) -> Result<DrawScore
         History::Agent => Some(AGENT_WINDOW_INTERVALS * spec.interval),
     };
     let score = score_case_at(case, &times, &params, history, PREDICT_LINEAR);
-    // How old the process life (as the engine saw it) was at time `t`.
+    // How old the process life was at time `t` as the engine saw it: since the last
+    // restart, or the first sample it was given (with a history window, the first after
+    // `t - history`).
+    let points = &case.series[0].points;
     let young = |t: f64| {
-        let mut life_start = case
+        let from = history.map_or(f64::NEG_INFINITY, |h| t - h);
+        let first = points[points.partition_point(|p| p.t <= from).min(points.len() - 1)].t;
+        let life_start = case
             .restarts
             .iter()
             .map(|r| r.t)
-            .filter(|&r| r <= t)
-            .fold(case.start, f64::max);
-        if let Some(h) = history {
-            life_start = life_start.max(t - h);
-        }
+            .filter(|&r| r <= t && r > from)
+            .fold(first, f64::max);
         t - life_start < params.confirm_samples as f64 * spec.interval
     };
     let first_false_alarm_urgent = score
