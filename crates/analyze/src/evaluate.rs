@@ -124,7 +124,10 @@ pub fn evaluate_draw(spec: &DrawSpec, options: &EvalOptions) -> Result<DrawScore
     let points = &case.series[0].points;
     let young = |t: f64| {
         let from = history.map_or(f64::NEG_INFINITY, |h| t - h);
-        let first = points[points.partition_point(|p| p.t <= from).min(points.len() - 1)].t;
+        let first = points[points
+            .partition_point(|p| p.t <= from)
+            .min(points.len() - 1)]
+        .t;
         let life_start = case
             .restarts
             .iter()

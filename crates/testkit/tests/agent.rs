@@ -462,7 +462,13 @@ fn a_real_leak_becomes_a_delivered_alert() {
     assert!(series.lines().count() > 10, "{series}");
     // `leakwatch analyze` reads the folder as the agent wrote it: its series.csv, with the
     // limit series folded into the limit and the target from incident.json.
-    let out = leakwatch(&["analyze", folder.to_str().unwrap(), "--preset", "fast", "--json"]);
+    let out = leakwatch(&[
+        "analyze",
+        folder.to_str().unwrap(),
+        "--preset",
+        "fast",
+        "--json",
+    ]);
     assert!(matches!(out.status.code(), Some(0 | 1 | 3)), "{out:?}");
     let analyzed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(analyzed["points"].as_u64().unwrap_or(0) > 10, "{analyzed}");
