@@ -14,13 +14,59 @@
 //! Fields may be double-quoted (with `""` for a quote) when they contain commas. Blank lines
 //! and lines starting with `#` are skipped. Rows of different series may interleave, but
 //! each series' rows must be in time order (equal times are allowed).
+//!
+//! The header names the columns, in any order: `time` (or `ts_ms`, unix milliseconds, as
+//! the agent writes the `series.csv` of an incident folder: `series,ts_ms,value`),
+//! `series`, `value` and optionally `limit`.
+//!
+//! A series whose resource ends in `.limit` (`threads.limit{max_process}`, as the agent
+//! stores the limit a resource runs into) is not a series of its own: its last value is the
+//! limit of the series it caps (`threads{Analytics-#}` and `threads` of the same target),
+//! unless a `limit` column gave one. A limit series that caps nothing is kept as it is.
+//!
+//! [`parse_restarts_csv`] reads restarts for the same targets: `time,target[,reason]`.
 
 use crate::error::InputError;
-use leakwatch_detect::{Point, Series, SeriesKey};
+use leakwatch_detect::{Point, Restart, Series, SeriesKey};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
 const HEADER_HELP: &str = "time,series,value[,limit]";
+const RESTARTS_HELP: &str = "time,target[,reason]";
+
+/// Where each column is.
+#[derive(Clone, Copy)]
+struct Columns {
+    time: usize,
+    /// `ts_ms`: the time column holds unix milliseconds.
+    millis: bool,
+    series: usize,
+    value: usize,
+    limit: Option<usize>,
+    count: usize,
+}
+
+impl Columns {
+    /// From the header's names; `None` unless it names exactly the columns this reads.
+    fn from_header(names: &[String]) -> Option<Columns> {
+        let find = |wanted: &str| names.iter().position(|n| n == wanted);
+        let (time, millis) = match (find("time"), find("ts_ms")) {
+            (Some(i), None) => (i, false),
+            (None, Some(i)) => (i, true),
+            _ => return None,
+        };
+        let columns = Columns {
+            time,
+            millis,
+            series: find("series")?,
+            value: find("value")?,
+            limit: find("limit"),
+            count: names.len(),
+        };
+        let known = 3 + usize::from(columns.limit.is_some());
+        (known == names.len()).then_some(columns)
+    }
+}
 
 /// Maps a series name to its key; see the module documentation for the grammar (it is
 /// `SeriesKey`'s `FromStr`, the one place the spelling is defined).
@@ -85,7 +131,7 @@ struct Building {
 /// Reads CSV samples into series, in order of first appearance. Errors name the line.
 pub fn parse_csv<R: Read>(reader: R) -> Result<Vec<Series>, InputError> {
     let reader = BufReader::new(reader);
-    let mut header: Option<usize> = None;
+    let mut header: Option<Columns> = None;
     let mut building: Vec<Building> = Vec::new();
     let mut index_of: HashMap<String, usize> = HashMap::new();
     let mut last_line = 0;
@@ -98,32 +144,49 @@ pub fn parse_csv<R: Read>(reader: R) -> Result<Vec<Series>, InputError> {
             continue;
         }
         let fields = split_fields(line).map_err(|why| InputError::csv(line_number, why))?;
-        let Some(n_columns) = header else {
+        let Some(columns) = header else {
             let names: Vec<String> = fields.iter().map(|f| f.to_ascii_lowercase()).collect();
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            if names != ["time", "series", "value"] && names != ["time", "series", "value", "limit"]
-            {
+            let Some(columns) = Columns::from_header(&names) else {
                 return Err(InputError::csv(
                     line_number,
-                    format!("missing header: expected `{HEADER_HELP}`, found `{line}`"),
+                    format!(
+                        "missing header: expected `{HEADER_HELP}` (or the `series,ts_ms,value` of an incident folder), found `{line}`"
+                    ),
                 ));
-            }
-            header = Some(names.len());
+            };
+            header = Some(columns);
             continue;
         };
-        if fields.len() != n_columns && !(n_columns == 4 && fields.len() == 3) {
+        // A trailing limit column may be left out of a row.
+        let short_ok =
+            columns.limit == Some(columns.count - 1) && fields.len() == columns.count - 1;
+        if fields.len() != columns.count && !short_ok {
             return Err(InputError::csv(
                 line_number,
                 format!(
-                    "expected {n_columns} columns ({HEADER_HELP}), found {}",
+                    "expected {} columns ({HEADER_HELP}), found {}",
+                    columns.count,
                     fields.len()
                 ),
             ));
         }
-        let t =
-            crate::time::parse_time(&fields[0]).map_err(|why| InputError::csv(line_number, why))?;
-        let name = fields[1].as_str();
-        let value_text = fields[2].as_str();
+        let t = if columns.millis {
+            let text = fields[columns.time].trim();
+            match text.parse::<f64>() {
+                Ok(ms) if ms.is_finite() => ms / 1000.0,
+                _ => {
+                    return Err(InputError::csv(
+                        line_number,
+                        format!("cannot parse ts_ms {text:?}: expected unix milliseconds"),
+                    ))
+                }
+            }
+        } else {
+            crate::time::parse_time(&fields[columns.time])
+                .map_err(|why| InputError::csv(line_number, why))?
+        };
+        let name = fields[columns.series].as_str();
+        let value_text = fields[columns.value].as_str();
         let v: f64 = value_text.parse().map_err(|_| {
             InputError::csv(
                 line_number,
@@ -136,7 +199,7 @@ pub fn parse_csv<R: Read>(reader: R) -> Result<Vec<Series>, InputError> {
                 format!("value {value_text:?} is not a finite number"),
             ));
         }
-        let limit = match fields.get(3).map(|f| f.trim()) {
+        let limit = match columns.limit.and_then(|i| fields.get(i)).map(|f| f.trim()) {
             None | Some("") => None,
             Some(text) => match text.parse::<f64>() {
                 Ok(limit) if limit.is_finite() && limit > 0.0 => Some(limit),
@@ -187,10 +250,102 @@ pub fn parse_csv<R: Read>(reader: R) -> Result<Vec<Series>, InputError> {
             format!("missing header: expected `{HEADER_HELP}`, the input has no rows"),
         ));
     }
-    Ok(building
-        .into_iter()
-        .map(|b| Series::new(b.key, b.points, b.limit))
-        .collect())
+    Ok(fold_limits(
+        building
+            .into_iter()
+            .map(|b| Series::new(b.key, b.points, b.limit))
+            .collect(),
+    ))
+}
+
+/// Turns `.limit` series into the limits of the series they cap (see the module
+/// documentation); limit series that cap nothing are kept.
+fn fold_limits(series: Vec<Series>) -> Vec<Series> {
+    let (limits, mut values): (Vec<Series>, Vec<Series>) =
+        series.into_iter().partition(|s| s.key.is_limit);
+    let mut unused = Vec::new();
+    for limit in limits {
+        let Some(last) = limit.points.last().map(|p| p.v).filter(|v| *v > 0.0) else {
+            unused.push(limit);
+            continue;
+        };
+        let mut used = false;
+        for capped in values.iter_mut() {
+            let caps = capped.key.limit() == limit.key
+                || capped
+                    .key
+                    .resource
+                    .limit_series(&capped.key.target)
+                    .as_ref()
+                    == Some(&limit.key);
+            if caps {
+                used = true;
+                capped.limit.get_or_insert(last);
+            }
+        }
+        if !used {
+            unused.push(limit);
+        }
+    }
+    values.extend(unused);
+    values
+}
+
+/// Reads restarts (`time,target[,reason]`, a header first) for [`parse_csv`]'s series: a
+/// restart cuts the series of its target into process lives, as the agent's restart records
+/// do. `target` is the part of a series name before its last `/` (empty for a plain name).
+pub fn parse_restarts_csv<R: Read>(reader: R) -> Result<Vec<Restart>, InputError> {
+    let reader = BufReader::new(reader);
+    let mut columns: Option<usize> = None;
+    let mut restarts = Vec::new();
+    let mut last_line = 0;
+    for (index, line) in reader.lines().enumerate() {
+        let line_number = index + 1;
+        last_line = line_number;
+        let line = line.map_err(|e| InputError::Io(format!("line {line_number}: {e}")))?;
+        let line = line.trim_start_matches('\u{feff}').trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let fields = split_fields(line).map_err(|why| InputError::csv(line_number, why))?;
+        let Some(count) = columns else {
+            let names: Vec<String> = fields.iter().map(|f| f.to_ascii_lowercase()).collect();
+            if names != ["time", "target"] && names != ["time", "target", "reason"] {
+                return Err(InputError::csv(
+                    line_number,
+                    format!("missing header: expected `{RESTARTS_HELP}`, found `{line}`"),
+                ));
+            }
+            columns = Some(names.len());
+            continue;
+        };
+        if fields.len() != count && !(count == 3 && fields.len() == 2) {
+            return Err(InputError::csv(
+                line_number,
+                format!(
+                    "expected {count} columns ({RESTARTS_HELP}), found {}",
+                    fields.len()
+                ),
+            ));
+        }
+        let t =
+            crate::time::parse_time(&fields[0]).map_err(|why| InputError::csv(line_number, why))?;
+        restarts.push(Restart {
+            target: fields[1].clone(),
+            t,
+            old_pid: None,
+            new_pid: None,
+            reason: fields.get(2).cloned().unwrap_or_default(),
+        });
+    }
+    if columns.is_none() {
+        return Err(InputError::csv(
+            last_line.max(1),
+            format!("missing header: expected `{RESTARTS_HELP}`, the input has no rows"),
+        ));
+    }
+    restarts.sort_by(|a, b| a.t.total_cmp(&b.t));
+    Ok(restarts)
 }
 
 #[cfg(test)]
@@ -219,6 +374,63 @@ mod tests {
         assert_eq!(key("heap_used"), SeriesKey::from_text("", "heap_used", ""));
         assert!(parse_series_name("threads{oops").is_err());
         assert!(parse_series_name("{x}").is_err());
+    }
+
+    #[test]
+    fn an_incident_series_csv_is_read_with_its_limit() {
+        // As crates/agent/src/evidence/capture.rs writes it.
+        let text = "series,ts_ms,value\n\"threads{Leaky-#}\",1700000000000,10\n\"threads{Leaky-#}\",1700000001000,12\n\"threads.limit{max_process}\",1700000000000,4096\n\"threads.limit{max_process}\",1700000001000,8192\n";
+        let series = parse_csv(text.as_bytes()).unwrap();
+        assert_eq!(series.len(), 1, "{series:?}");
+        assert_eq!(
+            series[0].key,
+            SeriesKey::from_text("", "threads", "Leaky-#")
+        );
+        assert_eq!(
+            series[0].points,
+            vec![
+                Point::new(1_700_000_000.0, 10.0),
+                Point::new(1_700_000_001.0, 12.0)
+            ]
+        );
+        assert_eq!(series[0].limit, Some(8192.0));
+        // A limit series that caps nothing stays.
+        let text = "time,series,value\n1,svc/fds.limit{max_process},1024\n";
+        let series = parse_csv(text.as_bytes()).unwrap();
+        assert_eq!(series.len(), 1);
+        assert!(series[0].key.is_limit);
+        // A limit column wins over a limit series.
+        let text =
+            "time,series,value,limit\n1,svc/fds,10,500\n1,svc/fds.limit{max_process},1024,\n";
+        let series = parse_csv(text.as_bytes()).unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].limit, Some(500.0));
+        // Columns in another order.
+        let text = "series,value,time\nx,1,10\n";
+        assert_eq!(
+            parse_csv(text.as_bytes()).unwrap()[0].points,
+            vec![Point::new(10.0, 1.0)]
+        );
+        assert!(parse_csv("series,ts_ms,value,extra\n".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn restarts_are_read_in_time_order() {
+        let text = "time,target,reason\n200,svc,exit 2\n100,svc\n";
+        let restarts = parse_restarts_csv(text.as_bytes()).unwrap();
+        assert_eq!(restarts.len(), 2);
+        assert_eq!((restarts[0].t, restarts[0].reason.as_str()), (100.0, ""));
+        assert_eq!(
+            (restarts[1].target.as_str(), restarts[1].reason.as_str()),
+            ("svc", "exit 2")
+        );
+        let error = parse_restarts_csv("when,who\n".as_bytes()).unwrap_err();
+        assert!(
+            error.to_string().contains("time,target[,reason]"),
+            "{error}"
+        );
+        let error = parse_restarts_csv("time,target\nsoon,svc\n".as_bytes()).unwrap_err();
+        assert!(error.to_string().starts_with("line 2"), "{error}");
     }
 
     #[test]

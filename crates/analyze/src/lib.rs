@@ -16,12 +16,14 @@
 pub mod corpus;
 mod csv;
 mod error;
+pub mod evaluate;
+pub mod generate;
 mod prometheus;
 pub mod rng;
 pub mod score;
 mod time;
 
-pub use csv::{parse_csv, parse_series_name};
+pub use csv::{parse_csv, parse_restarts_csv, parse_series_name};
 pub use error::InputError;
 pub use prometheus::parse_prometheus_query_range;
 pub use time::parse_time;

@@ -64,6 +64,9 @@ pub struct DetectorScore {
     pub attribution_correct: Option<bool>,
     /// False-alarm episodes: runs of consecutive evaluations with a false alarm.
     pub false_alarms: usize,
+    /// Time spent in false alarm: each evaluation with a false alarm counts until the
+    /// next evaluation.
+    pub false_alarm_seconds: f64,
     /// The first false alarm: time and series.
     pub first_false_alarm: Option<(f64, String)>,
 }
@@ -78,6 +81,10 @@ pub struct CaseScore {
     pub exhaustion: Option<f64>,
     pub evaluations: usize,
     pub leakwatch: DetectorScore,
+    /// The engine counting every leak finding it shows, suspected ones too (they are
+    /// listed, never alerted): how early a leak is visible, how often a healthy series is
+    /// shown as a suspect.
+    pub leakwatch_shown: DetectorScore,
     pub static_threshold: DetectorScore,
     pub predict_linear: DetectorScore,
     /// The engine reported a crash loop at some evaluation.
@@ -134,7 +141,7 @@ fn score_replay(
 ) -> DetectorScore {
     let mut score = DetectorScore::default();
     let mut in_false_episode = false;
-    for (&now, alarms) in replay.times.iter().zip(&replay.alarms) {
+    for (k, (&now, alarms)) in replay.times.iter().zip(&replay.alarms).enumerate() {
         let mut false_alarm: Option<usize> = None;
         let mut on_leak: Option<usize> = None;
         for &index in alarms {
@@ -149,6 +156,10 @@ fn score_replay(
                     false_alarm.get_or_insert(index);
                 }
             }
+        }
+        if false_alarm.is_some() {
+            let next = replay.times.get(k + 1).copied().unwrap_or(now);
+            score.false_alarm_seconds += next - now;
         }
         match false_alarm {
             Some(index) if !in_false_episode => {
@@ -246,8 +257,8 @@ pub fn predict_linear_window(case: &Case) -> (f64, f64) {
 
 /// The baselines, evaluated at every sample time of the case (they are cheap), so their
 /// detection times are exact rather than rounded to the engine's evaluation grid.
-fn replay_baselines(case: &Case) -> (Replay, Replay) {
-    let (window, horizon) = predict_linear_window(case);
+/// `(window, horizon)`: predict_linear's range and extrapolation, seconds.
+fn replay_baselines(case: &Case, (window, horizon): (f64, f64)) -> (Replay, Replay) {
     let mut times: Vec<f64> = case
         .series
         .iter()
@@ -294,39 +305,84 @@ fn replay_baselines(case: &Case) -> (Replay, Replay) {
     (threshold, linear)
 }
 
+/// `evaluations` evenly spaced times over the case, at least `min_stride` apart, the last
+/// one the case's end.
+pub fn evaluation_times(case: &Case, evaluations: usize, min_stride: f64) -> Vec<f64> {
+    let stride = ((case.end - case.start) / evaluations.max(1) as f64).max(min_stride);
+    let mut times = Vec::new();
+    let mut step = 1;
+    loop {
+        let now = (case.start + step as f64 * stride).min(case.end);
+        times.push(now);
+        if now >= case.end {
+            return times;
+        }
+        step += 1;
+    }
+}
+
 /// Replays one case.
 pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
+    let times = evaluation_times(case, options.evaluations, crate::corpus::INTERVAL);
+    score_case_at(
+        case,
+        &times,
+        &options.params,
+        None,
+        predict_linear_window(case),
+    )
+}
+
+/// Replays one case, evaluating the engine at `times` with `params`. `history`: how far
+/// back each evaluation sees, seconds: the samples after `now - history` (`None`:
+/// everything up to `now`, as `leakwatch analyze` does; the agent judges its last 8,640
+/// intervals, a window that starts between two samples since its clock is not aligned
+/// with them, so the excluded bound models it).
+/// `predict_linear`: the baseline's `(window, horizon)`, seconds.
+pub fn score_case_at(
+    case: &Case,
+    times: &[f64],
+    params: &Params,
+    history: Option<f64>,
+    predict_linear: (f64, f64),
+) -> CaseScore {
     let truth = case.leak();
     let keys: Vec<SeriesKey> = case.series.iter().map(|s| s.key.clone()).collect();
-    let evaluations = options.evaluations.max(1);
-    let stride = ((case.end - case.start) / evaluations as f64).max(crate::corpus::INTERVAL);
     let mut engine = Replay {
+        times: Vec::new(),
+        alarms: Vec::new(),
+    };
+    let mut shown = Replay {
         times: Vec::new(),
         alarms: Vec::new(),
     };
     let mut crash_loop_reported = false;
     let mut summary_at_detection = None;
     let (mut engine_ms_total, mut engine_ms_max) = (0.0, 0.0_f64);
-    let mut step = 1;
-    loop {
-        let now = (case.start + step as f64 * stride).min(case.end);
-        // Only what was known at `now`.
+    for &now in times {
+        let from = history.map_or(f64::NEG_INFINITY, |h| now - h);
+        // Only what was known at `now` (and, with a history window, not before `from`).
         let visible: Vec<Series> = case
             .series
             .iter()
             .map(|s| {
+                let begin = s.points.partition_point(|p| p.t <= from);
                 let end = s.points.partition_point(|p| p.t <= now);
-                Series::new(s.key.clone(), s.points[..end].to_vec(), s.limit)
+                Series::new(
+                    s.key.clone(),
+                    s.points[begin..end.max(begin)].to_vec(),
+                    s.limit,
+                )
             })
             .collect();
         let restarts: Vec<_> = case
             .restarts
             .iter()
-            .filter(|r| r.t <= now)
+            .filter(|r| r.t <= now && r.t > from)
             .cloned()
             .collect();
         let started = Instant::now();
-        let findings = analyze(&visible, &restarts, now, &options.params);
+        let findings = analyze(&visible, &restarts, now, params);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         engine_ms_total += elapsed_ms;
         engine_ms_max = engine_ms_max.max(elapsed_ms);
@@ -349,14 +405,17 @@ pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
                     .map(|f| f.summary.clone());
             }
         }
+        let any_state: Vec<usize> = findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Leak)
+            .filter_map(|f| keys.iter().position(|k| *k == f.key))
+            .collect();
         engine.times.push(now);
         engine.alarms.push(leaks);
-        if now >= case.end {
-            break;
-        }
-        step += 1;
+        shown.times.push(now);
+        shown.alarms.push(any_state);
     }
-    let (threshold, linear) = replay_baselines(case);
+    let (threshold, linear) = replay_baselines(case, predict_linear);
     CaseScore {
         case: case.name.to_string(),
         description: case.description.to_string(),
@@ -365,6 +424,7 @@ pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
         exhaustion: truth.and_then(|l| l.exhaustion),
         evaluations: engine.times.len(),
         leakwatch: score_replay(&engine, &keys, truth, true),
+        leakwatch_shown: score_replay(&shown, &keys, truth, true),
         static_threshold: score_replay(&threshold, &keys, truth, false),
         predict_linear: score_replay(&linear, &keys, truth, false),
         crash_loop_reported,
@@ -396,6 +456,20 @@ pub fn score_corpus(cases: &[Case], options: &ScoreOptions) -> Vec<CaseScore> {
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Overrides one field of the engine's parameters by name, through their serde form.
+pub fn set_param(params: &mut Params, assignment: &str) -> Result<(), String> {
+    let (name, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| format!("--set {assignment:?}: expected PARAM=VALUE"))?;
+    let mut fields = serde_json::to_value(&*params).map_err(|e| e.to_string())?;
+    let slot = fields
+        .get_mut(name)
+        .ok_or_else(|| format!("--set: no parameter named {name:?}"))?;
+    *slot = serde_json::from_str(value).map_err(|e| format!("--set {name}: {e}"))?;
+    *params = serde_json::from_value(fields).map_err(|e| format!("--set {name}: {e}"))?;
+    Ok(())
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {

@@ -1,6 +1,8 @@
 //! Human formatting for finding summaries: counts with thousands separators, bytes in
 //! binary units, compact durations.
 
+use serde::{Deserialize, Serialize};
+
 /// `29412.4` -> `29,412`; `15.27` -> `15.3`; `0.0421` -> `0.042`.
 pub fn number(value: f64) -> String {
     if !value.is_finite() {
@@ -67,21 +69,53 @@ pub fn count(value: f64) -> String {
     }
 }
 
-/// A quantity of `resource`: bytes for memory, integers for counts of objects (threads,
-/// fds, sockets, processes, restarts), plain numbers otherwise (gauges, outside data).
-pub fn quantity(resource: &crate::Resource, value: f64) -> String {
-    if resource.is_bytes() {
-        bytes(value)
-    } else if resource.is_count()
-        || matches!(
-            resource,
-            crate::Resource::Processes | crate::Resource::Restarts
-        )
-    {
-        count(value)
-    } else {
-        number(value)
+/// How a series' values read in summaries. By default it follows the resource
+/// ([`Unit::of`]); a series from outside (a CSV column) can say otherwise
+/// ([`crate::Series::unit`]), so a memory utilisation in percent does not read as bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Binary units: `3.8 MiB`.
+    Bytes,
+    /// Counts of objects, as integers: `725`, `<1`.
+    Count,
+    /// Plain numbers: `2.581`.
+    Number,
+    /// Percentages: `8.4%`.
+    Percent,
+}
+
+impl Unit {
+    /// Bytes for memory, integers for counts of objects (threads, fds, sockets, processes,
+    /// restarts), plain numbers otherwise (gauges, outside data).
+    pub fn of(resource: &crate::Resource) -> Unit {
+        if resource.is_bytes() {
+            Unit::Bytes
+        } else if resource.is_count()
+            || matches!(
+                resource,
+                crate::Resource::Processes | crate::Resource::Restarts
+            )
+        {
+            Unit::Count
+        } else {
+            Unit::Number
+        }
     }
+
+    pub fn format(self, value: f64) -> String {
+        match self {
+            Unit::Bytes => bytes(value),
+            Unit::Count => count(value),
+            Unit::Number => number(value),
+            Unit::Percent => format!("{}%", number(value)),
+        }
+    }
+}
+
+/// A quantity of `resource`, in its default unit ([`Unit::of`]).
+pub fn quantity(resource: &crate::Resource, value: f64) -> String {
+    Unit::of(resource).format(value)
 }
 
 /// `2280` -> `38m`; `21600` -> `6h`; `22500` -> `6h15m`; `190800` -> `2d5h`.
@@ -135,6 +169,13 @@ mod tests {
             quantity(&crate::Resource::Memory, 3.8 * 1024.0 * 1024.0),
             "3.8 MiB"
         );
+    }
+
+    #[test]
+    fn percentages_are_not_bytes() {
+        assert_eq!(Unit::Percent.format(8.449), "8.449%");
+        assert_eq!(Unit::Percent.format(95.0), "95%");
+        assert_eq!(Unit::of(&crate::Resource::Memory), Unit::Bytes);
     }
 
     #[test]

@@ -258,7 +258,7 @@ fn leak_finding(
     current_pid: Option<u32>,
 ) -> Finding {
     let key = &series.key;
-    let resource = &key.resource;
+    let unit = series.display_unit();
     let rate_per_hour = trend.slope * 3600.0;
     let restarts_inside = restarts
         .iter()
@@ -267,24 +267,24 @@ fn leak_finding(
     let growth = if trend.lives > 1 {
         format!(
             "+{} per life of ~{} over {} lives",
-            format::quantity(resource, trend.slope * trend.segment_seconds),
+            unit.format(trend.slope * trend.segment_seconds),
             format::duration(trend.segment_seconds),
             trend.lives
         )
     } else {
         format!(
             "+{} in {}",
-            format::quantity(resource, trend.slope * (trend.end - trend.start)),
+            unit.format(trend.slope * (trend.end - trend.start)),
             format::duration(trend.end - trend.start)
         )
     };
     let forecast = match (limit, trend.eta) {
         (Some(limit), Some(eta)) if eta <= 0.0 => {
-            format!(", at limit {}", format::quantity(resource, limit))
+            format!(", at limit {}", unit.format(limit))
         }
         (Some(limit), Some(eta)) => format!(
             ", limit {} in ~{}",
-            format::quantity(resource, limit),
+            unit.format(limit),
             format::duration(eta)
         ),
         _ => ", no known limit".to_string(),
@@ -319,7 +319,7 @@ fn leak_finding(
         summary: format!(
             "{} {growth} ({}/h){forecast}{masked}",
             label(key),
-            format::quantity(resource, rate_per_hour)
+            unit.format(rate_per_hour)
         ),
     }
 }
@@ -364,8 +364,8 @@ fn saturation_finding(
         summary: format!(
             "{} at {} of {} ({:.0}% of limit)",
             label(key),
-            format::quantity(&key.resource, current),
-            format::quantity(&key.resource, limit),
+            series.display_unit().format(current),
+            series.display_unit().format(limit),
             100.0 * current / limit
         ),
     }

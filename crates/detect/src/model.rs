@@ -1,5 +1,6 @@
 //! The engine's input (series of samples, restarts) and output (findings): plain data.
 
+use crate::format::Unit;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -27,11 +28,32 @@ pub struct Series {
     /// The real ceiling: RLIMIT_NOFILE, pids.max, memory.max, or a declared capacity such
     /// as a connection-pool size. `None` when nothing caps the resource.
     pub limit: Option<f64>,
+    /// How values read in summaries, when not the resource's own ([`Unit::of`]): a CSV
+    /// column called `memory` that holds a utilisation in percent. Display only: the
+    /// analysis does not depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
 }
 
 impl Series {
     pub fn new(key: SeriesKey, points: Vec<Point>, limit: Option<f64>) -> Series {
-        Series { key, points, limit }
+        Series {
+            key,
+            points,
+            limit,
+            unit: None,
+        }
+    }
+
+    /// The same series, its values read in `unit`.
+    pub fn with_unit(mut self, unit: Unit) -> Series {
+        self.unit = Some(unit);
+        self
+    }
+
+    /// The unit its values read in: its own, else the resource's.
+    pub fn display_unit(&self) -> Unit {
+        self.unit.unwrap_or_else(|| Unit::of(&self.key.resource))
     }
 }
 

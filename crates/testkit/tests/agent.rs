@@ -463,6 +463,21 @@ fn a_real_leak_becomes_a_delivered_alert() {
     assert!(capture.contains("Threads:"), "{capture}");
     let series = std::fs::read_to_string(folder.join("series.csv")).unwrap();
     assert!(series.lines().count() > 10, "{series}");
+    // `leakwatch analyze` reads the folder as the agent wrote it: its series.csv, with the
+    // limit series folded into the limit and the target from incident.json.
+    let out = leakwatch(&[
+        "analyze",
+        folder.to_str().unwrap(),
+        "--preset",
+        "fast",
+        "--json",
+    ]);
+    assert!(matches!(out.status.code(), Some(0 | 1 | 3)), "{out:?}");
+    let analyzed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(analyzed["points"].as_u64().unwrap_or(0) > 10, "{analyzed}");
+    for finding in analyzed["findings"].as_array().unwrap() {
+        assert_eq!(finding["target"], "grower", "{analyzed}");
+    }
     // The CLI, through the agent and straight from the folder.
     let out = leakwatch(&["incident", &id, "--url", &url]);
     let text = String::from_utf8_lossy(&out.stdout);

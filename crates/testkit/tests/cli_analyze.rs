@@ -110,7 +110,9 @@ fn reads_from_a_real_prometheus() {
             "1s",
             "--json",
         ]);
-        out.status.success()
+        // A minute of `up` is too short to judge with the production preset (exit 3):
+        // what matters here is that the samples were read.
+        matches!(out.status.code(), Some(0 | 3))
             && serde_json::from_slice::<serde_json::Value>(&out.stdout)
                 .map(|j| j["points"].as_u64().unwrap_or(0) >= 5)
                 .unwrap_or(false)
@@ -134,4 +136,331 @@ fn reads_from_a_real_prometheus() {
         err.contains("parse error") || err.contains("bad_data"),
         "{err}"
     );
+}
+
+fn run_in(
+    dir: &std::path::Path,
+    name: &str,
+    content: &str,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    let mut all = vec!["analyze", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = leakwatch(&all);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `n` one-second samples of a thread count growing two a second from 50.
+fn one_second_leak(n: u64) -> String {
+    let mut out = String::from("time,series,value\n");
+    for i in 0..n {
+        out.push_str(&format!(
+            "{},svc/threads,{}\n",
+            1_790_000_000 + i,
+            50 + 2 * i + i % 3
+        ));
+    }
+    out
+}
+
+#[test]
+fn too_little_data_for_the_preset_is_said_and_the_fast_preset_judges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = one_second_leak(180);
+    // Production needs an hour of samples (3,600) after a warm-up of 300: not "no leaks".
+    let (code, out, _) = run_in(dir.path(), "short.csv", &csv, &[]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("not enough data for the production preset: 180 samples at 1 s, needs 3,900 — try --preset fast"),
+        "{out}"
+    );
+    assert!(!out.contains("no leaks"), "{out}");
+    let (code, out, _) = run_in(dir.path(), "short.csv", &csv, &["--preset", "fast"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("fast preset") && out.contains("LEAK"), "{out}");
+    // Too short even for the fast preset: collect for longer.
+    let (code, out, _) = run_in(
+        dir.path(),
+        "tiny.csv",
+        &one_second_leak(12),
+        &["--preset", "fast"],
+    );
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("needs 22 — collect for longer"), "{out}");
+    // JSON says so too.
+    let (code, out, _) = run_in(dir.path(), "short.csv", &csv, &["--json"]);
+    assert_eq!(code, Some(3));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["samples_needed"], 3900);
+    assert!(json["not_enough_data"]
+        .as_str()
+        .unwrap()
+        .contains("180 samples"));
+}
+
+#[test]
+fn the_interval_and_the_agents_overrides_set_the_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = one_second_leak(180);
+    // Read as one sample a minute, 180 samples are three hours: enough to judge, too young
+    // to confirm without a limit.
+    let (code, out, _) = run_in(dir.path(), "a.csv", &csv, &["--interval", "1m"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("one every 1 min; production preset"), "{out}");
+    assert!(out.contains("suspected"), "{out}");
+    assert!(
+        out.contains("confirms a trend once one process life spans 1,440 samples (1d)"),
+        "{out}"
+    );
+    let (_, out, _) = run_in(
+        dir.path(),
+        "a.csv",
+        &csv,
+        &[
+            "--json",
+            "--preset",
+            "fast",
+            "--min-regime-samples",
+            "40",
+            "--warmup-samples",
+            "7",
+            "--season-samples",
+            "90",
+            "--trend-p-value",
+            "0.0001",
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let params = &json["params"];
+    assert_eq!(params["min_regime_samples"], 40, "{params}");
+    assert_eq!(params["warmup_samples"], 7);
+    assert_eq!(params["season_samples"], 90);
+    assert_eq!(params["trend_p_value"], 0.0001);
+    assert_eq!(json["preset"], "fast");
+    // 44 samples: a warm-up of 7 is capped at 10% of the life (4).
+    assert_eq!(json["samples_needed"], 44);
+    // A longer minimal window than the data: not enough data.
+    let (code, out, _) = run_in(
+        dir.path(),
+        "a.csv",
+        &csv,
+        &["--preset", "fast", "--min-regime-samples", "400"],
+    );
+    assert_eq!(code, Some(3), "{out}");
+    // Out of range, as the agent's config check says.
+    for bad in [
+        ["--min-regime-samples", "3"],
+        ["--season-samples", "0"],
+        ["--trend-p-value", "0.7"],
+        ["--interval", "soon"],
+    ] {
+        let (code, _, err) = run_in(dir.path(), "a.csv", &csv, &bad);
+        assert_eq!(code, Some(2), "{bad:?}");
+        assert!(err.contains(bad[0]), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn explain_prints_the_reasoning_for_one_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = one_second_leak(180);
+    let (code, out, _) = run_in(
+        dir.path(),
+        "a.csv",
+        &csv,
+        &["--preset", "fast", "--explain", "svc/threads"],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("explain svc/threads:"), "{out}");
+    assert!(
+        out.contains("regime from") && out.contains("=> leak: threads"),
+        "{out}"
+    );
+    // Without the target when that is unambiguous; JSON carries the lines.
+    let (_, out, _) = run_in(
+        dir.path(),
+        "a.csv",
+        &csv,
+        &["--preset", "fast", "--explain", "threads", "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["explain"]["series"], "svc/threads");
+    assert!(json["explain"]["lines"].as_array().unwrap().len() >= 2);
+    // Not enough data: explain says why the series was not judged.
+    let (code, out, _) = run_in(dir.path(), "a.csv", &csv, &["--explain", "threads"]);
+    assert_eq!(code, Some(3));
+    assert!(out.contains("too short"), "{out}");
+    let (code, _, err) = run_in(dir.path(), "a.csv", &csv, &["--explain", "svc/fds"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no such series") && err.contains("svc/threads"),
+        "{err}"
+    );
+}
+
+/// Two days at 10 s of a memory utilisation in percent climbing from 60%.
+fn percent_memory(name: &str, limit: &str) -> String {
+    let mut out = String::from("time,series,value,limit\n");
+    for i in 0..17_280u64 {
+        let v = 60.0 + i as f64 * 0.0012 + (i as f64 / 50.0).sin() * 0.3;
+        out.push_str(&format!(
+            "{},{name},{v:.3},{limit}\n",
+            1_790_000_000 + 10 * i
+        ));
+    }
+    out
+}
+
+#[test]
+fn percent_values_do_not_print_as_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // A series called memory with a limit of 100 is a utilisation: percent.
+    let (code, out, _) = run_in(
+        dir.path(),
+        "m.csv",
+        &percent_memory("vm/memory", "100"),
+        &[],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("memory +") && out.contains("%/h), limit 100% in"),
+        "{out}"
+    );
+    assert!(!out.contains(" B"), "{out}");
+    // So is a name that says so.
+    let (_, out, _) = run_in(
+        dir.path(),
+        "m.csv",
+        &percent_memory("vm/mem_used_percent", "100"),
+        &[],
+    );
+    assert!(out.contains("%/h)") && !out.contains(" B"), "{out}");
+    // --unit decides.
+    let (_, out, _) = run_in(
+        dir.path(),
+        "m.csv",
+        &percent_memory("vm/memory", "100"),
+        &["--unit", "bytes"],
+    );
+    assert!(out.contains(" B/h)"), "{out}");
+    let (_, out, _) = run_in(
+        dir.path(),
+        "m.csv",
+        &percent_memory("vm/heap_used", "100"),
+        &["--unit", "percent"],
+    );
+    assert!(out.contains("heap_used +") && out.contains("%/h)"), "{out}");
+}
+
+#[test]
+fn restarts_cut_offline_series_into_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    // A goroutine gauge growing within each 15-second life and reset by each crash: without
+    // restart records it is a flat sawtooth.
+    let mut csv = String::from("time,series,value\n");
+    let mut restarts = String::from("time,target,reason\n");
+    for i in 0..600u64 {
+        let t = 1_790_000_000 + i;
+        if i % 15 == 0 && i > 0 {
+            restarts.push_str(&format!("{t},svc,exit 2\n"));
+        }
+        csv.push_str(&format!(
+            "{t},svc/gauge{{go_goroutines}},{}\n",
+            20 + 3 * (i % 15) + i % 2
+        ));
+    }
+    let (code, out, _) = run_in(dir.path(), "g.csv", &csv, &["--preset", "fast"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("LEAK"), "{out}");
+    std::fs::write(dir.path().join("restarts.csv"), &restarts).unwrap();
+    let restarts_path = dir.path().join("restarts.csv");
+    let (code, out, _) = run_in(
+        dir.path(),
+        "g.csv",
+        &csv,
+        &[
+            "--preset",
+            "fast",
+            "--restarts",
+            restarts_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("39 restarts"), "{out}");
+    assert!(out.contains("LEAK") && out.contains("per life"), "{out}");
+    assert!(out.contains("CRASH_LOOP"), "{out}");
+    // Restarts of a target no series has are a mistake worth saying.
+    std::fs::write(&restarts_path, "time,target\n1790000100,other\n").unwrap();
+    let (code, _, err) = run_in(
+        dir.path(),
+        "g.csv",
+        &csv,
+        &["--restarts", restarts_path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("\"other\"") && err.contains("\"svc\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_incident_folder_is_read_with_its_target_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("20261122-181503-grower-threads-3f2a");
+    std::fs::create_dir(&folder).unwrap();
+    // As the agent's evidence capture writes them (crates/agent/src/evidence): the finding's
+    // series without its target, the limit it runs into as a `.limit` series, times in ms.
+    let mut csv = String::from("series,ts_ms,value\n");
+    for i in 0..120u64 {
+        csv.push_str(&format!(
+            "\"threads{{Leaky-#}}\",{},{}\n",
+            1_790_000_000_000 + 1000 * i,
+            10 + i
+        ));
+    }
+    for i in 0..120u64 {
+        csv.push_str(&format!(
+            "\"threads.limit{{max_process}}\",{},4096\n",
+            1_790_000_000_000 + 1000 * i
+        ));
+    }
+    std::fs::write(folder.join("series.csv"), csv).unwrap();
+    std::fs::write(
+        folder.join("incident.json"),
+        r#"{"version":1,"id":"20261122-181503-grower-threads-3f2a","target":"grower","resource":"threads","attribution":"Leaky-#"}"#,
+    )
+    .unwrap();
+    let out = leakwatch(&["analyze", folder.to_str().unwrap(), "--preset", "fast"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("1 series, 120 points, one every 1 s"),
+        "{text}"
+    );
+    assert!(text.contains("grower threads{Leaky-#}"), "{text}");
+    assert!(text.contains("limit 4,096 in"), "{text}");
+    // The file itself reads the same.
+    let file = folder.join("series.csv");
+    let out = leakwatch(&[
+        "analyze",
+        file.to_str().unwrap(),
+        "--preset",
+        "fast",
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["findings"][0]["target"], "grower", "{json}");
+    assert_eq!(json["findings"][0]["limit"], 4096.0, "{json}");
 }

@@ -31,20 +31,6 @@ struct Args {
     cases: Vec<String>,
 }
 
-/// Overrides one field of the engine's parameters by name, through their serde form.
-fn set_param(params: &mut leakwatch_detect::Params, assignment: &str) -> Result<(), String> {
-    let (name, value) = assignment
-        .split_once('=')
-        .ok_or_else(|| format!("--set {assignment:?}: expected PARAM=VALUE"))?;
-    let mut fields = serde_json::to_value(&*params).map_err(|e| e.to_string())?;
-    let slot = fields
-        .get_mut(name)
-        .ok_or_else(|| format!("--set: no parameter named {name:?}"))?;
-    *slot = serde_json::from_str(value).map_err(|e| format!("--set {name}: {e}"))?;
-    *params = serde_json::from_value(fields).map_err(|e| format!("--set {name}: {e}"))?;
-    Ok(())
-}
-
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         json: false,
@@ -67,7 +53,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.options.threads = number("--threads")?,
             "--set" => {
                 let assignment = iter.next().ok_or("--set needs PARAM=VALUE")?;
-                set_param(&mut args.options.params, &assignment)?;
+                leakwatch_analyze::score::set_param(&mut args.options.params, &assignment)?;
             }
             "--seed" => {
                 args.seed = iter
