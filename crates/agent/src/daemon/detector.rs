@@ -29,8 +29,11 @@ pub fn run(
     let interval = config.agent.interval;
     let params = config.detect.params(interval);
     let every = config.detect.every(interval);
-    // Judge the last 8,640 intervals: a day at 10 s, 2.4 hours at 1 s.
-    let window_ms = interval.as_millis() as i64 * 8_640;
+    let windows = crate::findings::Windows::for_engine(
+        i64::try_from(interval.as_millis()).unwrap_or(i64::MAX),
+        &params,
+    );
+    let mut pass: u64 = 0;
     let mut lifecycle = Lifecycle::new(LifecycleParams::for_engine(&params));
     let mut next = Instant::now() + every;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -48,8 +51,9 @@ pub fn run(
             }
         };
         let now_ms = leakwatch_model::time::now_ms();
+        pass = pass.wrapping_add(1);
         let (found, lives) =
-            crate::findings::compute(&store, now_ms, window_ms, &params, &lifecycle);
+            crate::findings::compute(&store, now_ms, &windows, &params, &lifecycle, pass);
         drop(store);
         let found = with_processes(found, &shared.latest.get());
         let mut found = lifecycle.update(found, &lives, UnixMs(now_ms).as_secs_f64());
