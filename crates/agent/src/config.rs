@@ -272,8 +272,10 @@ pub struct TargetRule {
     pub uid: Option<u32>,
     /// A Prometheus text endpoint of the service, scraped every interval for `gauges`.
     pub metrics_url: Option<String>,
-    /// Gauges to follow from `metrics_url`, e.g. `["go_goroutines"]`; stored as
-    /// `gauge{NAME}` series of the target.
+    /// Gauges to follow from `metrics_url`, e.g. `["go_goroutines",
+    /// 'jvm_memory_used_after_last_gc_bytes{area="heap"}']` (samples with those labels are
+    /// summed); stored as `gauge{SELECTOR}` series of the target. Empty with a
+    /// `metrics_url`: the well-known gauges the endpoint has (`gauges::DEFAULT_GAUGES`).
     #[serde(default)]
     pub gauges: Vec<String>,
     /// A Go service's pprof address (`http://127.0.0.1:6060`): evidence includes
@@ -286,6 +288,38 @@ pub struct TargetRule {
     pub capture: Vec<Vec<String>>,
     /// Optional restart when a leak is about to exhaust a limit (off unless set).
     pub mitigation: Option<Mitigation>,
+    /// Capacities of the service's own resources (`[[target.limit]]`): detection forecasts
+    /// against the tighter of each and the host's limit, and names it.
+    #[serde(default)]
+    pub limit: Vec<LimitRule>,
+}
+
+/// `[[target.limit]]`: `series = "tcp{CLOSE_WAIT}"` (or a list sharing the capacity; `*`
+/// matches any run of characters: `"tcp_peer{* *:8443}"`), `capacity = 1024`, and
+/// optionally `name = "pool"` (how summaries call it: `limit 1,024 (pool, declared)`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRule {
+    pub series: OneOrMany,
+    pub capacity: f64,
+    pub name: Option<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one.clone()],
+            OneOrMany::Many(many) => many.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -460,12 +494,6 @@ impl Config {
                     rule.name
                 )));
             }
-            (Some(_), true) => {
-                return Err(invalid(format!(
-                    "target {:?}: metrics_url is set but gauges is empty: name the gauges to follow",
-                    rule.name
-                )));
-            }
             (None, false) => {
                 return Err(invalid(format!(
                     "target {:?}: gauges need a metrics_url to scrape",
@@ -474,6 +502,8 @@ impl Config {
             }
             _ => {}
         }
+        crate::gauges::selectors(&rule.gauges)
+            .map_err(|why| invalid(format!("target {:?}: {why}", rule.name)))?;
         if let Some(url) = &rule.pprof_url {
             if !url.starts_with("http://") {
                 return Err(invalid(format!(
@@ -481,6 +511,21 @@ impl Config {
                     rule.name
                 )));
             }
+        }
+        if rule.limit.len() > crate::capacity::MAX_LIMITS_PER_TARGET {
+            return Err(invalid(format!(
+                "target {:?}: at most {} [[target.limit]] entries",
+                rule.name,
+                crate::capacity::MAX_LIMITS_PER_TARGET
+            )));
+        }
+        for (i, limit) in rule.limit.iter().enumerate() {
+            crate::capacity::check(
+                &limit.series.to_vec(),
+                limit.capacity,
+                limit.name.as_deref(),
+            )
+            .map_err(|why| invalid(format!("target {:?}: limit[{i}]: {why}", rule.name)))?;
         }
         for (i, command) in rule.capture.iter().enumerate() {
             if command.first().is_none_or(|p| p.trim().is_empty()) {
@@ -654,8 +699,20 @@ cmdline = "Analytics"
                 "must start with http://",
             ),
             (
-                "[[target]]\nname = \"x\"\ncomm = \"a\"\nmetrics_url = \"http://127.0.0.1:6060/metrics\"\n",
-                "gauges is empty",
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\nmetrics_url = \"http://127.0.0.1:6060/metrics\"\ngauges = [\"a{b=c}\"]\n",
+                "bad label set",
+            ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\n[[target.limit]]\nseries = \"tcp{CLOSE_WAIT}\"\ncapacity = 0\n",
+                "limit[0]: capacity 0 must be",
+            ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\n[[target.limit]]\nseries = [\"sockts{x}\"]\ncapacity = 5\n",
+                "unknown resource",
+            ),
+            (
+                "[[target]]\nname = \"x\"\ncomm = \"a\"\n[[target.limit]]\nseries = \"tcp\"\ncapacity = 5\nsize = 3\n",
+                "unknown field",
             ),
             ("[[target]]\nname = \"x\"\ncomm = \"a\"\ngauges = [\"g\"]\n", "need a metrics_url"),
             ("[detect]\npreset = \"quick\"\n", "unknown variant"),

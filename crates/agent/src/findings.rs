@@ -2,16 +2,18 @@
 //! from the store and hands them to the pure engine (`leakwatch-detect`). The engine does
 //! no I/O; this module is the I/O around it.
 
+use crate::capacity::Capacities;
 use leakwatch_detect::{
-    Attribution, Finding, FindingKind, FindingState, Lifecycle, Params, Point, Resource,
-    Restart as DetectRestart, Series, TargetLife,
+    Attribution, Capacity, CapacitySource, Finding, FindingKind, FindingState, Lifecycle, Params,
+    Point, Resource, Restart as DetectRestart, Series, TargetLife,
 };
 use leakwatch_model::{FdKind, SeriesKey, UnixMs};
 use leakwatch_store::{SeriesData, Store};
 use std::collections::{BTreeMap, HashMap};
 
-/// Builds the engine's input for one target from what the store returned.
-pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
+/// Builds the engine's input for one target from what the store returned, with the
+/// capacities declared for it.
+pub fn to_series(target: &str, data: &[SeriesData], capacities: &Capacities) -> Vec<Series> {
     let mut limits: HashMap<&SeriesKey, f64> = HashMap::new();
     for series in data.iter().filter(|s| s.key.is_limit) {
         if let Some((_, value)) = series.points.last() {
@@ -25,8 +27,15 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
         .find(|s| !s.key.is_limit && s.key.resource == Resource::Threads && s.key.is_total())
         .map(|s| s.points.iter().map(|(ms, _)| *ms).collect())
         .unwrap_or_default();
+    let reported = reported_capacities(data);
     data.iter()
         .filter(|s| !s.key.is_limit)
+        // A gauge that reports another one's capacity is its limit, not a series of its own.
+        .filter(|s| {
+            !reported
+                .iter()
+                .any(|(_, companion, _)| *companion == &s.key)
+        })
         // Folded remainders would repeat what the named series already say. (The fd kind
         // "other" shares the remainder's spelling and has always been left out with it.)
         // Per-process maxima are analysed, but the engine never reports them as findings
@@ -49,19 +58,149 @@ pub fn to_series(target: &str, data: &[SeriesData]) -> Vec<Series> {
             } else {
                 s.points.clone()
             };
-            Series::new(
-                SeriesKey {
-                    target: target.to_string(),
-                    ..s.key.clone()
-                },
+            let key = SeriesKey {
+                target: target.to_string(),
+                ..s.key.clone()
+            };
+            let capacity = capacities.of(&key).cloned();
+            let mut series = Series::new(
+                key,
                 points
                     .iter()
                     .map(|(ms, v)| Point::new(UnixMs(*ms).as_secs_f64(), *v))
                     .collect(),
                 limit,
-            )
+            );
+            // fds and every kind of socket count against the fd limit of the process.
+            if limit.is_some()
+                && matches!(
+                    s.key.resource,
+                    Resource::Fds | Resource::Tcp | Resource::TcpPeer | Resource::Sockets
+                )
+            {
+                series = series.with_limit_name("RLIMIT_NOFILE");
+            }
+            if let Some(capacity) = capacity {
+                series = series.with_capacity(capacity);
+            } else if let Some((_, _, capacity)) =
+                reported.iter().find(|(followed, _, _)| *followed == &s.key)
+            {
+                series = series.with_capacity(capacity.clone());
+            }
+            series
         })
         .collect()
+}
+
+/// For each followed gauge whose capacity the service also reports by naming convention
+/// (`jvm_memory_max_bytes{area="heap"}` for `jvm_memory_used_bytes{area="heap"}`): the
+/// gauge, the companion, and the capacity (its latest value, when above zero).
+fn reported_capacities(data: &[SeriesData]) -> Vec<(&SeriesKey, &SeriesKey, Capacity)> {
+    let gauges: Vec<(&SeriesData, crate::gauges::Selector)> = data
+        .iter()
+        .filter(|s| !s.key.is_limit)
+        .filter_map(|s| match &s.key.attribution {
+            Attribution::Gauge(text) => crate::gauges::Selector::parse(text)
+                .ok()
+                .map(|selector| (s, selector)),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, (followed, selector)) in gauges.iter().enumerate() {
+        for candidate in selector.capacity_candidates() {
+            let Some((companion, _)) = gauges.iter().find(|(_, s)| *s == candidate) else {
+                continue;
+            };
+            let Some(&(_, value)) = companion.points.last() else {
+                continue;
+            };
+            if value.is_finite() && value > 0.0 {
+                out.push((
+                    &followed.key,
+                    &companion.key,
+                    Capacity {
+                        value,
+                        name: candidate.name.clone(),
+                        source: CapacitySource::Reported,
+                        // Not shared: each gauge has its own.
+                        group: u32::MAX - u32::try_from(i).unwrap_or(0),
+                    },
+                ));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// A JVM's heap after GC is the floor a memory leak raises; heap used and committed follow
+/// it with the collector's sawtooth on top. When it leaks, their leaks are folded into its
+/// finding instead of being listed beside it.
+fn prefer_heap_after_gc(mut findings: Vec<Finding>) -> Vec<Finding> {
+    let gauge_name = |f: &Finding| match &f.key.attribution {
+        Attribution::Gauge(text) => Some(text.split('{').next().unwrap_or_default().to_string()),
+        _ => None,
+    };
+    let is_floor = |name: &str| {
+        name.contains("after_last_gc")
+            || name.contains("after_gc")
+            || name == "jvm_gc_live_data_size_bytes"
+    };
+    let is_heap = |name: &str| {
+        matches!(
+            name,
+            "jvm_memory_used_bytes"
+                | "jvm_memory_committed_bytes"
+                | "jvm_memory_bytes_used"
+                | "jvm_memory_bytes_committed"
+        )
+    };
+    let Some(root) = findings
+        .iter()
+        .position(|f| f.kind == FindingKind::Leak && gauge_name(f).is_some_and(|n| is_floor(&n)))
+    else {
+        return findings;
+    };
+    let mut folded = Vec::new();
+    let mut i = 0;
+    while i < findings.len() {
+        let fold = i != root
+            && findings[i].kind == FindingKind::Leak
+            && gauge_name(&findings[i]).is_some_and(|n| is_heap(&n));
+        if fold {
+            folded.push(findings.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    if folded.is_empty() {
+        return findings;
+    }
+    let Some(root) = findings
+        .iter_mut()
+        .find(|f| f.kind == FindingKind::Leak && gauge_name(f).is_some_and(|n| is_floor(&n)))
+    else {
+        return findings;
+    };
+    for f in folded {
+        let consequence = leakwatch_detect::Consequence {
+            kind: f.kind,
+            key: f.key,
+            current: f.current,
+            limit: f.limit,
+            rate_per_hour: f.rate_per_hour,
+            evidence_window: f.evidence_window,
+        };
+        let separator = if root.summary.contains("; also: ") {
+            ", "
+        } else {
+            "; also: "
+        };
+        root.summary = format!("{}{separator}{}", root.summary, consequence.brief());
+        root.consequences.push(consequence);
+    }
+    findings
 }
 
 /// The series at every pass of the target, with 0 where it was not written. Without this,
@@ -127,6 +266,7 @@ pub fn compute(
     params: &Params,
     lifecycle: &Lifecycle,
     pass: u64,
+    capacities: &Capacities,
 ) -> (Vec<Finding>, BTreeMap<String, TargetLife>) {
     let now = UnixMs(now_ms).as_secs_f64();
     let mut all = Vec::new();
@@ -153,9 +293,9 @@ pub fn compute(
             store,
             &target.name,
             &restarts,
-            now_ms - windows.short_ms,
-            now_ms,
+            (now_ms - windows.short_ms, now_ms),
             params,
+            capacities,
         );
         if windows.long_ms > windows.short_ms
             && found
@@ -173,7 +313,7 @@ pub fn compute(
             let name = &suspected[(first + i) % suspected.len()];
             let from = now_ms - windows.long_ms;
             let restarts = restarts_of(store, name, from, now_ms);
-            let found = analyze_target(store, name, &restarts, from, now_ms, params);
+            let found = analyze_target(store, name, &restarts, (from, now_ms), params, capacities);
             // The long judgement replaces the short one for this target: it saw all of it.
             all.retain(|f| &f.key.target != name);
             all.extend(found);
@@ -207,15 +347,20 @@ fn analyze_target(
     store: &Store,
     target: &str,
     restarts: &[DetectRestart],
-    from_ms: i64,
-    now_ms: i64,
+    (from_ms, now_ms): (i64, i64),
     params: &Params,
+    capacities: &Capacities,
 ) -> Vec<Finding> {
     let Ok(data) = store.query_target(target, from_ms, now_ms) else {
         return Vec::new();
     };
-    let series = to_series(target, &data);
-    leakwatch_detect::analyze(&series, restarts, UnixMs(now_ms).as_secs_f64(), params)
+    let series = to_series(target, &data, capacities);
+    prefer_heap_after_gc(leakwatch_detect::analyze(
+        &series,
+        restarts,
+        UnixMs(now_ms).as_secs_f64(),
+        params,
+    ))
 }
 
 /// Confirmed before suspected before resolved; within each, soonest exhaustion first, then
@@ -286,7 +431,15 @@ mod tests {
         assert_eq!(windows.short_ms, 86_400_000);
         assert_eq!(windows.long_ms, 108_000_000);
         let leak_state = |windows: &Windows| {
-            let (found, _) = compute(&store, now_ms, windows, &params, &lifecycle, 1);
+            let (found, _) = compute(
+                &store,
+                now_ms,
+                windows,
+                &params,
+                &lifecycle,
+                1,
+                &Capacities::default(),
+            );
             found
                 .iter()
                 .find(|f| f.kind == FindingKind::Leak)
@@ -304,6 +457,100 @@ mod tests {
             ..windows
         };
         assert_eq!(leak_state(&no_budget), Some(FindingState::Suspected));
+    }
+
+    fn data(key: &str, values: impl Fn(i64) -> f64) -> SeriesData {
+        let key: SeriesKey = key.parse().unwrap();
+        SeriesData {
+            key,
+            points: (0..120i64)
+                .map(|i| (1_790_000_000_000 + i * 1_000, values(i)))
+                .collect(),
+        }
+    }
+
+    /// Seed 004 in miniature: heap after GC grows towards the heap max the JVM reports;
+    /// heap used grows with it under the collector's sawtooth.
+    #[test]
+    fn heap_after_gc_is_the_finding_against_the_reported_heap_max() {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let after_gc = |i: i64| 100.0 * MIB + i as f64 * MIB;
+        let input = [
+            data(
+                r#"svc/gauge{jvm_memory_used_after_last_gc_bytes{area="heap"}}"#,
+                after_gc,
+            ),
+            data(r#"svc/gauge{jvm_memory_used_bytes{area="heap"}}"#, |i| {
+                after_gc(i) + (i % 10) as f64 * 5.0 * MIB
+            }),
+            data(r#"svc/gauge{jvm_memory_max_bytes{area="heap"}}"#, |_| {
+                512.0 * MIB
+            }),
+        ];
+        let series = to_series("svc", &input, &Capacities::default());
+        assert_eq!(series.len(), 2, "the heap max is a capacity, not a series");
+        let now = series[0].points.last().unwrap().t;
+        let found = prefer_heap_after_gc(leakwatch_detect::analyze(
+            &series,
+            &[],
+            now,
+            &Params::fast(1.0),
+        ));
+        let leaks: Vec<&Finding> = found
+            .iter()
+            .filter(|f| f.kind == FindingKind::Leak)
+            .collect();
+        assert_eq!(leaks.len(), 1, "{found:#?}");
+        let leak = leaks[0];
+        assert!(
+            leak.key.label().contains("after_last_gc"),
+            "{}",
+            leak.summary
+        );
+        assert_eq!(leak.limit, Some(512.0 * MIB));
+        assert!(
+            leak.summary
+                .contains("limit 512.0 MiB (jvm_memory_max_bytes, reported) in ~"),
+            "{}",
+            leak.summary
+        );
+        assert!(
+            leak.summary.contains("also: gauge jvm_memory_used_bytes"),
+            "{}",
+            leak.summary
+        );
+        assert_eq!(leak.consequences.len(), 1);
+    }
+
+    #[test]
+    fn declared_capacities_and_the_fd_limit_are_named() {
+        let config = crate::config::Config::parse(
+            "[[target]]\nname = \"shop\"\ncomm = \"java\"\n[[target.limit]]\nseries = [\"tcp{CLOSE_WAIT}\", \"tcp_peer{* *:8443}\"]\ncapacity = 1024\nname = \"pool\"\n",
+            std::path::Path::new("test.toml"),
+        )
+        .unwrap();
+        let capacities = Capacities::from_rules(&config.targets);
+        let mut limit = data("shop/fds{max_process}", |_| 8192.0);
+        limit.key.is_limit = true;
+        let input = [
+            data("shop/tcp{CLOSE_WAIT}", |i| i as f64),
+            data("shop/tcp{ESTABLISHED}", |_| 5.0),
+            limit,
+        ];
+        let series = to_series("shop", &input, &capacities);
+        let close_wait = series
+            .iter()
+            .find(|s| s.key.label() == "tcp{CLOSE_WAIT}")
+            .unwrap();
+        let capacity = close_wait.capacity.as_ref().unwrap();
+        assert_eq!((capacity.value, capacity.name.as_str()), (1024.0, "pool"));
+        assert_eq!(close_wait.limit, Some(8192.0));
+        assert_eq!(close_wait.limit_name.as_deref(), Some("RLIMIT_NOFILE"));
+        let established = series
+            .iter()
+            .find(|s| s.key.label() == "tcp{ESTABLISHED}")
+            .unwrap();
+        assert!(established.capacity.is_none());
     }
 
     #[test]

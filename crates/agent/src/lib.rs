@@ -5,6 +5,7 @@
 //! Threads: `lw-sampler` (the sampling loop), `lw-writer` (the store), and a small tokio
 //! runtime for HTTP. Sampling never waits on the other two.
 
+pub mod capacity;
 pub mod config;
 pub mod daemon;
 mod error;
@@ -32,6 +33,7 @@ pub mod standalone {
     pub mod incidents {
         pub use crate::evidence::{incidents_dir, list, load, read_file, valid_id};
     }
+    pub use crate::capacity::Capacities;
     pub use crate::findings::{rank, to_series};
     pub use crate::targets::{group, RestartTracker, Targeting};
 }

@@ -843,6 +843,7 @@ mod tests {
                 pprof_url: None,
                 capture: Vec::new(),
                 mitigation: None,
+                limit: Vec::new(),
             }
         }
 
@@ -1477,6 +1478,7 @@ mod tests {
                 pprof_url: None,
                 capture: Vec::new(),
                 mitigation: None,
+                limit: Vec::new(),
             }];
             let targeting = Targeting::new(&rules);
             for (parent, restarts) in [(40, 0), (1, 5)] {

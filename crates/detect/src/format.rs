@@ -103,6 +103,23 @@ impl Unit {
         }
     }
 
+    /// The unit of a series: [`Unit::of`] its resource, except for application gauges
+    /// named by the Prometheus convention for bytes (`jvm_memory_used_bytes{…}`).
+    pub fn of_key(key: &crate::SeriesKey) -> Unit {
+        match &key.attribution {
+            crate::Attribution::Gauge(gauge)
+                if gauge
+                    .split('{')
+                    .next()
+                    .unwrap_or_default()
+                    .ends_with("_bytes") =>
+            {
+                Unit::Bytes
+            }
+            _ => Unit::of(&key.resource),
+        }
+    }
+
     pub fn format(self, value: f64) -> String {
         match self {
             Unit::Bytes => bytes(value),
@@ -116,6 +133,11 @@ impl Unit {
 /// A quantity of `resource`, in its default unit ([`Unit::of`]).
 pub fn quantity(resource: &crate::Resource, value: f64) -> String {
     Unit::of(resource).format(value)
+}
+
+/// A quantity of the series `key`, in its unit ([`Unit::of_key`]).
+pub fn quantity_of(key: &crate::SeriesKey, value: f64) -> String {
+    Unit::of_key(key).format(value)
 }
 
 /// `2280` -> `38m`; `21600` -> `6h`; `22500` -> `6h15m`; `190800` -> `2d5h`.

@@ -39,8 +39,8 @@ pub mod stats;
 
 pub use lifecycle::{Lifecycle, LifecycleParams, TargetLife};
 pub use model::{
-    Attribution, Consequence, Finding, FindingKind, FindingState, ParseKeyError, Point, Resolution,
-    ResolutionCause, Resource, Restart, Series, SeriesKey,
+    Attribution, Capacity, CapacitySource, Consequence, Finding, FindingKind, FindingState,
+    ParseKeyError, Point, Resolution, ResolutionCause, Resource, Restart, Series, SeriesKey,
 };
 pub use params::Params;
 
@@ -69,14 +69,14 @@ pub fn analyze(series: &[Series], restarts: &[Restart], now: f64, params: &Param
     let mut candidates = Vec::new();
     for one in series {
         let target_restarts = restarts_of(restarts, &one.key.target, now);
-        let others = others_share(one, series, now, params);
+        let ceiling = ceiling(one, series, now, params);
         candidates.extend(analyze_series(
             one,
             &target_restarts,
             now,
             params,
             z_interval,
-            others,
+            ceiling,
             &mut None,
         ));
     }
@@ -105,7 +105,7 @@ pub fn explain(series: &Series, restarts: &[Restart], now: f64, params: &Params)
         now,
         params,
         interval_quantile(params),
-        0.0,
+        ceiling(series, std::slice::from_ref(series), now, params),
         &mut Some(&mut lines),
     );
     for candidate in findings {
@@ -154,6 +154,57 @@ fn current_value(points: &[Point], params: &Params) -> Option<f64> {
     stats::median_of(&recent.iter().map(|p| p.v).collect::<Vec<_>>())
 }
 
+/// The limit a series is forecast against: its own (`limit`, the rest of the resource
+/// counted against it) or its declared or reported capacity (the other series sharing that
+/// capacity counted against it), whichever leaves the least headroom now.
+struct Ceiling {
+    value: f64,
+    others: f64,
+    /// `RLIMIT_NOFILE`, `pool, declared`; `None` for an unnamed limit.
+    name: Option<String>,
+}
+
+fn ceiling(one: &Series, all: &[Series], now: f64, params: &Params) -> Option<Ceiling> {
+    let usable = |v: &f64| v.is_finite() && *v > 0.0;
+    let own = one.limit.filter(usable).map(|value| Ceiling {
+        value,
+        others: others_share(one, all, now, params),
+        name: one.limit_name.clone(),
+    });
+    let capacity = one
+        .capacity
+        .as_ref()
+        .filter(|c| usable(&c.value))
+        .map(|c| Ceiling {
+            value: c.value,
+            others: capacity_share(one, c.group, all, now, params),
+            name: Some(c.label()),
+        });
+    match (own, capacity) {
+        (Some(own), Some(capacity)) => {
+            if capacity.value - capacity.others < own.value - own.others {
+                Some(capacity)
+            } else {
+                Some(own)
+            }
+        }
+        (own, capacity) => own.or(capacity),
+    }
+}
+
+/// What the other series of `part`'s target in capacity `group` hold now.
+fn capacity_share(part: &Series, group: u32, all: &[Series], now: f64, params: &Params) -> f64 {
+    all.iter()
+        .filter(|s| {
+            s.key != part.key
+                && s.key.target == part.key.target
+                && s.capacity.as_ref().is_some_and(|c| c.group == group)
+        })
+        .filter_map(|s| current_value(&visible_points(s, now), params))
+        .map(|v| v.max(0.0))
+        .sum()
+}
+
 /// How much of the limit the rest of the resource holds when `part` is one attribution
 /// of it: the total's current value minus the part's. Zero for totals and when no total
 /// series is given.
@@ -189,7 +240,7 @@ fn analyze_series(
     now: f64,
     params: &Params,
     z_interval: f64,
-    others: f64,
+    ceiling: Option<Ceiling>,
     trace: &mut Option<&mut Vec<String>>,
 ) -> Vec<group::Candidate> {
     let points = visible_points(series, now);
@@ -200,7 +251,9 @@ fn analyze_series(
     let lives = blocks::split_lives(&points, &restart_times, params.restart_snap_samples);
     let current_life = &points[lives[lives.len() - 1].clone()];
     let current = current_value(current_life, params).unwrap_or(last.v);
-    let limit = series.limit.filter(|l| l.is_finite() && *l > 0.0);
+    let limit = ceiling.as_ref().map(|c| c.value);
+    let others = ceiling.as_ref().map_or(0.0, |c| c.others);
+    let limit_name = ceiling.as_ref().and_then(|c| c.name.as_deref());
     let ctx = Context {
         params,
         z_interval,
@@ -225,7 +278,14 @@ fn analyze_series(
     let mut findings = Vec::new();
     if let Some(trend) = &trend {
         findings.push(group::Candidate {
-            finding: leak_finding(series, trend, current, limit, restarts, current_pid),
+            finding: leak_finding(
+                series,
+                trend,
+                current,
+                limit.map(|l| (l, limit_name)),
+                restarts,
+                current_pid,
+            ),
             interval: Some((trend.slope_lower * 3600.0, trend.slope_upper * 3600.0)),
         });
     }
@@ -235,7 +295,7 @@ fn analyze_series(
                 series,
                 current_life,
                 current,
-                limit,
+                (limit, limit_name),
                 params,
                 trend.as_ref(),
                 current_pid,
@@ -253,10 +313,11 @@ fn leak_finding(
     series: &Series,
     trend: &Trend,
     current: f64,
-    limit: Option<f64>,
+    limit: Option<(f64, Option<&str>)>,
     restarts: &[&Restart],
     current_pid: Option<u32>,
 ) -> Finding {
+    let named = |name: Option<&str>| name.map(|n| format!(" ({n})")).unwrap_or_default();
     let key = &series.key;
     let unit = series.display_unit();
     let rate_per_hour = trend.slope * 3600.0;
@@ -279,12 +340,13 @@ fn leak_finding(
         )
     };
     let forecast = match (limit, trend.eta) {
-        (Some(limit), Some(eta)) if eta <= 0.0 => {
-            format!(", at limit {}", unit.format(limit))
+        (Some((limit, name)), Some(eta)) if eta <= 0.0 => {
+            format!(", at limit {}{}", unit.format(limit), named(name))
         }
-        (Some(limit), Some(eta)) => format!(
-            ", limit {} in ~{}",
+        (Some((limit, name)), Some(eta)) => format!(
+            ", limit {}{} in ~{}",
             unit.format(limit),
+            named(name),
             format::duration(eta)
         ),
         _ => ", no known limit".to_string(),
@@ -306,7 +368,7 @@ fn leak_finding(
         pids: current_pid.into_iter().collect(),
         processes: Vec::new(),
         current,
-        limit,
+        limit: limit.map(|(value, _)| value),
         rate_per_hour,
         eta_seconds: trend.eta,
         eta_conservative_seconds: trend.eta_conservative,
@@ -328,7 +390,7 @@ fn saturation_finding(
     series: &Series,
     current_life: &[Point],
     current: f64,
-    limit: f64,
+    (limit, limit_name): (f64, Option<&str>),
     params: &Params,
     trend: Option<&Trend>,
     current_pid: Option<u32>,
@@ -362,11 +424,12 @@ fn saturation_finding(
         restarts: 0,
         consequences: Vec::new(),
         summary: format!(
-            "{} at {} of {} ({:.0}% of limit)",
+            "{} at {} of {} ({:.0}% of {})",
             label(key),
             series.display_unit().format(current),
             series.display_unit().format(limit),
-            100.0 * current / limit
+            100.0 * current / limit,
+            limit_name.unwrap_or("limit")
         ),
     }
 }

@@ -283,7 +283,7 @@ fn resolve(finding: &mut Finding, cause: ResolutionCause, at: f64) {
     });
     finding.eta_seconds = None;
     finding.eta_conservative_seconds = None;
-    let last = crate::format::quantity(&finding.key.resource, finding.current);
+    let last = crate::format::quantity_of(&finding.key, finding.current);
     let what = match finding.kind {
         FindingKind::CrashLoop => "restarts".to_string(),
         _ => crate::label(&finding.key),

@@ -33,6 +33,47 @@ pub struct Series {
     /// analysis does not depend on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<Unit>,
+    /// What `limit` is, for summaries (`RLIMIT_NOFILE`); `None` reads as plain "limit".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_name: Option<String>,
+    /// A capacity declared in the configuration or reported by the service itself. The
+    /// forecast uses whichever of it and `limit` leaves the least headroom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+/// A capacity other than the host's limits: a connection pool of 1,024 declared in the
+/// configuration, or a `*_max` gauge the service reports (`hikaricp_connections_max`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    pub value: f64,
+    /// How summaries name it: `pool`, `hikaricp_connections_max`.
+    pub name: String,
+    pub source: CapacitySource,
+    /// Series of one target with the same group share the capacity (sockets of one pool in
+    /// CLOSE_WAIT and ESTABLISHED): each one's headroom counts the others' current values.
+    #[serde(default)]
+    pub group: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacitySource {
+    /// Written in the configuration by a person.
+    Declared,
+    /// Reported by the service (a gauge named like the series with `max` or `limit`).
+    Reported,
+}
+
+impl Capacity {
+    /// `pool, declared`.
+    pub fn label(&self) -> String {
+        let source = match self.source {
+            CapacitySource::Declared => "declared",
+            CapacitySource::Reported => "reported",
+        };
+        format!("{}, {source}", self.name)
+    }
 }
 
 impl Series {
@@ -42,7 +83,21 @@ impl Series {
             points,
             limit,
             unit: None,
+            limit_name: None,
+            capacity: None,
         }
+    }
+
+    /// The same series, its `limit` named (`RLIMIT_NOFILE`).
+    pub fn with_limit_name(mut self, name: impl Into<String>) -> Series {
+        self.limit_name = Some(name.into());
+        self
+    }
+
+    /// The same series with a declared or reported capacity.
+    pub fn with_capacity(mut self, capacity: Capacity) -> Series {
+        self.capacity = Some(capacity);
+        self
     }
 
     /// The same series, its values read in `unit`.
@@ -53,7 +108,7 @@ impl Series {
 
     /// The unit its values read in: its own, else the resource's.
     pub fn display_unit(&self) -> Unit {
-        self.unit.unwrap_or_else(|| Unit::of(&self.key.resource))
+        self.unit.unwrap_or_else(|| Unit::of_key(&self.key))
     }
 }
 
@@ -234,7 +289,7 @@ impl Consequence {
             }
             _ => format!(
                 "{label} +{}",
-                crate::format::quantity(&self.key.resource, self.growth())
+                crate::format::quantity_of(&self.key, self.growth())
             ),
         }
     }

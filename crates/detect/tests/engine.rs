@@ -416,3 +416,88 @@ fn one_close_wait_leak_is_one_finding_with_its_consequences() {
     );
     assert!(!root.summary.contains('.'), "{}", root.summary);
 }
+
+fn tcp(attribution: &str) -> SeriesKey {
+    SeriesKey::from_text("shop", "tcp", attribution)
+}
+
+fn pool(value: f64) -> leakwatch_detect::Capacity {
+    leakwatch_detect::Capacity {
+        value,
+        name: "pool".into(),
+        source: leakwatch_detect::CapacitySource::Declared,
+        group: 1,
+    }
+}
+
+/// Incident 001 in miniature: CLOSE_WAIT grows 10/h towards a pool of 1,024 that also
+/// holds 300 ESTABLISHED connections, while RLIMIT_NOFILE is 8,192. The forecast is
+/// against the pool, less what the other state holds, and says so.
+#[test]
+fn a_declared_capacity_tighter_than_the_limit_drives_the_forecast() {
+    let mut noise = Noise(7);
+    let close_wait = series(tcp("CLOSE_WAIT"), 30.0, Some(8192.0), |s| {
+        (100.0 + 10.0 * s / HOUR + 2.0 * noise.next()).round()
+    })
+    .with_limit_name("RLIMIT_NOFILE");
+    let established = series(tcp("ESTABLISHED"), 30.0, Some(8192.0), |_| {
+        (300.0 + 3.0 * noise.next()).round()
+    })
+    .with_limit_name("RLIMIT_NOFILE");
+    let now = end_of(std::slice::from_ref(&close_wait));
+    let plain = analyze(
+        &[close_wait.clone(), established.clone()],
+        &[],
+        now,
+        &Params::production(),
+    );
+    let plain_leak = leaks(&plain)[0].clone();
+    assert!(
+        plain_leak
+            .summary
+            .contains("limit 8,192 (RLIMIT_NOFILE) in ~"),
+        "{}",
+        plain_leak.summary
+    );
+    let declared = analyze(
+        &[
+            close_wait.with_capacity(pool(1024.0)),
+            established.with_capacity(pool(1024.0)),
+        ],
+        &[],
+        now,
+        &Params::production(),
+    );
+    let leak = leaks(&declared)[0].clone();
+    assert_eq!(leak.limit, Some(1024.0));
+    assert!(
+        leak.summary.contains("limit 1,024 (pool, declared) in ~"),
+        "{}",
+        leak.summary
+    );
+    // About (1,024 - 300 - 400) / 10 = 32 h, against (8,192 - 400) / 10 = 779 h.
+    let eta = leak.eta_seconds.unwrap() / HOUR;
+    let plain_eta = plain_leak.eta_seconds.unwrap() / HOUR;
+    assert!((eta - 32.4).abs() < 5.0, "{eta} h");
+    assert!(plain_eta > 600.0, "{plain_eta} h");
+}
+
+/// A capacity looser than the known limit does not replace it.
+#[test]
+fn the_tighter_of_limit_and_capacity_wins() {
+    let mut noise = Noise(8);
+    let close_wait = series(tcp("CLOSE_WAIT"), 30.0, Some(1024.0), |s| {
+        (100.0 + 20.0 * s / HOUR + 2.0 * noise.next()).round()
+    })
+    .with_limit_name("RLIMIT_NOFILE")
+    .with_capacity(pool(4096.0));
+    let now = end_of(std::slice::from_ref(&close_wait));
+    let findings = analyze(&[close_wait], &[], now, &Params::production());
+    let leak = leaks(&findings)[0].clone();
+    assert_eq!(leak.limit, Some(1024.0));
+    assert!(
+        leak.summary.contains("limit 1,024 (RLIMIT_NOFILE)"),
+        "{}",
+        leak.summary
+    );
+}

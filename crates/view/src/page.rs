@@ -8,7 +8,7 @@ use crate::escape::{html, url_component};
 use crate::format::{duration, number, span_ms, timestamp, Unit};
 use crate::model::{
     soonest_eta, AlertView, Attribution, Finding, FindingKind, FindingState, IncidentView,
-    Overview, Resource, RestartView, SeriesView, TargetView,
+    Overview, Resource, RestartView, SeriesKey, SeriesView, TargetView,
 };
 use leakwatch_exec::quote;
 use leakwatch_model::MemoryKind;
@@ -136,8 +136,8 @@ fn kind_badge(finding: &Finding) -> String {
 }
 
 /// Quantity of a finding's resource: bytes for memory, integers for counts of objects.
-fn quantity(resource: &Resource, value: f64) -> String {
-    leakwatch_detect::format::quantity(resource, value)
+fn quantity(key: &SeriesKey, value: f64) -> String {
+    leakwatch_detect::format::quantity_of(key, value)
 }
 
 /// The findings as a table: what, how fast, forecast, confidence, since when.
@@ -153,11 +153,11 @@ pub fn findings_table(findings: &[Finding]) -> String {
         let rate = if f.kind == FindingKind::CrashLoop {
             format!("{} restarts/h", number(f.rate_per_hour))
         } else {
-            format!("{}/h", quantity(&f.key.resource, f.rate_per_hour))
+            format!("{}/h", quantity(&f.key, f.rate_per_hour))
         };
         let limit = f
             .limit
-            .map(|l| format!(" / {}", quantity(&f.key.resource, l)))
+            .map(|l| format!(" / {}", quantity(&f.key, l)))
             .unwrap_or_default();
         // Which processes: the first as the agent described it, and how many more.
         let processes = match f.processes.first() {
@@ -183,7 +183,7 @@ pub fn findings_table(findings: &[Finding]) -> String {
             html(&f.key.label()),
             html(&f.summary),
             html(&rate),
-            html(&quantity(&f.key.resource, f.current)),
+            html(&quantity(&f.key, f.current)),
             html(&limit),
             html(&eta_text(f)),
             f.confidence * 100.0,
@@ -193,7 +193,7 @@ pub fn findings_table(findings: &[Finding]) -> String {
         for c in &f.consequences {
             let limit = c
                 .limit
-                .map(|l| format!(" / {}", quantity(&c.key.resource, l)))
+                .map(|l| format!(" / {}", quantity(&c.key, l)))
                 .unwrap_or_default();
             let _ = write!(
                 s,
@@ -201,8 +201,8 @@ pub fn findings_table(findings: &[Finding]) -> String {
                  <td>{}</td><td class=\"num\">{}/h</td><td class=\"num\">{}{}</td><td></td><td></td><td></td></tr>",
                 html(&c.key.label()),
                 html(&c.brief()),
-                html(&quantity(&c.key.resource, c.rate_per_hour)),
-                html(&quantity(&c.key.resource, c.current)),
+                html(&quantity(&c.key, c.rate_per_hour)),
+                html(&quantity(&c.key, c.current)),
                 html(&limit),
             );
         }

@@ -101,7 +101,7 @@ pub fn finding_sentence(f: &Finding, esc: fn(&str) -> String) -> String {
             let verb = if kind == FindingKind::Leak {
                 format!(
                     "grows {}/h",
-                    leakwatch_detect::format::quantity(&f.key.resource, f.rate_per_hour)
+                    leakwatch_detect::format::quantity_of(&f.key, f.rate_per_hour)
                 )
             } else {
                 "is close to its limit".to_string()

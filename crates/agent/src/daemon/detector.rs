@@ -34,6 +34,7 @@ pub fn run(
         &params,
     );
     let mut pass: u64 = 0;
+    let capacities = crate::capacity::Capacities::from_rules(&config.targets);
     let mut lifecycle = Lifecycle::new(LifecycleParams::for_engine(&params));
     let mut next = Instant::now() + every;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -52,8 +53,15 @@ pub fn run(
         };
         let now_ms = leakwatch_model::time::now_ms();
         pass = pass.wrapping_add(1);
-        let (found, lives) =
-            crate::findings::compute(&store, now_ms, &windows, &params, &lifecycle, pass);
+        let (found, lives) = crate::findings::compute(
+            &store,
+            now_ms,
+            &windows,
+            &params,
+            &lifecycle,
+            pass,
+            &capacities,
+        );
         drop(store);
         let found = with_processes(found, &shared.latest.get());
         let mut found = lifecycle.update(found, &lives, UnixMs(now_ms).as_secs_f64());

@@ -373,7 +373,11 @@ impl Model {
                     points: ring.points().collect(),
                 })
                 .collect();
-            let series = leakwatch_agent::standalone::to_series(&target.name, &data);
+            let series = leakwatch_agent::standalone::to_series(
+                &target.name,
+                &data,
+                &leakwatch_agent::standalone::Capacities::default(),
+            );
             let restarts: Vec<leakwatch_detect::Restart> = target
                 .restarts
                 .iter()
