@@ -137,10 +137,10 @@ fn heap_after_gc_leaks_against_the_reported_heap_max() {
     assert_eq!(leak["limit"], 512.0 * 1024.0 * 1024.0, "{leak:#}");
     let summary = leak["summary"].as_str().unwrap();
     assert!(
-        summary.contains("limit 512 MiB (jvm_memory_max_bytes, reported) in ~"),
+        summary.contains("limit 512.0 MiB (jvm_memory_max_bytes, reported) in ~"),
         "{summary}"
     );
-    assert!(summary.contains("MiB/h)"), "bytes read as bytes: {summary}");
+    assert!(summary.contains("iB/h)"), "bytes read as bytes: {summary}");
     assert!(
         summary.contains("also: gauge jvm_memory_used_bytes{area=\"heap\"}"),
         "{summary}"
