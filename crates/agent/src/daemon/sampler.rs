@@ -15,7 +15,7 @@ use std::sync::mpsc::TrySendError;
 use std::time::Instant;
 
 /// Samples the host every interval until `shared.stop`.
-pub fn run(mut sampler: Sampler, targeting: Targeting, config: &Config, shared: &Shared) {
+pub fn run(mut sampler: Sampler, mut targeting: Targeting, config: &Config, shared: &Shared) {
     let interval = config.agent.interval;
     // Remember a vanished target for ten minutes' worth of passes: crash loops restart
     // after a back-off, and the restart must still be attributed to the same target.
@@ -56,7 +56,7 @@ pub fn run(mut sampler: Sampler, targeting: Targeting, config: &Config, shared: 
             logged_cost = true;
         }
         // Short-lived commands (compilers, shell pipelines) get no history of their own.
-        let grouped = admission.filter(targets::group(&targeting, &sample));
+        let grouped = admission.filter(targets::group(&mut targeting, &sample));
         // A supervisor knows its restarts better (exit status, stderr): don't guess them.
         let seen = tracker.observe(&grouped, &|_| targeting.is_single());
         let processes = directory.update(&sample, &grouped);
