@@ -24,6 +24,10 @@ pub struct Names {
     /// Names a process may never take plainly: the configured `[[target]]` names, so an
     /// automatic target never shares a history with a configured one.
     reserved: HashSet<String>,
+    /// `name-hash` names in the store whose plain `name` is there too: that command line did
+    /// not own the name before the agent restarted, and does not claim it now
+    /// ([`Names::seed`]). At most [`MAX_OWNERS`].
+    others: HashSet<String>,
     clock: u64,
 }
 
@@ -39,6 +43,23 @@ impl Names {
             reserved: reserved.into_iter().collect(),
             ..Names::default()
         }
+    }
+
+    /// Learns from the automatic targets already in the store (their names) which command
+    /// lines did not own their program's name: for each `name-hash` whose plain `name` is
+    /// also stored, the command line with `hash` keeps `name-hash` after an agent restart
+    /// instead of claiming `name` because it happened to be seen first. Names of the older
+    /// `base-hash` form without a plain `base` beside them teach nothing.
+    pub fn seed<'a>(&mut self, stored: impl IntoIterator<Item = &'a str>) {
+        let stored: HashSet<&str> = stored.into_iter().collect();
+        let mut others: Vec<&str> = stored
+            .iter()
+            .copied()
+            .filter(|name| split_suffix(name).is_some_and(|(plain, _)| stored.contains(plain)))
+            .collect();
+        others.sort_unstable();
+        others.truncate(MAX_OWNERS);
+        self.others = others.into_iter().map(str::to_string).collect();
     }
 
     /// The automatic target name of a process: its program name, plain if this command
@@ -70,6 +91,12 @@ impl Names {
                 suffixed(&program, hash)
             };
         }
+        if !self.others.is_empty() {
+            let name = suffixed(&program, hash);
+            if self.others.contains(&name) {
+                return name;
+            }
+        }
         if self.owners.len() >= MAX_OWNERS {
             self.forget_oldest();
         }
@@ -100,6 +127,13 @@ impl Names {
 
 fn suffixed(program: &str, hash: u32) -> String {
     format!("{program}-{hash:06x}")
+}
+
+/// `name-3fa2c1` -> `("name", "3fa2c1")`.
+fn split_suffix(name: &str) -> Option<(&str, &str)> {
+    let (plain, hash) = name.rsplit_once('-')?;
+    let hex = hash.len() == 6 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (hex && !plain.is_empty()).then_some((plain, hash))
 }
 
 /// 24 bits of an FNV-1a hash of executable and arguments with digit runs collapsed, so a
@@ -598,6 +632,27 @@ mod tests {
             names.exe_target_name(nginx, "nginx", &args("nginx -c /etc/other.conf")),
             "nginx"
         );
+    }
+
+    #[test]
+    fn after_a_restart_the_store_tells_who_did_not_own_a_name() {
+        // Before: `worker.py` was the old worker's, the new worker was `worker.py-00000b`.
+        // The new worker is seen first after the restart: it keeps its name.
+        let mut names = Names::new([]);
+        names.seed([
+            "worker.py",
+            "worker.py-00000b",
+            "java-03a1f0",
+            "nginx",
+            "x-1",
+        ]);
+        assert_eq!(names.name("worker.py".into(), 0xb), "worker.py-00000b");
+        assert_eq!(names.name("worker.py".into(), 0xa), "worker.py");
+        assert_eq!(names.name("worker.py".into(), 0xb), "worker.py-00000b");
+        // A name of the older form, without its plain name stored, teaches nothing: the
+        // command line behind `java-03a1f0` gets the plain name now.
+        assert_eq!(names.name("java".into(), 0x03a1f0), "java");
+        assert_eq!(names.others.len(), 1);
     }
 
     #[test]

@@ -62,6 +62,11 @@ impl Targeting {
         }
     }
 
+    /// The names of the automatic targets already stored: see [`Names::seed`].
+    pub fn seed_names<'a>(&mut self, stored: impl IntoIterator<Item = &'a str>) {
+        self.names.seed(stored);
+    }
+
     pub fn is_single(&self) -> bool {
         self.single.is_some()
     }
