@@ -324,7 +324,8 @@ fn grammar(kind: Interpreter) -> Grammar {
 
 /// The program an interpreter runs, by its command line (`cmdline[0]` is the interpreter):
 /// the simple name of a JVM's main class (`com.x.AnalyticsServer` -> `AnalyticsServer`) or
-/// module's main class (`-m mod/com.x.Main` -> `Main`) or its jar without `.jar`; the base
+/// module's main class (`-m mod/com.x.Main` -> `Main`) or its jar without version and
+/// `.jar` (`shop-2.3.jar` -> `shop`); the base
 /// name of a script (`/srv/order_worker.py` -> `order_worker.py`) or Python's `-m` module
 /// (`http.server`); `dotnet`'s assembly without `.dll`. `None` when the program is code on
 /// the command line (`python3 -c ...`), read from stdin, or not found.
@@ -402,7 +403,9 @@ pub fn interpreted_program(kind: Interpreter, cmdline: &[String]) -> Option<Stri
 fn shape(kind: Interpreter, arg: &str, option: Option<&str>) -> Option<String> {
     let base = arg.rsplit('/').next().unwrap_or(arg);
     let name = match (kind, option) {
-        (Interpreter::Java, Some("-jar")) => base.strip_suffix(".jar").unwrap_or(base),
+        (Interpreter::Java, Some("-jar")) => {
+            without_version(base.strip_suffix(".jar").unwrap_or(base))
+        }
         // `-m module/com.x.Main`: the main class; `-m module` alone: the module.
         (Interpreter::Java, Some(_)) => match arg.split_once('/') {
             Some((_, class)) => simple_class(class),
@@ -417,6 +420,19 @@ fn shape(kind: Interpreter, arg: &str, option: Option<&str>) -> Option<String> {
         _ => base,
     };
     (!name.is_empty()).then(|| name.to_string())
+}
+
+/// `shop-2.3.1-SNAPSHOT` -> `shop`: a jar's name without the version Maven and Gradle append
+/// (from the first `-` followed by a digit), so a deployment of a new version is the same
+/// target.
+fn without_version(jar: &str) -> &str {
+    let cut = jar.char_indices().find(|&(i, c)| {
+        c == '-' && i > 0 && jar[i + 1..].starts_with(|d: char| d.is_ascii_digit())
+    });
+    match cut {
+        Some((i, _)) => &jar[..i],
+        None => jar,
+    }
 }
 
 /// `com.x.AnalyticsServer` -> `AnalyticsServer`.
@@ -443,7 +459,11 @@ mod tests {
         let java = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java";
         for (line, name) in [
             ("java -cp . AnalyticsServer", "AnalyticsServer"),
-            ("java -Xmx1g -jar /opt/app/shop-2.3.jar", "shop-2.3"),
+            ("java -Xmx1g -jar /opt/app/shop-2.3.jar", "shop"),
+            ("java -jar app-1.0.0-SNAPSHOT.jar --port=80", "app"),
+            ("java -jar log4j-core-2.17.1.jar", "log4j-core"),
+            ("java -jar 2048-game.jar", "2048-game"),
+            ("java -jar -1.jar", "-1"),
             ("java -cp a.jar:b.jar com.x.Main --port 8080", "Main"),
             (
                 "java -Xmx512m -Dk=v -XX:+UseG1GC -classpath /a:/b com.x.AnalyticsServer",
