@@ -14,6 +14,7 @@ pub mod findings;
 pub mod gauges;
 pub mod http;
 pub mod listing;
+pub mod naming;
 pub mod processes;
 pub mod supervise;
 pub mod sync;

@@ -1,8 +1,9 @@
 //! Targets: what a user thinks of as "the service". Processes are grouped by a configured
-//! rule, else their systemd service, else their container, else their executable and
-//! command line; all processes of a target, across restarts, form one history.
+//! rule, else their systemd service, else their container, else the program they run
+//! (`crate::naming`); all processes of a target, across restarts, form one history.
 
 use crate::config::TargetRule;
+use crate::naming::Names;
 use leakwatch_model::{
     Attribution, FdKind, MemoryKind, Resource, SeriesKey, SocketKind, TargetKind, TcpState,
 };
@@ -29,6 +30,8 @@ pub struct Targeting {
     rules: Vec<CompiledRule>,
     /// Every process belongs to this target (`leakwatch run`).
     single: Option<String>,
+    /// Which command line owns each automatic name.
+    names: Names,
 }
 
 impl Targeting {
@@ -46,6 +49,7 @@ impl Targeting {
                 })
                 .collect(),
             single: None,
+            names: Names::new(rules.iter().map(|rule| rule.name.clone())),
         }
     }
 
@@ -54,14 +58,22 @@ impl Targeting {
         Targeting {
             rules: Vec::new(),
             single: Some(name.to_string()),
+            names: Names::default(),
         }
+    }
+
+    /// The names of the automatic targets already stored: see [`Names::seed`].
+    pub fn seed_names<'a>(&mut self, stored: impl IntoIterator<Item = &'a str>) {
+        self.names.seed(stored);
     }
 
     pub fn is_single(&self) -> bool {
         self.single.is_some()
     }
 
-    pub fn target_of(&self, process: &ProcessSample) -> TargetName {
+    /// The target of `process`. Automatic names are remembered ([`Names`]): call it for the
+    /// processes of a pass oldest first, as [`group`] does.
+    pub fn target_of(&mut self, process: &ProcessSample) -> TargetName {
         if let Some(name) = &self.single {
             return TargetName {
                 name: name.clone(),
@@ -96,47 +108,12 @@ impl Targeting {
             }
         }
         TargetName {
-            name: exe_target_name(id.exe.as_deref(), &id.comm, &id.cmdline),
+            name: self
+                .names
+                .exe_target_name(id.exe.as_deref(), &id.comm, &id.cmdline),
             kind: TargetKind::Exe,
         }
     }
-}
-
-/// `java-3fa2c1`: the executable's base name and a hash of executable and command line with
-/// digits collapsed, so a restart with a new port or pid file in its arguments is the same
-/// target, while two different services run by the same interpreter are not.
-pub fn exe_target_name(exe: Option<&str>, comm: &str, cmdline: &[String]) -> String {
-    let base = exe
-        .and_then(|e| e.rsplit('/').next())
-        .map(|e| e.trim_end_matches(" (deleted)"))
-        .filter(|e| !e.is_empty())
-        .unwrap_or(comm);
-    // FNV-1a: stable across releases and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        let mut previous_digit = false;
-        for &b in bytes {
-            let digit = b.is_ascii_digit();
-            if digit && previous_digit {
-                continue;
-            }
-            previous_digit = digit;
-            hash ^= u64::from(if digit { b'#' } else { b });
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        hash ^= 0xff;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    };
-    feed(exe.unwrap_or(comm).as_bytes());
-    for arg in cmdline.iter().skip(1) {
-        feed(arg.as_bytes());
-    }
-    // The name is a key, a label and a line of text everywhere: never raw control characters.
-    format!(
-        "{}-{:06x}",
-        leakwatch_model::text::visible(base),
-        hash & 0xff_ffff
-    )
 }
 
 /// The resources of all processes of one target at one instant.
@@ -377,7 +354,7 @@ fn top_with_other<K: Ord + Clone>(map: &HashMap<K, u64>, n: usize) -> Vec<(Optio
 
 /// Groups one host sample into targets.
 pub fn group(
-    targeting: &Targeting,
+    targeting: &mut Targeting,
     sample: &leakwatch_proc::HostSample,
 ) -> BTreeMap<TargetName, TargetSample> {
     let mut targets: BTreeMap<TargetName, TargetSample> = BTreeMap::new();
@@ -387,7 +364,11 @@ pub fn group(
         .iter()
         .map(|p| (p.identity.pid, p.identity.comm.as_str()))
         .collect();
-    for process in &sample.processes {
+    // Named oldest first: of two command lines that run programs of the same name, the
+    // longer-running one gets the plain name, also after an agent restart.
+    let mut oldest_first: Vec<&ProcessSample> = sample.processes.iter().collect();
+    oldest_first.sort_by_key(|p| (p.identity.start_time_ticks, p.identity.pid));
+    for process in oldest_first {
         let ppid = process.identity.ppid;
         let parent = parent_kind(ppid, comms.get(&ppid).copied());
         targets
@@ -851,7 +832,7 @@ mod tests {
         fn cgroup_memory(targets: &BTreeMap<TargetName, TargetSample>, name: &str) -> Option<u64> {
             let (target, sample) = targets
                 .iter()
-                .find(|(target, _)| target.name.starts_with(name))
+                .find(|(target, _)| target.name == name)
                 .unwrap_or_else(|| panic!("no target {name} in {:?}", targets.keys()));
             let points = sample.points(&target.name, 8, 8);
             let cgroup = SeriesKey::new(
@@ -885,7 +866,7 @@ mod tests {
                 owner(TargetKind::Unit, &[&postgres], 1),
                 CgroupOwnership::Owned
             );
-            let targets = group(&Targeting::new(&[]), &host(vec![postgres]));
+            let targets = group(&mut Targeting::new(&[]), &host(vec![postgres]));
             assert_eq!(
                 cgroup_memory(&targets, "postgresql@15-main.service"),
                 Some(6 * GIB)
@@ -896,12 +877,12 @@ mod tests {
         fn containers_own_theirs_on_v1_hybrid_and_v2() {
             let docker = process(10, "nginx", fixture!("cgroup-v1-hybrid.txt"), HYBRID);
             let pod = process(11, "java", fixture!("cgroup-v2-kubepods.txt"), V2);
-            let targets = group(&Targeting::new(&[]), &host(vec![docker]));
+            let targets = group(&mut Targeting::new(&[]), &host(vec![docker]));
             assert_eq!(
                 cgroup_memory(&targets, "container-0123456789ab"),
                 Some(6 * GIB)
             );
-            let targets = group(&Targeting::new(&[]), &host(vec![pod]));
+            let targets = group(&mut Targeting::new(&[]), &host(vec![pod]));
             assert_eq!(
                 cgroup_memory(&targets, "container-89abcdef0123"),
                 Some(6 * GIB)
@@ -920,7 +901,10 @@ mod tests {
             for p in [v2, v1] {
                 assert_eq!(owner(TargetKind::Rule, &[&p], 1), CgroupOwnership::Root);
                 // Even alone and configured: the root is the whole host.
-                let targets = group(&Targeting::new(&[rule("py", "python3")]), &host(vec![p]));
+                let targets = group(
+                    &mut Targeting::new(&[rule("py", "python3")]),
+                    &host(vec![p]),
+                );
                 assert_eq!(cgroup_memory(&targets, "py"), None);
             }
         }
@@ -938,11 +922,11 @@ mod tests {
                 CgroupOwnership::NotOwnable(CgroupKind::Session)
             );
             let targets = group(
-                &Targeting::new(&[rule("py", "python3")]),
+                &mut Targeting::new(&[rule("py", "python3")]),
                 &host(vec![session, init]),
             );
             assert_eq!(cgroup_memory(&targets, "py"), None);
-            assert_eq!(cgroup_memory(&targets, "systemd-"), None);
+            assert_eq!(cgroup_memory(&targets, "systemd"), None);
         }
 
         /// The observed case: a small Python process in a cgroup it shares with a build
@@ -953,27 +937,27 @@ mod tests {
             let python = process(10, "python3", shell, HYBRID);
             let cargo = process(11, "cargo", shell, HYBRID);
             // An automatic target: the cgroup is neither a service, a container nor a pod.
-            let targets = group(&Targeting::new(&[]), &host(vec![python.clone()]));
-            assert_eq!(cgroup_memory(&targets, "python3-"), None);
+            let targets = group(&mut Targeting::new(&[]), &host(vec![python.clone()]));
+            assert_eq!(cgroup_memory(&targets, "python3"), None);
             assert_eq!(
                 owner(TargetKind::Exe, &[&python], 1),
                 CgroupOwnership::NotOwnable(CgroupKind::Other)
             );
             // A configured rule alone in it owns it...
             let rules = [rule("py", "python3")];
-            let targets = group(&Targeting::new(&rules), &host(vec![python.clone()]));
+            let targets = group(&mut Targeting::new(&rules), &host(vec![python.clone()]));
             assert_eq!(cgroup_memory(&targets, "py"), Some(6 * GIB));
             // ...and not once another target has processes there.
-            let targets = group(&Targeting::new(&rules), &host(vec![python, cargo]));
+            let targets = group(&mut Targeting::new(&rules), &host(vec![python, cargo]));
             assert_eq!(cgroup_memory(&targets, "py"), None);
-            assert_eq!(cgroup_memory(&targets, "cargo-"), None);
+            assert_eq!(cgroup_memory(&targets, "cargo"), None);
             // Same on v2: two services' processes under one unit are one target, but a
             // rule that takes one process out of a service leaves the cgroup shared.
             let service = fixture!("cgroup-v2-service.txt");
             let postgres = process(20, "postgres", service, V2);
             let backup = process(21, "pg_dump", service, V2);
             let targets = group(
-                &Targeting::new(&[rule("backup", "pg_dump")]),
+                &mut Targeting::new(&[rule("backup", "pg_dump")]),
                 &host(vec![postgres, backup]),
             );
             assert_eq!(cgroup_memory(&targets, "backup"), None);
@@ -1004,12 +988,12 @@ mod tests {
                 part: Part::Cgroup,
                 reason: Reason::Exited,
             });
-            let targets = group(&Targeting::new(&[]), &host(vec![complete.clone()]));
+            let targets = group(&mut Targeting::new(&[]), &host(vec![complete.clone()]));
             assert_eq!(
                 cgroup_memory(&targets, "postgresql@15-main.service"),
                 Some(6 * GIB)
             );
-            let targets = group(&Targeting::new(&[]), &host(vec![complete, part]));
+            let targets = group(&mut Targeting::new(&[]), &host(vec![complete, part]));
             assert_eq!(cgroup_memory(&targets, "postgresql@15-main.service"), None);
         }
 
@@ -1022,7 +1006,7 @@ mod tests {
                 CgroupOwnership::Split
             );
             let targets = group(
-                &Targeting::new(&[rule("workers", "worker")]),
+                &mut Targeting::new(&[rule("workers", "worker")]),
                 &host(vec![a, b]),
             );
             assert_eq!(cgroup_memory(&targets, "workers"), None);
@@ -1068,28 +1052,6 @@ mod tests {
             admission.filter(BTreeMap::new());
         }
         assert!(admission.is_empty());
-    }
-
-    #[test]
-    fn exe_names_survive_changing_numbers() {
-        let a = exe_target_name(
-            Some("/usr/bin/java"),
-            "java",
-            &["java".into(), "-Dport=8080".into(), "Main".into()],
-        );
-        let b = exe_target_name(
-            Some("/usr/bin/java"),
-            "java",
-            &["java".into(), "-Dport=9191".into(), "Main".into()],
-        );
-        let c = exe_target_name(
-            Some("/usr/bin/java"),
-            "java",
-            &["java".into(), "Other".into()],
-        );
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert!(a.starts_with("java-"));
     }
 
     #[test]
@@ -1436,7 +1398,7 @@ mod tests {
         /// The facts as `group` finds them: the parent's name from the same sample.
         #[test]
         fn group_records_listening_and_the_parents_kind() {
-            let targeting = Targeting::new(&[]);
+            let mut targeting = Targeting::new(&[]);
             let sample = host(vec![
                 process(1, 0, "systemd", false),
                 process(40, 1, "bash", false),
@@ -1444,12 +1406,9 @@ mod tests {
                 process(50, 1, "api", true),
                 process(60, 999, "orphan", false),
             ]);
-            let targets = group(&targeting, &sample);
+            let targets = group(&mut targeting, &sample);
             let facts = |comm: &str| {
-                let (_, target) = targets
-                    .iter()
-                    .find(|(name, _)| name.name.starts_with(comm))
-                    .unwrap();
+                let (_, target) = targets.iter().find(|(name, _)| name.name == comm).unwrap();
                 assert_eq!(target.facts.len(), 1);
                 *target.facts.values().next().unwrap()
             };
@@ -1463,6 +1422,35 @@ mod tests {
             );
             assert_eq!(facts("orphan"), job(ParentKind::Unknown));
             assert_eq!(facts("bash"), job(ParentKind::Supervisor));
+        }
+
+        /// Two command lines running programs of the same name: the older process gets the
+        /// plain name whatever the pid order, the other one keeps its hash, pass after pass.
+        #[test]
+        fn the_oldest_process_gets_the_plain_name() {
+            let mut targeting = Targeting::new(&[]);
+            let worker = |pid: u32, started: u64, dir: &str| {
+                let mut p = process(pid, 1, "python3", false);
+                p.identity.exe = Some("/usr/bin/python3.11".into());
+                p.identity.cmdline = vec!["python3".into(), format!("/srv/{dir}/worker.py")];
+                p.identity.start_time_ticks = started;
+                p
+            };
+            let sample = host(vec![worker(10, 500, "new"), worker(20, 100, "old")]);
+            for _ in 0..3 {
+                let targets = group(&mut targeting, &sample);
+                let names: Vec<(&str, Vec<u32>)> = targets
+                    .iter()
+                    .map(|(name, t)| {
+                        let pids = t.processes.iter().map(|(pid, _)| *pid).collect();
+                        (name.name.as_str(), pids)
+                    })
+                    .collect();
+                assert_eq!(names.len(), 2, "{names:?}");
+                assert_eq!(names[0], ("worker.py", vec![20]), "{names:?}");
+                assert!(names[1].0.starts_with("worker.py-"), "{names:?}");
+                assert_eq!(names[1].1, vec![10]);
+            }
         }
 
         /// End to end over `group`: the same job under a shell and under pid 1.
@@ -1480,7 +1468,7 @@ mod tests {
                 mitigation: None,
                 limit: Vec::new(),
             }];
-            let targeting = Targeting::new(&rules);
+            let mut targeting = Targeting::new(&rules);
             for (parent, restarts) in [(40, 0), (1, 5)] {
                 let mut tracker = RestartTracker::new(10);
                 let mut seen = Vec::new();
@@ -1490,7 +1478,7 @@ mod tests {
                             process(40, 1, "bash", false),
                             process(100 + life, parent, "job", false),
                         ]);
-                        seen.extend(tracker.observe(&group(&targeting, &sample), NONE));
+                        seen.extend(tracker.observe(&group(&mut targeting, &sample), NONE));
                     }
                 }
                 assert_eq!(seen.len(), restarts, "parent {parent}: {seen:?}");

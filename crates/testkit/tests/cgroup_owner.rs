@@ -24,7 +24,7 @@ fn leaky_with_rule(tag: char) -> (Leaky, Targeting, String) {
 /// What the agent would store for the target `name`: its cgroup memory value, if any, with
 /// the ownership decision and the process's memory cgroup as the sampler read them.
 fn sample_target(
-    targeting: &Targeting,
+    targeting: &mut Targeting,
     name: &str,
     pid: u32,
 ) -> (Option<f64>, CgroupOwnership, MemoryCgroup) {
@@ -75,11 +75,11 @@ fn is_root() -> bool {
 
 #[test]
 fn a_process_in_a_shared_or_root_cgroup_gets_no_cgroup_memory() {
-    let (leaky, targeting, name) = leaky_with_rule('s');
+    let (leaky, mut targeting, name) = leaky_with_rule('s');
     let pid = leaky.pid();
     // Where this test runs: a cgroup it shares with its own process (another target), or
     // the root; either way not leaky's own.
-    let (value, ownership, cgroup) = sample_target(&targeting, &name, pid);
+    let (value, ownership, cgroup) = sample_target(&mut targeting, &name, pid);
     eprintln!("leaky in {cgroup:?}: {ownership:?}");
     assert_eq!(value, None, "{cgroup:?}: {ownership:?}");
     assert_ne!(ownership, CgroupOwnership::Owned);
@@ -108,7 +108,7 @@ fn a_process_in_a_shared_or_root_cgroup_gets_no_cgroup_memory() {
         );
         return;
     }
-    let (value, ownership, cgroup) = sample_target(&targeting, &name, pid);
+    let (value, ownership, cgroup) = sample_target(&mut targeting, &name, pid);
     assert_eq!(cgroup, MemoryCgroup::Root);
     assert_eq!(ownership, CgroupOwnership::Root);
     assert_eq!(value, None);
@@ -151,7 +151,7 @@ fn a_process_in_a_memory_cgroup_of_its_own_gets_it() {
         eprintln!("skipped: the memory controller is not enabled in the new cgroup");
         return;
     };
-    let (mut leaky, targeting, name) = leaky_with_rule('o');
+    let (mut leaky, mut targeting, name) = leaky_with_rule('o');
     let pid = leaky.pid();
     std::fs::write(cgroup_dir.0.join("cgroup.procs"), pid.to_string()).unwrap();
     // Memory charged before the move stays where it was (v1): new threads' stacks are
@@ -159,7 +159,7 @@ fn a_process_in_a_memory_cgroup_of_its_own_gets_it() {
     for _ in 0..4 {
         leaky.command("thread grow");
     }
-    let (value, ownership, cgroup) = sample_target(&targeting, &name, pid);
+    let (value, ownership, cgroup) = sample_target(&mut targeting, &name, pid);
     let expected_path = format!("{}/{relative}", mount.root.trim_end_matches('/'));
     assert_eq!(cgroup, MemoryCgroup::Path(expected_path));
     assert_eq!(ownership, CgroupOwnership::Owned);

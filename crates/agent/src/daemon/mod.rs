@@ -252,6 +252,9 @@ pub fn start(
     // The store holds a SQLite connection, which stays on the thread that opened it: open
     // it there and wait for the verdict, so a bad data dir fails the start, not later.
     let (opened_tx, opened_rx) = std::sync::mpsc::channel::<crate::Result<()>>();
+    // The automatic targets already stored, for the sampler's first pass (`Names::seed`);
+    // dropped unsent if the store does not open.
+    let (stored_tx, stored_rx) = std::sync::mpsc::channel::<Vec<String>>();
     threads.push({
         let hub = shared.clone();
         let shared = shared.clone();
@@ -259,6 +262,14 @@ pub fn start(
             let store = match StoreWriter::open(&shared.db_path) {
                 Ok(store) => {
                     let _ = opened_tx.send(Ok(()));
+                    let _ = stored_tx.send(
+                        store
+                            .targets()
+                            .into_iter()
+                            .filter(|t| t.kind == Some(leakwatch_model::TargetKind::Exe))
+                            .map(|t| t.name)
+                            .collect(),
+                    );
                     store
                 }
                 Err(e) => {
@@ -278,7 +289,7 @@ pub fn start(
         let shared = shared.clone();
         let config = config.clone();
         spawn(&hub, "lw-sampler", move || {
-            sampler::run(sampler, targeting, &config, &shared)
+            sampler::run(sampler, targeting, stored_rx, &config, &shared)
         })?
     });
     threads.push({

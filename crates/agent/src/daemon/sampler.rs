@@ -11,11 +11,23 @@ use leakwatch_proc::Sampler;
 use leakwatch_store::{Restart, SeriesKey};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::TrySendError;
+use std::sync::mpsc::{Receiver, TrySendError};
 use std::time::Instant;
 
-/// Samples the host every interval until `shared.stop`.
-pub fn run(mut sampler: Sampler, targeting: Targeting, config: &Config, shared: &Shared) {
+/// Samples the host every interval until `shared.stop`, once the store has opened and sent
+/// the names of the automatic targets it holds (`stored`).
+pub fn run(
+    mut sampler: Sampler,
+    mut targeting: Targeting,
+    stored: Receiver<Vec<String>>,
+    config: &Config,
+    shared: &Shared,
+) {
+    // Who owned which automatic name before a restart (`Names::seed`). Nothing comes if the
+    // store failed to open, and the agent stops.
+    if let Ok(names) = stored.recv() {
+        targeting.seed_names(names.iter().map(String::as_str));
+    }
     let interval = config.agent.interval;
     // Remember a vanished target for ten minutes' worth of passes: crash loops restart
     // after a back-off, and the restart must still be attributed to the same target.
@@ -56,7 +68,7 @@ pub fn run(mut sampler: Sampler, targeting: Targeting, config: &Config, shared: 
             logged_cost = true;
         }
         // Short-lived commands (compilers, shell pipelines) get no history of their own.
-        let grouped = admission.filter(targets::group(&targeting, &sample));
+        let grouped = admission.filter(targets::group(&mut targeting, &sample));
         // A supervisor knows its restarts better (exit status, stderr): don't guess them.
         let seen = tracker.observe(&grouped, &|_| targeting.is_single());
         let processes = directory.update(&sample, &grouped);

@@ -32,7 +32,7 @@ fn wait(start: Instant, interval: Duration) {
 pub fn standalone(
     sender: Sender<Update>,
     interval: Duration,
-    targeting: Targeting,
+    mut targeting: Targeting,
 ) -> Result<std::thread::JoinHandle<()>> {
     let mut sampler = Sampler::new(Options::default(), Selection::All)
         .context("cannot read /proc (leakwatch top --standalone samples this host directly)")?;
@@ -54,7 +54,7 @@ pub fn standalone(
                             .iter()
                             .map(|p| (p.identity.pid, p.identity.comm.as_str()))
                             .collect();
-                        let grouped = group(&targeting, &sample);
+                        let grouped = group(&mut targeting, &sample);
                         let mut restarts: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
                         for seen in tracker.observe(&grouped, &|_| false) {
                             restarts
