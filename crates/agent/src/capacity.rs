@@ -2,7 +2,6 @@
 //! pool of 1,024, a thread pool of 200. Detection forecasts against the tighter of such a
 //! capacity and the limit the host imposes (RLIMIT_NOFILE, pids.max), and names it.
 
-use crate::config::TargetRule;
 use leakwatch_detect::{Capacity, CapacitySource};
 use leakwatch_model::SeriesKey;
 use std::collections::BTreeMap;
@@ -29,26 +28,26 @@ struct Declared {
 }
 
 impl Capacities {
-    pub fn from_rules(rules: &[TargetRule]) -> Capacities {
-        let mut by_target = BTreeMap::new();
-        for rule in rules.iter().filter(|r| !r.limit.is_empty()) {
-            let declared = rule
-                .limit
-                .iter()
-                .enumerate()
-                .map(|(i, limit)| Declared {
-                    patterns: limit.series.to_vec(),
-                    capacity: Capacity {
-                        value: limit.capacity,
-                        name: limit.name.clone().unwrap_or_else(|| "capacity".to_string()),
-                        source: CapacitySource::Declared,
-                        group: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                    },
-                })
-                .collect();
-            by_target.insert(rule.name.clone(), declared);
-        }
-        Capacities { by_target }
+    /// Declares `value` as the capacity of `target`'s series matching any of `patterns`
+    /// (checked by [`check`]); earlier declarations of a target win over later ones.
+    pub fn declare(
+        &mut self,
+        target: &str,
+        patterns: Vec<String>,
+        value: f64,
+        name: Option<String>,
+    ) {
+        let declared = self.by_target.entry(target.to_string()).or_default();
+        let group = u32::try_from(declared.len() + 1).unwrap_or(u32::MAX);
+        declared.push(Declared {
+            patterns,
+            capacity: Capacity {
+                value,
+                name: name.unwrap_or_else(|| "capacity".to_string()),
+                source: CapacitySource::Declared,
+                group,
+            },
+        });
     }
 
     /// The capacity declared for `key` (the first `[[target.limit]]` whose pattern matches

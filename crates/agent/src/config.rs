@@ -323,6 +323,43 @@ impl OneOrMany {
 }
 
 impl Config {
+    /// The capacities declared by `[[target.limit]]`, by target (checked by `validate`).
+    pub fn capacities(&self) -> crate::capacity::Capacities {
+        let mut capacities = crate::capacity::Capacities::default();
+        for rule in &self.targets {
+            for limit in &rule.limit {
+                capacities.declare(
+                    &rule.name,
+                    limit.series.to_vec(),
+                    limit.capacity,
+                    limit.name.clone(),
+                );
+            }
+        }
+        capacities
+    }
+
+    /// The gauge sources of the configured targets (those with a `metrics_url`). Selectors
+    /// that do not parse were refused by `validate`; here they are skipped.
+    pub fn gauge_sources(&self) -> Vec<crate::gauges::GaugeSource> {
+        self.targets
+            .iter()
+            .filter_map(|rule| {
+                rule.metrics_url
+                    .as_ref()
+                    .map(|url| crate::gauges::GaugeSource {
+                        target: rule.name.clone(),
+                        url: url.clone(),
+                        gauges: rule
+                            .gauges
+                            .iter()
+                            .filter_map(|g| crate::gauges::Selector::parse(g).ok())
+                            .collect(),
+                    })
+            })
+            .collect()
+    }
+
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),

@@ -529,7 +529,7 @@ mod tests {
             std::path::Path::new("test.toml"),
         )
         .unwrap();
-        let capacities = Capacities::from_rules(&config.targets);
+        let capacities = config.capacities();
         let mut limit = data("shop/fds{max_process}", |_| 8192.0);
         limit.key.is_limit = true;
         let input = [

@@ -346,26 +346,6 @@ fn parse_value(text: &str) -> Option<f64> {
 }
 
 /// Scrapes every source once per `interval` until `stop` is set.
-/// The gauge sources of the configured targets (those with a `metrics_url`).
-/// Selectors that do not parse were refused by the configuration check; here they are
-/// skipped.
-pub fn sources(rules: &[crate::config::TargetRule]) -> Vec<GaugeSource> {
-    rules
-        .iter()
-        .filter_map(|rule| {
-            rule.metrics_url.as_ref().map(|url| GaugeSource {
-                target: rule.name.clone(),
-                url: url.clone(),
-                gauges: rule
-                    .gauges
-                    .iter()
-                    .filter_map(|g| Selector::parse(g).ok())
-                    .collect(),
-            })
-        })
-        .collect()
-}
-
 pub fn scrape_loop(
     sources: Vec<GaugeSource>,
     interval: Duration,

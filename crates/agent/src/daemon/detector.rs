@@ -34,7 +34,7 @@ pub fn run(
         &params,
     );
     let mut pass: u64 = 0;
-    let capacities = crate::capacity::Capacities::from_rules(&config.targets);
+    let capacities = config.capacities();
     let mut lifecycle = Lifecycle::new(LifecycleParams::for_engine(&params));
     let mut next = Instant::now() + every;
     while !shared.stop.load(Ordering::Relaxed) {

@@ -295,7 +295,7 @@ pub fn start(
     threads.push({
         let hub = shared.clone();
         let shared = shared.clone();
-        let sources = crate::gauges::sources(&config.targets);
+        let sources = config.gauge_sources();
         let interval = config.agent.interval;
         spawn(&hub, "lw-gauges", move || {
             crate::gauges::scrape_loop(sources, interval, &shared.gauges, &shared.stop)
