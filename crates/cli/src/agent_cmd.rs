@@ -487,7 +487,11 @@ pub fn restarts(args: RestartsArgs) -> Result<ExitCode> {
         println!("  pid {} {how}{oom} {next}", restart.old_pid.unwrap_or(0));
         if let Some(tail) = &restart.stderr_tail {
             if let Some(line) = tail.lines().rev().find(|l| !l.trim().is_empty()) {
-                println!("      last stderr: {line}");
+                // A program's own output: escaped, it may color or retitle the terminal.
+                println!(
+                    "      last stderr: {}",
+                    leakwatch_model::text::visible(line)
+                );
             }
         }
     }

@@ -42,10 +42,18 @@ pub fn url_component(text: &str) -> String {
 
 /// Text safe inside a Markdown table cell or inline text: backslash-escapes emphasis,
 /// code, link brackets, table pipes and strikethrough, and HTML-escapes so raw HTML in a
-/// name cannot render. (Used mid-line only: `#` would need escaping at a line's start.)
+/// name cannot render. Text holding control characters or bidi overrides (a program's
+/// stderr; names arrive already escaped) is shown escaped ([`terminal`]) first, since a
+/// Markdown report is read in a terminal as often as rendered. (Used mid-line only: `#`
+/// would need escaping at a line's start.)
 pub fn markdown(text: &str) -> String {
+    let shown = if leakwatch_model::text::has_control(text) {
+        std::borrow::Cow::Owned(terminal(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     let mut out = String::with_capacity(text.len() + 8);
-    for ch in html(text).chars() {
+    for ch in html(&shown).chars() {
         match ch {
             '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
                 out.push('\\');
@@ -86,6 +94,9 @@ mod tests {
         assert_eq!(html("a'b&c"), "a&#39;b&amp;c");
         assert_eq!(html("bell\u{7}nul\u{0}"), "bell\u{fffd}nul\u{fffd}");
         assert_eq!(html("pool-#-thread-#"), "pool-#-thread-#");
+        // Raw control characters and bidi overrides are escaped once; escaped names as is.
+        assert_eq!(markdown("a\u{1b}]0;t\u{7}\u{202e}b"), "a\\\\e\\]0;t\\\\x07\\\\u{202e}b");
+        assert_eq!(markdown("\\e]#;pwn"), "\\\\e\\]#;pwn");
     }
 
     #[test]
