@@ -212,7 +212,7 @@ pub fn get<T: DeserializeOwned, Q: Serialize + ?Sized>(
 /// of the CLI understood of it.
 pub fn print_json(body: &[u8]) -> Result<ExitCode> {
     let value: serde_json::Value = serde_json::from_slice(body)?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    println!("{}", crate::format::json(&value)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@ use leakcheck::rules::{self, Counts, Finding, Ignore, Policy, Verdict};
 use leakcheck::settle::settle;
 use leakwatch_exec::signals::{self, Signal};
 use leakwatch_exec::{quote, Exit, Keep, Program};
+use leakwatch_model::text::visible;
 use leakwatch_proc::{Options, ProcessSample, Sampler, Selection};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -157,7 +158,7 @@ fn check(args: &Args) -> Result<ExitCode> {
         describe_rounds(args, &run.workload),
         identities
             .iter()
-            .map(|p| format!("pid {} ({})", p.identity.pid, p.identity.comm))
+            .map(|p| format!("pid {} ({})", p.identity.pid, visible(&p.identity.comm)))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -226,7 +227,7 @@ fn identify(pids: &[u32], sampler: &mut Sampler) -> Result<Vec<ProcessSample>> {
             bail!(
                 "pid {} ({}) has exited (a zombie)",
                 process.identity.pid,
-                process.identity.comm
+                visible(&process.identity.comm)
             );
         }
         if process
@@ -237,7 +238,7 @@ fn identify(pids: &[u32], sampler: &mut Sampler) -> Result<Vec<ProcessSample>> {
             bail!(
                 "cannot read the fds of pid {} ({}): run as its user or as root",
                 process.identity.pid,
-                process.identity.comm
+                visible(&process.identity.comm)
             );
         }
     }
@@ -303,7 +304,7 @@ fn report(
             started_by_check,
             processes: verdicts.iter().map(ProcessVerdict::json).collect(),
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", crate::format::json(&report)?);
     } else {
         print!("{}", render(args, workload, &verdicts));
     }
@@ -469,7 +470,8 @@ impl ProcessVerdict {
     fn title(&self) -> String {
         format!(
             "pid {} ({})",
-            self.sample.identity.pid, self.sample.identity.comm
+            self.sample.identity.pid,
+            visible(&self.sample.identity.comm)
         )
     }
 

@@ -122,3 +122,10 @@ mod tests {
         assert_eq!(duration(2 * 86_400 + 3600), "2d1h");
     }
 }
+
+/// `value` as pretty JSON that is safe on a terminal and parses to the same value: bidi
+/// overrides, DEL and C1 controls in strings are `\uXXXX` escapes
+/// (`leakwatch_model::text::json_safe`). Every `--json` output goes through it.
+pub fn json(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value).map(leakwatch_model::text::json_safe)
+}

@@ -67,7 +67,7 @@ pub fn incidents(args: IncidentsArgs) -> Result<ExitCode> {
     if args.client.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "incidents": list }))?
+            crate::format::json(&serde_json::json!({ "incidents": list }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -166,7 +166,7 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
         }
     };
     if args.client.json {
-        println!("{}", serde_json::to_string_pretty(&meta)?);
+        println!("{}", crate::format::json(&meta)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("incident {}", meta.id);

@@ -276,7 +276,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
+            crate::format::json(&serde_json::json!({
                 "series": series.len(),
                 "points": n_points,
                 "interval_seconds": interval,

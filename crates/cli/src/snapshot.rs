@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let top = args.top.unwrap_or(if args.json { usize::MAX } else { 10 });
     sample.processes.truncate(top);
     if args.json {
-        let out = serde_json::to_string_pretty(&sample)?;
+        let out = crate::format::json(&sample)?;
         println!("{out}");
     } else {
         print!("{}", render(&sample, args.sort, sampler.netlink_error()));

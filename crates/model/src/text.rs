@@ -41,6 +41,29 @@ pub fn has_control(text: &str) -> bool {
         .any(|ch| ch != '\\' && needs_terminal_escape(ch))
 }
 
+/// JSON text made safe on a terminal without changing its value: every character
+/// [`visible`] would escape that `serde_json` leaves raw inside strings (DEL, the C1 range,
+/// bidi overrides and isolates, the line and paragraph separators) becomes a `\uXXXX`
+/// escape. Such characters can only occur inside JSON strings, so the document still parses
+/// to the same value. (C0 controls are escaped by `serde_json` already; a raw newline is
+/// the layout of pretty-printed JSON and is kept.)
+pub fn json_safe(json: String) -> String {
+    let unsafe_char = |ch: char| ch != '\\' && ch != '\n' && needs_terminal_escape(ch);
+    if !json.chars().any(unsafe_char) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for ch in json.chars() {
+        if unsafe_char(ch) {
+            // Every such character is in the Basic Multilingual Plane: one \uXXXX.
+            let _ = write!(out, "\\u{:04x}", ch as u32);
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 fn needs_terminal_escape(ch: char) -> bool {
     ch == '\\'
         || ch.is_control()
@@ -66,5 +89,35 @@ fn push_terminal(out: &mut String, ch: char) {
         c => {
             let _ = write!(out, "\\u{{{:04x}}}", c as u32);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_made_terminal_safe_keeps_its_value() {
+        let value = "threads=\u{202e}evil \u{7f}\u{9b}[2J \u{2028} ok\\";
+        let json =
+            serde_json::to_string_pretty(&serde_json::json!({ "cmdline": [value] })).unwrap();
+        assert!(
+            json.contains('\u{202e}'),
+            "serde_json leaves bidi raw: {json}"
+        );
+        let safe = json_safe(json);
+        assert!(
+            !safe
+                .chars()
+                .any(|c| c != '\n' && (c.is_control() || has_control(&c.to_string()))),
+            "{safe}"
+        );
+        assert!(
+            safe.contains("\\u202e") && safe.contains("\\u009b"),
+            "{safe}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["cmdline"][0], value);
+        assert_eq!(json_safe("{\n  \"a\": 1\n}".into()), "{\n  \"a\": 1\n}");
     }
 }

@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(html("bell\u{7}nul\u{0}"), "bell\u{fffd}nul\u{fffd}");
         assert_eq!(html("pool-#-thread-#"), "pool-#-thread-#");
         // Raw control characters and bidi overrides are escaped once; escaped names as is.
-        assert_eq!(markdown("a\u{1b}]0;t\u{7}\u{202e}b"), "a\\\\e\\]0;t\\\\x07\\\\u{202e}b");
+        assert_eq!(
+            markdown("a\u{1b}]0;t\u{7}\u{202e}b"),
+            "a\\\\e\\]0;t\\\\x07\\\\u{202e}b"
+        );
         assert_eq!(markdown("\\e]#;pwn"), "\\\\e\\]#;pwn");
     }
 
