@@ -82,6 +82,13 @@ pub fn duration_arg(
     Ok(duration)
 }
 
+/// `value` as pretty JSON that is safe on a terminal and parses to the same value: bidi
+/// overrides, DEL and C1 controls in strings are `\uXXXX` escapes
+/// (`leakwatch_model::text::json_safe`). Every `--json` output goes through it.
+pub fn json(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value).map(leakwatch_model::text::json_safe)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,11 +128,4 @@ mod tests {
         assert_eq!(duration(3 * 3600 + 12 * 60), "3h12m");
         assert_eq!(duration(2 * 86_400 + 3600), "2d1h");
     }
-}
-
-/// `value` as pretty JSON that is safe on a terminal and parses to the same value: bidi
-/// overrides, DEL and C1 controls in strings are `\uXXXX` escapes
-/// (`leakwatch_model::text::json_safe`). Every `--json` output goes through it.
-pub fn json(value: &impl serde::Serialize) -> serde_json::Result<String> {
-    serde_json::to_string_pretty(value).map(leakwatch_model::text::json_safe)
 }
