@@ -8,7 +8,8 @@
 //!   digit among them collapsed whole to `#` (`ab12cd34ef`, the segments of a UUID);
 //! - marked deleted: the kernel's ` (deleted)` suffix is kept, after the collapsed path;
 //! - terminal-safe: control characters, bidi overrides and invalid UTF-8 are escaped
-//!   ([`leakwatch_model::text::visible_bytes`]), a backslash doubled;
+//!   ([`leakwatch_model::text::visible_bytes`]), a backslash doubled, and a trailing space
+//!   shown as `\x20` (series names are read back trimmed: `fds{/tmp/x }` would lose it);
 //! - at most [`MAX_PATH_CHARS`] bytes of path: a longer one keeps its start and its end (the
 //!   file name) around a `…`.
 //!
@@ -51,6 +52,10 @@ pub fn group(link: &[u8]) -> String {
         rest = after;
     }
     let mut text = visible_bytes(&collapsed);
+    if text.ends_with(' ') {
+        text.pop();
+        text.push_str("\\x20");
+    }
     if text.len() > MAX_PATH_CHARS {
         text = cut(&text);
     }
@@ -155,6 +160,8 @@ mod tests {
             "/tmp/\\u{202e}gol.exe"
         );
         assert_eq!(group("/tmp/zürich-1.log".as_bytes()), "/tmp/zürich-#.log");
+        assert_eq!(group(b"/tmp/x "), "/tmp/x\\x20");
+        assert_eq!(group(b"/tmp/x  (deleted)"), "/tmp/x\\x20 (deleted)");
         for hostile in [&b"/x\x07\x1b]0;title\x07"[..], b"/\xc3", b"/\r\n\t"] {
             let text = group(hostile);
             assert!(!text.chars().any(char::is_control), "{text:?}");
