@@ -136,6 +136,10 @@ pub struct AgentSection {
     /// Most (state, peer) socket rows kept per target; the rest are folded into "other".
     #[serde(default = "default_max_peers")]
     pub max_socket_peers: usize,
+    /// Most file path groups (`fds{/tmp/upload-#.tmp}`) kept per target; the rest are
+    /// folded into "other files". 0 reads no paths.
+    #[serde(default = "default_max_fd_paths")]
+    pub max_fd_paths: usize,
     /// Samples waiting for the store before new ones are dropped (and counted).
     #[serde(default = "default_queue")]
     pub queue: usize,
@@ -165,6 +169,7 @@ impl Default for AgentSection {
             token: None,
             max_thread_groups: default_max_groups(),
             max_socket_peers: default_max_peers(),
+            max_fd_paths: default_max_fd_paths(),
             queue: default_queue(),
             allowed_hosts: Vec::new(),
             max_connections: default_max_connections(),
@@ -186,6 +191,12 @@ fn default_max_groups() -> usize {
 fn default_max_peers() -> usize {
     20
 }
+fn default_max_fd_paths() -> usize {
+    20
+}
+/// Most groups, peers or paths any `agent.max_*` keeps per target: each is a series stored
+/// at every pass.
+pub const MAX_GROUPS_PER_TARGET: usize = 1000;
 fn default_queue() -> usize {
     16
 }
@@ -477,6 +488,17 @@ impl Config {
         if self.agent.queue == 0 {
             return Err(invalid("agent.queue must be at least 1".into()));
         }
+        for (name, value) in [
+            ("agent.max_thread_groups", self.agent.max_thread_groups),
+            ("agent.max_socket_peers", self.agent.max_socket_peers),
+            ("agent.max_fd_paths", self.agent.max_fd_paths),
+        ] {
+            if value > MAX_GROUPS_PER_TARGET {
+                return Err(invalid(format!(
+                    "{name} must be at most {MAX_GROUPS_PER_TARGET}, got {value}"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -727,6 +749,8 @@ cmdline = "Analytics"
             ("[agent]\ntoken = \"\"\n", "agent.token is empty"),
             ("[agent]\ntoken = \"  \"\n", "agent.token is empty"),
             ("[agent]\nmax_connections = 0\n", "between 1 and 65536"),
+            ("[agent]\nmax_fd_paths = 5000\n", "agent.max_fd_paths must be at most 1000"),
+            ("[agent]\nmax_thread_groups = 1001\n", "at most 1000"),
             ("[agent]\nhttp_header_timeout = \"1ms\"\n", "between 100ms and 1h"),
             ("[agent]\nhttp_request_timeout = \"2h\"\n", "between 100ms and 1h"),
             ("[agent]\nallowed_hosts = [\"evil.example:80\"]\n", "not a host name"),

@@ -36,14 +36,15 @@ pub fn to_series(target: &str, data: &[SeriesData], capacities: &Capacities) -> 
                 .iter()
                 .any(|(_, companion, _)| *companion == &s.key)
         })
-        // Folded remainders would repeat what the named series already say. (The fd kind
-        // "other" shares the remainder's spelling and has always been left out with it.)
+        // Folded remainders (threads and peers "other", fds "other files") would repeat
+        // what the named series already say. (The fd kind "other" shares the remainder's
+        // spelling and has always been left out with it.)
         // Per-process maxima are analysed, but the engine never reports them as findings
         // of their own (leakwatch_detect's grouping drops them).
         .filter(|s| {
             !matches!(
                 s.key.attribution,
-                Attribution::Other | Attribution::FdKind(FdKind::Other)
+                Attribution::Other | Attribution::FdPathOther | Attribution::FdKind(FdKind::Other)
             ) && s.key.resource != Resource::Processes
         })
         .filter(|s| s.points.len() >= 3)

@@ -127,6 +127,9 @@ pub struct TargetSample {
     pub thread_limit: Option<u64>,
     pub fds: u64,
     pub fd_kinds: BTreeMap<FdKind, u64>,
+    /// File fds per path group (`/tmp/upload-#.tmp`), summed over the processes' own
+    /// (bounded) groups.
+    pub fd_paths: HashMap<String, u64>,
     pub fds_max_process: u64,
     /// The fd limit of the process with the most fds.
     pub fd_limit: Option<u64>,
@@ -229,6 +232,14 @@ impl TargetSample {
         for (kind, n) in &p.fds.by_kind {
             *self.fd_kinds.entry(*kind).or_default() += u64::from(*n);
         }
+        for group in &p.fds.paths {
+            // Bounded as the thread groups are: once a target holds this many distinct
+            // groups (many processes, each with its own), new ones are left to "other files".
+            if self.fd_paths.len() < MAX_FD_PATHS_SUMMED || self.fd_paths.contains_key(&group.name)
+            {
+                *self.fd_paths.entry(group.name.clone()).or_default() += u64::from(group.count);
+            }
+        }
         if fds >= self.fds_max_process {
             self.fds_max_process = fds;
             self.fd_limit = p.fd_limit().map(|l| l.value);
@@ -261,14 +272,16 @@ impl TargetSample {
         });
     }
 
-    /// The series of this target, with `max_groups` thread groups and `max_peers` socket
-    /// peers at most (the rest summed into "other"), so cardinality is bounded whatever
-    /// the processes do.
+    /// The series of this target, with `max_groups` thread groups, `max_peers` socket peers
+    /// and `max_paths` file path groups at most (the rest summed into "other", or "other
+    /// files": the file fds in no named group), so cardinality is bounded whatever the
+    /// processes do.
     pub fn points(
         &self,
         target: &str,
         max_groups: usize,
         max_peers: usize,
+        max_paths: usize,
     ) -> Vec<(SeriesKey, f64)> {
         let key = |resource: Resource, attribution: Attribution| {
             SeriesKey::new(target, resource, attribution)
@@ -294,6 +307,22 @@ impl TargetSample {
             push(key(Resource::Fds, Attribution::Total), self.fds as f64);
             for (kind, n) in &self.fd_kinds {
                 push(key(Resource::Fds, Attribution::FdKind(*kind)), *n as f64);
+            }
+            if max_paths > 0 {
+                let mut named = 0u64;
+                for (path, n) in top_with_other(&self.fd_paths, max_paths) {
+                    if let Some(path) = path {
+                        named = named.saturating_add(n);
+                        push(key(Resource::Fds, Attribution::FdPath(path)), n as f64);
+                    }
+                }
+                // Every file fd in no named group: those of groups past the top N, and those
+                // the processes themselves left out of their bounded lists.
+                let files = self.fd_kinds.get(&FdKind::File).copied().unwrap_or(0);
+                let rest = files.saturating_sub(named);
+                if rest > 0 {
+                    push(key(Resource::Fds, Attribution::FdPathOther), rest as f64);
+                }
             }
             let max_fds = key(Resource::Fds, Attribution::MaxProcess);
             if let Some(limit) = self.fd_limit {
@@ -334,6 +363,11 @@ impl TargetSample {
         out
     }
 }
+
+/// Most distinct fd path groups one target sums in one pass before it names no new ones
+/// (their fds still count in "other files"): processes report a bounded list each, but a
+/// target may have thousands of processes.
+const MAX_FD_PATHS_SUMMED: usize = 4096;
 
 /// The `n` largest entries by value (ties by key), and the sum of the rest as `None` (the
 /// folded "other").
@@ -834,7 +868,7 @@ mod tests {
                 .iter()
                 .find(|(target, _)| target.name == name)
                 .unwrap_or_else(|| panic!("no target {name} in {:?}", targets.keys()));
-            let points = sample.points(&target.name, 8, 8);
+            let points = sample.points(&target.name, 8, 8, 8);
             let cgroup = SeriesKey::new(
                 target.name.as_str(),
                 Resource::Memory,
@@ -1064,6 +1098,55 @@ mod tests {
             top_with_other(&map, 2),
             vec![(Some("a".into()), 5), (Some("b".into()), 3), (None, 2)]
         );
+    }
+
+    #[test]
+    fn fd_path_groups_are_bounded_with_other_files() {
+        let sample = TargetSample {
+            processes: vec![(1, 1)],
+            fds: 30,
+            fd_kinds: BTreeMap::from([(FdKind::File, 27), (FdKind::Pipe, 3)]),
+            // The process listed only these groups (its own bound): 25 of its 27 files.
+            fd_paths: [
+                ("/srv/orders/order-audit.log", 20),
+                ("/tmp/upload-#.tmp", 3),
+                ("/etc/hosts", 1),
+                ("/etc/passwd", 1),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            ..TargetSample::default()
+        };
+        let fd_points = |max_paths: usize| -> Vec<(String, f64)> {
+            sample
+                .points("svc", 8, 8, max_paths)
+                .into_iter()
+                .filter(|(k, _)| {
+                    matches!(
+                        k.attribution,
+                        Attribution::FdPath(_) | Attribution::FdPathOther
+                    )
+                })
+                .map(|(k, v)| (k.label(), v))
+                .collect()
+        };
+        assert_eq!(
+            fd_points(2),
+            vec![
+                ("fds{/srv/orders/order-audit.log}".to_string(), 20.0),
+                ("fds{/tmp/upload-#.tmp}".to_string(), 3.0),
+                ("fds{other files}".to_string(), 4.0),
+            ]
+        );
+        // All named: "other files" is what the process left out of its own list.
+        assert_eq!(fd_points(10).last().unwrap().1, 2.0);
+        assert!(fd_points(0).is_empty());
+        // The labels read back as the same typed keys.
+        for (label, _) in fd_points(10) {
+            let key: SeriesKey = format!("svc/{label}").parse().unwrap();
+            assert_eq!(key.label(), label);
+        }
     }
 
     /// A target of `processes`, each a service run by a supervisor.

@@ -100,6 +100,28 @@ fn target_kinds_unknown_to_either_side() {
     assert_eq!(current.get(&peer), Some(12.0));
 }
 
+/// File path groups (issue 13 part 3) travel in `current` as `fds{/path}` and
+/// `fds{other files}`, typed on both sides, and write back as they came.
+#[test]
+fn fd_path_groups_in_current() {
+    let body = json!({
+        "fds{file}": 729.0,
+        "fds{/srv/orders/order-audit.log}": 725.0,
+        "fds{/tmp/upload-#.tmp (deleted)}": 3.0,
+        "fds{other files}": 1.0
+    });
+    let current: Current = serde_json::from_value(body.clone()).unwrap();
+    let path = |p: &str| SeriesKey::new("", Resource::Fds, Attribution::FdPath(p.into()));
+    assert_eq!(
+        current.get(&path("/srv/orders/order-audit.log")),
+        Some(725.0)
+    );
+    assert_eq!(current.get(&path("/tmp/upload-#.tmp (deleted)")), Some(3.0));
+    let other = SeriesKey::new("", Resource::Fds, Attribution::FdPathOther);
+    assert_eq!(current.get(&other), Some(1.0));
+    assert_eq!(serde_json::to_value(&current).unwrap(), body);
+}
+
 #[test]
 fn series() {
     let body: SeriesBody = golden("series.json");

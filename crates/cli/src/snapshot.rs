@@ -210,6 +210,16 @@ fn render_process(out: &mut String, p: &ProcessSample, sample: &HostSample) {
             format::against_limit(u64::from(p.fds.total), p.fd_limit().map(|l| l.value)),
             kinds.join(" · ")
         );
+        // The largest file path groups (already escaped and bounded by the sampler).
+        for (i, group) in p.fds.paths.iter().take(3).enumerate() {
+            let head = if i == 0 { "  files    " } else { "           " };
+            let _ = writeln!(
+                out,
+                "{head}{} {}",
+                format::count(u64::from(group.count)),
+                group.name
+            );
+        }
         let s = &p.sockets;
         if s.total() > 0 {
             let mut states: Vec<_> = s.tcp.iter().collect();

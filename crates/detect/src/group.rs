@@ -18,8 +18,9 @@ pub(crate) struct Candidate {
 }
 
 /// The series that directly contains `key`'s quantity, if any: `tcp_peer{STATE peer}` ⊂
-/// `tcp{STATE}` ⊂ `fds{socket}` ⊂ `fds`; `sockets{udp|unix}` ⊂ `fds{socket}`; a thread
-/// group ⊂ `threads`; `memory{anon}` ⊂ `memory{rss}` ⊂ `memory{cgroup}`.
+/// `tcp{STATE}` ⊂ `fds{socket}` ⊂ `fds`; `sockets{udp|unix}` ⊂ `fds{socket}`; a file path
+/// group (and "other files") ⊂ `fds{file}` ⊂ `fds`; a thread group ⊂ `threads`;
+/// `memory{anon}` ⊂ `memory{rss}` ⊂ `memory{cgroup}`.
 pub(crate) fn parent(key: &SeriesKey) -> Option<SeriesKey> {
     use Attribution as A;
     use Resource as R;
@@ -31,6 +32,7 @@ pub(crate) fn parent(key: &SeriesKey) -> Option<SeriesKey> {
         (R::Tcp, A::TcpState(_)) | (R::Sockets, A::Socket(_)) => {
             (R::Fds, A::FdKind(FdKind::Socket))
         }
+        (R::Fds, A::FdPath(_) | A::FdPathOther) => (R::Fds, A::FdKind(FdKind::File)),
         (R::Fds, A::FdKind(_)) => (R::Fds, A::Total),
         (R::Threads, A::ThreadGroup(_) | A::Other) => (R::Threads, A::Total),
         (R::Memory, A::Memory(MemoryKind::Anon)) => (R::Memory, A::Memory(MemoryKind::Rss)),
@@ -404,6 +406,37 @@ mod tests {
             root.summary,
             "tcp_peer CLOSE_WAIT 127.0.0.1:8443 grows; also: tcp CLOSE_WAIT +720, \
              fds socket +722, fds +725"
+        );
+    }
+
+    #[test]
+    fn a_file_handle_leak_is_one_finding_rooted_at_its_path_group() {
+        let path = key("fds", "/srv/orders/order-audit.log");
+        assert_eq!(
+            path.attribution,
+            Attribution::FdPath("/srv/orders/order-audit.log".into())
+        );
+        assert_eq!(parent(&path), Some(key("fds", "file")));
+        assert_eq!(parent(&key("fds", "other files")), Some(key("fds", "file")));
+        assert!(contains(&key("fds", ""), &path));
+        assert!(!contains(&key("fds", "socket"), &path));
+        assert!(!contains(&key("fds", "/srv/orders/other.log"), &path));
+        let found = group(
+            vec![
+                leak(key("fds", ""), 21_750.0),
+                leak(key("fds", "max_process"), 21_750.0),
+                leak(key("fds", "file"), 21_760.0),
+                leak(path.clone(), 21_700.0),
+            ],
+            &Params::production(),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let root = &found[0];
+        assert_eq!(root.key, path);
+        assert_eq!(labels(root), ["leak fds{file}", "leak fds"]);
+        assert_eq!(
+            root.summary,
+            "fds file /srv/orders/order-audit.log grows; also: fds file +21,760, fds +21,750"
         );
     }
 

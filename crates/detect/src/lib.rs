@@ -225,12 +225,15 @@ fn others_share(part: &Series, all: &[Series], now: f64, params: &Params) -> f64
     }
 }
 
-/// `threads Analytics-#`, `fds socket`, `fds` for a total: how summaries name a series.
+/// `threads Analytics-#`, `fds socket`, `fds file /var/log/app.log`, `fds` for a total:
+/// how summaries name a series.
 pub(crate) fn label(key: &SeriesKey) -> String {
-    if key.is_total() {
-        key.resource.to_string()
-    } else {
-        format!("{} {}", key.resource, key.attribution)
+    match &key.attribution {
+        Attribution::Total => key.resource.to_string(),
+        Attribution::FdPath(_) | Attribution::FdPathOther => {
+            format!("{} file {}", key.resource, key.attribution)
+        }
+        _ => format!("{} {}", key.resource, key.attribution),
     }
 }
 

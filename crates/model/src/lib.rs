@@ -355,6 +355,12 @@ pub enum Attribution {
     /// Threads whose names collapse to this group (`pool-#-thread-#`).
     ThreadGroup(String),
     FdKind(FdKind),
+    /// File fds whose paths collapse to this group (`/tmp/upload-#.tmp`,
+    /// `/var/log/app.log (deleted)`): always an absolute path, so its text starts with `/`,
+    /// which no fd kind does.
+    FdPath(String),
+    /// File fds beyond the top N path groups, folded together (text `other files`).
+    FdPathOther,
     TcpState(TcpState),
     /// TCP sockets in a state to one peer (`127.0.0.1:8443`, or `10.0.0.5 -> :443` inbound).
     TcpPeer {
@@ -372,6 +378,8 @@ pub enum Attribution {
 /// Text of [`Attribution::MaxProcess`] and [`Attribution::Other`].
 const MAX_PROCESS: &str = "max_process";
 const OTHER: &str = "other";
+/// Text of [`Attribution::FdPathOther`]: not an fd kind, and not a path (no leading `/`).
+const OTHER_FILES: &str = "other files";
 
 impl Attribution {
     /// Decodes the text encoding of an attribution of `resource` (the inverse of `Display`).
@@ -386,6 +394,9 @@ impl Attribution {
         match resource {
             Resource::Threads if text == OTHER => Attribution::Other,
             Resource::Threads => Attribution::ThreadGroup(text.to_string()),
+            // A path group is an absolute path; no fd kind starts with '/'.
+            Resource::Fds if text.starts_with('/') => Attribution::FdPath(text.to_string()),
+            Resource::Fds if text == OTHER_FILES => Attribution::FdPathOther,
             // "other" is an fd kind of its own (what no other kind matched).
             Resource::Fds => FdKind::parse(text).map_or_else(text_owned, Attribution::FdKind),
             Resource::Tcp => TcpState::parse(text).map_or_else(text_owned, Attribution::TcpState),
@@ -433,9 +444,11 @@ impl Attribution {
             Attribution::Total => ["", "", ""],
             Attribution::MaxProcess => [MAX_PROCESS, "", ""],
             Attribution::Other => [OTHER, "", ""],
-            Attribution::ThreadGroup(name) | Attribution::Gauge(name) | Attribution::Text(name) => {
-                [name, "", ""]
-            }
+            Attribution::ThreadGroup(name)
+            | Attribution::Gauge(name)
+            | Attribution::Text(name)
+            | Attribution::FdPath(name) => [name, "", ""],
+            Attribution::FdPathOther => [OTHER_FILES, "", ""],
             Attribution::FdKind(kind) => [kind.as_str(), "", ""],
             Attribution::TcpState(state) => [state.as_str(), "", ""],
             Attribution::TcpPeer { state, peer } => [state.as_str(), " ", peer],
@@ -467,9 +480,11 @@ impl fmt::Display for Attribution {
             Attribution::Total => Ok(()),
             Attribution::MaxProcess => f.write_str(MAX_PROCESS),
             Attribution::Other => f.write_str(OTHER),
-            Attribution::ThreadGroup(name) | Attribution::Gauge(name) | Attribution::Text(name) => {
-                f.write_str(name)
-            }
+            Attribution::ThreadGroup(name)
+            | Attribution::Gauge(name)
+            | Attribution::Text(name)
+            | Attribution::FdPath(name) => f.write_str(name),
+            Attribution::FdPathOther => f.write_str(OTHER_FILES),
             Attribution::FdKind(kind) => f.write_str(kind.as_str()),
             Attribution::TcpState(state) => f.write_str(state.as_str()),
             Attribution::TcpPeer { state, peer } => write!(f, "{} {peer}", state.as_str()),
@@ -783,6 +798,17 @@ mod tests {
             SeriesKey::new("svc", Resource::Threads, Attribution::MaxProcess).limit(),
             SeriesKey::new("svc", Resource::Fds, Attribution::FdKind(FdKind::Socket)),
             SeriesKey::new("svc", Resource::Fds, Attribution::FdKind(FdKind::Other)),
+            SeriesKey::new(
+                "svc",
+                Resource::Fds,
+                Attribution::FdPath("/srv/orders/order-audit.log".into()),
+            ),
+            SeriesKey::new(
+                "svc",
+                Resource::Fds,
+                Attribution::FdPath("/tmp/upload-#.tmp (deleted)".into()),
+            ),
+            SeriesKey::new("svc", Resource::Fds, Attribution::FdPathOther),
             SeriesKey::new("svc", Resource::Fds, Attribution::MaxProcess).limit(),
             SeriesKey::new(
                 "svc",
@@ -860,6 +886,28 @@ mod tests {
             serde_json::to_value(&limit).unwrap(),
             serde_json::json!({"target": "svc", "resource": "fds.limit", "attribution": "max_process"})
         );
+    }
+
+    #[test]
+    fn fd_path_groups_are_told_from_fd_kinds() {
+        let key: SeriesKey = "svc/fds{/var/log/app-#.log}".parse().unwrap();
+        assert_eq!(
+            key.attribution,
+            Attribution::FdPath("/var/log/app-#.log".into())
+        );
+        assert_eq!(key.label(), "fds{/var/log/app-#.log}");
+        // A path named like an fd kind is still a path, and the kinds stay kinds.
+        let key = SeriesKey::from_text("svc", "fds", "/file");
+        assert_eq!(key.attribution, Attribution::FdPath("/file".into()));
+        let key = SeriesKey::from_text("svc", "fds", "file");
+        assert_eq!(key.attribution, Attribution::FdKind(FdKind::File));
+        let key = SeriesKey::from_text("svc", "fds", "other");
+        assert_eq!(key.attribution, Attribution::FdKind(FdKind::Other));
+        let key = SeriesKey::from_text("svc", "fds", "other files");
+        assert_eq!(key.attribution, Attribution::FdPathOther);
+        // Only fds have path groups.
+        let key = SeriesKey::from_text("svc", "threads", "/x");
+        assert_eq!(key.attribution, Attribution::ThreadGroup("/x".into()));
     }
 
     #[test]

@@ -126,6 +126,12 @@ pub struct NameCount {
 pub struct Fds {
     pub total: u32,
     pub by_kind: BTreeMap<FdKind, u32>,
+    /// File fds (kind `file`) by path group, largest first: digit runs and hex ids
+    /// collapsed (`/tmp/upload-#.tmp`), deleted files marked ` (deleted)`, escaped and cut
+    /// to a bounded length (`parse::fd_path`). At most `Options::max_fd_paths` groups: the
+    /// file fds of the groups left out are the kind's count minus these.
+    #[serde(default)]
+    pub paths: Vec<NameCount>,
 }
 
 pub use crate::parse::cgroup::MemoryCgroup;

@@ -14,14 +14,21 @@
 //!
 //! The caches are keyed by `(pid, start time)`, so a reused pid starts from nothing, and the
 //! state of every process that is no longer listed is dropped at the end of the pass.
+//!
+//! A file fd's path group (`/tmp/upload-#.tmp`, [`parse::fd_path`]) is computed when its
+//! target is read, so it costs nothing on a pass that reads no fd target; the groups of a
+//! process are counted again only when its fd targets were re-read.
 
 use crate::model::*;
-use crate::parse::{self, cgroup, fdlink::FdTarget, limits, stat, statm, status, thread_name};
+use crate::parse::{
+    self, cgroup, fd_path, fdlink::FdTarget, limits, stat, statm, status, thread_name,
+};
 use crate::sockets::{SocketInfo, SocketReader, SocketTable};
 use crate::sys::{self, Dir, Part as P, PathBuf};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Knobs with production defaults.
@@ -41,7 +48,14 @@ pub struct Options {
     pub kernel_threads: bool,
     /// Use `/proc/net/*` instead of netlink sock_diag.
     pub proc_net_sockets: bool,
+    /// Most file path groups reported per process (`Fds::paths`, largest first); 0 reads no
+    /// path groups at all.
+    pub max_fd_paths: usize,
 }
+
+/// Distinct path groups one process's cache shares before it starts afresh (the groups of
+/// its fds stay; only later fds stop sharing their text with earlier ones).
+const MAX_INTERNED_PATHS: usize = 4096;
 
 impl Default for Options {
     fn default() -> Self {
@@ -53,6 +67,7 @@ impl Default for Options {
             sockets: true,
             kernel_threads: false,
             proc_net_sockets: false,
+            max_fd_paths: 64,
         }
     }
 }
@@ -78,6 +93,13 @@ struct ThreadEntry {
     group: Box<str>,
 }
 
+/// What one fd number points at, and its path group when it is a file.
+struct FdEntry {
+    target: FdTarget,
+    /// Shared between the fds of one group ([`ProcState::paths`]).
+    path: Option<Arc<str>>,
+}
+
 struct ProcState {
     start_time_ticks: u64,
     comm: Vec<u8>,
@@ -94,9 +116,14 @@ struct ProcState {
     status_detail: Option<status::Status>,
     /// Thread count when the names were last listed.
     threads_listed_count: Option<u32>,
-    fds: HashMap<u32, FdTarget>,
+    fds: HashMap<u32, FdEntry>,
     /// Fd count when the fd table was last listed.
     fds_listed_count: Option<u64>,
+    /// The path groups of `fds`, interned (at most [`MAX_INTERNED_PATHS`]); cleared with
+    /// `fds` on revalidation.
+    paths: HashSet<Arc<str>>,
+    /// Path groups counted from `fds`; dropped whenever `fds` is refreshed.
+    path_groups: Option<Vec<NameCount>>,
     /// The process's network namespace, when it is not the sampler's own: its sockets are
     /// looked up in that namespace's table (`/proc/PID/net/*`). Read with the identity.
     netns: Option<u64>,
@@ -122,6 +149,8 @@ impl ProcState {
             threads_listed_count: None,
             fds: HashMap::default(),
             fds_listed_count: None,
+            paths: HashSet::default(),
+            path_groups: None,
             netns: None,
             seen_pass: pass,
         }
@@ -655,8 +684,24 @@ impl Sampler {
             .refresh_fd_targets(dir, pid, foreign, count, revalidate, partial)
             .unwrap_or(count as u32);
         let socket_table = socket_table_of(&self.netns_tables, &self.socket_table, foreign);
-        let (by_kind, sockets) = count_fds(&self.processes[&pid].fds, socket_table);
-        (Fds { total, by_kind }, sockets)
+        let state = self.processes.get_mut(&pid).expect("state exists");
+        let (by_kind, sockets) = count_fds(&state.fds, socket_table);
+        let paths = match &state.path_groups {
+            Some(groups) => groups.clone(),
+            None => {
+                let groups = count_paths(&state.fds, self.options.max_fd_paths);
+                state.path_groups = Some(groups.clone());
+                groups
+            }
+        };
+        (
+            Fds {
+                total,
+                by_kind,
+                paths,
+            },
+            sockets,
+        )
     }
 
     /// Reads the socket table of the foreign network namespace `ns` through `pid`, once
@@ -692,8 +737,8 @@ impl Sampler {
         // number may now hold something else.
         let check_sockets = self.socket_reader.is_some();
         let socket_vanished = check_sockets
-            && state.fds.values().any(|target| match target {
-                FdTarget::Socket(inode) => !socket_table.by_inode.contains_key(inode),
+            && state.fds.values().any(|entry| match entry.target {
+                FdTarget::Socket(inode) => !socket_table.by_inode.contains_key(&inode),
                 FdTarget::Other(_) => false,
             });
         // Kernels before 6.2 report st_size 0 for the fd directory: then always list.
@@ -713,18 +758,24 @@ impl Sampler {
             });
             return None;
         }
+        state.path_groups = None;
         if revalidate {
             state.fds.clear();
+            state.paths.clear();
+        }
+        if state.paths.len() > MAX_INTERNED_PATHS {
+            state.paths.clear();
         }
         let live: HashSet<u32> = self.ids.iter().copied().collect();
         let table = &socket_table.by_inode;
-        state.fds.retain(|fd, target| {
+        state.fds.retain(|fd, entry| {
             live.contains(fd)
-                && match target {
-                    FdTarget::Socket(inode) => !check_sockets || table.contains_key(inode),
+                && match entry.target {
+                    FdTarget::Socket(inode) => !check_sockets || table.contains_key(&inode),
                     FdTarget::Other(_) => true,
                 }
         });
+        let max_fd_paths = self.options.max_fd_paths;
         for &fd in &self.ids {
             if state.fds.contains_key(&fd) {
                 continue;
@@ -733,7 +784,10 @@ impl Sampler {
             self.reads += 1;
             match dir.readlink(name, &mut self.buf) {
                 Ok(()) => {
-                    state.fds.insert(fd, parse::fdlink::classify(&self.buf));
+                    let target = parse::fdlink::classify(&self.buf);
+                    let path = (max_fd_paths > 0 && target == FdTarget::Other(FdKind::File))
+                        .then(|| intern(&mut state.paths, fd_path::group(&self.buf)));
+                    state.fds.insert(fd, FdEntry { target, path });
                 }
                 // Closed between the listing and the readlink.
                 Err(error) if Reason::from_io(&error) == Reason::Exited => {}
@@ -820,13 +874,13 @@ fn socket_table_of<'a>(
 /// Counts fds by kind and joins the sockets among them to the socket table: TCP by state
 /// and by peer (most first), UDP, Unix, and sockets not in the table as "other".
 fn count_fds(
-    fds: &HashMap<u32, FdTarget>,
+    fds: &HashMap<u32, FdEntry>,
     socket_table: &SocketTable,
 ) -> (BTreeMap<FdKind, u32>, Sockets) {
     let mut by_kind = BTreeMap::new();
     let mut sockets = Sockets::default();
     let mut peers: HashMap<(TcpState, Peer), u32> = HashMap::default();
-    for target in fds.values() {
+    for FdEntry { target, .. } in fds.values() {
         *by_kind.entry(target.kind()).or_insert(0u32) += 1;
         let FdTarget::Socket(inode) = target else {
             continue;
@@ -871,9 +925,153 @@ fn count_fds(
     (by_kind, sockets)
 }
 
+/// The shared copy of `group` in `paths`, added when it is new.
+fn intern(paths: &mut HashSet<Arc<str>>, group: String) -> Arc<str> {
+    if let Some(shared) = paths.get(group.as_str()) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<str> = Arc::from(group);
+    paths.insert(Arc::clone(&shared));
+    shared
+}
+
+/// File fds per path group, the `max` largest (ties by name).
+fn count_paths(fds: &HashMap<u32, FdEntry>, max: usize) -> Vec<NameCount> {
+    if max == 0 {
+        return Vec::new();
+    }
+    let mut counts: HashMap<&str, u32> = HashMap::default();
+    for path in fds.values().filter_map(|entry| entry.path.as_deref()) {
+        *counts.entry(path).or_default() += 1;
+    }
+    let mut groups: Vec<NameCount> = counts
+        .into_iter()
+        .map(|(name, count)| NameCount {
+            name: name.to_string(),
+            count,
+        })
+        .collect();
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    groups.truncate(max);
+    groups
+}
+
 /// `net:[4026531840]` -> 4026531840.
 fn netns_inode(link: &[u8]) -> Option<u64> {
     link.strip_prefix(b"net:[")
         .and_then(|rest| rest.strip_suffix(b"]"))
         .and_then(parse::parse_u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> FdEntry {
+        FdEntry {
+            target: FdTarget::Other(FdKind::File),
+            path: Some(Arc::from(path)),
+        }
+    }
+
+    #[test]
+    fn path_groups_are_counted_largest_first_and_bounded() {
+        let mut fds: HashMap<u32, FdEntry> = HashMap::default();
+        for fd in 0..5 {
+            fds.insert(fd, file("/srv/orders/order-audit.log"));
+        }
+        for fd in 5..8 {
+            fds.insert(fd, file("/tmp/upload-#.tmp"));
+        }
+        fds.insert(8, file("/tmp/b"));
+        fds.insert(9, file("/tmp/a"));
+        fds.insert(
+            10,
+            FdEntry {
+                target: FdTarget::Socket(7),
+                path: None,
+            },
+        );
+        let groups = count_paths(&fds, 3);
+        let got: Vec<(&str, u32)> = groups.iter().map(|g| (g.name.as_str(), g.count)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/srv/orders/order-audit.log", 5),
+                ("/tmp/upload-#.tmp", 3),
+                ("/tmp/a", 1)
+            ]
+        );
+        assert!(count_paths(&fds, 0).is_empty());
+        assert_eq!(count_paths(&fds, 100).len(), 4);
+    }
+
+    #[test]
+    fn interned_groups_share_their_text() {
+        let mut paths = HashSet::default();
+        let a = intern(&mut paths, "/x/#.log".to_string());
+        let b = intern(&mut paths, "/x/#.log".to_string());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(paths.len(), 1);
+    }
+
+    /// This test process itself: handles to one log file, numbered temp files collapsed into
+    /// one group, a deleted file marked. Other tests open and close fds in this process at
+    /// the same time (an open and a close between two passes leave the count unchanged), so
+    /// every pass re-reads here; the count-driven refresh is tested on a process of its own
+    /// (`crates/testkit/tests/fd_paths.rs`).
+    #[test]
+    fn own_files_are_grouped_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("order-audit.log");
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(std::fs::File::create(&log).unwrap());
+        }
+        for n in [1, 22, 333] {
+            held.push(std::fs::File::create(dir.path().join(format!("upload-{n}.tmp"))).unwrap());
+        }
+        let gone = dir.path().join("gone-1.dat");
+        held.push(std::fs::File::create(&gone).unwrap());
+        std::fs::remove_file(&gone).unwrap();
+
+        let pid = std::process::id();
+        let options = Options {
+            sockets: false,
+            revalidate_every: 1,
+            ..Options::default()
+        };
+        let mut sampler =
+            Sampler::new(options, Selection::Pids([pid].into_iter().collect())).unwrap();
+        let count_of = |sampler: &mut Sampler, name: &str| -> u32 {
+            let sample = sampler.sample().unwrap();
+            let me = sample
+                .processes
+                .iter()
+                .find(|p| p.identity.pid == pid)
+                .unwrap();
+            me.fds
+                .paths
+                .iter()
+                .find(|g| g.name == name)
+                .map_or(0, |g| g.count)
+        };
+        let base = dir.path().to_str().unwrap().to_string();
+        // The temp dir's own name may hold digits: group it the same way.
+        let base = fd_path::group(base.as_bytes());
+        assert_eq!(
+            count_of(&mut sampler, &format!("{base}/order-audit.log")),
+            6
+        );
+        assert_eq!(count_of(&mut sampler, &format!("{base}/upload-#.tmp")), 3);
+        assert_eq!(
+            count_of(&mut sampler, &format!("{base}/gone-#.dat (deleted)")),
+            1
+        );
+        held.push(std::fs::File::open(&log).unwrap());
+        assert_eq!(
+            count_of(&mut sampler, &format!("{base}/order-audit.log")),
+            7
+        );
+    }
 }

@@ -55,7 +55,7 @@ fn sample_target(
         Resource::Memory,
         Attribution::Memory(MemoryKind::Cgroup),
     );
-    let points = grouped.points(name, 8, 8);
+    let points = grouped.points(name, 8, 8, 8);
     let value = points.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     let limit = points.iter().any(|(k, _)| *k == key.limit());
     assert!(value.is_some() || !limit, "no limit without the value");

@@ -241,7 +241,13 @@ pub fn start(
             (selection, Targeting::single(&target))
         }
     };
-    let sampler = Sampler::new(Options::default(), selection).map_err(crate::Error::Proc)?;
+    // Each process reports as many path groups as a target keeps: the target's top N are
+    // the largest of those (exactly so for a target of one process).
+    let options = Options {
+        max_fd_paths: config.agent.max_fd_paths,
+        ..Options::default()
+    };
+    let sampler = Sampler::new(options, selection).map_err(crate::Error::Proc)?;
     if let Some(why) = sampler.netlink_error() {
         tracing::warn!(
             error = why,

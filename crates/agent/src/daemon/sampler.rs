@@ -81,6 +81,7 @@ pub fn run(
                 &target.name,
                 config.agent.max_thread_groups,
                 config.agent.max_socket_peers,
+                config.agent.max_fd_paths,
             );
             // App gauges scraped within the last two intervals; older ones are stale.
             for (name, value) in shared.gauges.fresh(&target.name, interval * 2) {

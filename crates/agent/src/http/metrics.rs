@@ -52,6 +52,7 @@ struct TargetFamilies {
     threads: GaugeFamily,
     groups: GaugeFamily,
     fds: GaugeFamily,
+    fd_paths: GaugeFamily,
     tcp: GaugeFamily,
     peers: GaugeFamily,
     memory: GaugeFamily,
@@ -72,6 +73,10 @@ impl TargetFamilies {
             fds: family(
                 "target_fds",
                 "Open file descriptors, by kind (kind=\"\" is the total)",
+            ),
+            fd_paths: family(
+                "target_fd_path_fds",
+                "File fds per path group (digits and hex ids collapsed to #; path=\"other files\" is the rest)",
             ),
             tcp: family("target_tcp_sockets", "TCP sockets by state"),
             peers: family("target_tcp_peer_sockets", "TCP sockets by state and peer"),
@@ -103,6 +108,9 @@ impl TargetFamilies {
                 (Resource::Threads, group) => self
                     .groups
                     .get_or_create(&label(&[("group", &group.to_string())])),
+                (Resource::Fds, path @ (Attribution::FdPath(_) | Attribution::FdPathOther)) => self
+                    .fd_paths
+                    .get_or_create(&label(&[("path", &path.to_string())])),
                 (Resource::Fds, kind) => self
                     .fds
                     .get_or_create(&label(&[("kind", &kind.to_string())])),

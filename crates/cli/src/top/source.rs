@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 /// fold the same names into "other".
 const MAX_GROUPS: usize = 20;
 const MAX_PEERS: usize = 20;
+const MAX_FD_PATHS: usize = 20;
 
 /// Targets whose older history is fetched per round in agent mode (one request each).
 const BACKFILL_PER_ROUND: usize = 4;
@@ -74,7 +75,7 @@ pub fn standalone(
                                     })
                                     .collect(),
                                 current: target
-                                    .points(&name.name, MAX_GROUPS, MAX_PEERS)
+                                    .points(&name.name, MAX_GROUPS, MAX_PEERS, MAX_FD_PATHS)
                                     .into_iter()
                                     .map(|(key, value)| (key.without_target(), value))
                                     .collect(),

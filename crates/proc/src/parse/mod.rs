@@ -5,6 +5,7 @@
 //! than its output needs, because the sampler calls them thousands of times per pass.
 
 pub mod cgroup;
+pub mod fd_path;
 pub mod fdlink;
 pub mod limits;
 pub mod net_tcp;
@@ -137,6 +138,8 @@ pub fn parse_everything(bytes: &[u8]) {
     net_tcp::parse_unix_inodes(bytes, |_| {});
     let _ = fdlink::classify(bytes);
     let _ = thread_name::normalise(bytes);
+    let group = fd_path::group(bytes);
+    assert!(group.len() <= fd_path::MAX_PATH_CHARS + fd_path::DELETED.len());
     let _ = cmdline(bytes);
     let _ = limit_value(bytes);
 }
