@@ -240,6 +240,9 @@ def main() -> int:
                         help="samples within which a leak must be detected for exit 0")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "debug"))
+    parser.add_argument("--leaks-out",
+                        help="write `leakwatch leaks` as a user sees it, taken every 10 s while "
+                             "every scenario still runs (the last such), to this file")
     args = parser.parse_args()
     interval = 1.0
     selected = SCENARIOS
@@ -288,7 +291,10 @@ def main() -> int:
         seen = {}
         confirmed = {}
         stderr_tails = {}
-        deadline = time.time() + args.duration + 30
+        leaks_text = None
+        last_leaks = 0.0
+        started = time.time()
+        deadline = started + args.duration + 30
         while time.time() < deadline and any(r.process.poll() is None for r in running):
             try:
                 findings = get_json(f"{base}/api/v1/findings")["findings"]
@@ -313,6 +319,13 @@ def main() -> int:
                             for x in restarts["restarts"]]
                     except OSError:
                         pass
+            if (args.leaks_out and now - last_leaks >= 10
+                    and all(r.process.poll() is None for r in running)):
+                last_leaks = now
+                shown = subprocess.run(
+                    [os.path.join(args.bin_dir, "leakwatch"), "leaks", "--url", base],
+                    capture_output=True, text=True, timeout=30)
+                leaks_text = f"$ leakwatch leaks   # {now - started:.0f} s after the start\n" + shown.stdout
             time.sleep(interval)
     finally:
         for r in running:
@@ -337,6 +350,9 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
+    if args.leaks_out:
+        with open(args.leaks_out, "w") as out:
+            out.write(leaks_text or "(no `leakwatch leaks` taken while every scenario ran)\n")
     ok = all(
         (r["expected_delay_samples"] is not None
          and r["expected_delay_samples"] <= args.max_delay
