@@ -51,8 +51,13 @@ pub fn trim(bytes: &[u8]) -> &[u8] {
 }
 
 /// Splits `/proc/PID/cmdline` (NUL-separated, usually NUL-terminated) into arguments.
+/// Trailing NULs are dropped: a process that rewrites its title in place (PostgreSQL's
+/// backends, `postgres: db: user host idle`) pads the old argv area with NULs, which would
+/// read as hundreds of empty arguments (a genuinely empty last argument is lost, as `ps`
+/// shows none either).
 pub fn cmdline(bytes: &[u8]) -> Vec<String> {
-    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let bytes = &bytes[..end];
     if bytes.is_empty() {
         return Vec::new();
     }
@@ -106,6 +111,12 @@ mod tests {
             vec!["nginx: worker process"]
         );
         assert_eq!(cmdline(b"a\0\0b\0"), vec!["a", "", "b"]);
+        // A title rewritten in place: the rest of the old argv area is NULs.
+        assert_eq!(
+            cmdline(b"postgres: lw003: postgres postgres 127.0.0.1(38350) idle\0\0\0\0\0\0"),
+            vec!["postgres: lw003: postgres postgres 127.0.0.1(38350) idle"]
+        );
+        assert_eq!(cmdline(b"\0\0"), Vec::<String>::new());
     }
 
     #[test]
