@@ -45,7 +45,7 @@ pub fn to_series(target: &str, data: &[SeriesData], capacities: &Capacities) -> 
             !matches!(
                 s.key.attribution,
                 Attribution::Other | Attribution::FdPathOther | Attribution::FdKind(FdKind::Other)
-            ) && s.key.resource != Resource::Processes
+            )
         })
         .filter(|s| s.points.len() >= 3)
         .map(|s| {

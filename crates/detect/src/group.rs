@@ -64,6 +64,11 @@ fn is_max_process(key: &SeriesKey) -> bool {
     key.attribution == Attribution::MaxProcess
 }
 
+/// Most objects (threads, fds, sockets) and bytes one new process of a target can
+/// plausibly bring: how much growth a growing process count explains.
+const PROCESS_OBJECTS_MAX: f64 = 4096.0;
+const PROCESS_BYTES_MAX: f64 = 1024.0 * 1024.0 * 1024.0;
+
 /// Most bytes one leaked object of `resource` can plausibly hold; `None` when its growth
 /// cannot explain memory.
 fn bytes_per_object(resource: &Resource, params: &Params) -> Option<f64> {
@@ -219,6 +224,37 @@ fn group_target(candidates: Vec<Candidate>, params: &Params) -> Vec<Finding> {
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
         if let Some((x, _)) = cause {
             owner[m] = Some(x);
+        }
+    }
+    // A growing process count explains the growth of what its processes hold: a server
+    // forking a process per leaked connection (PostgreSQL's backends, seed 003's server
+    // side) grows its threads, fds, sockets and memory with it. Every other root of the
+    // target over an overlapping window whose growth fits a plausible amount per new
+    // process joins the process leak.
+    let process_root = roots
+        .iter()
+        .copied()
+        .find(|&p| key(p).resource == Resource::Processes && owner[p].is_none());
+    if let Some(p) = process_root {
+        let processes = Rate::of(&candidates[p]);
+        let new_processes = processes.high.max(processes.rate);
+        if processes.rate > 0.0 {
+            for &x in &roots {
+                if x == p || owner[x].is_some() {
+                    continue;
+                }
+                let per_process = if key(x).resource.is_bytes() {
+                    PROCESS_BYTES_MAX
+                } else {
+                    PROCESS_OBJECTS_MAX
+                };
+                let grows = Rate::of(&candidates[x]);
+                if overlap(window(p), window(x))
+                    && grows.low.min(grows.rate) <= per_process * new_processes
+                {
+                    owner[x] = Some(p);
+                }
+            }
         }
     }
     let root_of = |mut i: usize, owner: &[Option<usize>]| {
@@ -466,6 +502,45 @@ mod tests {
             "{}",
             found[0].summary
         );
+    }
+
+    #[test]
+    fn a_growing_process_count_explains_what_its_processes_hold() {
+        // PostgreSQL forking a backend per leaked connection: 900 processes/h, each with
+        // its thread, fds of several kinds, a socket and a few MiB.
+        let found = group(
+            vec![
+                leak(key("processes", ""), 900.0),
+                leak(key("threads", "postgres"), 900.0),
+                leak(key("threads", ""), 900.0),
+                leak(key("fds", "eventpoll"), 1800.0),
+                leak(key("fds", "/tmp/pg/log"), 1800.0),
+                leak(key("tcp_peer", "ESTABLISHED 127.0.0.1 -> :5432"), 900.0),
+                leak(key("memory", "rss"), 900.0 * 3.0 * MIB),
+            ],
+            &Params::production(),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].key, key("processes", ""));
+        assert_eq!(found[0].consequences.len(), 6, "{found:#?}");
+        // Growth far beyond what new processes bring stays a finding of its own.
+        let found = group(
+            vec![
+                leak(key("processes", ""), 10.0),
+                leak(key("threads", "Analytics-#"), 100_000.0),
+            ],
+            &Params::production(),
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
+        // Over windows that do not overlap, nothing joins.
+        let found = group(
+            vec![
+                leak_over(key("processes", ""), 900.0, (0.0, 600.0)),
+                leak_over(key("fds", "pipe"), 900.0, (1200.0, 3600.0)),
+            ],
+            &Params::production(),
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
     }
 
     #[test]
