@@ -1,6 +1,7 @@
 //! Readable automatic names on a real agent: a JVM started as `java -cp DIR AnalyticsServer`
 //! and a Python script `order_worker.py`, matched by no rule, service or container, are the
-//! targets `AnalyticsServer` and `order_worker.py` in the API and in `leakwatch targets`.
+//! targets `AnalyticsServer` and `order_worker.py` in the API and in `leakwatch targets`;
+//! the JVM's thread leak is a finding carrying its pid and command line.
 
 use leakwatch_testkit::{eventually, workspace_bin, Agent};
 use serde_json::Value;
@@ -45,6 +46,14 @@ fn jvm(dir: &Path) -> Killed {
         "public class AnalyticsServer {\n\
          public static void main(String[] args) throws Exception {\n\
          System.out.println(\"ready\");\n\
+         for (int i = 0; i < 1200; i++) {\n\
+         Thread t = new Thread(() -> {\n\
+         try { Thread.sleep(Long.MAX_VALUE); } catch (InterruptedException e) { }\n\
+         }, \"Analytics-\" + i);\n\
+         t.setDaemon(true);\n\
+         t.start();\n\
+         Thread.sleep(100);\n\
+         }\n\
          Thread.sleep(120_000);\n\
          }\n\
          }\n",
@@ -93,7 +102,7 @@ fn interpreters_are_named_after_their_program() {
     let dir = tempfile::tempdir().unwrap();
     let java = jvm(dir.path());
     let worker = python(dir.path());
-    let agent = Agent::start("");
+    let agent = Agent::start("[detect]\npreset = \"fast\"\n");
     let (java_pid, worker_pid) = (java.0.id(), worker.0.id());
     // Automatic targets are admitted on their third consecutive pass (1 s each).
     let mut last = Value::Null;
@@ -126,4 +135,41 @@ fn interpreters_are_named_after_their_program() {
         .collect();
     assert!(names.contains(&"AnalyticsServer"), "{names:?}");
     assert!(names.contains(&"order_worker.py"), "{names:?}");
+
+    // The JVM starts an "Analytics-N" thread every 100 ms (incident 000): its finding is
+    // on the target AnalyticsServer and carries the JVM's pid and command line.
+    let mut finding = Value::Null;
+    let found = eventually(90, || {
+        finding = agent
+            .get_json("/api/v1/findings")
+            .and_then(|v| {
+                v["findings"]
+                    .as_array()?
+                    .iter()
+                    .find(|f| f["target"] == "AnalyticsServer" && f["resource"] == "threads")
+                    .cloned()
+            })
+            .unwrap_or(Value::Null);
+        !finding.is_null()
+    });
+    assert!(
+        found,
+        "no thread finding on AnalyticsServer: {:#}",
+        agent.get_json("/api/v1/findings").unwrap_or_default()
+    );
+    assert_eq!(finding["resource"], "threads", "{finding:#}");
+    assert_eq!(finding["attribution"], "Analytics-#", "{finding:#}");
+    assert_eq!(
+        finding["pids"],
+        serde_json::json!([java_pid]),
+        "{finding:#}"
+    );
+    let process = &finding["processes"][0];
+    assert_eq!(process["pid"], java_pid, "{finding:#}");
+    assert!(
+        process["cmdline"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("java -Xmx32m -cp ") && c.ends_with(" AnalyticsServer")),
+        "{process:#}"
+    );
 }
