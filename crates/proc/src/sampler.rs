@@ -637,18 +637,7 @@ impl Sampler {
                 groups: groups.clone(),
             };
         }
-        let mut groups: HashMap<&str, u32> = HashMap::default();
-        for entry in state.threads.values() {
-            *groups.entry(&entry.group).or_default() += 1;
-        }
-        let mut groups: Vec<NameCount> = groups
-            .into_iter()
-            .map(|(name, count)| NameCount {
-                name: name.to_string(),
-                count,
-            })
-            .collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        let groups = ranked(state.threads.values().map(|entry| &*entry.group));
         state.groups = Some(groups.clone());
         Threads {
             total: num_threads,
@@ -940,9 +929,17 @@ fn count_paths(fds: &HashMap<u32, FdEntry>, max: usize) -> Vec<NameCount> {
     if max == 0 {
         return Vec::new();
     }
+    let mut groups = ranked(fds.values().filter_map(|entry| entry.path.as_deref()));
+    groups.truncate(max);
+    groups
+}
+
+/// How often each name occurs, most frequent first (ties by name): thread groups and fd
+/// path groups.
+fn ranked<'a>(names: impl Iterator<Item = &'a str>) -> Vec<NameCount> {
     let mut counts: HashMap<&str, u32> = HashMap::default();
-    for path in fds.values().filter_map(|entry| entry.path.as_deref()) {
-        *counts.entry(path).or_default() += 1;
+    for name in names {
+        *counts.entry(name).or_default() += 1;
     }
     let mut groups: Vec<NameCount> = counts
         .into_iter()
@@ -952,7 +949,6 @@ fn count_paths(fds: &HashMap<u32, FdEntry>, max: usize) -> Vec<NameCount> {
         })
         .collect();
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-    groups.truncate(max);
     groups
 }
 

@@ -100,6 +100,16 @@ impl Agent {
     pub fn get_json(&self, path: &str) -> Option<Value> {
         serde_json::from_str(&self.get_text(path)?).ok()
     }
+
+    /// The current findings of `target` (`/api/v1/findings`); empty when none or no answer.
+    pub fn findings_of(&self, target: &str) -> Vec<Value> {
+        self.get_json("/api/v1/findings")
+            .and_then(|body| body["findings"].as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f["target"] == target)
+            .collect()
+    }
 }
 
 impl Drop for Agent {
@@ -108,4 +118,20 @@ impl Drop for Agent {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+}
+
+/// A finding's consequences as `resource{attribution}` labels, in the order given.
+pub fn consequence_labels(finding: &Value) -> Vec<String> {
+    finding["consequences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}{{{}}}",
+                c["resource"].as_str().unwrap_or(""),
+                c["attribution"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! `jstack`).
 
 mod agent;
-pub use agent::Agent;
+pub use agent::{consequence_labels, Agent};
 
 pub mod http;
 

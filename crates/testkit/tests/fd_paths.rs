@@ -7,7 +7,6 @@
 
 use leakwatch_proc::{Options, Sampler, Selection};
 use leakwatch_testkit::*;
-use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -130,31 +129,6 @@ fn uploads(pid: u32, dir: &Path) -> u32 {
     n
 }
 
-fn findings_of(agent: &Agent, target: &str) -> Vec<Value> {
-    agent
-        .get_json("/api/v1/findings")
-        .and_then(|body| body["findings"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| f["target"] == target)
-        .collect()
-}
-
-fn consequence_labels(finding: &Value) -> Vec<String> {
-    finding["consequences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            format!(
-                "{}{{{}}}",
-                c["resource"].as_str().unwrap_or(""),
-                c["attribution"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_log_file_handle_leak_is_one_finding_naming_the_file() {
     let scratch = Scratch::new();
@@ -206,7 +180,7 @@ fn a_log_file_handle_leak_is_one_finding_naming_the_file() {
     // The agent: one finding for the target, rooted at the log file's path group.
     let mut seen = Vec::new();
     let ok = eventually(150, || {
-        seen = findings_of(&agent, "auditor");
+        seen = agent.findings_of("auditor");
         assert!(
             seen.len() <= 1,
             "more than one finding for one leak: {seen:#?}"

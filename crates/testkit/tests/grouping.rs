@@ -8,37 +8,12 @@ use serde_json::Value;
 use std::net::TcpListener;
 use std::process::Command;
 
-fn findings_of(agent: &Agent, target: &str) -> Vec<Value> {
-    agent
-        .get_json("/api/v1/findings")
-        .and_then(|body| body["findings"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| f["target"] == target)
-        .collect()
-}
-
-fn consequence_labels(finding: &Value) -> Vec<String> {
-    finding["consequences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            format!(
-                "{}{{{}}}",
-                c["resource"].as_str().unwrap_or(""),
-                c["attribution"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
 /// Watches `target` until `done` holds for its findings, asserting on every poll that it
 /// never has more than one finding and that no per-process maximum is one of them.
 fn watch(agent: &Agent, target: &str, seconds: u64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut seen = Vec::new();
     let ok = eventually(seconds, || {
-        seen = findings_of(agent, target);
+        seen = agent.findings_of(target);
         assert!(
             seen.len() <= 1,
             "more than one finding for one leak: {seen:#?}"

@@ -15,11 +15,9 @@ use std::net::TcpListener;
 
 fn findings_of(agent: &Agent, target: &str) -> Vec<Value> {
     agent
-        .get_json("/api/v1/findings")
-        .and_then(|body| body["findings"].as_array().cloned())
-        .unwrap_or_default()
+        .findings_of(target)
         .into_iter()
-        .filter(|f| f["target"] == target && f["kind"] == "leak")
+        .filter(|f| f["kind"] == "leak")
         .collect()
 }
 

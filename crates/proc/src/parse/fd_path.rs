@@ -75,18 +75,7 @@ fn collapse_word(word: &[u8], out: &mut Vec<u8>) {
         out.push(b'#');
         return;
     }
-    let mut in_digits = false;
-    for &byte in word {
-        if byte.is_ascii_digit() {
-            if !in_digits {
-                out.push(b'#');
-            }
-            in_digits = true;
-        } else {
-            out.push(byte);
-            in_digits = false;
-        }
-    }
+    super::thread_name::collapse_digits(word, out);
 }
 
 /// The first [`HEAD`] and last bytes of `text` (on character boundaries) around [`CUT`], at

@@ -10,8 +10,23 @@
 pub fn normalise(comm: &[u8]) -> String {
     let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
     let mut out = Vec::with_capacity(comm.len());
+    collapse_digits(comm, &mut out);
+    let text = match String::from_utf8(out) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
+    if leakwatch_model::text::has_control(&text) {
+        leakwatch_model::text::visible(&text)
+    } else {
+        text
+    }
+}
+
+/// Appends `bytes` to `out` with every run of ASCII digits as one `#` (thread names here,
+/// path words in `fd_path`).
+pub(crate) fn collapse_digits(bytes: &[u8], out: &mut Vec<u8>) {
     let mut in_digits = false;
-    for &byte in comm {
+    for &byte in bytes {
         if byte.is_ascii_digit() {
             if !in_digits {
                 out.push(b'#');
@@ -21,15 +36,6 @@ pub fn normalise(comm: &[u8]) -> String {
             out.push(byte);
             in_digits = false;
         }
-    }
-    let text = match String::from_utf8(out) {
-        Ok(text) => text,
-        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-    };
-    if leakwatch_model::text::has_control(&text) {
-        leakwatch_model::text::visible(&text)
-    } else {
-        text
     }
 }
 
