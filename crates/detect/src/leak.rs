@@ -742,7 +742,7 @@ pub(crate) fn judge_across_lives(
     }
 }
 
-fn note(trace: &mut Option<&mut Vec<String>>, line: impl FnOnce() -> String) {
+pub(crate) fn note(trace: &mut Option<&mut Vec<String>>, line: impl FnOnce() -> String) {
     if let Some(lines) = trace.as_deref_mut() {
         lines.push(line());
     }

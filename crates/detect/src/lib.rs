@@ -44,6 +44,7 @@ pub use model::{
 };
 pub use params::Params;
 
+use format::Unit;
 use leak::{judge_across_lives, judge_current_life, Context, Trend};
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -277,6 +278,9 @@ fn analyze_series(
             }
         }
     }
+    if let Some(trend) = trend.as_mut() {
+        hold_below_materiality(trend, series, limit, params, trace);
+    }
     let current_pid = restarts.last().and_then(|r| r.new_pid);
     let mut findings = Vec::new();
     if let Some(trend) = &trend {
@@ -310,6 +314,37 @@ fn analyze_series(
         }
     }
     findings
+}
+
+/// Growth in bytes with no known limit stays suspected until its rise (within one life:
+/// what a life can accumulate) reaches [`Params::min_unbounded_rise_bytes`]: with nothing
+/// to exhaust, only its size can make it matter, and warm-ups are small.
+fn hold_below_materiality(
+    trend: &mut Trend,
+    series: &Series,
+    limit: Option<f64>,
+    params: &Params,
+    trace: &mut Option<&mut Vec<String>>,
+) {
+    if !trend.confirmed || limit.is_some() || series.display_unit() != Unit::Bytes {
+        return;
+    }
+    let span = if trend.lives > 1 {
+        trend.segment_seconds
+    } else {
+        trend.end - trend.start
+    };
+    let rise = trend.slope * span;
+    if rise < params.min_unbounded_rise_bytes {
+        trend.confirmed = false;
+        leak::note(trace, || {
+            format!(
+                "suspected, not confirmed: a rise of {} with no known limit is below {}",
+                Unit::Bytes.format(rise),
+                Unit::Bytes.format(params.min_unbounded_rise_bytes)
+            )
+        });
+    }
 }
 
 fn leak_finding(

@@ -48,8 +48,11 @@ pub struct LifecycleParams {
 
 impl LifecycleParams {
     /// Windows in the engine's own terms: gone after 3 intervals (at least 10 s); a new
-    /// life is young until it has had its warm-up and two minimal regimes; absence for
-    /// 30 intervals (at least 10 s) resolves; resolved findings are shown for an hour.
+    /// life is young until it has had its warm-up and two minimal regimes; absence for as
+    /// long as it takes to confirm a leak (`confirm_samples`), at least 30 intervals (and
+    /// 10 s) and at most an hour, resolves, so a leak that pauses for less than its own
+    /// confirmation span is one alert, not one per pause; resolved findings are shown for
+    /// an hour.
     pub fn for_engine(params: &Params) -> LifecycleParams {
         let interval = if params.interval_seconds.is_finite() && params.interval_seconds > 0.0 {
             params.interval_seconds
@@ -60,7 +63,10 @@ impl LifecycleParams {
         LifecycleParams {
             gone_after: samples(3).max(10.0),
             hold_after_restart: samples(params.warmup_samples + 2 * params.min_regime_samples),
-            resolve_after: samples(30).max(10.0),
+            resolve_after: samples(params.confirm_samples)
+                .min(3600.0)
+                .max(samples(30))
+                .max(10.0),
             keep_resolved: 3600.0,
             max_tracked: 10_000,
         }
@@ -393,6 +399,44 @@ mod tests {
             .update(Vec::new(), &alive(100.0, None), 3701.0)
             .is_empty());
         assert!(life.is_empty());
+    }
+
+    #[test]
+    fn a_pause_shorter_than_the_confirmation_span_is_one_finding_not_two() {
+        // Fast preset at 1 s: confirming takes 60 samples, so a pause of 45 s does not
+        // resolve (it did at 30 s), and the leak resuming is the same open finding.
+        let params = LifecycleParams::for_engine(&Params::fast(1.0));
+        assert_eq!(params.resolve_after, 60.0);
+        let mut life = Lifecycle::new(params);
+        life.update(
+            vec![leak("svc", FindingState::Confirmed)],
+            &alive(100.0, None),
+            100.0,
+        );
+        for now in [110.0, 130.0, 145.0] {
+            let out = life.update(Vec::new(), &alive(now, None), now);
+            assert_eq!(out.len(), 1, "at {now}");
+            assert_eq!(out[0].state, FindingState::Confirmed, "held at {now}");
+        }
+        let out = life.update(
+            vec![leak("svc", FindingState::Confirmed)],
+            &alive(146.0, None),
+            146.0,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].state, FindingState::Confirmed);
+        // A longer silence does resolve: growth stopped.
+        let out = life.update(Vec::new(), &alive(207.0, None), 207.0);
+        assert_eq!(out[0].state, FindingState::Resolved);
+        assert_eq!(out[0].resolution.unwrap().cause, ResolutionCause::Stopped);
+        // Production at 10 s: an hour (confirming takes a day); never under 30 intervals.
+        assert_eq!(
+            LifecycleParams::for_engine(&Params::production()).resolve_after,
+            3600.0
+        );
+        let mut quick = Params::fast(10.0);
+        quick.confirm_samples = 2;
+        assert_eq!(LifecycleParams::for_engine(&quick).resolve_after, 300.0);
     }
 
     #[test]

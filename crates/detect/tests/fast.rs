@@ -125,3 +125,38 @@ fn production_is_unchanged_by_the_fast_preset() {
     assert_eq!(fast.min_regime_samples, 20);
     assert_eq!(fast.season_samples, fast.min_regime_samples);
 }
+
+/// The state the engine gives the leak it reports on `series` as of its last sample.
+fn state_at_end(series: &Series) -> Option<leakwatch_detect::FindingState> {
+    let now = series.points.last().unwrap().t;
+    analyze(std::slice::from_ref(series), &[], now, &Params::fast(1.0))
+        .into_iter()
+        .find(|f| f.kind == FindingKind::Leak)
+        .map(|f| f.state)
+}
+
+#[test]
+fn memory_with_no_known_limit_is_confirmed_only_once_its_rise_is_material() {
+    use leakwatch_detect::FindingState;
+    let memory = |n: usize, per_second: f64| {
+        let points = (0..n)
+            .map(|i| Point::new(T0 + i as f64, 20e6 + per_second * i as f64))
+            .collect();
+        Series::new(SeriesKey::from_text("svc", "memory", "rss"), points, None)
+    };
+    // A young process's allocator warming up: +12 MiB over 3 minutes, steadily. Seen, long
+    // past confirm_samples, but only suspected: nothing to exhaust, and small.
+    let warmup = memory(180, 70_000.0);
+    assert_eq!(state_at_end(&warmup), Some(FindingState::Suspected));
+    // The same steady shape at 1 MiB/s (+180 MiB) is confirmed.
+    let leak = memory(180, 1_048_576.0);
+    assert_eq!(state_at_end(&leak), Some(FindingState::Confirmed));
+    // A count with a limit is not held back by the byte threshold: +90 threads confirms.
+    let threads = series(180, Some(32_768.0), |i| 20.0 + 0.5 * i as f64);
+    assert_eq!(state_at_end(&threads), Some(FindingState::Confirmed));
+    // Bytes with a known limit (a cgroup's, a heap's maximum) are judged by it: the small
+    // rise confirms once the life spans confirm_samples.
+    let mut limited = memory(180, 70_000.0);
+    limited.limit = Some(64e6);
+    assert_eq!(state_at_end(&limited), Some(FindingState::Confirmed));
+}
