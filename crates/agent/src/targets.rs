@@ -161,6 +161,11 @@ pub struct ProcessFacts {
     pub listening: bool,
     /// Who started it, judged by its parent's name in the same sample.
     pub parent: ParentKind,
+    /// It leads its process group or its session. Supervisors start each service so
+    /// (systemd, s6, supervisord, runc, tini, dumb-init and `leakwatch run` all do); a
+    /// process under a supervisor that leads neither was adopted (an orphaned job: init
+    /// and subreapers adopt every orphan) or forked by the service itself.
+    pub leader: bool,
 }
 
 /// What the parent of a process is, by the parent's `comm`: a process a supervisor runs is
@@ -217,7 +222,16 @@ impl TargetSample {
         let id = (p.identity.pid, p.identity.start_time_ticks);
         self.processes.push(id);
         let listening = p.sockets.tcp.get(&TcpState::Listen).is_some_and(|n| *n > 0);
-        self.facts.insert(id, ProcessFacts { listening, parent });
+        let pid = p.identity.pid;
+        let leader = pid != 0 && (p.identity.pgid == pid || p.identity.sid == pid);
+        self.facts.insert(
+            id,
+            ProcessFacts {
+                listening,
+                parent,
+                leader,
+            },
+        );
         let threads = u64::from(p.threads.total);
         self.threads += threads;
         for group in &p.threads.groups {
@@ -580,8 +594,9 @@ pub struct SeenRestart {
 /// periodic job. From outside, without an exit status, what tells them apart is how the
 /// process lived ([`ProcessFacts`]): the end of a process that lived is a restart only if
 /// it served (held a TCP socket in LISTEN in any pass it was seen in), or its parent (as
-/// last seen) is a supervisor, or its parent is unknown and it lived at least
-/// [`LONG_LIFE_PASSES`]. Any other end is a run of a periodic job: no restart, counted in
+/// last seen) is a supervisor and it leads its process group or session (as a supervisor
+/// starts a service; an orphaned job adopted by init leads neither), or it lived at least
+/// [`LONG_LIFE_PASSES`] under a parent that is not a runner. Any other end is a run of a periodic job: no restart, counted in
 /// [`RestartTracker::runs`]; its successor is still taken, so it is not paired again later.
 pub struct RestartTracker {
     last: HashMap<String, Tracked>,
@@ -624,6 +639,8 @@ struct Seen {
     /// Its parent as last seen (the last known kind: a pass where the parent was not
     /// found does not forget it).
     parent: ParentKind,
+    /// Led its process group or session when last seen.
+    leader: bool,
 }
 
 impl Seen {
@@ -631,7 +648,8 @@ impl Seen {
     fn ends_as_restart(&self) -> bool {
         self.listened
             || match self.parent {
-                ParentKind::Supervisor => true,
+                // Adopted or forked under a supervisor: judged as an unknown parent's.
+                ParentKind::Supervisor => self.leader || self.passes >= LONG_LIFE_PASSES,
                 ParentKind::Runner => false,
                 ParentKind::Unknown => self.passes >= LONG_LIFE_PASSES,
             }
@@ -689,6 +707,7 @@ impl RestartTracker {
                                 ParentKind::Unknown => seen.parent,
                                 parent => parent,
                             },
+                            leader: facts.leader,
                             ..*seen
                         },
                         // Processes there when the target is first seen replaced nobody.
@@ -698,6 +717,7 @@ impl RestartTracker {
                             replaced: first_sight,
                             listened: facts.listening,
                             parent: facts.parent,
+                            leader: facts.leader,
                         },
                     }
                 })
@@ -1154,6 +1174,7 @@ mod tests {
         let service = ProcessFacts {
             listening: false,
             parent: ParentKind::Supervisor,
+            leader: true,
         };
         target_with(name, processes, service)
     }
@@ -1261,6 +1282,7 @@ mod tests {
             ProcessFacts {
                 listening: false,
                 parent,
+                leader: true,
             }
         }
 
@@ -1320,6 +1342,7 @@ mod tests {
             let seen = replace(&mut tracker, "server", 3, 4, |pass| ProcessFacts {
                 listening: pass == 1,
                 parent: ParentKind::Runner,
+                leader: false,
             });
             assert_eq!(seen.len(), 3, "{seen:?}");
             assert_eq!((seen[0].old, seen[0].new), ((1000, 0), (1001, 100)));
@@ -1344,6 +1367,27 @@ mod tests {
                 })
             });
             assert_eq!(seen.len(), 3);
+        }
+
+        #[test]
+        fn an_orphan_adopted_by_init_is_a_job_not_a_service() {
+            // `(./job &)` in a loop: each run is orphaned at once and adopted by init, whose
+            // name makes it a supervisor, but it leads no group or session of its own.
+            let mut tracker = RestartTracker::new(10);
+            let seen = replace(&mut tracker, "orphan", 5, 4, |_| ProcessFacts {
+                listening: false,
+                parent: ParentKind::Supervisor,
+                leader: false,
+            });
+            assert_eq!(seen, Vec::new());
+            assert_eq!(tracker.runs("orphan").map(|r| r.runs), Some(5));
+            // The same processes leading their own group (as systemd starts a service) are
+            // restarts.
+            let mut tracker = RestartTracker::new(10);
+            let seen = replace(&mut tracker, "service", 5, 4, |_| {
+                job(ParentKind::Supervisor)
+            });
+            assert_eq!(seen.len(), 5);
         }
 
         #[test]
@@ -1452,6 +1496,7 @@ mod tests {
                 identity: Identity {
                     pid,
                     ppid,
+                    pgid: pid,
                     start_time_ticks: u64::from(pid) * 10,
                     comm: comm.into(),
                     cmdline: vec![comm.into()],
@@ -1500,7 +1545,8 @@ mod tests {
                 facts("api"),
                 ProcessFacts {
                     listening: true,
-                    parent: ParentKind::Supervisor
+                    parent: ParentKind::Supervisor,
+                    leader: true,
                 }
             );
             assert_eq!(facts("orphan"), job(ParentKind::Unknown));

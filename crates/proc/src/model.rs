@@ -83,6 +83,11 @@ pub struct ProcessSample {
 pub struct Identity {
     pub pid: u32,
     pub ppid: u32,
+    /// Process group and session ids (0 when unknown).
+    #[serde(default)]
+    pub pgid: u32,
+    #[serde(default)]
+    pub sid: u32,
     /// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
     pub start_time_ticks: u64,
     /// Start time as milliseconds since the Unix epoch (derived from boot time).

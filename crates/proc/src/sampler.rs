@@ -360,6 +360,7 @@ impl Sampler {
         }
         let state_letter = stat.state as char;
         let ppid = stat.ppid;
+        let (pgid, sid) = (stat.pgrp, stat.session);
         let num_threads = stat.num_threads;
         let mut cpu = Cpu {
             user_ms: stat.utime_ticks * 1000 / self.ticks_per_second,
@@ -386,6 +387,8 @@ impl Sampler {
         let state = self.processes.get_mut(&pid).expect("inserted above");
         state.seen_pass = pass;
         state.identity.ppid = ppid;
+        state.identity.pgid = pgid;
+        state.identity.sid = sid;
         if !state.selected {
             return Ok(None);
         }
@@ -548,6 +551,9 @@ impl Sampler {
         let identity = Identity {
             pid,
             ppid,
+            // Set with ppid on every pass (`setsid` can change them).
+            pgid: 0,
+            sid: 0,
             start_time_ticks: start,
             start_time_unix_ms: self.boot_time_unix_ms
                 + (start * 1000 / self.ticks_per_second) as i64,

@@ -182,3 +182,105 @@ fn a_supervised_command_that_keeps_dying_is_a_crash_loop() {
     let _ = run.wait();
     eprintln!("supervised: {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// A stand-in for an init system: a Python process named `init` that is a child subreaper
+/// (`PR_SET_CHILD_SUBREAPER`), so orphans below it are adopted by it as they are by
+/// systemd (pid 1 and user managers). In `orphans` mode it runs a shell loop that starts a
+/// 4-second job in the background and moves on, `(job &)`, so each run is orphaned at once
+/// and adopted; in `services` mode it starts the same program itself in a session of its
+/// own (`setsid`, as systemd starts a service) and starts it again when it exits. Killed
+/// whole (its process group) on drop.
+struct FakeInit(Child);
+
+const FAKE_INIT: &str = r#"
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1, 0, 0, 0)          # PR_SET_CHILD_SUBREAPER
+libc.prctl(15, b"init", 0, 0, 0)    # PR_SET_NAME
+mode, program, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+if mode == "orphans":
+    os.spawnvp(os.P_NOWAIT, "sh", ["sh", "-c", 'while :; do ("$0" "$@" &); sleep 4.5; done', program] + args)
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            time.sleep(0.2)
+else:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            os.execv(program, [program] + args)
+        os.waitpid(pid, 0)
+        time.sleep(0.5)
+"#;
+
+impl FakeInit {
+    fn start(mode: &str, program: &std::path::Path, args: &[&str]) -> FakeInit {
+        let child = Command::new("python3")
+            .args(["-c", FAKE_INIT, mode])
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start python3");
+        FakeInit(child)
+    }
+}
+
+impl Drop for FakeInit {
+    fn drop(&mut self) {
+        // The services run in sessions of their own: kill them by name first, then the
+        // group of the init and its shell loop with the orphans it adopted.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-x", "lwsvc"])
+            .status();
+        // SAFETY: killing the process group of our own child (its pid is the group id).
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-x", "lworphan"])
+            .status();
+    }
+}
+
+/// Jobs that a shell loop starts in the background and leaves (`(job &)`) are orphaned and
+/// adopted by init, whose name makes it a supervisor: they must still read as runs of a
+/// periodic job, since they lead no process group or session, whereas the same program
+/// started by the init itself in a session of its own (as systemd starts a service) and
+/// dying every 4 s is a crash loop.
+#[test]
+fn orphaned_jobs_adopted_by_init_are_not_a_crash_loop() {
+    let started = Instant::now();
+    let agent = Agent::start(
+        "[detect]\npreset = \"fast\"\n\
+         [[target]]\nname = \"orphaned\"\ncmdline = \"comm=lworphan\"\n\
+         [[target]]\nname = \"initsvc\"\ncmdline = \"comm=lwsvc\"\n",
+    );
+    let leaky = workspace_bin("leaky");
+    let _orphans = FakeInit::start("orphans", &leaky, &["comm=lworphan", "exit-after=4000"]);
+    let _services = FakeInit::start("services", &leaky, &["comm=lwsvc", "exit-after=4000"]);
+    assert!(
+        eventually(60, || findings(&agent, "initsvc")
+            .contains(&"crash_loop".to_string())),
+        "no crash loop for the service init restarts: {:?} / {:?}",
+        restarts(&agent, "initsvc"),
+        agent.get_json("/api/v1/findings")
+    );
+    // As long again for the orphans: about five runs, each seen in about four passes.
+    assert!(
+        watched(&agent, "orphaned") >= 15,
+        "{}",
+        watched(&agent, "orphaned")
+    );
+    assert_eq!(restarts(&agent, "orphaned"), Some(Vec::new()));
+    assert!(
+        findings(&agent, "orphaned").is_empty(),
+        "{:?}",
+        findings(&agent, "orphaned")
+    );
+    eprintln!("orphans: {:.1}s", started.elapsed().as_secs_f64());
+}

@@ -10,6 +10,10 @@ pub struct Stat<'a> {
     pub comm: &'a [u8],
     pub state: u8,
     pub ppid: u32,
+    /// Process group and session (fields 5 and 6): a process a supervisor or an init
+    /// system starts leads one of them; an orphaned job adopted by init does not.
+    pub pgrp: u32,
+    pub session: u32,
     /// Kernel `PF_*` flags (field 9); `PF_KTHREAD` marks kernel threads.
     pub flags: u64,
     pub utime_ticks: u64,
@@ -63,9 +67,11 @@ pub fn parse(bytes: &[u8]) -> Result<Stat<'_>, StatError> {
             .ok_or(StatError(name))
     };
     let ppid = number(next("ppid")?, "ppid")? as u32;
-    // Fields 5..=8: pgrp, session, tty_nr, tpgid.
-    for _ in 5..=8 {
-        next("fields 5-8")?;
+    let pgrp = number(next("pgrp")?, "pgrp")? as u32;
+    let session = number(next("session")?, "session")? as u32;
+    // Fields 7 and 8: tty_nr, tpgid.
+    for _ in 7..=8 {
+        next("fields 7-8")?;
     }
     let flags = number(next("flags")?, "flags")?;
     // Fields 10..=13: minflt, cminflt, majflt, cmajflt.
@@ -88,6 +94,8 @@ pub fn parse(bytes: &[u8]) -> Result<Stat<'_>, StatError> {
         comm,
         state,
         ppid,
+        pgrp,
+        session,
         flags,
         utime_ticks,
         stime_ticks,
@@ -119,6 +127,7 @@ mod tests {
         assert_eq!(stat.comm, b"java");
         assert_eq!(stat.state, b'S');
         assert_eq!(stat.ppid, 1);
+        assert_eq!((stat.pgrp, stat.session), (4242, 4242));
         assert_eq!(stat.flags, 4194560);
         assert_eq!(stat.utime_ticks, 7);
         assert_eq!(stat.stime_ticks, 3);
