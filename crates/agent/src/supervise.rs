@@ -13,7 +13,7 @@ use leakwatch_exec::signals::{self, Signal};
 use leakwatch_store::Restart;
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -163,8 +163,12 @@ fn supervise(
     let mut backoff = Duration::from_secs(1);
     let mut previous: Option<(u32, Option<u64>, Restart)> = None;
     loop {
+        // In a process group of its own, as supervisors start services: the host agent
+        // tells a supervised service from an orphaned job by that (docs/detection.md,
+        // "Crash loops and periodic jobs"), and a stop reaches the command's children too.
         let mut child = Command::new(&options.command[0])
             .args(&options.command[1..])
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -207,8 +211,8 @@ fn supervise(
                 break status;
             }
             if stop.load(Ordering::Relaxed) {
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                // SAFETY: signalling our own child's process group (its pid is the id).
+                unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
                 let status = child.wait().map_err(crate::Error::Wait)?;
                 for t in tees {
                     let _ = t.join();
