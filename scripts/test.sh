@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # aiosmtpd as real alert receivers (openssl makes their test TLS certificates), tmux as
 # the real terminal `leakwatch top` is tested in,
 # chromium as the real browser the dashboard is tested in (driven by playwright-core from
-# npm, with the machine's Node.js >= 20).
-packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium)
+# npm, with the machine's Node.js >= 20), man-db and groff-base render the generated man
+# pages and bash-completion is the real consumer of the generated completions.
+packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium man-db groff-base bash-completion)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

@@ -4,6 +4,7 @@
 mod agent_cmd;
 mod alerts_cmd;
 mod check;
+mod docs_cmd;
 mod format;
 mod incidents_cmd;
 mod leaks_cmd;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 /// Catches resource leaks (threads, file descriptors, sockets, memory) in running services.
 #[derive(Parser)]
 #[command(name = "leakwatch", version, about, long_about = None)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -88,6 +89,14 @@ enum Command {
     ///
     /// Example: leakwatch report api.service --since 24h -o report.html
     Report(report_cmd::ReportArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or PowerShell to stdout.
+    ///
+    /// Example: leakwatch completions bash > /etc/bash_completion.d/leakwatch
+    Completions(docs_cmd::CompletionsArgs),
+    /// Write the man pages (leakwatch.1 and one per command) to a directory.
+    ///
+    /// Example: leakwatch man --dir /usr/share/man/man1
+    Man(docs_cmd::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +124,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Top(args) => top::run(args),
         Command::Report(args) => report_cmd::report(args),
+        Command::Completions(args) => docs_cmd::completions(args),
+        Command::Man(args) => docs_cmd::man(args),
     };
     match result {
         Ok(code) => code,

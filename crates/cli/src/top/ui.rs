@@ -108,6 +108,11 @@ impl App {
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Esc if self.detail => self.detail = false,
+            // An applied filter is cleared before Esc quits: Esc backs out one step at a time.
+            KeyCode::Esc if !self.filter.is_empty() => {
+                self.filter.clear();
+                self.selected = None;
+            }
             KeyCode::Esc => self.quit = true,
             KeyCode::Char('s') => self.sort = self.sort.next(),
             KeyCode::Char('/') => self.editing = Some(self.filter.clone()),
@@ -380,7 +385,10 @@ fn draw_detail(frame: &mut Frame, target: &super::model::Target, area: Rect) {
 }
 
 const HELP: &[(&str, &str)] = &[
-    ("q, Esc", "quit (Esc first closes the detail pane)"),
+    (
+        "q, Esc",
+        "quit (Esc first closes the detail pane, then clears the filter)",
+    ),
     (
         "s",
         "cycle the sort: risk, threads, fds, sockets, memory, name",
@@ -511,6 +519,14 @@ mod tests {
         press(&mut app, KeyCode::Esc);
         assert_eq!(app.filter, "", "Esc while typing clears the filter");
         assert!(!app.quit);
+        // Applied, then Esc: the filter is cleared, top does not quit.
+        press(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "ET");
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.filter, "ET");
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.filter, "", "Esc clears an applied filter");
+        assert!(!app.quit, "Esc with a filter applied does not quit");
 
         press(&mut app, KeyCode::Char('s'));
         assert_eq!(app.sort, Sort::Threads);
