@@ -61,6 +61,11 @@ pub struct EvidenceSection {
     /// incident with new evidence.
     #[serde(default = "default_reopen_after", with = "humantime_serde_compat")]
     pub reopen_after: Duration,
+    /// Time between the two snapshots of a leaking process's memory (smaps, and a JVM's
+    /// class histogram) whose difference `heap-growth.txt` ranks; `"0s"` turns that step
+    /// off. At most 10 minutes: the evidence stage waits it out.
+    #[serde(default = "default_heap_interval", with = "humantime_serde_compat")]
+    pub heap_interval: Duration,
 }
 
 impl Default for EvidenceSection {
@@ -71,6 +76,7 @@ impl Default for EvidenceSection {
             timeout: default_capture_timeout(),
             max_output_bytes: default_max_output(),
             reopen_after: default_reopen_after(),
+            heap_interval: default_heap_interval(),
         }
     }
 }
@@ -87,6 +93,11 @@ fn default_capture_timeout() -> Duration {
 fn default_max_output() -> usize {
     16 * 1024 * 1024
 }
+fn default_heap_interval() -> Duration {
+    Duration::from_secs(60)
+}
+/// The longest `evidence.heap_interval`.
+pub const MAX_HEAP_INTERVAL: Duration = Duration::from_secs(600);
 fn default_reopen_after() -> Duration {
     Duration::from_secs(3600)
 }
@@ -485,6 +496,12 @@ impl Config {
                 "evidence.max_incidents must be at least 1 (set evidence.enabled = false to turn capture off)".into(),
             ));
         }
+        if self.evidence.heap_interval > MAX_HEAP_INTERVAL {
+            return Err(invalid(format!(
+                "evidence.heap_interval must be at most 10m (the evidence stage waits it out), got {}",
+                humantime::format_duration(self.evidence.heap_interval)
+            )));
+        }
         if self.agent.queue == 0 {
             return Err(invalid("agent.queue must be at least 1".into()));
         }
@@ -744,6 +761,7 @@ cmdline = "Analytics"
             ("[agent]\ninterval = \"100000000000y\"\n", "longer than 366 days"),
             ("[agent]\ninterval = \"2h\"\n", "at most 1h"),
             ("[evidence]\nreopen_after = \"400days\"\n", "longer than 366 days"),
+            ("[evidence]\nheap_interval = \"1h\"\n", "heap_interval must be at most 10m"),
             ("[agent]\nlisten = \"0.0.0.0:9464\"\n", "bearer token"),
             // Regression (issue 16): an empty token was accepted, then every request was 401.
             ("[agent]\ntoken = \"\"\n", "agent.token is empty"),

@@ -44,7 +44,7 @@ pub fn run(
         };
         match job {
             EvidenceJob::Capture(job) => {
-                match evidence::capture(&root, &shared.db_path, &job, settings) {
+                match evidence::capture(&root, &shared.db_path, &job, settings, &shared.stop) {
                     Ok(meta) => {
                         shared
                             .stats

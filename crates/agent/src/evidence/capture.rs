@@ -6,10 +6,11 @@
 use super::folder::{save_meta, FileEntry, IncidentMeta};
 use crate::config::{EvidenceSection, TargetRule};
 use crate::listing;
-use leakwatch_detect::Finding;
+use leakwatch_detect::{Finding, FindingKind};
 use leakwatch_exec::{expand, quote, Finished, Keep, Program};
 use leakwatch_model::UnixMs;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Processes of one target whose threads, fds and sockets are listed.
@@ -35,6 +36,7 @@ pub fn capture(
     db_path: &Path,
     job: &CaptureJob,
     settings: &EvidenceSection,
+    stop: &AtomicBool,
 ) -> Result<IncidentMeta, String> {
     let started = Instant::now();
     let dir = root.join(&job.id);
@@ -156,10 +158,93 @@ pub fn capture(
             put(&format!("capture-{}.txt", i + 1), &text, note);
         }
     }
+    let headline = if f.kind == FindingKind::Leak
+        && f.key.resource.is_bytes()
+        && !settings.heap_interval.is_zero()
+    {
+        let growth = heap_growth(f, &pids, settings, stop);
+        put("heap-growth.txt", growth.text.as_bytes(), growth.note);
+        for (name, bytes, note) in growth.raw {
+            put(&name, &bytes, note);
+        }
+        growth.headline
+    } else {
+        None
+    };
+    if let Some(line) = headline {
+        meta.summary = format!("{}; {line}", meta.summary);
+    }
     meta.status = "complete".into();
     meta.capture_ms = started.elapsed().as_millis() as u64;
     save_meta(&dir, &meta)?;
     Ok(meta)
+}
+
+/// `heap-growth.txt` and the raw snapshots beside it (see [`super::heap`]).
+struct HeapGrowth {
+    text: String,
+    note: String,
+    raw: Vec<(String, Vec<u8>, String)>,
+    headline: Option<String>,
+}
+
+/// Two snapshots of the memory of the target's first processes, `heap_interval` apart
+/// (cut short, and said so, when the agent stops), and their difference.
+fn heap_growth(
+    finding: &Finding,
+    pids: &[u32],
+    settings: &EvidenceSection,
+    stop: &AtomicBool,
+) -> HeapGrowth {
+    let pids: Vec<u32> = pids.iter().copied().take(super::heap::MAX_PIDS).collect();
+    let refused = super::heap::headroom(finding).err();
+    let jvms: Vec<Option<std::path::PathBuf>> = pids.iter().map(|&p| listing::is_jvm(p)).collect();
+    let cap = settings.max_output_bytes;
+    let take = |allowed: bool| -> Vec<super::heap::Snapshot> {
+        pids.iter()
+            .zip(&jvms)
+            .map(|(&pid, jcmd)| {
+                let jcmd = jcmd.as_deref().filter(|_| allowed);
+                super::heap::snapshot(pid, jcmd, settings.timeout, cap)
+            })
+            .collect()
+    };
+    let first = Instant::now();
+    let before = take(refused.is_none());
+    let wait_until = first + settings.heap_interval;
+    while Instant::now() < wait_until {
+        if stop.load(Ordering::Relaxed) {
+            return HeapGrowth {
+                text: "the agent stopped before the second snapshot\n".into(),
+                note: "cut short: the agent stopped".into(),
+                raw: Vec::new(),
+                headline: None,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(100).min(wait_until - Instant::now()));
+    }
+    let seconds = first.elapsed().as_secs_f64();
+    let after = take(refused.is_none());
+    let mut text = String::new();
+    let mut raw = Vec::new();
+    let mut headline = None;
+    for (((pid, jvm), b), a) in pids.iter().zip(&jvms).zip(before).zip(after) {
+        let reason = refused.as_deref().filter(|_| jvm.is_some());
+        let growth = super::heap::compare(*pid, b, a, seconds, reason);
+        text.push_str(&growth.text);
+        text.push('\n');
+        raw.extend(growth.raw);
+        headline = headline.or(growth.headline);
+    }
+    if pids.is_empty() {
+        text.push_str("the target had no live process to snapshot\n");
+    }
+    HeapGrowth {
+        text,
+        note: format!("ok ({seconds:.0} s between snapshots)"),
+        raw,
+        headline,
+    }
 }
 
 /// Runs a capture or restart command (argv, no shell, stdin from /dev/null): its own
@@ -265,7 +350,7 @@ capture = [["cat", "/proc/{pid}/comm"], ["sleep", "20"], ["head", "-c", "100000"
             output: Some(("fatal error: boom\n".into(), String::new())),
             created_ms: 1,
         };
-        let meta = capture(&root, &db, &job, &settings).unwrap();
+        let meta = capture(&root, &db, &job, &settings, &AtomicBool::new(false)).unwrap();
         assert_eq!(meta.status, "complete");
         let names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
         for expected in [

@@ -10,10 +10,12 @@
 //!
 //! Split by job: [`registry`] (which findings open or join an incident), [`folder`] (the
 //! incident folders and their `incident.json`), [`capture`] (what is written into a folder
-//! at first detection), [`mitigation`] (the rate-limited restart command).
+//! at first detection), [`heap`] (what grows in a memory leak: two snapshots and their
+//! difference), [`mitigation`] (the rate-limited restart command).
 
 pub mod capture;
 pub mod folder;
+pub mod heap;
 pub mod mitigation;
 pub mod registry;
 
