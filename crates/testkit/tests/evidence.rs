@@ -8,6 +8,7 @@ use leakwatch_detect::{Finding, FindingKind};
 use leakwatch_testkit::AnalyticsJvm;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
@@ -69,6 +70,7 @@ fn a_jvm_gets_its_thread_dump() {
         &dir.path().join("none.db"),
         &job,
         &EvidenceSection::default(),
+        &AtomicBool::new(false),
     )
     .unwrap();
     eprintln!("JVM capture took {} ms", meta.capture_ms);
@@ -129,7 +131,14 @@ fn a_go_service_gets_its_goroutine_dump() {
         timeout: Duration::from_secs(10),
         ..EvidenceSection::default()
     };
-    let meta = capture(&root, &dir.path().join("none.db"), &job, &settings).unwrap();
+    let meta = capture(
+        &root,
+        &dir.path().join("none.db"),
+        &job,
+        &settings,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     eprintln!("Go capture took {} ms", meta.capture_ms);
     let entry = meta
         .files
