@@ -74,7 +74,10 @@ pub fn run(
     let mut next_tick = Instant::now();
     let mut errors = ErrorLog::default();
     tracing::info!(db = %path.display(), channels = config.channels.len(), "alerting on");
+    // A delivery round may hold many deliveries, each bounded by its channel's timeout.
+    dispatcher.on_progress(crate::health::beat);
     while !shared.stop.load(Ordering::Relaxed) {
+        crate::health::beat();
         // Wait for work until the next tick (in short steps, to notice `stop`).
         let wait = next_tick
             .saturating_duration_since(Instant::now())

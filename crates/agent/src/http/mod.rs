@@ -190,6 +190,17 @@ async fn healthz(State(state): State<AppState>) -> Response {
             format!("stage {stage} panicked: the agent is stopping"),
         );
     }
+    if let Some(stalled) = shared.heartbeats.stalled().first() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "stage {} stalled: no heartbeat for {} s (bound {} s)",
+                stalled.name,
+                stalled.age.as_secs(),
+                stalled.bound.as_secs()
+            ),
+        );
+    }
     if shared.alerts_db.is_some()
         && shared
             .stats
