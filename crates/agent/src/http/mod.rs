@@ -81,6 +81,8 @@ pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
         .route(paths::FINDINGS, get(api::findings))
         .route(paths::ALERTS, get(api::alerts))
         .merge(incidents::routes())
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -213,6 +215,42 @@ async fn healthz(State(state): State<AppState>) -> Response {
         );
     }
     "ok\n".into_response()
+}
+
+/// Any path the router does not serve: a JSON 404 like every other error (axum's own has
+/// an empty body).
+async fn no_route(request: Request) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {} (GET /api lists the routes)",
+            truncated(request.uri().path(), 200)
+        ),
+    )
+}
+
+/// A served path asked with a method it does not take: a JSON 405.
+async fn wrong_method(request: Request) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not served on {} (GET /api lists the routes)",
+            request.method(),
+            truncated(request.uri().path(), 200)
+        ),
+    )
+}
+
+/// At most `max` bytes of `text` (on a character boundary), marked when cut.
+fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 async fn index() -> impl IntoResponse {
