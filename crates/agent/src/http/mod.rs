@@ -110,11 +110,44 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             ),
         }
     };
+    if response.status().is_client_error() || response.status().is_server_error() {
+        response = json_error(response).await;
+    }
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name.clone(), header::HeaderValue::from_static(value));
     }
     response
+}
+
+/// An error answered in plain text (axum's rejections of a query, a path or a body that
+/// does not parse) as the documented JSON `{"error": ...}`, its status kept.
+async fn json_error(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection messages are a line; a longer body is cut, not buffered whole.
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string(),
+    };
+    let mut json = error(parts.status, truncated(text.trim(), 4096));
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 /// Sent with every answer. The dashboard's pages carry their CSS and a small script inline
