@@ -61,6 +61,26 @@ pub(crate) struct AppState {
     request_timeout: std::time::Duration,
 }
 
+/// Every route [`router`] serves and its methods (kept in step with it; the route fuzz test,
+/// `tests/http_routes_fuzz.rs`, drives each of them and fails on one that is not routed).
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/", &["GET"]),
+    ("/target/{name}", &["GET"]),
+    ("/api", &["GET"]),
+    ("/healthz", &["GET"]),
+    ("/metrics", &["GET"]),
+    (paths::AGENT, &["GET"]),
+    (paths::TARGETS, &["GET"]),
+    (paths::SERIES, &["GET"]),
+    (paths::RESTARTS, &["GET"]),
+    (paths::FINDINGS, &["GET"]),
+    (paths::ALERTS, &["GET"]),
+    (paths::INCIDENTS, &["GET"]),
+    (paths::INCIDENT, &["GET"]),
+    (paths::INCIDENT_FILE, &["GET"]),
+    (paths::SILENCES, &["GET", "POST", "DELETE"]),
+];
+
 pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
     let state = AppState {
         shared,
