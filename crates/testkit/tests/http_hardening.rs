@@ -324,3 +324,44 @@ fn a_stuck_stage_is_reported_stalled_and_a_healthy_agent_is_not() {
         assert_ne!(stage["state"], "stalled", "{agent}");
     }
 }
+
+/// Issue 16: silences were accepted as fast as a client sent them (30 with 2 MB reasons
+/// wrote a GiB in 20 s). Now at most 60 are added per minute; the 61st is a JSON 429 with
+/// `Retry-After`.
+#[test]
+fn silences_are_rate_limited() {
+    let config = "[alerts]\n[alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
+                  [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n";
+    let agent = Agent::start(config);
+    let post = |i: usize| {
+        let body = format!(r#"{{"target": "svc-{i}", "for": "1h", "reason": "deploy"}}"#);
+        request(
+            agent.port,
+            &format!(
+                "POST /api/v1/silences HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    for i in 0..60 {
+        let (status, _, body) = post(i);
+        assert!(
+            status.starts_with("HTTP/1.1 201"),
+            "silence {i}: {status} {body}"
+        );
+    }
+    let (status, headers, body) = post(60);
+    assert!(status.starts_with("HTTP/1.1 429"), "{status} {body}");
+    let retry: u64 = headers
+        .iter()
+        .find(|(k, _)| k == "retry-after")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("60 silences"),
+        "{body}"
+    );
+}

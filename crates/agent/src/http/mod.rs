@@ -59,6 +59,8 @@ pub(crate) struct AppState {
     token: Option<Arc<str>>,
     allowed_hosts: Option<Arc<[String]>>,
     request_timeout: std::time::Duration,
+    /// `POST /api/v1/silences` accepted in the last minute.
+    silence_posts: Arc<incidents::RateLimit>,
 }
 
 /// Every route [`router`] serves and its methods (kept in step with it; the route fuzz test,
@@ -87,6 +89,10 @@ pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
         token: settings.token.map(Arc::from),
         allowed_hosts: settings.allowed_hosts.map(Arc::from),
         request_timeout: settings.request_timeout,
+        silence_posts: Arc::new(incidents::RateLimit::new(
+            incidents::MAX_SILENCES_PER_MINUTE,
+            std::time::Duration::from_secs(60),
+        )),
     };
     Router::new()
         .route("/", get(dashboard::overview))
