@@ -129,6 +129,13 @@ pub fn run(
             continue;
         }
         next_tick = Instant::now() + TICK;
+        // Ended silences leave the state (in memory, on disk) even with no findings coming.
+        if engine.expire_silences(now) > 0 {
+            shared.silences.publish(engine.silences().to_vec());
+            if let Err(error) = dispatcher.outbox().save_engine_state(&engine.state()) {
+                tracing::warn!(error = %error, "cannot save the alert state");
+            }
+        }
         failed |= !deliver(&mut dispatcher, shared, now, &mut errors);
         shared.stats.alerting_down.store(failed, Ordering::Relaxed);
         if let Some(heartbeat) = heartbeat.as_mut() {
