@@ -169,6 +169,12 @@ pub struct AgentSection {
     /// A request must be answered (its body read included) within this time, else 503.
     #[serde(default = "default_request_timeout", with = "humantime_serde_compat")]
     pub http_request_timeout: Duration,
+    /// A stage (sampler, writer, detector, alerts, evidence, gauges) that has not gone
+    /// around its loop for this long is reported stalled (`/healthz` answers 503). Default
+    /// ten intervals and at least a minute; the alert and evidence stages get their
+    /// slowest step (a delivery, a capture command) on top.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub stall_after: Option<Duration>,
 }
 
 impl Default for AgentSection {
@@ -186,6 +192,7 @@ impl Default for AgentSection {
             max_connections: default_max_connections(),
             http_header_timeout: default_header_timeout(),
             http_request_timeout: default_request_timeout(),
+            stall_after: None,
         }
     }
 }
@@ -345,6 +352,33 @@ impl OneOrMany {
 }
 
 impl Config {
+    /// The heartbeat bound of the ordinary stages (`agent.stall_after`, else ten intervals
+    /// and at least a minute).
+    pub fn stall_after(&self) -> Duration {
+        self.agent
+            .stall_after
+            .unwrap_or_else(|| crate::health::default_stall_after(self.agent.interval))
+    }
+
+    /// The heartbeat bound of the evidence stage: one capture step or restart command may
+    /// legitimately run up to its timeout between two beats.
+    pub fn evidence_stall_after(&self) -> Duration {
+        let slowest = self
+            .targets
+            .iter()
+            .filter_map(|t| t.mitigation.as_ref().map(|m| m.timeout))
+            .chain([self.evidence.timeout])
+            .max()
+            .unwrap_or_default();
+        self.stall_after() + slowest
+    }
+
+    /// The heartbeat bound of the alert stage: one delivery may wait up to its channel's
+    /// timeout between two beats.
+    pub fn alerts_stall_after(&self) -> Duration {
+        self.stall_after() + self.alerts.slowest_step()
+    }
+
     /// The capacities declared by `[[target.limit]]`, by target (checked by `validate`).
     pub fn capacities(&self) -> crate::capacity::Capacities {
         let mut capacities = crate::capacity::Capacities::default();
@@ -472,6 +506,13 @@ impl Config {
             if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
                 return Err(invalid(format!(
                     "{name} must be between 100ms and 1h, got {value:?}"
+                )));
+            }
+        }
+        if let Some(stall_after) = self.agent.stall_after {
+            if stall_after < Duration::from_secs(1) {
+                return Err(invalid(format!(
+                    "agent.stall_after must be at least 1s, got {stall_after:?}"
                 )));
             }
         }

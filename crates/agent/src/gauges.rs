@@ -374,6 +374,7 @@ pub fn scrape_loop(
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         for source in &sources {
+            crate::health::beat();
             let scrape = scrape_one(&client, source);
             if let Some(error) = &scrape.error {
                 gauges.errors.fetch_add(1, Ordering::Relaxed);
@@ -383,6 +384,7 @@ pub fn scrape_loop(
         }
         next += interval;
         while Instant::now() < next && !stop.load(Ordering::Relaxed) {
+            crate::health::beat();
             std::thread::sleep(Duration::from_millis(100).min(next - Instant::now()));
         }
         if Instant::now() > next + interval {

@@ -12,6 +12,7 @@ mod error;
 pub mod evidence;
 pub mod findings;
 pub mod gauges;
+pub mod health;
 pub mod http;
 pub mod listing;
 pub mod naming;

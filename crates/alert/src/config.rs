@@ -165,6 +165,32 @@ impl ChannelConfig {
             ChannelConfig::Email(_) => "email",
         }
     }
+
+    /// The longest one delivery on this channel may wait on its peer (a request, a
+    /// command, an SMTP exchange's step).
+    pub fn timeout(&self) -> Duration {
+        match self {
+            ChannelConfig::Webhook(c) => c.timeout.0,
+            ChannelConfig::Slack(c) => c.timeout.0,
+            ChannelConfig::Alertmanager(c) => c.timeout.0,
+            ChannelConfig::Exec(c) => c.timeout.0,
+            ChannelConfig::Email(c) => c.timeout.0,
+        }
+    }
+}
+
+impl AlertConfig {
+    /// The longest one step of the alert loop may block on the outside world: one
+    /// delivery, or the heartbeat's ping. An SMTP exchange waits up to its timeout at
+    /// each of its steps (connect, TLS, commands), so an email channel counts four times.
+    pub fn slowest_step(&self) -> Duration {
+        let channels = self.channels.values().map(|c| match c {
+            ChannelConfig::Email(_) => c.timeout().saturating_mul(4),
+            _ => c.timeout(),
+        });
+        let heartbeat = self.heartbeat.iter().map(|h| h.timeout.0);
+        channels.chain(heartbeat).max().unwrap_or_default()
+    }
 }
 
 fn default_http_timeout() -> Dur {

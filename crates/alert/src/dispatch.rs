@@ -34,6 +34,8 @@ pub struct Dispatcher {
     delivery: DeliveryConfig,
     /// Jitter only has to spread retries, not be unpredictable.
     jitter: fastrand::Rng,
+    /// Called before each delivery (the agent's stage heartbeat).
+    progress: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl Dispatcher {
@@ -57,7 +59,14 @@ impl Dispatcher {
             channels,
             delivery: config.delivery.clone(),
             jitter: fastrand::Rng::with_seed(now_ms()),
+            progress: None,
         })
+    }
+
+    /// Calls `progress` before each delivery attempt of [`Dispatcher::run_once`]: a round
+    /// of many deliveries is long, but each step of it is bounded by its channel's timeout.
+    pub fn on_progress(&mut self, progress: impl FnMut() + Send + 'static) {
+        self.progress = Some(Box::new(progress));
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -103,6 +112,9 @@ impl Dispatcher {
             );
         }
         for queued in self.outbox.due(now_ms, 1000)? {
+            if let Some(progress) = self.progress.as_mut() {
+                progress();
+            }
             let Some(channel) = self.channels.get(&queued.notification.channel) else {
                 let message = format!(
                     "channel {:?} is no longer configured",

@@ -301,6 +301,14 @@ impl AlertEngine {
         before - self.silences.len()
     }
 
+    /// Drops the silences that ended by `now_ms` (also done by each `update`). Returns how
+    /// many.
+    pub fn expire_silences(&mut self, now_ms: u64) -> usize {
+        let before = self.silences.len();
+        self.silences.retain(|s| s.until.0 > now_ms);
+        before - self.silences.len()
+    }
+
     pub fn state(&self) -> EngineState {
         EngineState {
             version: RECORD_VERSION,

@@ -134,12 +134,35 @@ fn row_to_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
 const DELIVERY_COLUMNS: &str = "id, fingerprint, channel, reason, status, attempts, created_ms, \
      next_attempt_ms, expires_ms, delivered_ms, detail";
 
+/// `PRAGMA auto_vacuum` value of incremental mode.
+const AUTO_VACUUM_INCREMENTAL: i64 = 2;
+
+/// Bytes of WAL kept after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 1 << 20;
+
+/// Free pages beyond which [`Outbox::compact`] gives them back (256 KiB of 4 KiB pages).
+const COMPACT_FREE_PAGES: i64 = 64;
+
 impl Outbox {
     /// Opens (creating if needed) the outbox file, e.g. `<data dir>/alerts.db`.
     pub fn open(path: &Path) -> Result<Outbox> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Freed pages go back to the file system ([`Outbox::compact`]), so the file shrinks
+        // when big silences expire. Set before the first table; an outbox made before this
+        // was kept is converted once, by a VACUUM.
+        let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+        if auto_vacuum != AUTO_VACUUM_INCREMENTAL {
+            conn.pragma_update(None, "auto_vacuum", AUTO_VACUUM_INCREMENTAL)?;
+            let tables: i64 =
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+            if tables > 0 {
+                conn.execute_batch("VACUUM")?;
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        // The WAL is cut back to this after a checkpoint instead of keeping its largest size.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         // A notification must be on disk before we try to send it, even across power loss.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
@@ -391,13 +414,40 @@ impl Outbox {
         )?)
     }
 
+    /// Saves the engine's state (not rewritten when unchanged), then gives freed space
+    /// back ([`Outbox::compact`]).
     pub fn save_engine_state(&self, state: &EngineState) -> Result<()> {
         self.conn.execute(
             "INSERT INTO engine_state (id, state) VALUES (1, ?1) \
-             ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state \
+             WHERE state IS NOT excluded.state",
             params![serde_json::to_string(state)?],
         )?;
+        self.compact()?;
         Ok(())
+    }
+
+    /// When more than 64 pages (256 KiB) of the file are free (a large state replaced by a
+    /// small one, e.g. big silences expired; old deliveries pruned), returns them to the
+    /// file system (`PRAGMA incremental_vacuum`) and checkpoints the WAL, truncating it:
+    /// the files shrink. Returns the pages freed.
+    pub fn compact(&self) -> Result<i64> {
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        if free <= COMPACT_FREE_PAGES {
+            return Ok(0);
+        }
+        // Each step of this pragma frees one page: step it to the end.
+        let mut vacuum = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = vacuum.query([])?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        drop(vacuum);
+        // Busy readers may hold the WAL: then it is truncated at a later call.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(free)
     }
 
     pub fn load_engine_state(&self) -> Result<Option<EngineState>> {

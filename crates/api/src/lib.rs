@@ -46,7 +46,7 @@ pub use findings::{ConsequenceRecord, FindingRecord, Findings};
 pub use incidents::{FileEntry, IncidentDetail, IncidentRecord, Incidents, MitigationRecord};
 pub use targets::{
     AgentStatus, Current, Restart, Restarts, RestartsQuery, SeriesBody, SeriesPoints, SeriesQuery,
-    Target, Targets,
+    StageStatus, Target, Targets,
 };
 
 /// Re-exported so users of the API name the same types the API is written in.

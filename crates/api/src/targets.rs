@@ -28,6 +28,22 @@ pub struct AgentStatus {
     pub last_detect_us: u64,
     pub rss_bytes: u64,
     pub db_path: String,
+    /// Each stage thread's heartbeat (docs/agent.md, Health).
+    pub stages: Vec<StageStatus>,
+}
+
+/// One stage thread of [`AgentStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StageStatus {
+    /// `lw-sampler`, `lw-writer`, `lw-detect`, `lw-evidence`, `lw-alerts`, `lw-gauges`.
+    pub name: String,
+    /// `running`; `stalled` (no heartbeat for longer than `stall_after_ms`: stuck);
+    /// `finished` (its loop returned: the agent is stopping, or it has nothing to do).
+    pub state: String,
+    /// Since its last heartbeat.
+    pub heartbeat_age_ms: u64,
+    pub stall_after_ms: u64,
 }
 
 /// `GET /api/v1/targets`: every target with history, live or not.

@@ -29,6 +29,12 @@ impl Agent {
     /// [`Agent::start`] with `files` (name, bytes) written into its data dir first, e.g. a
     /// corrupt `alerts.db`.
     pub fn start_seeded(config: &str, files: &[(&str, &[u8])]) -> Agent {
+        Agent::start_with(config, files, &[])
+    }
+
+    /// [`Agent::start_seeded`] with environment variables set for the agent, e.g. a
+    /// `LEAKWATCH_FAILPOINT`.
+    pub fn start_with(config: &str, files: &[(&str, &[u8])], env: &[(&str, &str)]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         for (name, bytes) in files {
@@ -47,6 +53,7 @@ impl Agent {
             .arg(&config_path)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -257,3 +257,111 @@ fn a_panicked_stage_stops_the_agent_with_an_error() {
     assert!(!status.success(), "{status:?}");
     assert!(stderr.contains("stage lw-detect panicked"), "{stderr}");
 }
+
+/// Issue 16: a stage that is stuck (not panicked) was invisible: `/healthz` said ok while
+/// detection never ran again. Each stage now beats every time around its loop; one silent
+/// for longer than `agent.stall_after` is named in a 503 from `/healthz`, in
+/// `/api/v1/agent` and in `/metrics`. A healthy agent with the same bound stays 200.
+#[test]
+fn a_stuck_stage_is_reported_stalled_and_a_healthy_agent_is_not() {
+    let config = "stall_after = \"4s\"\n";
+    let stuck = Agent::start_with(config, &[], &[("LEAKWATCH_FAILPOINT", "stall:lw-detect")]);
+    let healthy = Agent::start(config);
+    let started = Instant::now();
+    let answer = loop {
+        let (status, _, body) = get(stuck.port, "/healthz", "localhost");
+        if status.starts_with("HTTP/1.1 503") {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a stage stuck for 30 s, /healthz still says {status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(answer.contains("stage lw-detect stalled"), "{answer}");
+    let error: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert!(error["error"].as_str().is_some(), "{answer}");
+
+    let (_, _, agent) = get(stuck.port, "/api/v1/agent", "localhost");
+    let agent: serde_json::Value = serde_json::from_str(&agent).unwrap();
+    let stages = agent["stages"].as_array().cloned().unwrap_or_default();
+    let state = |name: &str| {
+        stages
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["state"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(state("lw-detect").as_deref(), Some("stalled"), "{stages:?}");
+    assert_eq!(
+        state("lw-sampler").as_deref(),
+        Some("running"),
+        "{stages:?}"
+    );
+    let detect = stages.iter().find(|s| s["name"] == "lw-detect").unwrap();
+    assert!(
+        detect["heartbeat_age_ms"].as_u64().unwrap() > 4000,
+        "{detect}"
+    );
+    assert_eq!(detect["stall_after_ms"], 4000);
+
+    let (_, _, metrics) = get(stuck.port, "/metrics", "localhost");
+    assert!(
+        metrics.contains("leakwatch_agent_stage_stalled{stage=\"lw-detect\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("leakwatch_agent_stage_stalled{stage=\"lw-sampler\"} 0"),
+        "{metrics}"
+    );
+
+    // The healthy agent has lived past the bound too, and every stage still beats.
+    assert!(started.elapsed() > Duration::from_secs(4));
+    let (status, _, body) = get(healthy.port, "/healthz", "localhost");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    let agent = healthy.get_json("/api/v1/agent").unwrap();
+    for stage in agent["stages"].as_array().unwrap() {
+        assert_ne!(stage["state"], "stalled", "{agent}");
+    }
+}
+
+/// Issue 16: silences were accepted as fast as a client sent them (30 with 2 MB reasons
+/// wrote a GiB in 20 s). Now at most 60 are added per minute; the 61st is a JSON 429 with
+/// `Retry-After`.
+#[test]
+fn silences_are_rate_limited() {
+    let config = "[alerts]\n[alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
+                  [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n";
+    let agent = Agent::start(config);
+    let post = |i: usize| {
+        let body = format!(r#"{{"target": "svc-{i}", "for": "1h", "reason": "deploy"}}"#);
+        request(
+            agent.port,
+            &format!(
+                "POST /api/v1/silences HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    for i in 0..60 {
+        let (status, _, body) = post(i);
+        assert!(
+            status.starts_with("HTTP/1.1 201"),
+            "silence {i}: {status} {body}"
+        );
+    }
+    let (status, headers, body) = post(60);
+    assert!(status.starts_with("HTTP/1.1 429"), "{status} {body}");
+    let retry: u64 = headers
+        .iter()
+        .find(|(k, _)| k == "retry-after")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("60 silences"),
+        "{body}"
+    );
+}

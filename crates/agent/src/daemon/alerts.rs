@@ -74,7 +74,10 @@ pub fn run(
     let mut next_tick = Instant::now();
     let mut errors = ErrorLog::default();
     tracing::info!(db = %path.display(), channels = config.channels.len(), "alerting on");
+    // A delivery round may hold many deliveries, each bounded by its channel's timeout.
+    dispatcher.on_progress(crate::health::beat);
     while !shared.stop.load(Ordering::Relaxed) {
+        crate::health::beat();
         // Wait for work until the next tick (in short steps, to notice `stop`).
         let wait = next_tick
             .saturating_duration_since(Instant::now())
@@ -126,6 +129,13 @@ pub fn run(
             continue;
         }
         next_tick = Instant::now() + TICK;
+        // Ended silences leave the state (in memory, on disk) even with no findings coming.
+        if engine.expire_silences(now) > 0 {
+            shared.silences.publish(engine.silences().to_vec());
+            if let Err(error) = dispatcher.outbox().save_engine_state(&engine.state()) {
+                tracing::warn!(error = %error, "cannot save the alert state");
+            }
+        }
         failed |= !deliver(&mut dispatcher, shared, now, &mut errors);
         shared.stats.alerting_down.store(failed, Ordering::Relaxed);
         if let Some(heartbeat) = heartbeat.as_mut() {

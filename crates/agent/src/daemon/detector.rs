@@ -38,6 +38,7 @@ pub fn run(
     let mut lifecycle = Lifecycle::new(LifecycleParams::for_engine(&params));
     let mut next = Instant::now() + every;
     while !shared.stop.load(Ordering::Relaxed) {
+        crate::health::beat();
         if Instant::now() < next {
             std::thread::sleep(Duration::from_millis(200));
             continue;

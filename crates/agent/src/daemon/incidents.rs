@@ -37,6 +37,7 @@ pub fn run(
     let root = shared.incidents_dir.clone();
     let mut log = MitigationLog::load(&root);
     while !shared.stop.load(Ordering::Relaxed) {
+        crate::health::beat();
         let job = match jobs.recv_timeout(Duration::from_millis(200)) {
             Ok(job) => job,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,

@@ -106,6 +106,8 @@ pub struct Shared {
     pub writer_inbox: SyncSender<writer::WriterEvent>,
     /// The stage that panicked, if one did (the agent is stopping).
     pub failed_stage: Published<Option<String>>,
+    /// Each stage's heartbeat: a stage that stops beating is reported stalled.
+    pub heartbeats: crate::health::Heartbeats,
     /// Supervised mode: the output tails of the command's current life, for evidence.
     pub supervised_output: Published<Option<OutputTails>>,
     pub stats: AgentStats,
@@ -148,19 +150,29 @@ pub enum Mode {
 /// Starts a named stage thread. A stage that panics is not left dead behind a healthy
 /// face: it is named in `failed_stage` (`/healthz` answers 503), and the agent stops, so
 /// `run` exits with an error for its supervisor (systemd, Kubernetes) to restart it.
+/// A stage that hangs is not either: it must call [`crate::health::beat`] at least once
+/// per `bound`, else it is reported stalled (`/healthz` answers 503).
 fn spawn(
     shared: &Arc<Shared>,
     name: &str,
+    bound: Duration,
     body: impl FnOnce() + Send + 'static,
 ) -> crate::Result<std::thread::JoinHandle<()>> {
     let shared = shared.clone();
     let stage = name.to_string();
+    let heartbeat = shared.heartbeats.register(name, bound);
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
+            let stall = failpoint_is("stall:", &stage).then(|| {
+                let shared = shared.clone();
+                Box::new(move || shared.stop.load(Ordering::Relaxed)) as crate::health::Stall
+            });
+            crate::health::enter(heartbeat, stall);
             let run = || {
                 failpoint(&stage);
-                body()
+                body();
+                crate::health::finish();
             };
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
                 let message = panic
@@ -182,11 +194,16 @@ fn spawn(
 }
 
 /// Fault injection for the tests of the above: `LEAKWATCH_FAILPOINT=panic:lw-detect` makes
-/// that stage panic as it starts. Unset in production.
+/// that stage panic as it starts; `stall:lw-detect` makes its first heartbeat hang until
+/// the agent stops. Unset in production.
 fn failpoint(stage: &str) {
-    if std::env::var("LEAKWATCH_FAILPOINT").is_ok_and(|v| v.strip_prefix("panic:") == Some(stage)) {
+    if failpoint_is("panic:", stage) {
         panic!("failpoint {stage}");
     }
+}
+
+fn failpoint_is(kind: &str, stage: &str) -> bool {
+    std::env::var("LEAKWATCH_FAILPOINT").is_ok_and(|v| v.strip_prefix(kind) == Some(stage))
 }
 
 /// Starts every stage. Returns the shared snapshots and the threads' handles; the stages
@@ -223,6 +240,7 @@ pub fn start(
         silences: Published::new(config.alerts.silences.clone()),
         writer_inbox,
         failed_stage: Published::default(),
+        heartbeats: crate::health::Heartbeats::default(),
         supervised_output: Published::default(),
         stats: AgentStats::default(),
         stop: AtomicBool::new(false),
@@ -264,7 +282,7 @@ pub fn start(
     threads.push({
         let hub = shared.clone();
         let shared = shared.clone();
-        spawn(&hub, "lw-writer", move || {
+        spawn(&hub, "lw-writer", config.stall_after(), move || {
             let store = match StoreWriter::open(&shared.db_path) {
                 Ok(store) => {
                     let _ = opened_tx.send(Ok(()));
@@ -294,7 +312,7 @@ pub fn start(
         let hub = shared.clone();
         let shared = shared.clone();
         let config = config.clone();
-        spawn(&hub, "lw-sampler", move || {
+        spawn(&hub, "lw-sampler", config.stall_after(), move || {
             sampler::run(sampler, targeting, stored_rx, &config, &shared)
         })?
     });
@@ -303,7 +321,7 @@ pub fn start(
         let shared = shared.clone();
         let sources = config.gauge_sources();
         let interval = config.agent.interval;
-        spawn(&hub, "lw-gauges", move || {
+        spawn(&hub, "lw-gauges", config.stall_after(), move || {
             crate::gauges::scrape_loop(sources, interval, &shared.gauges, &shared.stop)
         })?
     });
@@ -311,7 +329,7 @@ pub fn start(
         let hub = shared.clone();
         let shared = shared.clone();
         let alerts = config.alerts.clone();
-        spawn(&hub, "lw-alerts", move || {
+        spawn(&hub, "lw-alerts", config.alerts_stall_after(), move || {
             if let Some(path) = shared.alerts_db.clone() {
                 if let Err(error) = alerts::run(&shared, &alerts, &path, alert_receiver) {
                     tracing::error!(error = %error, "alerting stopped");
@@ -323,15 +341,18 @@ pub fn start(
         let hub = shared.clone();
         let shared = shared.clone();
         let settings = config.evidence.clone();
-        spawn(&hub, "lw-evidence", move || {
-            incidents::run(&shared, &settings, evidence_receiver)
-        })?
+        spawn(
+            &hub,
+            "lw-evidence",
+            config.evidence_stall_after(),
+            move || incidents::run(&shared, &settings, evidence_receiver),
+        )?
     });
     threads.push({
         let hub = shared.clone();
         let shared = shared.clone();
         let config = config.clone();
-        spawn(&hub, "lw-detect", move || {
+        spawn(&hub, "lw-detect", config.stall_after(), move || {
             detector::run(&shared, &config, registry, evidence_inbox)
         })?
     });
@@ -357,6 +378,7 @@ fn sleep_until(next: &mut Instant, interval: Duration, shared: &Shared) {
         *next = now + interval;
     }
     while !shared.stop.load(Ordering::Relaxed) {
+        crate::health::beat();
         let now = Instant::now();
         if now >= *next {
             return;

@@ -38,6 +38,7 @@ pub fn run(
     let mut next = Instant::now();
     let mut logged_cost = false;
     while !shared.stop.load(Ordering::Relaxed) {
+        crate::health::beat();
         let sample = match sampler.sample() {
             Ok(sample) => sample,
             Err(error) => {

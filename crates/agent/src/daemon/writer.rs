@@ -32,6 +32,7 @@ pub fn run(mut store: StoreWriter, shared: &Shared, inbox: Receiver<WriterEvent>
     let mut known: HashSet<String> = HashSet::new();
     let mut last_retention = Instant::now();
     loop {
+        crate::health::beat();
         let batch = match inbox.recv_timeout(Duration::from_millis(200)) {
             Ok(WriterEvent::Interval(batch)) => batch,
             Ok(WriterEvent::Restart(restart)) => {

@@ -252,6 +252,8 @@ fn heap_growth(
 /// bytes kept. What it leaves running after a normal exit is left alone: a restart command
 /// may start the service again.
 pub(crate) fn run(argv: Vec<String>, timeout: Duration, cap: usize) -> Finished {
+    // One step of a capture or a restart: the evidence stage's heartbeat allows for it.
+    crate::health::beat();
     Program::new(argv, timeout)
         .cap(cap, Keep::Head)
         .merged()
@@ -259,6 +261,7 @@ pub(crate) fn run(argv: Vec<String>, timeout: Duration, cap: usize) -> Finished 
 }
 
 fn fetch_goroutines(base: &str, timeout: Duration, cap: usize) -> (Vec<u8>, String) {
+    crate::health::beat();
     let base = base.trim_end_matches('/');
     let url = if base.ends_with("/debug/pprof") {
         format!("{base}/goroutine?debug=2")

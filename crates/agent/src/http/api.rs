@@ -29,6 +29,18 @@ pub(super) async fn agent(State(state): State<AppState>) -> Json<api::AgentStatu
         last_detect_us: s.last_detect_us.load(Ordering::Relaxed),
         rss_bytes: own_rss_bytes(),
         db_path: state.shared.db_path.display().to_string(),
+        stages: state
+            .shared
+            .heartbeats
+            .report()
+            .into_iter()
+            .map(|s| api::StageStatus {
+                name: s.name,
+                state: s.state.as_str().into(),
+                heartbeat_age_ms: u64::try_from(s.age.as_millis()).unwrap_or(u64::MAX),
+                stall_after_ms: u64::try_from(s.bound.as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect(),
     })
 }
 

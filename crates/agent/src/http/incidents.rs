@@ -21,6 +21,47 @@ use leakwatch_api::{self as api, paths, NewSilence, SilenceMatch};
 /// Active silences at most: the alert state (and every update) grows with them.
 const MAX_SILENCES: usize = 1000;
 
+/// Silences added per minute at most (`POST /api/v1/silences` that passed validation);
+/// beyond, 429 with `Retry-After`. Each one rewrites the alert state on disk.
+pub(crate) const MAX_SILENCES_PER_MINUTE: usize = 60;
+
+/// At most `max` events in any `window` (a sliding window of their times).
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    max: usize,
+    window: std::time::Duration,
+    times: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+}
+
+impl RateLimit {
+    pub(crate) fn new(max: usize, window: std::time::Duration) -> RateLimit {
+        RateLimit {
+            max,
+            window,
+            times: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Counts one event at `now`, or says how long until one more is allowed.
+    fn admit(&self, now: std::time::Instant) -> Result<(), std::time::Duration> {
+        let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        while times
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            times.pop_front();
+        }
+        if times.len() >= self.max {
+            let oldest = times.front().copied().unwrap_or(now);
+            return Err(self
+                .window
+                .saturating_sub(now.saturating_duration_since(oldest)));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+}
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(paths::INCIDENTS, get(list))
@@ -186,6 +227,19 @@ async fn add_silence(State(state): State<AppState>, body: Option<Json<NewSilence
         Ok(silence) => silence,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
+    if let Err(wait) = state.silence_posts.admit(std::time::Instant::now()) {
+        let seconds = wait.as_secs() + 1;
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "more than {MAX_SILENCES_PER_MINUTE} silences added in a minute: try again in {seconds} s"
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        return response;
+    }
     let answer = api::SilenceCreated {
         silence: silence_view(&silence),
     };

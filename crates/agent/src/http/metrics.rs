@@ -26,6 +26,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     finding_metrics(&mut registry, &state.shared);
     alert_metrics(&mut registry, &state.shared);
     agent_metrics(&mut registry, &state.shared);
+    stage_metrics(&mut registry, &state.shared);
     let mut body = String::new();
     if let Err(e) = encode(&mut body, &registry) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
@@ -212,6 +213,28 @@ fn agent_metrics(registry: &mut Registry, shared: &Shared) {
         let gauge = Gauge::<f64, AtomicU64>::default();
         gauge.set(value);
         registry.register(name, help, gauge);
+    }
+}
+
+/// Each stage thread's heartbeat: age and whether it is stalled.
+fn stage_metrics(registry: &mut Registry, shared: &Shared) {
+    let stalled = family(
+        registry,
+        "agent_stage_stalled",
+        "1 when the stage has not beaten for longer than its bound (stuck)",
+    );
+    let age = family(
+        registry,
+        "agent_stage_heartbeat_age_seconds",
+        "Seconds since the stage's last heartbeat",
+    );
+    for stage in shared.heartbeats.report() {
+        let labels: Labels = vec![("stage".into(), stage.name.clone())];
+        let is_stalled = stage.state == crate::health::StageState::Stalled;
+        stalled
+            .get_or_create(&labels)
+            .set(f64::from(u8::from(is_stalled)));
+        age.get_or_create(&labels).set(stage.age.as_secs_f64());
     }
 }
 

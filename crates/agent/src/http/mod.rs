@@ -59,7 +59,29 @@ pub(crate) struct AppState {
     token: Option<Arc<str>>,
     allowed_hosts: Option<Arc<[String]>>,
     request_timeout: std::time::Duration,
+    /// `POST /api/v1/silences` accepted in the last minute.
+    silence_posts: Arc<incidents::RateLimit>,
 }
+
+/// Every route [`router`] serves and its methods (kept in step with it; the route fuzz test,
+/// `tests/http_routes_fuzz.rs`, drives each of them and fails on one that is not routed).
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/", &["GET"]),
+    ("/target/{name}", &["GET"]),
+    ("/api", &["GET"]),
+    ("/healthz", &["GET"]),
+    ("/metrics", &["GET"]),
+    (paths::AGENT, &["GET"]),
+    (paths::TARGETS, &["GET"]),
+    (paths::SERIES, &["GET"]),
+    (paths::RESTARTS, &["GET"]),
+    (paths::FINDINGS, &["GET"]),
+    (paths::ALERTS, &["GET"]),
+    (paths::INCIDENTS, &["GET"]),
+    (paths::INCIDENT, &["GET"]),
+    (paths::INCIDENT_FILE, &["GET"]),
+    (paths::SILENCES, &["GET", "POST", "DELETE"]),
+];
 
 pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
     let state = AppState {
@@ -67,6 +89,10 @@ pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
         token: settings.token.map(Arc::from),
         allowed_hosts: settings.allowed_hosts.map(Arc::from),
         request_timeout: settings.request_timeout,
+        silence_posts: Arc::new(incidents::RateLimit::new(
+            incidents::MAX_SILENCES_PER_MINUTE,
+            std::time::Duration::from_secs(60),
+        )),
     };
     Router::new()
         .route("/", get(dashboard::overview))
@@ -81,6 +107,8 @@ pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
         .route(paths::FINDINGS, get(api::findings))
         .route(paths::ALERTS, get(api::alerts))
         .merge(incidents::routes())
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -108,11 +136,44 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             ),
         }
     };
+    if response.status().is_client_error() || response.status().is_server_error() {
+        response = json_error(response).await;
+    }
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name.clone(), header::HeaderValue::from_static(value));
     }
     response
+}
+
+/// An error answered in plain text (axum's rejections of a query, a path or a body that
+/// does not parse) as the documented JSON `{"error": ...}`, its status kept.
+async fn json_error(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection messages are a line; a longer body is cut, not buffered whole.
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string(),
+    };
+    let mut json = error(parts.status, truncated(text.trim(), 4096));
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 /// Sent with every answer. The dashboard's pages carry their CSS and a small script inline
@@ -190,6 +251,17 @@ async fn healthz(State(state): State<AppState>) -> Response {
             format!("stage {stage} panicked: the agent is stopping"),
         );
     }
+    if let Some(stalled) = shared.heartbeats.stalled().first() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "stage {} stalled: no heartbeat for {} s (bound {} s)",
+                stalled.name,
+                stalled.age.as_secs(),
+                stalled.bound.as_secs()
+            ),
+        );
+    }
     if shared.alerts_db.is_some()
         && shared
             .stats
@@ -202,6 +274,42 @@ async fn healthz(State(state): State<AppState>) -> Response {
         );
     }
     "ok\n".into_response()
+}
+
+/// Any path the router does not serve: a JSON 404 like every other error (axum's own has
+/// an empty body).
+async fn no_route(request: Request) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {} (GET /api lists the routes)",
+            truncated(request.uri().path(), 200)
+        ),
+    )
+}
+
+/// A served path asked with a method it does not take: a JSON 405.
+async fn wrong_method(request: Request) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not served on {} (GET /api lists the routes)",
+            request.method(),
+            truncated(request.uri().path(), 200)
+        ),
+    )
+}
+
+/// At most `max` bytes of `text` (on a character boundary), marked when cut.
+fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 async fn index() -> impl IntoResponse {
