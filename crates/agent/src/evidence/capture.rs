@@ -204,8 +204,17 @@ fn heap_growth(
         pids.iter()
             .zip(&jvms)
             .map(|(&pid, jcmd)| {
-                let jcmd = jcmd.as_deref().filter(|_| allowed);
-                super::heap::snapshot(pid, jcmd, settings.timeout, cap)
+                let histogram = jcmd.as_deref().filter(|_| allowed).map(|jcmd| {
+                    let argv = vec![
+                        jcmd.display().to_string(),
+                        pid.to_string(),
+                        "GC.class_histogram".to_string(),
+                    ];
+                    let out = run(argv, settings.timeout, cap);
+                    let note = out.describe();
+                    (out.stdout.bytes, note)
+                });
+                super::heap::snapshot(pid, histogram)
             })
             .collect()
     };

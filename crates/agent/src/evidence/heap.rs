@@ -18,7 +18,6 @@
 use leakwatch_detect::{format, Finding};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 /// Processes of one target whose memory is snapshotted.
 pub const MAX_PIDS: usize = 4;
@@ -254,26 +253,12 @@ pub struct Snapshot {
     histogram: Option<(Vec<u8>, String)>,
 }
 
-/// Takes one snapshot of `pid`. `jcmd` is the JVM's jcmd when it is one and the headroom
-/// allows it.
-pub fn snapshot(
-    pid: u32,
-    jcmd: Option<&std::path::Path>,
-    timeout: Duration,
-    cap: usize,
-) -> Snapshot {
+/// Takes one snapshot of `pid`: its smaps now, with the class histogram the caller took
+/// (`jcmd` output and how the run ended) when it is a JVM and the headroom allowed one.
+pub fn snapshot(pid: u32, histogram: Option<(Vec<u8>, String)>) -> Snapshot {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
         .map(|text| parse_smaps(&text))
         .map_err(|e| format!("cannot read /proc/{pid}/smaps: {e}"));
-    let histogram = jcmd.map(|jcmd| {
-        let argv = vec![
-            jcmd.display().to_string(),
-            pid.to_string(),
-            "GC.class_histogram".to_string(),
-        ];
-        let out = super::capture::run(argv, timeout, cap);
-        (out.stdout.bytes.clone(), out.describe())
-    });
     Snapshot { smaps, histogram }
 }
 
