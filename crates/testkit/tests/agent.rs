@@ -60,8 +60,25 @@ fn a_growing_thread_group_is_stored_and_exposed() {
         "{metrics}"
     );
     assert!(metrics.contains("leakwatch_agent_sample_cpu_seconds"));
-    assert!(metrics.trim_end().ends_with("# EOF"));
-    // Prometheus' own parser must accept the exposition.
+    // Without an Accept for OpenMetrics: the classic text format, counters named `_total`.
+    assert!(!metrics.contains("# EOF"), "{metrics}");
+    assert!(metrics.contains("# TYPE leakwatch_agent_samples_total counter\n"));
+    // Prometheus asks for OpenMetrics and gets it.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut openmetrics = String::new();
+    stream.read_to_string(&mut openmetrics).unwrap();
+    assert!(
+        openmetrics.contains("content-type: application/openmetrics-text"),
+        "{openmetrics}"
+    );
+    assert!(openmetrics.trim_end().ends_with("# EOF"), "{openmetrics}");
+    assert!(openmetrics.contains("# TYPE leakwatch_agent_samples counter\n"));
+    // Prometheus' own tool must accept the classic exposition without a lint remark.
     if let Ok(mut promtool) = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -76,11 +93,14 @@ fn a_growing_thread_group_is_stored_and_exposed() {
             .write_all(metrics.as_bytes())
             .unwrap();
         let out = promtool.wait_with_output().unwrap();
-        // promtool exits 1 for lint warnings (e.g. naming advice) and 3 for parse errors.
+        // promtool exits 3 for lint problems (counters without `_total`, missing help) and
+        // for parse errors.
         let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            !stderr.contains("error while linting") && out.status.code() != Some(3),
-            "promtool rejected /metrics: {stderr}"
+            out.status.success() && stderr.trim().is_empty() && stdout.trim().is_empty(),
+            "promtool check metrics: {:?} {stdout} {stderr}",
+            out.status
         );
     } else {
         panic!("promtool not found: install the prometheus package (see scripts/test.sh)");
@@ -579,7 +599,7 @@ fn a_real_leak_becomes_a_delivered_alert() {
     );
     let metrics = agent.get_text("/metrics").unwrap();
     assert!(
-        metrics.contains("leakwatch_alert_notifications{channel=\"hook\",outcome=\"sent\"}"),
+        metrics.contains("leakwatch_alert_notifications_total{channel=\"hook\",outcome=\"sent\"}"),
         "{metrics}"
     );
 

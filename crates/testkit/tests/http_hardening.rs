@@ -103,7 +103,7 @@ fn connections_beyond_the_cap_are_closed_at_accept_and_sampling_goes_on() {
     let metrics = agent.get_text("/metrics").unwrap();
     let refused = metrics
         .lines()
-        .find(|l| l.starts_with("leakwatch_agent_http_connections_refused"))
+        .find(|l| l.starts_with("leakwatch_agent_http_connections_refused_total"))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(-1.0);

@@ -5,10 +5,11 @@ use super::{error, AppState};
 use crate::daemon::own_rss_bytes;
 use crate::daemon::Shared;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leakwatch_model::{Attribution, Resource, SeriesKey};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -20,7 +21,12 @@ type GaugeFamily = Family<Labels, Gauge<f64, AtomicU64>>;
 /// `/metrics`: a registry built from the latest sample on each scrape, so a target that
 /// vanished is gone from the next scrape and label cardinality is bounded by the caps on
 /// thread groups and peers. Families appear in the order they are registered here.
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+///
+/// Served as OpenMetrics to a client that asks for it (Prometheus does), else in the classic
+/// text format (0.0.4) that `promtool check metrics`, curl and older scrapers read: the same
+/// samples, with a counter's `# HELP`/`# TYPE` named by its `_total` sample and no `# UNIT`
+/// or `# EOF` lines.
+pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let mut registry = Registry::with_prefix("leakwatch");
     target_metrics(&mut registry, &state.shared);
     finding_metrics(&mut registry, &state.shared);
@@ -31,14 +37,85 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     if let Err(e) = encode(&mut body, &registry) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            classic_text(&body),
+        )
+            .into_response()
+    }
+}
+
+/// OpenMetrics text as the classic Prometheus text format: counter families are named by
+/// their `_total` samples in `# HELP` and `# TYPE`; `# UNIT` and `# EOF` are dropped.
+fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classic_text;
+
+    #[test]
+    fn counters_are_named_by_their_total_in_the_classic_format() {
+        let om = "# HELP leakwatch_agent_samples Sampling passes since start.\n\
+                  # TYPE leakwatch_agent_samples counter\n\
+                  leakwatch_agent_samples_total 8\n\
+                  # HELP leakwatch_agent_targets Targets in the last pass.\n\
+                  # TYPE leakwatch_agent_targets gauge\n\
+                  # UNIT leakwatch_agent_targets targets\n\
+                  leakwatch_agent_targets 3\n\
+                  # EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP leakwatch_agent_samples_total Sampling passes since start.\n\
+             # TYPE leakwatch_agent_samples_total counter\n\
+             leakwatch_agent_samples_total 8\n\
+             # HELP leakwatch_agent_targets Targets in the last pass.\n\
+             # TYPE leakwatch_agent_targets gauge\n\
+             leakwatch_agent_targets 3\n"
+        );
+    }
 }
 
 fn family(registry: &mut Registry, name: &str, help: &str) -> GaugeFamily {
@@ -185,10 +262,11 @@ fn finding_metrics(registry: &mut Registry, shared: &Shared) {
 
 /// Notifications per channel and outcome, from the alert loop's last read of the outbox.
 fn alert_metrics(registry: &mut Registry, shared: &Shared) {
-    let deliveries = family(
-        registry,
+    let deliveries = Family::<Labels, Counter<u64>>::default();
+    registry.register(
         "alert_notifications",
         "Alert notifications per channel and outcome since the outbox was created",
+        deliveries.clone(),
     );
     for c in shared.alert_counters.get().iter() {
         for (outcome, value) in [
@@ -202,17 +280,27 @@ fn alert_metrics(registry: &mut Registry, shared: &Shared) {
                     ("channel".to_string(), c.channel.clone()),
                     ("outcome".to_string(), outcome.to_string()),
                 ])
-                .set(value as f64);
+                .inc_by(value);
         }
     }
 }
 
-/// The agent's own cost and counters, one gauge each.
+/// The agent's own cost and counters: gauges for levels, counters (`_total`) for counts
+/// since start, as the Prometheus naming conventions ask.
 fn agent_metrics(registry: &mut Registry, shared: &Shared) {
     for (name, help, value) in agent_values(shared) {
-        let gauge = Gauge::<f64, AtomicU64>::default();
-        gauge.set(value);
-        registry.register(name, help, gauge);
+        match name.strip_suffix("_total") {
+            Some(counter_name) => {
+                let counter = Counter::<u64>::default();
+                counter.inc_by(value as u64);
+                registry.register(counter_name, help, counter);
+            }
+            None => {
+                let gauge = Gauge::<f64, AtomicU64>::default();
+                gauge.set(value);
+                registry.register(name, help, gauge);
+            }
+        }
     }
 }
 
@@ -238,7 +326,8 @@ fn stage_metrics(registry: &mut Registry, shared: &Shared) {
     }
 }
 
-/// `(name, help, value)` of each of the agent's own metrics.
+/// `(name, help, value)` of each of the agent's own metrics; a name ending in `_total` is
+/// a counter.
 fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
     let s = &shared.stats;
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
@@ -259,17 +348,17 @@ fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
             load(&s.last_store_us) / 1e6,
         ),
         (
-            "agent_samples",
+            "agent_samples_total",
             "Sampling passes since start",
             load(&s.samples),
         ),
         (
-            "agent_samples_dropped",
+            "agent_samples_dropped_total",
             "Intervals dropped because the store was behind",
             load(&s.dropped),
         ),
         (
-            "agent_store_errors",
+            "agent_store_errors_total",
             "Intervals that could not be stored",
             load(&s.store_errors),
         ),
@@ -284,27 +373,27 @@ fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
             load(&s.series_written),
         ),
         (
-            "agent_app_scrape_errors",
+            "agent_app_scrape_errors_total",
             "Failed scrapes of app gauge endpoints since start",
             load(&shared.gauges.errors),
         ),
         (
-            "agent_restarts_seen",
+            "agent_restarts_seen_total",
             "Target restarts seen since start",
             load(&s.restarts_seen),
         ),
         (
-            "agent_incidents_captured",
+            "agent_incidents_captured_total",
             "Incident folders of evidence written since start",
             load(&s.incidents_captured),
         ),
         (
-            "agent_incidents_dropped",
+            "agent_incidents_dropped_total",
             "Evidence captures dropped because the capture queue was full",
             load(&s.incidents_dropped),
         ),
         (
-            "agent_mitigations_run",
+            "agent_mitigations_run_total",
             "Restart commands run since start",
             load(&s.mitigations_run),
         ),
@@ -314,12 +403,12 @@ fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
             f64::from(u8::from(s.alerting_down.load(Ordering::Relaxed))),
         ),
         (
-            "agent_http_connections_refused",
+            "agent_http_connections_refused_total",
             "HTTP connections closed at accept because the connection cap was reached",
             load(&s.http_refused),
         ),
         (
-            "agent_http_accept_errors",
+            "agent_http_accept_errors_total",
             "HTTP accept calls that failed (EMFILE and the like)",
             load(&s.http_accept_errors),
         ),
