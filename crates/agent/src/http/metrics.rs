@@ -92,32 +92,6 @@ fn classic_text(openmetrics: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::classic_text;
-
-    #[test]
-    fn counters_are_named_by_their_total_in_the_classic_format() {
-        let om = "# HELP leakwatch_agent_samples Sampling passes since start.\n\
-                  # TYPE leakwatch_agent_samples counter\n\
-                  leakwatch_agent_samples_total 8\n\
-                  # HELP leakwatch_agent_targets Targets in the last pass.\n\
-                  # TYPE leakwatch_agent_targets gauge\n\
-                  # UNIT leakwatch_agent_targets targets\n\
-                  leakwatch_agent_targets 3\n\
-                  # EOF\n";
-        assert_eq!(
-            classic_text(om),
-            "# HELP leakwatch_agent_samples_total Sampling passes since start.\n\
-             # TYPE leakwatch_agent_samples_total counter\n\
-             leakwatch_agent_samples_total 8\n\
-             # HELP leakwatch_agent_targets Targets in the last pass.\n\
-             # TYPE leakwatch_agent_targets gauge\n\
-             leakwatch_agent_targets 3\n"
-        );
-    }
-}
-
 fn family(registry: &mut Registry, name: &str, help: &str) -> GaugeFamily {
     let family = GaugeFamily::default();
     registry.register(name, help, family.clone());
@@ -418,4 +392,30 @@ fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
             own_rss_bytes() as f64,
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classic_text;
+
+    #[test]
+    fn counters_are_named_by_their_total_in_the_classic_format() {
+        let om = "# HELP leakwatch_agent_samples Sampling passes since start.\n\
+                  # TYPE leakwatch_agent_samples counter\n\
+                  leakwatch_agent_samples_total 8\n\
+                  # HELP leakwatch_agent_targets Targets in the last pass.\n\
+                  # TYPE leakwatch_agent_targets gauge\n\
+                  # UNIT leakwatch_agent_targets targets\n\
+                  leakwatch_agent_targets 3\n\
+                  # EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP leakwatch_agent_samples_total Sampling passes since start.\n\
+             # TYPE leakwatch_agent_samples_total counter\n\
+             leakwatch_agent_samples_total 8\n\
+             # HELP leakwatch_agent_targets Targets in the last pass.\n\
+             # TYPE leakwatch_agent_targets gauge\n\
+             leakwatch_agent_targets 3\n"
+        );
+    }
 }
