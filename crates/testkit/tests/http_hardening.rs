@@ -3,10 +3,10 @@
 //! `Host`s are refused (DNS rebinding), every answer carries security headers, errors are
 //! JSON, and an empty token is refused before the agent starts.
 
-use leakwatch_testkit::{eventually, workspace_bin, Agent};
+use leakwatch_testkit::{eventually, free_port, workspace_bin, Agent, Leaky};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A raw request; returns the status line, the headers (lowercased names) and the body.
@@ -364,4 +364,88 @@ fn silences_are_rate_limited() {
         error["error"].as_str().unwrap().contains("60 silences"),
         "{body}"
     );
+}
+
+/// Regression (issue 16): under RLIMIT_NOFILE 256, 355 held connections once made `accept`
+/// fail with EMFILE, the store unable to open, and left a 20 s hole in the history while
+/// the sample counter kept rising. Now the connection cap stays below the fd budget
+/// ((256 - 64) / 2 = 96 here) even when `max_connections` asks for 1,000, so a flood of 400
+/// idle connections held for 15 s leaves sampling and storing whole: no gap in a target's
+/// stored series. (With the budget taken out of `connection_cap`, this test saw a 31 s
+/// hole.)
+#[test]
+fn a_connection_flood_under_a_small_fd_limit_leaves_no_hole_in_the_history() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        panic!("prlimit not found: install util-linux (see .ci/run)");
+    }
+    let _steady = Leaky::start(&["comm=lwsteady"]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("leakwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\ninterval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\nhttp_header_timeout = \"30s\"\nmax_connections = 1000\n\
+             [[target]]\nname = \"steady\"\ncmdline = \"comm=lwsteady\"\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("prlimit")
+        .args(["--nofile=256:256", "--"])
+        .arg(workspace_bin("leakwatch"))
+        .arg("agent")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent::wrap(child, port, dir.path().join("data"));
+    assert!(eventually(20, || agent.get_text("/healthz").is_some()));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.child.id())).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 256 ")),
+        "{limits}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let flood_started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let flood: Vec<TcpStream> = (0..400)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(flood.len() >= 300, "only {} connections made", flood.len());
+    std::thread::sleep(Duration::from_secs(15));
+    drop(flood);
+    std::thread::sleep(Duration::from_secs(3));
+    let body = agent
+        .get_json("/api/v1/series?target=steady&resource=threads&since=2m")
+        .expect("the API answers after the flood");
+    let mut times: Vec<i64> = body["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attribution"] == "")
+        .flat_map(|s| s["points"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p[0].as_i64())
+        .filter(|&t| t >= flood_started - 2_000)
+        .collect();
+    times.sort_unstable();
+    assert!(
+        times.len() >= 15,
+        "{} points since the flood began",
+        times.len()
+    );
+    let worst = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(
+        worst <= 3_000,
+        "a hole of {worst} ms in the stored history during the flood"
+    );
+    let info = agent.get_json("/api/v1/agent").unwrap();
+    assert_eq!(info["store_errors"], 0, "{info}");
 }
