@@ -28,7 +28,9 @@ pub struct AgentStatus {
     pub last_detect_us: u64,
     pub rss_bytes: u64,
     pub db_path: String,
-    /// Each stage thread's heartbeat (docs/agent.md, Health).
+    /// Each stage thread's heartbeat (docs/agent.md, Health); left out when empty, so
+    /// records from before stages were reported read and write as they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageStatus>,
 }
 
