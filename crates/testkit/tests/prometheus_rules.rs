@@ -1,6 +1,8 @@
-//! The Prometheus rules shipped in `dist/prometheus/` (issue 15): promtool checks them and
-//! runs their unit tests, and a real Prometheus, scraping a real agent that watches a real
-//! leaking process and cannot deliver its own alerts, fires the leak and delivery rules.
+//! The Prometheus rules shipped in `dist/prometheus/` and the Grafana dashboard in
+//! `dist/grafana/` (issue 15): promtool checks the rules and runs their unit tests, and a
+//! real Prometheus, scraping a real agent that watches a real leaking process and cannot
+//! deliver its own alerts, fires the leak rule, counts the failed deliveries, and answers
+//! every query of the dashboard with data.
 
 use leakwatch_testkit::*;
 use std::io::{Read, Write};
@@ -66,6 +68,34 @@ fn metrics_read_by_the_rules() -> Vec<String> {
     names
 }
 
+/// Percent-encoding of a query parameter.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The PromQL of every panel of `dist/grafana/leakwatch-dashboard.json`.
+fn dashboard_queries() -> Vec<String> {
+    let path = rules_dir().join("../grafana/leakwatch-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(queries.len() >= 10, "{queries:?}");
+    queries
+}
+
 #[test]
 fn a_real_prometheus_fires_the_rules_on_a_real_agent() {
     let agent = Agent::start(
@@ -75,7 +105,12 @@ fn a_real_prometheus_fires_the_rules_on_a_real_agent() {
          [alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
          [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/hook\"\n",
     );
-    let _leaky = Leaky::start(&["threads=Base:2", "leak-threads=PromGrow:100"]);
+    // It listens too, so the dashboard's socket panel has data.
+    let _leaky = Leaky::start(&[
+        "threads=Base:2",
+        "leak-threads=PromGrow:100",
+        "listen=127.0.0.1:0",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("prometheus.yml");
@@ -125,6 +160,39 @@ fn a_real_prometheus_fires_the_rules_on_a_real_agent() {
     // The agent up and sampling: neither rule about the agent fires.
     let agent_ok =
         firing("LeakwatchAgentDown").is_none() && firing("LeakwatchAgentNotSampling").is_none();
+    // Every query of the Grafana dashboard, for this host and target, returns data.
+    let instance = format!("127.0.0.1:{}", agent.port);
+    let empty: Vec<String> = dashboard_queries()
+        .into_iter()
+        .filter(|expr| {
+            let expr = expr
+                .replace("$instance", &instance)
+                .replace("$target", "grower");
+            let path = format!("/api/v1/query?query={}", encode(&expr));
+            let result = get(port, &path)
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+                .and_then(|j| j["data"]["result"].as_array().map(Vec::len));
+            result.unwrap_or(0) == 0
+        })
+        .collect();
+    let instances = get(
+        port,
+        &format!(
+            "/api/v1/label/instance/values?match[]={}",
+            encode("leakwatch_agent_samples_total")
+        ),
+    )
+    .unwrap_or_default();
+    let targets = get(
+        port,
+        &format!(
+            "/api/v1/label/target/values?match[]={}",
+            encode(&format!(
+                "leakwatch_target_threads{{instance=~\"{instance}\"}}"
+            ))
+        ),
+    )
+    .unwrap_or_default();
     let exposition = agent.get_text("/metrics").unwrap_or_default();
     let _ = prometheus.kill();
     let _ = prometheus.wait();
@@ -137,6 +205,12 @@ fn a_real_prometheus_fires_the_rules_on_a_real_agent() {
     // is pending, not firing, within the test (its firing is in the promtool unit test).
     assert!(delivery, "no failed deliveries counted in Prometheus");
     assert!(agent_ok, "an agent rule fired on a healthy agent");
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data: {empty:#?}"
+    );
+    assert!(instances.contains(&instance), "{instances}");
+    assert!(targets.contains("\"grower\""), "{targets}");
     // Every metric the rules read exists in the agent's exposition.
     let names = metrics_read_by_the_rules();
     assert!(names.len() >= 6, "{names:?}");
