@@ -91,20 +91,26 @@ fn a_jvm_gets_its_thread_dump() {
     assert!(threads.contains("[Analytics-#] 40 threads"), "{threads}");
 }
 
-#[test]
-fn a_go_service_gets_its_goroutine_dump() {
-    let dir = tempfile::tempdir().unwrap();
-    let binary = dir.path().join("pprofleak");
+/// Builds `go/NAME.go` into `dir`.
+fn go_build(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let binary = dir.join(name);
     let built = Command::new("go")
         .args(["build", "-o"])
         .arg(&binary)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/go/pprofleak.go"))
+        .arg(format!("{}/go/{name}.go", env!("CARGO_MANIFEST_DIR")))
         .env("GOCACHE", std::env::temp_dir().join("leakwatch-go-cache"))
         .env("GOFLAGS", "-mod=mod")
         .env("GO111MODULE", "off")
         .output()
         .unwrap_or_else(|e| panic!("go not found ({e}): install golang-go (see .ci/run)"));
     assert!(built.status.success(), "go build failed: {built:?}");
+    binary
+}
+
+#[test]
+fn a_go_service_gets_its_goroutine_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = go_build(dir.path(), "pprofleak");
     let mut service = Killed(
         Command::new(&binary)
             .arg("37")
@@ -149,4 +155,71 @@ fn a_go_service_gets_its_goroutine_dump() {
     let dump = std::fs::read_to_string(root.join(&job.id).join("goroutines.txt")).unwrap();
     let leaked = dump.matches("main.leakyWait(").count();
     assert_eq!(leaked, 37, "{dump}");
+}
+
+/// Issue 18, Go: a service whose cache keeps a new 64 KiB buffer 50 times a second. The
+/// memory leak's `heap-growth.txt` holds its two heap profiles 5 s apart, decoded, with the
+/// allocation site `main.remember` first, and the summary line names it.
+#[test]
+fn a_go_memory_leak_is_named_by_its_allocation_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = go_build(dir.path(), "heapleak");
+    let mut service = Killed(
+        Command::new(&binary)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = first_line(&mut service.0);
+    let port = ready.strip_prefix("ready ").expect("ready PORT");
+    let rule: TargetRule = toml::from_str(&format!(
+        "name = \"gocache\"\ncomm = \"heapleak\"\npprof_url = \"http://127.0.0.1:{port}\"\n"
+    ))
+    .unwrap();
+    // Let the cache grow a little first, as it had by the time a leak was found.
+    std::thread::sleep(Duration::from_secs(2));
+    let root = dir.path().join("incidents");
+    let job = CaptureJob {
+        id: "20260101-000000-gocache-memory-0001".into(),
+        finding: finding("gocache", "memory", "anon"),
+        pids: vec![service.0.id()],
+        rule: Some(rule),
+        output: None,
+        created_ms: 0,
+    };
+    let settings = EvidenceSection {
+        timeout: Duration::from_secs(10),
+        heap_interval: Duration::from_secs(5),
+        ..EvidenceSection::default()
+    };
+    let meta = capture(
+        &root,
+        &dir.path().join("none.db"),
+        &job,
+        &settings,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let folder = root.join(&job.id);
+    let growth = std::fs::read_to_string(folder.join("heap-growth.txt")).unwrap();
+    eprintln!("{growth}");
+    let first_site = growth
+        .lines()
+        .skip_while(|l| !l.starts_with("Go heap by allocation site"))
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first_site.contains("main.remember"),
+        "{first_site:?}\n{growth}"
+    );
+    for name in ["heap-profile-1.pb.gz", "heap-profile-2.pb.gz"] {
+        let bytes = std::fs::read(folder.join(name)).unwrap();
+        assert!(bytes.starts_with(&[0x1f, 0x8b]), "{name} is not gzipped");
+    }
+    assert!(
+        meta.summary.contains("; memory leak: main.remember"),
+        "{}",
+        meta.summary
+    );
 }

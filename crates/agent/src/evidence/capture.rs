@@ -127,7 +127,7 @@ pub fn capture(
         }
     }
     if let Some(url) = job.rule.as_ref().and_then(|r| r.pprof_url.as_ref()) {
-        let (bytes, note) = fetch_goroutines(url, settings.timeout, cap);
+        let (bytes, note) = fetch_pprof(url, "goroutine?debug=2", settings.timeout, cap);
         put("goroutines.txt", &bytes, note);
     }
     if let Some((stderr, stdout)) = &job.output {
@@ -162,7 +162,8 @@ pub fn capture(
         && f.key.resource.is_bytes()
         && !settings.heap_interval.is_zero()
     {
-        let growth = heap_growth(f, &pids, settings, stop);
+        let pprof_url = job.rule.as_ref().and_then(|r| r.pprof_url.as_deref());
+        let growth = heap_growth(f, &pids, pprof_url, settings, stop);
         put("heap-growth.txt", growth.text.as_bytes(), growth.note);
         for (name, bytes, note) in growth.raw {
             put(&name, &bytes, note);
@@ -193,6 +194,7 @@ struct HeapGrowth {
 fn heap_growth(
     finding: &Finding,
     pids: &[u32],
+    pprof_url: Option<&str>,
     settings: &EvidenceSection,
     stop: &AtomicBool,
 ) -> HeapGrowth {
@@ -218,7 +220,9 @@ fn heap_growth(
             })
             .collect()
     };
+    let go_heap = || pprof_url.map(|url| fetch_pprof(url, "heap", settings.timeout, cap));
     let first = Instant::now();
+    let go_before = go_heap();
     let before = take(refused.is_none());
     let wait_until = first + settings.heap_interval;
     while Instant::now() < wait_until {
@@ -235,17 +239,30 @@ fn heap_growth(
         std::thread::sleep(Duration::from_millis(100).min(wait_until - Instant::now()));
     }
     let seconds = first.elapsed().as_secs_f64();
+    let go_after = go_heap();
     let after = take(refused.is_none());
     let mut text = String::new();
     let mut raw = Vec::new();
     let mut headline = None;
+    if let (Some(b), Some(a)) = (go_before, go_after) {
+        let growth = super::heap::compare_go(b, a, seconds);
+        text.push_str(&growth.text);
+        text.push('\n');
+        raw.extend(growth.raw);
+        headline = growth.headline;
+    }
     for (((pid, jvm), b), a) in pids.iter().zip(&jvms).zip(before).zip(after) {
         let reason = refused.as_deref().filter(|_| jvm.is_some());
         let growth = super::heap::compare(*pid, b, a, seconds, reason);
         text.push_str(&growth.text);
         text.push('\n');
         raw.extend(growth.raw);
-        headline = headline.or(growth.headline);
+        // A JVM's class beats a Go site, which beats a mapping.
+        headline = match (growth.class_headline, headline) {
+            (Some(class), _) => Some(class),
+            (None, Some(go)) => Some(go),
+            (None, None) => growth.headline,
+        };
     }
     if pids.is_empty() {
         text.push_str("the target had no live process to snapshot\n");
@@ -271,13 +288,15 @@ pub(crate) fn run(argv: Vec<String>, timeout: Duration, cap: usize) -> Finished 
         .run()
 }
 
-fn fetch_goroutines(base: &str, timeout: Duration, cap: usize) -> (Vec<u8>, String) {
+/// One pprof endpoint of a Go service (`profile`: `goroutine?debug=2`, `heap`), the body
+/// cut at `cap`.
+fn fetch_pprof(base: &str, profile: &str, timeout: Duration, cap: usize) -> (Vec<u8>, String) {
     crate::health::beat();
     let base = base.trim_end_matches('/');
     let url = if base.ends_with("/debug/pprof") {
-        format!("{base}/goroutine?debug=2")
+        format!("{base}/{profile}")
     } else {
-        format!("{base}/debug/pprof/goroutine?debug=2")
+        format!("{base}/debug/pprof/{profile}")
     };
     let client = match reqwest::blocking::Client::builder()
         .timeout(timeout)

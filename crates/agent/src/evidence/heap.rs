@@ -7,6 +7,8 @@
 //!   mapped file), ranked by growth of resident memory. This says *which kind* of memory
 //!   grows; it is all that can be read from outside a native or Python process without
 //!   attaching to it.
+//! - Go services with `pprof_url`: `/debug/pprof/heap` ([`super::pprof`]), allocation sites
+//!   ranked by growth of in-use bytes.
 //! - JVMs: `jcmd PID GC.class_histogram` (the JDK's own tool; it runs a full GC first, a
 //!   pause the benchmark measures), the classes ranked by growth in bytes and instances:
 //!   `java.util.HashMap$Node +412,000 instances, +12.6 MiB (74% of heap growth)`.
@@ -232,7 +234,10 @@ pub struct ProcessGrowth {
     pub text: String,
     /// Raw snapshots to keep beside `heap-growth.txt`: (file name, bytes, note).
     pub raw: Vec<(String, Vec<u8>, String)>,
+    /// The line for the summary: a JVM's class when there is one, else the top mapping.
     pub headline: Option<String>,
+    /// The JVM class line alone.
+    pub class_headline: Option<String>,
 }
 
 /// Whether a class histogram may be taken: refused near a known limit.
@@ -273,6 +278,7 @@ pub fn compare(
     let mut text = format!("pid {pid}: {seconds:.0} s between the two snapshots\n");
     let mut raw = Vec::new();
     let mut headline_out = None;
+    let mut class_headline = None;
     if let Some(reason) = refused {
         let _ = writeln!(text, "\nclass histogram: {reason}");
     }
@@ -319,6 +325,7 @@ pub fn compare(
             headline_out = objects
                 .first()
                 .and_then(|top| headline(top, total, seconds, "heap"));
+            class_headline = headline_out.clone();
         }
     }
     match (&before.smaps, &after.smaps) {
@@ -350,6 +357,53 @@ pub fn compare(
         text,
         raw,
         headline: headline_out,
+        class_headline,
+    }
+}
+
+/// Compares two heap profiles of a Go service (each the fetched bytes and how the fetch
+/// ended), taken `seconds` apart: allocation sites ranked by growth of in-use bytes.
+pub fn compare_go(
+    before: (Vec<u8>, String),
+    after: (Vec<u8>, String),
+    seconds: f64,
+) -> ProcessGrowth {
+    let sites =
+        |bytes: &[u8]| super::pprof::decode(bytes).and_then(|p| super::pprof::inuse_by_site(&p));
+    let mut text = String::new();
+    let mut headline_out = None;
+    match (sites(&before.0), sites(&after.0)) {
+        (Ok(s0), Ok(s1)) => {
+            let rows = diff(&s0, &s1);
+            let total: i128 = rows.iter().map(|g| g.bytes).sum();
+            let _ = writeln!(
+                text,
+                "Go heap by allocation site (/debug/pprof/heap, in use as of the last GC): {} in total\n\
+                 {:>14} {:>6}  {:>16}  {:>14} {:7}  site <- callers",
+                mib(total),
+                "growth",
+                "share",
+                "rate",
+                "objects",
+                ""
+            );
+            render(&mut text, &rows, total, seconds, Some("objects"));
+            headline_out = rows
+                .first()
+                .and_then(|top| headline(top, total, seconds, "heap"));
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(text, "Go heap profile: {e} ({}; {})", before.1, after.1);
+        }
+    }
+    ProcessGrowth {
+        text,
+        raw: vec![
+            ("heap-profile-1.pb.gz".to_string(), before.0, before.1),
+            ("heap-profile-2.pb.gz".to_string(), after.0, after.1),
+        ],
+        headline: headline_out,
+        class_headline: None,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod capture;
 pub mod folder;
 pub mod heap;
 pub mod mitigation;
+pub mod pprof;
 pub mod registry;
 
 pub use capture::{capture, CaptureJob};
