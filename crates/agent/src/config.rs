@@ -66,6 +66,11 @@ pub struct EvidenceSection {
     /// off. At most 10 minutes: the evidence stage waits it out.
     #[serde(default = "default_heap_interval", with = "humantime_serde_compat")]
     pub heap_interval: Duration,
+    /// Length of the JFR recording of thread starts taken in a JVM whose threads leak
+    /// (`creation.txt`: where the new threads are started from); `"0s"` turns it off. At
+    /// most 10 minutes: the evidence stage waits it out.
+    #[serde(default = "default_creation_window", with = "humantime_serde_compat")]
+    pub creation_window: Duration,
 }
 
 impl Default for EvidenceSection {
@@ -77,6 +82,7 @@ impl Default for EvidenceSection {
             max_output_bytes: default_max_output(),
             reopen_after: default_reopen_after(),
             heap_interval: default_heap_interval(),
+            creation_window: default_creation_window(),
         }
     }
 }
@@ -92,6 +98,9 @@ fn default_capture_timeout() -> Duration {
 }
 fn default_max_output() -> usize {
     16 * 1024 * 1024
+}
+fn default_creation_window() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_heap_interval() -> Duration {
     Duration::from_secs(60)
@@ -541,6 +550,12 @@ impl Config {
             return Err(invalid(format!(
                 "evidence.heap_interval must be at most 10m (the evidence stage waits it out), got {}",
                 humantime::format_duration(self.evidence.heap_interval)
+            )));
+        }
+        if self.evidence.creation_window > MAX_HEAP_INTERVAL {
+            return Err(invalid(format!(
+                "evidence.creation_window must be at most 10m (the evidence stage waits it out), got {}",
+                humantime::format_duration(self.evidence.creation_window)
             )));
         }
         if self.agent.queue == 0 {

@@ -69,7 +69,11 @@ fn a_jvm_gets_its_thread_dump() {
         &root,
         &dir.path().join("none.db"),
         &job,
-        &EvidenceSection::default(),
+        // The thread dump alone: no creation recording (its own test below).
+        &EvidenceSection {
+            creation_window: Duration::ZERO,
+            ..EvidenceSection::default()
+        },
         &AtomicBool::new(false),
     )
     .unwrap();
@@ -219,6 +223,73 @@ fn a_go_memory_leak_is_named_by_its_allocation_site() {
     }
     assert!(
         meta.summary.contains("; memory leak: main.remember"),
+        "{}",
+        meta.summary
+    );
+}
+
+/// Issue 14, JVM: a JVM starting a new `Analytics-N` pool thread every 100 ms from
+/// `Analytics.request()`. The thread leak's `creation.txt` (a 5 s JFR recording of thread
+/// starts) traces nearly all new `Analytics-#` threads to `Analytics.request`, past the
+/// JDK's own `ThreadPoolExecutor` frames, and the summary says so.
+#[test]
+fn a_jvm_thread_leak_is_traced_to_its_creation_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let java = AnalyticsJvm::start(&["0", "100"]);
+    let pid = java.pid();
+    let root = dir.path().join("incidents");
+    let job = CaptureJob {
+        id: "20260101-000000-analytics-threads-0002".into(),
+        finding: finding("analytics", "threads", "Analytics-#"),
+        pids: vec![pid],
+        rule: None,
+        output: None,
+        created_ms: 0,
+    };
+    let settings = EvidenceSection {
+        creation_window: Duration::from_secs(5),
+        ..EvidenceSection::default()
+    };
+    let meta = capture(
+        &root,
+        &dir.path().join("none.db"),
+        &job,
+        &settings,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let folder = root.join(&job.id);
+    let creation = std::fs::read_to_string(folder.join("creation.txt")).unwrap();
+    eprintln!("{creation}");
+    assert!(creation.starts_with(&format!("pid {pid}: ")), "{creation}");
+    // About 50 starts in 5 s; the first listed site is the request's.
+    let first_site = creation
+        .lines()
+        .find(|l| l.contains('%'))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first_site.contains("Analytics.request <- Analytics.lambda$main$"),
+        "{first_site:?}\n{creation}"
+    );
+    let share: f64 = first_site
+        .split('%')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(share >= 90.0, "{first_site}");
+    assert!(creation.contains("java.util.concurrent.ThreadPoolExecutor.addWorker"));
+    let recording = meta
+        .files
+        .iter()
+        .find(|f| f.name == format!("creation-{pid}.jfr"))
+        .expect("the recording is kept");
+    assert!(recording.bytes > 1000, "{recording:?}");
+    assert!(
+        meta.summary
+            .contains("% of new Analytics-# threads were started from Analytics.request <- "),
         "{}",
         meta.summary
     );

@@ -8,7 +8,8 @@ use crate::config::{EvidenceSection, TargetRule};
 use crate::listing;
 use leakwatch_detect::{Finding, FindingKind};
 use leakwatch_exec::{expand, quote, Finished, Keep, Program};
-use leakwatch_model::UnixMs;
+use leakwatch_model::{Attribution, Resource, UnixMs};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -172,6 +173,24 @@ pub fn capture(
     } else {
         None
     };
+    let creation = if f.kind == FindingKind::Leak
+        && f.key.resource == Resource::Threads
+        && !settings.creation_window.is_zero()
+    {
+        thread_creation(f, &pids, &dir, settings, stop)
+    } else {
+        None
+    };
+    let headline = match creation {
+        Some(creation) => {
+            put("creation.txt", creation.text.as_bytes(), creation.note);
+            for (name, bytes, note) in creation.raw {
+                put(&name, &bytes, note);
+            }
+            creation.headline.or(headline)
+        }
+        None => headline,
+    };
     if let Some(line) = headline {
         meta.summary = format!("{}; {line}", meta.summary);
     }
@@ -273,6 +292,145 @@ fn heap_growth(
         raw,
         headline,
     }
+}
+
+/// `creation.txt` and the recordings beside it (see [`super::creation`]).
+struct ThreadCreation {
+    text: String,
+    note: String,
+    raw: Vec<(String, Vec<u8>, String)>,
+    headline: Option<String>,
+}
+
+/// JVMs only: a JFR recording of thread starts, `creation_window` long, in the target's
+/// first two JVMs, and where the new threads of the finding's group were started from.
+/// `None` when the target runs no JVM.
+fn thread_creation(
+    finding: &Finding,
+    pids: &[u32],
+    dir: &Path,
+    settings: &EvidenceSection,
+    stop: &AtomicBool,
+) -> Option<ThreadCreation> {
+    let jvms: Vec<(u32, std::path::PathBuf)> = pids
+        .iter()
+        .filter_map(|&pid| listing::is_jvm(pid).map(|jcmd| (pid, jcmd)))
+        .take(2)
+        .collect();
+    if jvms.is_empty() {
+        return None;
+    }
+    let group = match &finding.key.attribution {
+        Attribution::ThreadGroup(name) => Some(name.as_str()),
+        _ => None,
+    };
+    let cap = settings.max_output_bytes;
+    let window = settings.creation_window;
+    let jfc = dir.join(".leakwatch-threads.jfc");
+    if let Err(error) = std::fs::write(&jfc, super::creation::JFC) {
+        return Some(ThreadCreation {
+            text: format!("cannot write the recording settings: {error}\n"),
+            note: format!("cannot write {}: {error}", jfc.display()),
+            raw: Vec::new(),
+            headline: None,
+        });
+    }
+    let started = Instant::now();
+    let mut recordings = Vec::new();
+    let mut notes = Vec::new();
+    for (pid, jcmd) in &jvms {
+        let file = dir.join(format!("creation-{pid}.jfr"));
+        let argv = vec![
+            jcmd.display().to_string(),
+            pid.to_string(),
+            "JFR.start".to_string(),
+            "name=leakwatch-creation".to_string(),
+            format!("settings={}", jfc.display()),
+            format!("duration={}s", window.as_secs().max(1)),
+            format!("filename={}", file.display()),
+        ];
+        let out = run(argv, settings.timeout, cap);
+        // jcmd exits 0 also when the JVM refused; it says "Started recording N" when not.
+        if out.success() && String::from_utf8_lossy(&out.stdout.bytes).contains("Started recording")
+        {
+            recordings.push((*pid, jcmd.clone(), file));
+        } else {
+            notes.push(format!(
+                "pid {pid}: JFR.start failed: {}: {}",
+                out.describe(),
+                String::from_utf8_lossy(&out.stdout.bytes).trim()
+            ));
+        }
+    }
+    // The JVM writes the file when the duration ends; wait for it (a few seconds more at most).
+    let deadline = started + window + Duration::from_secs(10);
+    let done = |recordings: &[(u32, std::path::PathBuf, std::path::PathBuf)]| {
+        started.elapsed() >= window
+            && recordings
+                .iter()
+                .all(|(_, _, f)| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+    };
+    while !done(&recordings) && Instant::now() < deadline {
+        if stop.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&jfc);
+            return Some(ThreadCreation {
+                text: "the agent stopped before the recording ended\n".into(),
+                note: "cut short: the agent stopped".into(),
+                raw: Vec::new(),
+                headline: None,
+            });
+        }
+        crate::health::beat();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_file(&jfc);
+    let seconds = window.as_secs_f64();
+    let mut text = String::new();
+    let mut raw = Vec::new();
+    let mut headline = None;
+    for note in &notes {
+        text.push_str(note);
+        text.push_str("\n\n");
+    }
+    for (pid, jcmd, file) in recordings {
+        let jfr = jcmd.with_file_name("jfr");
+        let jfr = if jfr.exists() { jfr } else { "jfr".into() };
+        let argv = vec![
+            jfr.display().to_string(),
+            "print".to_string(),
+            "--json".to_string(),
+            "--events".to_string(),
+            "jdk.ThreadStart".to_string(),
+            file.display().to_string(),
+        ];
+        let out = run(argv, settings.timeout, cap);
+        match super::creation::parse_starts(&String::from_utf8_lossy(&out.stdout.bytes)) {
+            Ok(starts) => {
+                let creation = super::creation::summarise(pid, &starts, group, seconds);
+                text.push_str(&creation.text);
+                headline = headline.or(creation.headline);
+            }
+            Err(error) => {
+                let _ = writeln!(text, "pid {pid}: {error} ({})", out.describe());
+            }
+        }
+        text.push('\n');
+        // The recording itself, for `jfr print` or JDK Mission Control.
+        match std::fs::read(&file) {
+            Ok(bytes) => raw.push((format!("creation-{pid}.jfr"), bytes, "ok".to_string())),
+            Err(error) => raw.push((
+                format!("creation-{pid}.jfr"),
+                Vec::new(),
+                format!("{error}"),
+            )),
+        }
+    }
+    Some(ThreadCreation {
+        text,
+        note: format!("ok ({seconds:.0} s recording)"),
+        raw,
+        headline,
+    })
 }
 
 /// Runs a capture or restart command (argv, no shell, stdin from /dev/null): its own

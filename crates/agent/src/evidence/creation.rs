@@ -1,0 +1,237 @@
+//! Which code creates the leaking threads (issue 14), for JVMs: a short JFR recording of
+//! `jdk.ThreadStart` with stack traces (started with the JDK's own `jcmd PID JFR.start`, no
+//! restart, no agent flags; read back with the JDK's `jfr print --json`). The event's stack
+//! is the starting thread's at `Thread.start()`: where the thread was created. New threads
+//! are grouped by name as the sampler groups them (digits collapsed, on the 15 bytes the
+//! kernel keeps), their stacks by the innermost application frame and its callers.
+
+use leakwatch_detect::format;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The recording's settings: thread starts with their stacks, nothing else.
+pub const JFC: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<configuration version="2.0" label="leakwatch" description="Thread starts with the creating stack (leakwatch creation sites)">
+  <event name="jdk.ThreadStart">
+    <setting name="enabled">true</setting>
+    <setting name="stackTrace">true</setting>
+  </event>
+</configuration>
+"#;
+
+/// Frames from these packages are the platform's: a creation site is the innermost frame
+/// outside them (`ThreadPoolExecutor.addWorker` is how, not where).
+const PLATFORM: &[&str] = &[
+    "java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "scala.",
+];
+
+/// Callers shown after the creation site.
+const CALLERS: usize = 2;
+/// Sites listed.
+const TOP: usize = 10;
+
+/// One thread start: the new thread's name group and the creating stack, innermost first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub group: String,
+    pub frames: Vec<String>,
+}
+
+/// Reads `jfr print --json --events jdk.ThreadStart` output.
+pub fn parse_starts(json: &str) -> Result<Vec<Start>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("not jfr's JSON: {e}"))?;
+    let events = value["recording"]["events"]
+        .as_array()
+        .ok_or("no recording.events in jfr's JSON")?;
+    let mut out = Vec::new();
+    for event in events.iter().filter(|e| e["type"] == "jdk.ThreadStart") {
+        let values = &event["values"];
+        let name = values["thread"]["javaName"]
+            .as_str()
+            .or_else(|| values["thread"]["osName"].as_str())
+            .unwrap_or("");
+        // The kernel keeps 15 bytes of a thread's name: group as the sampler sees it.
+        let mut end = name.len().min(15);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let group = leakwatch_proc::parse::thread_name::normalise(name[..end].as_bytes());
+        let frames = values["stackTrace"]["frames"]
+            .as_array()
+            .map(|frames| {
+                frames
+                    .iter()
+                    .map(|f| {
+                        let class = f["method"]["type"]["name"]
+                            .as_str()
+                            .unwrap_or("?")
+                            .replace('/', ".");
+                        let method = f["method"]["name"].as_str().unwrap_or("?");
+                        leakwatch_model::text::visible(&format!("{class}.{method}"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Start { group, frames });
+    }
+    Ok(out)
+}
+
+/// The creation site of one start: its innermost application frame and `CALLERS` callers
+/// (the innermost frames when all are the platform's); `None` without a stack.
+fn site(frames: &[String]) -> Option<String> {
+    if frames.is_empty() {
+        return None;
+    }
+    let first_app = frames
+        .iter()
+        .position(|f| !PLATFORM.iter().any(|p| f.starts_with(p)))
+        .unwrap_or(0);
+    Some(
+        frames[first_app..]
+            .iter()
+            .take(1 + CALLERS)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" <- "),
+    )
+}
+
+/// What a recording said about one process.
+pub struct Creation {
+    pub text: String,
+    /// "97% of new `Analytics-#` threads were started from `A.b <- C.d`".
+    pub headline: Option<String>,
+}
+
+/// Ranks the creation sites of the starts of `group` (all starts when `None`) in a recording
+/// of `seconds`.
+pub fn summarise(pid: u32, starts: &[Start], group: Option<&str>, seconds: f64) -> Creation {
+    let of_group: Vec<&Start> = starts
+        .iter()
+        .filter(|s| group.is_none_or(|g| s.group == g))
+        .collect();
+    let what = group.map_or("threads".to_string(), |g| format!("{g} threads"));
+    let mut text = format!(
+        "pid {pid}: {} thread starts in {seconds:.0} s (JFR jdk.ThreadStart), {} of them {what}\n",
+        starts.len(),
+        of_group.len()
+    );
+    let mut by_site: BTreeMap<String, (usize, &Start)> = BTreeMap::new();
+    let mut without_stack = 0;
+    for start in &of_group {
+        match site(&start.frames) {
+            Some(site) => by_site.entry(site).or_insert((0, start)).0 += 1,
+            None => without_stack += 1,
+        }
+    }
+    let mut ranked: Vec<(String, usize, &Start)> =
+        by_site.into_iter().map(|(k, (n, s))| (k, n, s)).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let with_stack: usize = ranked.iter().map(|r| r.1).sum();
+    if ranked.is_empty() {
+        let _ = writeln!(
+            text,
+            "  no new {what} with a stack in the window ({without_stack} without)"
+        );
+        return Creation {
+            text,
+            headline: None,
+        };
+    }
+    for (site, n, example) in ranked.iter().take(TOP) {
+        let share = *n as f64 * 100.0 / with_stack as f64;
+        let _ = writeln!(
+            text,
+            "\n{share:>5.1}% {:>7}  {site}",
+            format::count(*n as f64)
+        );
+        for frame in &example.frames {
+            let _ = writeln!(text, "                 {frame}");
+        }
+    }
+    if without_stack > 0 {
+        let _ = writeln!(text, "\n({without_stack} starts had no stack)");
+    }
+    let (top_site, n, _) = &ranked[0];
+    let share = *n as f64 * 100.0 / with_stack as f64;
+    Creation {
+        text,
+        headline: Some(format!(
+            "{share:.0}% of new {what} were started from {top_site}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, frames: &[(&str, &str)]) -> serde_json::Value {
+        serde_json::json!({
+            "type": "jdk.ThreadStart",
+            "values": {
+                "thread": {"javaName": name},
+                "parentThread": {"javaName": "leaker"},
+                "stackTrace": {"truncated": false, "frames": frames.iter().map(|(c, m)| serde_json::json!({
+                    "method": {"type": {"name": c}, "name": m}, "lineNumber": 1
+                })).collect::<Vec<_>>()}
+            }
+        })
+    }
+
+    #[test]
+    fn creation_sites_are_the_innermost_application_frames() {
+        let pool = [
+            ("java/util/concurrent/ThreadPoolExecutor", "addWorker"),
+            ("java/util/concurrent/ThreadPoolExecutor", "execute"),
+            ("com/acme/analytics/Client", "<init>"),
+            ("com/acme/Analytics", "track"),
+            ("com/acme/Api", "handle"),
+        ];
+        let mut events: Vec<_> = (0..29)
+            .map(|i| event(&format!("Analytics-{i}"), &pool))
+            .collect();
+        events.push(event("Analytics-99", &[("com/acme/Other", "spawn")]));
+        events.push(event("GC Thread#3", &[("java/lang/Thread", "start")]));
+        events.push(event("Analytics-100", &[]));
+        let json = serde_json::json!({"recording": {"events": events}}).to_string();
+        let starts = parse_starts(&json).unwrap();
+        assert_eq!(starts.len(), 32);
+        assert_eq!(starts[0].group, "Analytics-#");
+        let creation = summarise(7, &starts, Some("Analytics-#"), 30.0);
+        assert_eq!(
+            creation.headline.as_deref(),
+            Some("97% of new Analytics-# threads were started from com.acme.analytics.Client.<init> <- com.acme.Analytics.track <- com.acme.Api.handle")
+        );
+        assert!(creation.text.starts_with("pid 7: 32 thread starts in 30 s (JFR jdk.ThreadStart), 31 of them Analytics-# threads\n"), "{}", creation.text);
+        assert!(
+            creation.text.contains("(1 starts had no stack)"),
+            "{}",
+            creation.text
+        );
+        assert!(creation
+            .text
+            .contains("java.util.concurrent.ThreadPoolExecutor.addWorker"));
+    }
+
+    #[test]
+    fn long_names_group_as_the_kernel_cuts_them_and_bad_input_is_said() {
+        let json = serde_json::json!({"recording": {"events": [
+            event("OkHttp ConnectionPool-12", &[("a/B", "c")])
+        ]}})
+        .to_string();
+        // The kernel keeps "OkHttp Connecti".
+        assert_eq!(parse_starts(&json).unwrap()[0].group, "OkHttp Connecti");
+        assert!(parse_starts("not json")
+            .unwrap_err()
+            .contains("not jfr's JSON"));
+        assert!(parse_starts("{}")
+            .unwrap_err()
+            .contains("no recording.events"));
+        let none = summarise(1, &[], Some("x-#"), 5.0);
+        assert!(none.headline.is_none());
+        assert!(none.text.contains("no new x-# threads with a stack"));
+    }
+}
