@@ -51,12 +51,10 @@ pub fn parse_starts(json: &str) -> Result<Vec<Start>, String> {
             .as_str()
             .or_else(|| values["thread"]["osName"].as_str())
             .unwrap_or("");
-        // The kernel keeps 15 bytes of a thread's name: group as the sampler sees it.
-        let mut end = name.len().min(15);
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        let group = leakwatch_proc::parse::thread_name::normalise(name[..end].as_bytes());
+        // The kernel keeps 15 bytes of a thread's name (cut mid-character if need be):
+        // group as the sampler sees it.
+        let kept = &name.as_bytes()[..name.len().min(15)];
+        let group = leakwatch_proc::parse::thread_name::normalise(kept);
         let frames = values["stackTrace"]["frames"]
             .as_array()
             .map(|frames| {
