@@ -40,6 +40,11 @@ pub struct LifecycleParams {
     /// A confirmed finding the engine no longer reports, in a life old enough to be
     /// judged, resolves after being absent this long.
     pub resolve_after: f64,
+    /// A confirmed crash loop is not resolved as "gone" before its target has been away
+    /// this long: a crash loop's back-off (systemd's `RestartSec`, Kubernetes'
+    /// CrashLoopBackOff up to 5 minutes) leaves the target without a process between
+    /// lives, and resolving each time would page again with every life.
+    pub crashloop_hold: f64,
     /// Resolved findings are shown this long, then forgotten.
     pub keep_resolved: f64,
     /// Most findings tracked; the oldest resolved ones go first.
@@ -63,6 +68,8 @@ impl LifecycleParams {
         LifecycleParams {
             gone_after: samples(3).max(10.0),
             hold_after_restart: samples(params.warmup_samples + 2 * params.min_regime_samples),
+            crashloop_hold: samples(params.warmup_samples + 2 * params.min_regime_samples)
+                .max(600.0),
             resolve_after: samples(params.confirm_samples)
                 .min(3600.0)
                 .max(samples(30))
@@ -167,7 +174,14 @@ impl Lifecycle {
                 self.tracked.remove(&id);
                 continue;
             }
-            if self.is_gone(target, targets, now) {
+            let gone = if tracked.finding.kind == FindingKind::CrashLoop {
+                targets
+                    .get(target)
+                    .is_none_or(|life| now - life.last_seen > self.params.crashloop_hold)
+            } else {
+                self.is_gone(target, targets, now)
+            };
+            if gone {
                 let at = targets
                     .get(target)
                     .map_or(tracked.last_reported, |l| l.last_seen);
@@ -179,7 +193,12 @@ impl Lifecycle {
                 .get(target)
                 .and_then(|l| l.last_restart)
                 .is_some_and(|r| now - r < self.params.hold_after_restart);
-            if young_life {
+            // A crash loop whose target is between lives (its back-off) is not "stopped".
+            let between_lives = tracked.finding.kind == FindingKind::CrashLoop
+                && targets
+                    .get(target)
+                    .is_some_and(|life| now - life.last_seen > self.params.gone_after);
+            if young_life || between_lives {
                 continue;
             }
             if now - tracked.last_reported >= self.params.resolve_after {
@@ -329,6 +348,7 @@ mod tests {
             gone_after: 10.0,
             hold_after_restart: 60.0,
             resolve_after: 30.0,
+            crashloop_hold: 600.0,
             keep_resolved: 3600.0,
             max_tracked: 100,
         }
@@ -399,6 +419,34 @@ mod tests {
             .update(Vec::new(), &alive(100.0, None), 3701.0)
             .is_empty());
         assert!(life.is_empty());
+    }
+
+    #[test]
+    fn a_crash_loop_with_a_long_back_off_is_one_finding_not_one_per_life() {
+        let mut life = Lifecycle::new(params());
+        let mut crash = leak("svc", FindingState::Confirmed);
+        crash.kind = FindingKind::CrashLoop;
+        life.update(vec![crash.clone()], &alive(100.0, Some(95.0)), 100.0);
+        // Back-off of 90 s: the target has no process from 104 to 194, longer than
+        // hold_after_restart (60 s); the crash loop is held, not resolved as gone.
+        for now in [120.0, 170.0, 190.0] {
+            let out = life.update(Vec::new(), &alive(104.0, Some(95.0)), now);
+            assert_eq!(out[0].state, FindingState::Confirmed, "at {now}");
+        }
+        // The next life: the same open finding.
+        let out = life.update(vec![crash.clone()], &alive(195.0, Some(194.0)), 195.0);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].state, FindingState::Confirmed);
+        assert!(out[0].resolution.is_none());
+        // Away for longer than crashloop_hold (600 s): gone.
+        let out = life.update(Vec::new(), &alive(199.0, Some(194.0)), 800.0);
+        assert_eq!(out[0].state, FindingState::Resolved);
+        assert_eq!(out[0].resolution.unwrap().cause, ResolutionCause::Gone);
+        // A leak of the same target would have resolved after 60 s away.
+        assert_eq!(
+            LifecycleParams::for_engine(&Params::fast(1.0)).crashloop_hold,
+            600.0
+        );
     }
 
     #[test]
