@@ -117,12 +117,7 @@ pub fn capture(
     put("memory.txt", join(&listing::memory).as_bytes(), "ok".into());
     for &pid in &pids {
         if let Some(jcmd) = listing::is_jvm(pid) {
-            let argv = vec![
-                jcmd.display().to_string(),
-                pid.to_string(),
-                "Thread.print".to_string(),
-            ];
-            let out = run(argv, settings.timeout, cap);
+            let out = run_jcmd(&jcmd, pid, &["Thread.print"], settings.timeout, cap);
             let note = out.describe();
             put(&format!("jcmd-threads-{pid}.txt"), &out.stdout.bytes, note);
         }
@@ -226,12 +221,7 @@ fn heap_growth(
             .zip(&jvms)
             .map(|(&pid, jcmd)| {
                 let histogram = jcmd.as_deref().filter(|_| allowed).map(|jcmd| {
-                    let argv = vec![
-                        jcmd.display().to_string(),
-                        pid.to_string(),
-                        "GC.class_histogram".to_string(),
-                    ];
-                    let out = run(argv, settings.timeout, cap);
+                    let out = run_jcmd(jcmd, pid, &["GC.class_histogram"], settings.timeout, cap);
                     let note = out.describe();
                     (out.stdout.bytes, note)
                 });
@@ -340,16 +330,19 @@ fn thread_creation(
     let mut notes = Vec::new();
     for (pid, jcmd) in &jvms {
         let file = dir.join(format!("creation-{pid}.jfr"));
-        let argv = vec![
-            jcmd.display().to_string(),
-            pid.to_string(),
-            "JFR.start".to_string(),
-            "name=leakwatch-creation".to_string(),
-            format!("settings={}", jfc.display()),
-            format!("duration={}s", window.as_secs().max(1)),
-            format!("filename={}", file.display()),
-        ];
-        let out = run(argv, settings.timeout, cap);
+        let out = run_jcmd(
+            jcmd,
+            *pid,
+            &[
+                "JFR.start",
+                "name=leakwatch-creation",
+                &format!("settings={}", jfc.display()),
+                &format!("duration={}s", window.as_secs().max(1)),
+                &format!("filename={}", file.display()),
+            ],
+            settings.timeout,
+            cap,
+        );
         // jcmd exits 0 also when the JVM refused; it says "Started recording N" when not.
         if out.success() && String::from_utf8_lossy(&out.stdout.bytes).contains("Started recording")
         {
@@ -431,6 +424,19 @@ fn thread_creation(
         raw,
         headline,
     })
+}
+
+/// `jcmd PID ARGS...` with the JVM's own jcmd, bounded like any capture step.
+fn run_jcmd(
+    jcmd: &std::path::Path,
+    pid: u32,
+    args: &[&str],
+    timeout: Duration,
+    cap: usize,
+) -> Finished {
+    let mut argv = vec![jcmd.display().to_string(), pid.to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    run(argv, timeout, cap)
 }
 
 /// Runs a capture or restart command (argv, no shell, stdin from /dev/null): its own
