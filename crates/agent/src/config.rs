@@ -376,7 +376,11 @@ impl Config {
             .targets
             .iter()
             .filter_map(|t| t.mitigation.as_ref().map(|m| m.timeout))
-            .chain([self.evidence.timeout])
+            // A heap dump (on request) may take several capture timeouts.
+            .chain([self
+                .evidence
+                .timeout
+                .saturating_mul(crate::evidence::capture::HEAP_DUMP_TIMEOUTS)])
             .max()
             .unwrap_or_default();
         self.stall_after() + slowest

@@ -33,21 +33,27 @@ const MAX_BODY: usize = 16 << 20;
 
 /// An incident seeded in the data dir, so the incident routes also answer with content.
 const INCIDENT: &str = "20261206-000000-svc-threads-ab12";
+/// One of a live target (seeded once one is known), so captures can be asked for.
+const LIVE_INCIDENT: &str = "20261206-000000-live-memory-cd34";
 
 fn seed_incident(data: &std::path::Path) {
-    let dir = leakwatch_agent::evidence::incidents_dir(data).join(INCIDENT);
+    seed_incident_of(data, INCIDENT, "svc");
+}
+
+fn seed_incident_of(data: &std::path::Path, id: &str, target: &str) {
+    let dir = leakwatch_agent::evidence::incidents_dir(data).join(id);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("threads.txt"), "worker-1\nworker-2\n").unwrap();
     let record = serde_json::json!({
-        "version": 1, "id": INCIDENT, "created_ms": 1_796_000_000_000i64,
-        "target": "svc", "resource": "threads", "attribution": "", "kind": "leak",
+        "version": 1, "id": id, "created_ms": 1_796_000_000_000i64,
+        "target": target, "resource": "threads", "attribution": "", "kind": "leak",
         "summary": "threads +100 in 1h",
-        "finding": {"kind": "leak", "target": "svc", "resource": "threads", "attribution": ""},
+        "finding": {"kind": "leak", "target": target, "resource": "threads", "attribution": ""},
         "files": [{"name": "threads.txt", "bytes": 18, "note": "ok"}],
     });
     std::fs::write(dir.join("incident.json"), record.to_string()).unwrap();
     let root = leakwatch_agent::evidence::incidents_dir(data);
-    leakwatch_agent::standalone::incidents::load(&root, INCIDENT).unwrap();
+    leakwatch_agent::standalone::incidents::load(&root, id).unwrap();
 }
 
 /// A random path parameter or extra segment, already percent-encoded where needed.
@@ -179,10 +185,19 @@ fn silence() -> impl Strategy<Value = serde_json::Value> {
     )
 }
 
-/// A random request body: a silence, other JSON, deep nesting, not JSON at all.
-fn body() -> impl Strategy<Value = Vec<u8>> {
+/// A random request body: a silence, a capture request, other JSON, deep nesting, not JSON
+/// at all.
+fn body(route: &str) -> impl Strategy<Value = Vec<u8>> {
+    // The route's own request shape most often.
+    let (silences, captures) = if route.ends_with("/captures") {
+        (1, 8)
+    } else {
+        (4, 1)
+    };
     prop_oneof![
-        4 => silence().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+        silences => silence().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+        captures => prop::sample::select(vec!["heap", "heap-dump", "threads", ""])
+            .prop_map(|what| serde_json::to_vec(&serde_json::json!({ "what": what })).unwrap()),
         2 => json().prop_map(|v| serde_json::to_vec(&v).unwrap()),
         1 => (1usize..100_000).prop_map(|depth| {
             let mut text = "[".repeat(depth);
@@ -213,7 +228,7 @@ fn cases(
     let holes = route.matches('{').count();
     // Bodies are costly to generate: only for the routes that read one.
     let body = if methods.iter().any(|m| *m != "GET") {
-        body().boxed()
+        body(route).boxed()
     } else {
         Just(Vec::new()).boxed()
     };
@@ -289,6 +304,7 @@ fn check(route: &str, case: &Case, status: StatusCode, body: &[u8]) -> Result<()
     let text = String::from_utf8_lossy(body);
     let busy = status == StatusCode::SERVICE_UNAVAILABLE
         && (text.contains("too many alert changes waiting")
+            || text.contains("evidence stage has too much work waiting")
             || text.contains("agent.http_request_timeout"));
     if status.is_server_error() && !busy {
         return Err(format!("{status}: {text}"));
@@ -312,8 +328,10 @@ fn check(route: &str, case: &Case, status: StatusCode, body: &[u8]) -> Result<()
     } || match (route, case.method) {
         ("/api/v1/series", _) | ("/api/v1/restarts", _) => !has_key(query, "target"),
         (_, "DELETE") => !has_key(query, "target"),
-        (_, "POST") => serde_json::from_slice::<serde_json::Value>(&case.body)
+        ("/api/v1/silences", "POST") => serde_json::from_slice::<serde_json::Value>(&case.body)
             .map_or(true, |v| !v["target"].is_string() || !v["for"].is_string()),
+        (_, "POST") => serde_json::from_slice::<serde_json::Value>(&case.body)
+            .map_or(true, |v| v["what"] != "heap" && v["what"] != "heap-dump"),
         _ => false,
     };
     // A path with a trailing segment the route does not have is not routed (404).
@@ -365,6 +383,8 @@ fn every_route_answers_random_requests_without_panic_or_5xx() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
+    seed_incident_of(&dir.path().join("data"), LIVE_INCIDENT, &target);
+    known.push(LIVE_INCIDENT.into());
     known.push(target);
     let cases_per_route = std::env::var("LEAKWATCH_FUZZ_CASES")
         .ok()

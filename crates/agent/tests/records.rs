@@ -62,6 +62,7 @@ fn an_incident_written_by_the_earlier_version_loads() {
         restarts: 0,
         summary: "fds at 88% of the limit".into(),
         consequences: Vec::new(),
+        evidence: None,
     };
     evidence::join(dir.path(), id, &joining).unwrap();
     let joined = evidence::load(dir.path(), id).unwrap();

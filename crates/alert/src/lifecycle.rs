@@ -38,6 +38,9 @@ pub enum Reason {
     Watchdog,
     /// The agent ran (or declined to run) a target's restart command.
     Mitigation,
+    /// Still firing, and the evidence captured for it now names what grows (the class,
+    /// allocation site or thread creator): sent once to each channel told it fires.
+    Evidence,
 }
 
 impl Reason {
@@ -52,6 +55,7 @@ impl Reason {
             Reason::Test => "test",
             Reason::Watchdog => "watchdog",
             Reason::Mitigation => "mitigation",
+            Reason::Evidence => "evidence",
         }
     }
 }
@@ -131,6 +135,10 @@ impl Notification {
 pub struct ChannelMark {
     pub last_sent_ms: u64,
     pub severity: Severity,
+    /// Whether it was told what the evidence found growing (absent in older state, and
+    /// not written while false: no).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evidence: bool,
 }
 
 /// One alert and where it stands.
@@ -168,7 +176,11 @@ impl Alert {
             attribution: self.attribution.clone(),
             starts_ms: self.firing_since_ms.unwrap_or(self.pending_since_ms),
             ends_ms: self.resolved_ms,
-            summary: self.finding.summary.clone(),
+            // What the evidence found growing is one more clause of the summary.
+            summary: match &self.finding.evidence {
+                Some(line) => format!("{}; {line}", self.finding.summary),
+                None => self.finding.summary.clone(),
+            },
             finding: Some(self.finding.clone()),
             incident: None,
         }
@@ -410,10 +422,17 @@ impl AlertEngine {
                 alert.firing_since_ms = None;
                 alert.resolved_ms = None;
                 alert.channels.clear();
+                alert.finding.evidence = None;
             }
             alert.kind = finding.kind;
             alert.severity = *severity;
+            // The evidence line, once known, stays for the episode.
+            let evidence = finding
+                .evidence
+                .clone()
+                .or_else(|| alert.finding.evidence.take());
             alert.finding = FindingRecord::from(*finding);
+            alert.finding.evidence = evidence;
             alert.last_seen_ms = now_ms;
             if alert.state == AlertState::Pending
                 && now_ms.saturating_sub(alert.pending_since_ms) >= self.pending_for_ms
@@ -494,6 +513,9 @@ impl AlertEngine {
                 let reason = match alert.channels.get(channel) {
                     None => Some(Reason::Firing),
                     Some(mark) if mark.severity < alert.severity => Some(Reason::Escalated),
+                    Some(mark) if !mark.evidence && alert.finding.evidence.is_some() => {
+                        Some(Reason::Evidence)
+                    }
                     Some(mark) if now_ms.saturating_sub(mark.last_sent_ms) >= interval => {
                         Some(Reason::Renotify)
                     }
@@ -505,6 +527,7 @@ impl AlertEngine {
                         ChannelMark {
                             last_sent_ms: now_ms,
                             severity: alert.severity,
+                            evidence: alert.finding.evidence.is_some(),
                         },
                     );
                     notifications.push(Notification::new(channel, reason, now_ms, payload.clone()));

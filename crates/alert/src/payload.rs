@@ -48,6 +48,7 @@ pub(crate) fn one_line(n: &Notification) -> String {
         (Reason::Escalated, _) => "ESCALATED".to_string(),
         (Reason::ChannelRecovered, _) => "RECOVERED".to_string(),
         (Reason::Mitigation, _) => "MITIGATION".to_string(),
+        (Reason::Evidence, _) => "EVIDENCE".to_string(),
         _ => "FIRING".to_string(),
     };
     let what = if a.attribution.is_empty() {

@@ -437,3 +437,47 @@ fn validation_names_every_problem() {
     }
     assert_eq!(problems.len(), 7, "{text}");
 }
+
+#[test]
+fn what_the_evidence_found_is_sent_once_to_each_channel_told_it_fires() {
+    let mut config = routed();
+    config.pending_for = Dur::secs(0);
+    let mut engine = AlertEngine::new(&config);
+    let bare = [leak("svc", "memory", "rss", 48.0)];
+    assert_eq!(engine.update(&bare, T0).len(), 1);
+    // The capture names the class a minute later: one `evidence` notification, whose
+    // summary ends with the line.
+    let mut named = bare.clone();
+    named[0].evidence = Some("memory leak: java.util.HashMap$Node +31 MiB/min".into());
+    let notes = engine.update(&named, T0 + MIN);
+    assert_eq!(
+        summary(&notes),
+        [("chat".into(), Reason::Evidence, Severity::Warning)]
+    );
+    assert!(
+        notes[0]
+            .alert
+            .summary
+            .ends_with("; memory leak: java.util.HashMap$Node +31 MiB/min"),
+        "{}",
+        notes[0].alert.summary
+    );
+    // Not again; and kept when a later finding comes without it.
+    assert!(engine.update(&named, T0 + 2 * MIN).is_empty());
+    assert!(engine.update(&bare, T0 + 3 * MIN).is_empty());
+    let renotified = engine.update(&bare, T0 + 4 * HOUR + MIN);
+    assert_eq!(renotified[0].reason, Reason::Renotify);
+    assert!(renotified[0].alert.summary.contains("HashMap$Node"));
+    // An alert that fires with the line already known says it in its first notification.
+    let mut other = leak("db", "memory", "rss", 48.0);
+    other.evidence = Some("memory leak: [anon] +2 MiB/min".into());
+    let notes = engine.update(&[named[0].clone(), other], T0 + 4 * HOUR + 2 * MIN);
+    assert_eq!(
+        summary(&notes),
+        [("chat".into(), Reason::Firing, Severity::Warning)]
+    );
+    assert!(notes[0]
+        .alert
+        .summary
+        .ends_with("; memory leak: [anon] +2 MiB/min"));
+}

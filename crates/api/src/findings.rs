@@ -79,6 +79,11 @@ pub struct FindingRecord {
     /// without consequences has the JSON it always had; absent reads as none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consequences: Vec<ConsequenceRecord>,
+    /// What the incident's evidence found growing (the class, allocation site or thread
+    /// creator), once captured: `memory leak: java.util.HashMap$Node +31 MiB/min (74% of
+    /// heap growth)`. Absent until then, and for findings without an incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// One consequence of a root finding, as records carry it: the series' key (text fields,
@@ -152,6 +157,7 @@ impl From<&Finding> for FindingRecord {
             restarts: f.restarts,
             summary: f.summary.clone(),
             consequences: f.consequences.iter().map(ConsequenceRecord::from).collect(),
+            evidence: f.evidence.clone(),
         }
     }
 }
@@ -179,6 +185,7 @@ impl From<FindingRecord> for Finding {
             restarts: r.restarts,
             summary: r.summary,
             consequences: r.consequences.into_iter().map(Consequence::from).collect(),
+            evidence: r.evidence,
         }
     }
 }

@@ -65,6 +65,11 @@ pub struct IncidentRecord {
     pub files: Vec<FileEntry>,
     #[serde(default)]
     pub mitigations: Vec<MitigationRecord>,
+    /// The one line of what the capture found growing (the class, allocation site or
+    /// thread creator); the finding and its alert carry it too. Absent when the capture
+    /// named nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 impl IncidentRecord {
@@ -97,4 +102,41 @@ pub struct MitigationRecord {
     pub success: bool,
     /// `exit 0 in 1.20s`, or why it did not run.
     pub outcome: String,
+}
+
+/// What can be captured on request (`leakwatch incident ID --capture WHAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureKind {
+    /// Two snapshots of what grows, `evidence.heap_interval` apart (as at first detection).
+    Heap,
+    /// A JVM's full heap dump (`GC.heap_dump`), only with headroom to spare.
+    HeapDump,
+}
+
+impl CaptureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureKind::Heap => "heap",
+            CaptureKind::HeapDump => "heap-dump",
+        }
+    }
+}
+
+/// `POST /api/v1/incidents/{id}/captures`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    pub what: CaptureKind,
+}
+
+/// The `202 Accepted` answer: the capture is queued, and `file` will appear among the
+/// incident's files when it is done (with the outcome in its note).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureAccepted {
+    pub incident: String,
+    pub what: CaptureKind,
+    pub file: String,
+    /// The target's processes it will look at.
+    pub pids: Vec<u32>,
 }

@@ -43,7 +43,10 @@ pub use alerts::{
     NewSilence, Severity, Silence, SilenceCreated, SilenceMatch, Silences, SilencesExpired,
 };
 pub use findings::{ConsequenceRecord, FindingRecord, Findings};
-pub use incidents::{FileEntry, IncidentDetail, IncidentRecord, Incidents, MitigationRecord};
+pub use incidents::{
+    CaptureAccepted, CaptureKind, CaptureRequest, FileEntry, IncidentDetail, IncidentRecord,
+    Incidents, MitigationRecord,
+};
 pub use targets::{
     AgentStatus, Current, Restart, Restarts, RestartsQuery, SeriesBody, SeriesPoints, SeriesQuery,
     StageStatus, Target, Targets,
@@ -68,6 +71,9 @@ pub mod paths {
     pub const INCIDENT: &str = "/api/v1/incidents/{id}";
     /// The axum route of one evidence file (plain text, not JSON).
     pub const INCIDENT_FILE: &str = "/api/v1/incidents/{id}/files/{name}";
+    /// The axum route asking for a capture on an open incident (`POST`, a
+    /// [`crate::CaptureRequest`]); clients append `/ID/captures` to [`INCIDENTS`].
+    pub const INCIDENT_CAPTURES: &str = "/api/v1/incidents/{id}/captures";
     pub const SILENCES: &str = "/api/v1/silences";
 }
 

@@ -28,8 +28,22 @@ pub struct IncidentArgs {
     /// The incident ID, as listed by `leakwatch incidents` and named in alerts.
     id: String,
     /// Print this evidence file whole (e.g. threads.txt, sockets.txt, fds.txt).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "capture")]
     file: Option<String>,
+    /// Ask the agent to capture again, now, into this incident: `heap` (two snapshots of
+    /// what grows, `evidence.heap_interval` apart) or `heap-dump` (a JVM's full heap dump,
+    /// refused with the reason when the heap or the disk has too little room, as a dump
+    /// near the limit killed the JVM of incident 004). Prints the outcome.
+    #[arg(long, value_name = "WHAT", value_parser = ["heap", "heap-dump"])]
+    capture: Option<String>,
+    /// With --capture: how long to wait for the outcome (0s: only queue it).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "capture"
+    )]
+    wait: String,
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -106,6 +120,12 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
             "{:?} is not an incident ID (see `leakwatch incidents`)",
             args.id
         );
+    }
+    if let Some(what) = &args.capture {
+        if args.data_dir.is_some() {
+            bail!("--capture asks the agent, which runs the capture: leave out --data-dir");
+        }
+        return capture(&args, what);
     }
     let local = args.data_dir.as_ref().map(|d| evidence::incidents_dir(d));
     if let Some(name) = &args.file {
@@ -210,8 +230,14 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
             m.outcome
         );
     }
-    // The part people look at first: which thread groups, which sockets.
-    for (name, lines) in [("threads.txt", 14usize), ("sockets.txt", 12)] {
+    // The part people look at first: what grows, who creates it, which thread groups,
+    // which sockets.
+    for (name, lines) in [
+        ("heap-growth.txt", 16usize),
+        ("creation.txt", 14),
+        ("threads.txt", 14),
+        ("sockets.txt", 12),
+    ] {
         if let Some(text) = file_of(name) {
             println!("\n--- {name} (first {lines} lines; --file {name} for all)");
             for line in text.lines().take(lines) {
@@ -220,6 +246,84 @@ pub fn incident(args: IncidentArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The longest `--wait`.
+const MAX_CAPTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `leakwatch incident ID --capture WHAT`: queues the capture on the agent, then waits for
+/// the file that holds its outcome and prints it.
+fn capture(args: &IncidentArgs, what: &str) -> Result<ExitCode> {
+    let wait = format::duration_arg("--wait", &args.wait, MAX_CAPTURE_WAIT)?;
+    let what = match what {
+        "heap" => api::CaptureKind::Heap,
+        _ => api::CaptureKind::HeapDump,
+    };
+    let path = format!("{}/{}/captures", paths::INCIDENTS, args.id);
+    let answer = json_body(
+        &path,
+        request_with_body(
+            &args.client,
+            reqwest::Method::POST,
+            &path,
+            &api::CaptureRequest { what },
+        )?,
+    )?;
+    let accepted: api::CaptureAccepted = parse(&path, &answer)?;
+    if !args.client.json {
+        println!(
+            "the agent is capturing {} of {} (processes {:?}); the outcome goes to {}",
+            what.as_str(),
+            args.id,
+            accepted.pids,
+            accepted.file
+        );
+    }
+    let started = std::time::Instant::now();
+    let incident = format!("{}/{}", paths::INCIDENTS, args.id);
+    let entry = loop {
+        if started.elapsed() >= wait {
+            break None;
+        }
+        let body = get_json(&args.client, &incident, NO_QUERY)?;
+        let detail: api::IncidentDetail = parse(&incident, &body)?;
+        if let Some(entry) = detail
+            .incident
+            .files
+            .into_iter()
+            .find(|f| f.name == accepted.file)
+        {
+            break Some(entry);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1).min(wait));
+    };
+    let text = match &entry {
+        Some(_) => {
+            let file = format!("{incident}/files/{}", encode(&accepted.file));
+            Some(String::from_utf8_lossy(&get_text(&args.client, &file)?).into_owned())
+        }
+        None => None,
+    };
+    if args.client.json {
+        let value = serde_json::json!({ "accepted": accepted, "file": entry, "text": text });
+        println!("{}", crate::format::json(&value)?);
+    } else if let Some(text) = &text {
+        // As `--file` prints it: the agent wrote evidence files with control characters escaped.
+        print!("{text}");
+    } else if !wait.is_zero() {
+        println!(
+            "not done after {}: see later with `leakwatch incident {} --file {}`",
+            humantime::format_duration(wait),
+            args.id,
+            accepted.file
+        );
+    }
+    // Done and written: success, whatever the capture found (a refusal is an answer).
+    Ok(if entry.is_some() || wait.is_zero() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// Reads one evidence file of the incident being shown (from the folder or the agent).

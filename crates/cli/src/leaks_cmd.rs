@@ -48,6 +48,10 @@ fn print_findings(findings: &[FindingRecord]) {
             finding.kind.to_string().to_uppercase()
         );
         println!("            {}", finding.summary);
+        // What the incident's evidence found growing, once captured.
+        if let Some(line) = &finding.evidence {
+            println!("            {}", leakwatch_model::text::visible(line));
+        }
         // Which processes: the first few as the agent described them.
         const SHOWN: usize = 3;
         for process in finding.processes.iter().take(SHOWN) {

@@ -364,6 +364,7 @@ mod tests {
                 p_value: 0.001,
                 restarts: 0,
                 consequences: Vec::new(),
+                evidence: None,
             },
             interval: Some((0.9 * rate, 1.1 * rate)),
         }

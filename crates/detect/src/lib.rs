@@ -416,6 +416,7 @@ fn leak_finding(
         p_value: trend.p_value,
         restarts: restarts_inside,
         consequences: Vec::new(),
+        evidence: None,
         summary: format!(
             "{} {growth} ({}/h){forecast}{masked}",
             label(key),
@@ -461,6 +462,7 @@ fn saturation_finding(
         p_value: 0.0,
         restarts: 0,
         consequences: Vec::new(),
+        evidence: None,
         summary: format!(
             "{} at {} of {} ({:.0}% of {})",
             label(key),
@@ -540,6 +542,7 @@ fn crash_loops(series: &[Series], restarts: &[Restart], now: f64, params: &Param
             p_value: 0.0,
             restarts: count,
             consequences: Vec::new(),
+            evidence: None,
             summary: format!(
                 "restarted {count} times in {} ({})",
                 format::duration(window),

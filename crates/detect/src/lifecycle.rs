@@ -374,6 +374,7 @@ mod tests {
             restarts: 0,
             summary: "threads +1,000".into(),
             consequences: Vec::new(),
+            evidence: None,
         }
     }
 

@@ -255,6 +255,12 @@ pub struct Finding {
     /// most findings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consequences: Vec<Consequence>,
+    /// What the evidence captured for it found (issue 18): the class, allocation site or
+    /// thread creator behind the growth, e.g. `memory leak: java.util.HashMap$Node
+    /// +31 MiB/min (74% of heap growth)`. `None` from the engine: the agent sets it once
+    /// the finding's incident has been captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// A finding folded into its root cause: what the series it is about showed.

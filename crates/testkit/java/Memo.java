@@ -16,7 +16,31 @@ public class Memo {
         return MEMO.computeIfAbsent(n, Memo::lucky);
     }
 
+    // `Memo fill`: a heap filled to its limit and held there (an incident 004 JVM just before
+    // it dies): 256 KiB chunks until the first OutOfMemoryError, then two given back so the
+    // JVM goes on living. Prints "ready" once full.
+    static final java.util.List<byte[]> HELD = new java.util.ArrayList<>();
+
+    static void fill() throws Exception {
+        try {
+            while (true) {
+                HELD.add(new byte[256 * 1024]);
+            }
+        } catch (OutOfMemoryError full) {
+            HELD.remove(HELD.size() - 1);
+            HELD.remove(HELD.size() - 1);
+        }
+        System.out.println("ready");
+        System.out.flush();
+        while (true) {
+            Thread.sleep(1000);
+        }
+    }
+
     public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("fill")) {
+            fill();
+        }
         System.out.println("ready");
         System.out.flush();
         long n = 1_000_000_000L;

@@ -31,6 +31,7 @@ fn finding(target: &str, resource: &str, attribution: &str) -> Finding {
         restarts: 0,
         summary: format!("{resource} {attribution} growing"),
         consequences: Vec::new(),
+        evidence: None,
     }
 }
 

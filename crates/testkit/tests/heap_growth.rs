@@ -1,8 +1,11 @@
 //! Memory leaks named by what grows (issue 18): a real JVM leaking a memoize cache is found
 //! by a real agent, whose incident holds `heap-growth.txt` — two class histograms 10 s apart
 //! and their difference — naming the map's node class first, and the one line in the
-//! incident's summary.
+//! incident's summary, on the finding, in `leakwatch leaks` and in an `evidence`
+//! notification of its alert. Asked for a heap dump, the agent dumps that JVM and refuses
+//! to dump a second one whose heap is full, saying why.
 
+use leakwatch_testkit::http::webhook_receiver;
 use leakwatch_testkit::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -20,7 +23,8 @@ impl Drop for Jvm {
     }
 }
 
-fn memo_jvm() -> Jvm {
+/// The Memo JVM: `args` are its heap options and program arguments.
+fn memo_jvm(args: &[&str]) -> Jvm {
     if Command::new("javac").arg("-version").output().is_err() {
         panic!("javac not found: install openjdk-17-jdk-headless (see .ci/run)");
     }
@@ -31,17 +35,12 @@ fn memo_jvm() -> Jvm {
         .status()
         .unwrap();
     assert!(status.success(), "javac failed");
-    // The heap is bounded (1 GiB at 4.8 MB/s lasts minutes): no risk to the host.
+    let (heap, program): (Vec<&str>, Vec<&str>) = args.iter().partition(|a| a.starts_with('-'));
     let mut child = Command::new("java")
-        .args([
-            "-Dlw.test=heap-growth",
-            "-Xms64m",
-            "-Xmx1g",
-            "-XX:+UseSerialGC",
-            "-cp",
-            classes.path().to_str().unwrap(),
-            "Memo",
-        ])
+        .args(["-Dlw.test=heap-growth", "-XX:+UseSerialGC"])
+        .args(heap)
+        .args(["-cp", classes.path().to_str().unwrap(), "Memo"])
+        .args(program)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -60,12 +59,20 @@ fn memo_jvm() -> Jvm {
 #[test]
 fn a_leaking_memo_cache_is_named_by_its_class() {
     let started = std::time::Instant::now();
-    let agent = Agent::start(
+    let (hook, bodies) = webhook_receiver();
+    let agent = Agent::start(&format!(
         "[detect]\npreset = \"fast\"\n\
          [evidence]\nheap_interval = \"10s\"\n\
-         [[target]]\nname = \"memo\"\ncmdline = \"lw.test=heap-growth\"\n",
-    );
-    let jvm = memo_jvm();
+         [[target]]\nname = \"memo\"\ncmdline = \"lw.test=heap-growth\"\n\
+         [alerts]\npending_for = \"0s\"\n\
+         [alerts.routes]\nwarning = [\"hook\"]\ncritical = [\"hook\"]\n\
+         [alerts.channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/hook\"\n"
+    ));
+    // A JVM whose heap is full and held there, in the same target: its heap is never
+    // dumped. Started first, so its own filling is over before the leak is judged.
+    let full = memo_jvm(&["-Xms64m", "-Xmx64m", "fill"]);
+    // The heap is bounded (1 GiB at 4.8 MB/s lasts minutes): no risk to the host.
+    let jvm = memo_jvm(&["-Xms64m", "-Xmx1g"]);
     let pid = jvm.child.id();
     // An incident of the target whose capture is complete.
     let mut incident = None;
@@ -93,7 +100,11 @@ fn a_leaking_memo_cache_is_named_by_its_class() {
         .expect("heap-growth.txt");
     eprintln!("{growth}");
     // The first class under the JVM heading is the map's node.
-    let first_class = growth
+    // The first class under the leaking JVM's heading is the map's node.
+    let section = &growth[growth
+        .find(&format!("pid {pid}: "))
+        .expect("the leaking JVM's part")..];
+    let first_class = section
         .lines()
         .skip_while(|l| !l.starts_with("JVM heap by class"))
         .nth(2)
@@ -103,8 +114,12 @@ fn a_leaking_memo_cache_is_named_by_its_class() {
         first_class.trim_end().ends_with("java.util.HashMap$Node"),
         "{first_class:?}\n{growth}"
     );
-    assert!(growth.starts_with(&format!("pid {pid}: ")), "{growth}");
+    assert!(growth.contains(&format!("pid {pid}: ")), "{growth}");
     assert!(growth.contains("resident memory by mapping"), "{growth}");
+    assert!(
+        section.contains("JVM heap (jcmd PerfCounter.print): maximum 1"),
+        "{section}"
+    );
     for n in [1, 2] {
         let raw = agent
             .get_text(&format!(
@@ -120,4 +135,111 @@ fn a_leaking_memo_cache_is_named_by_its_class() {
         "{summary}"
     );
     eprintln!("heap growth: {:.1}s", started.elapsed().as_secs_f64());
+
+    // The finding carries the line (the detector learns it from the capture) ...
+    let line = |f: &serde_json::Value| f["evidence"].as_str().unwrap_or_default().to_string();
+    let mut finding = serde_json::Value::Null;
+    assert!(
+        eventually(30, || {
+            finding = agent
+                .findings_of("memo")
+                .into_iter()
+                .find(|f| f["resource"] == "memory" && f["state"] == "confirmed")
+                .unwrap_or_default();
+            line(&finding).starts_with("memory leak: java.util.HashMap$Node +")
+        }),
+        "the finding has no evidence line: {finding}"
+    );
+    // ... `leakwatch leaks` prints it ...
+    let leaks = std::process::Command::new(workspace_bin("leakwatch"))
+        .args(["leaks", "--url", &agent.url()])
+        .output()
+        .unwrap();
+    let leaks = String::from_utf8_lossy(&leaks.stdout).into_owned();
+    assert!(leaks.contains(&line(&finding)), "{leaks}");
+    // ... and the alert that fired before the capture was done says it in a notification
+    // of its own, once.
+    let evidence_notes = || -> Vec<serde_json::Value> {
+        bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            .filter(|v| v["alert"]["target"] == "memo" && v["reason"] == "evidence")
+            .collect()
+    };
+    assert!(
+        eventually(30, || !evidence_notes().is_empty()),
+        "no evidence notification: {:?}",
+        bodies.lock().unwrap()
+    );
+    let note = &evidence_notes()[0];
+    let summary = note["alert"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.ends_with(&format!("; {}", line(&finding))),
+        "{summary}"
+    );
+    assert!(note["text"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("[EVIDENCE "));
+
+    // A heap dump on request: the leaking JVM is dumped; the full one is refused.
+    let out = std::process::Command::new(workspace_bin("leakwatch"))
+        .args([
+            "incident",
+            id,
+            "--capture",
+            "heap-dump",
+            "--wait",
+            "3m",
+            "--url",
+            &agent.url(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    let full_pid = full.child.id();
+    assert!(
+        text.contains(&format!("pid {full_pid}: refused: the heap is "))
+            && text.contains("% full")
+            && text.contains("incident 004"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pid {pid}: heap dump written in ")),
+        "{text}"
+    );
+    let meta = agent
+        .get_json(&format!("/api/v1/incidents/{id}"))
+        .unwrap_or_default();
+    let dump = meta["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| {
+            f["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(&format!("-{pid}.hprof")))
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert!(dump["bytes"].as_u64().unwrap_or(0) > 1 << 20, "{meta}");
+    let path =
+        std::path::Path::new(meta["dir"].as_str().unwrap()).join(dump["name"].as_str().unwrap());
+    let mut magic = [0u8; 12];
+    use std::io::Read;
+    std::fs::File::open(&path)
+        .unwrap()
+        .read_exact(&mut magic)
+        .unwrap();
+    assert_eq!(&magic, b"JAVA PROFILE", "{}", path.display());
+    // Nothing is left behind in the JVM's /tmp.
+    assert!(!std::fs::read_dir("/tmp").unwrap().flatten().any(|e| e
+        .file_name()
+        .to_string_lossy()
+        .starts_with("leakwatch-heap-dump-")));
+    drop(full);
 }

@@ -255,6 +255,7 @@ pub(crate) mod tests {
             restarts: 0,
             summary: format!("{resource} {attribution} +300 in 5m (3,600/h)"),
             consequences: Vec::new(),
+            evidence: None,
         }
     }
 

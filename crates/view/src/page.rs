@@ -175,6 +175,11 @@ pub fn findings_table(findings: &[Finding]) -> String {
             }
             None => String::new(),
         };
+        // What the incident's evidence found growing (the class, site or creator).
+        let processes = match &f.evidence {
+            Some(line) => format!("{processes}<div class=\"evidence\">{}</div>", html(line)),
+            None => processes,
+        };
         let _ = write!(
             s,
             "<tr class=\"finding\"><td>{}</td><td><code>{}</code></td><td>{}{processes}</td><td class=\"num\">{}</td>\

@@ -3,7 +3,7 @@
 //! for captures and restarts, publishes the findings, and hands them (with their incident
 //! IDs) to the alert stage.
 
-use super::incidents::EvidenceJob;
+use super::incidents::{EvidenceJob, Found};
 use super::{AlertEvent, Shared};
 use crate::config::Config;
 use crate::evidence::{self, CaptureJob, Registry};
@@ -12,7 +12,7 @@ use leakwatch_detect::{FindingState, Lifecycle, LifecycleParams};
 use leakwatch_model::UnixMs;
 use leakwatch_store::Store;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ pub fn run(
     config: &Config,
     mut registry: Registry,
     jobs: SyncSender<EvidenceJob>,
+    found_by_captures: Receiver<Found>,
 ) {
     let interval = config.agent.interval;
     let params = config.detect.params(interval);
@@ -92,6 +93,16 @@ pub fn run(
                 .cloned()
                 .collect();
             open_incidents(shared, config, &mut registry, &confirmed, now_ms, &jobs);
+        }
+        // What the captures found growing: kept with the open incident, shown on its
+        // finding (and so in the API, the alert, `leakwatch leaks`).
+        for capture in found_by_captures.try_iter() {
+            registry.set_evidence(&capture.key, capture.line);
+        }
+        for finding in found.iter_mut() {
+            if let Some(line) = registry.evidence_for(&finding.key) {
+                finding.evidence = Some(line.to_string());
+            }
         }
         let found = Arc::new(found);
         shared.findings.publish_arc(found.clone());

@@ -5,14 +5,17 @@
 use super::{AlertEvent, Shared};
 use crate::evidence::{self, CaptureJob, MitigationLog};
 use leakwatch_alert::AlertPayload;
+use leakwatch_model::SeriesKey;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
 /// Work for the evidence thread, in order: a capture always precedes the mitigation of
 /// the same incident.
 pub enum EvidenceJob {
     Capture(Box<CaptureJob>),
+    /// A capture asked for through the API.
+    Request(Box<evidence::capture::RequestJob>),
     Join {
         id: String,
         finding: Box<leakwatch_detect::Finding>,
@@ -24,6 +27,13 @@ pub enum EvidenceJob {
     },
 }
 
+/// What a capture found growing in an incident (its one line), for the detector to put on
+/// the incident's finding.
+pub struct Found {
+    pub key: SeriesKey,
+    pub line: String,
+}
+
 /// Capture requests waiting; beyond this they are dropped and counted (detection never
 /// waits on a slow capture command).
 pub const EVIDENCE_INBOX: usize = 64;
@@ -32,7 +42,9 @@ pub const EVIDENCE_INBOX: usize = 64;
 pub fn run(
     shared: &Shared,
     settings: &crate::config::EvidenceSection,
+    rules: &[crate::config::TargetRule],
     jobs: Receiver<EvidenceJob>,
+    found: SyncSender<Found>,
 ) {
     let root = shared.incidents_dir.clone();
     let mut log = MitigationLog::load(&root);
@@ -47,6 +59,13 @@ pub fn run(
             EvidenceJob::Capture(job) => {
                 match evidence::capture(&root, &shared.db_path, &job, settings, &shared.stop) {
                     Ok(meta) => {
+                        if let Some(line) = meta.evidence.clone() {
+                            // Full: the detector is behind; the incident folder has it.
+                            let _ = found.try_send(Found {
+                                key: job.finding.key.clone(),
+                                line,
+                            });
+                        }
                         shared
                             .stats
                             .incidents_captured
@@ -66,6 +85,28 @@ pub fn run(
                 let removed = evidence::prune(&root, settings.max_incidents);
                 if removed > 0 {
                     tracing::info!(removed, "old incident folders deleted");
+                }
+            }
+            EvidenceJob::Request(job) => {
+                let rule = evidence::load(&root, &job.id)
+                    .ok()
+                    .and_then(|meta| rules.iter().find(|r| r.name == meta.target));
+                match evidence::capture::capture_on_request(
+                    &root,
+                    &job,
+                    rule,
+                    settings,
+                    &shared.stop,
+                ) {
+                    Ok(_) => tracing::info!(
+                        incident = %job.id,
+                        what = job.what.as_str(),
+                        "capture on request done: {}.txt",
+                        job.stem
+                    ),
+                    Err(error) => {
+                        tracing::error!(incident = %job.id, error = %error, "capture on request failed")
+                    }
                 }
             }
             EvidenceJob::Join { id, finding } => {

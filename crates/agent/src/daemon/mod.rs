@@ -8,7 +8,7 @@
 //! | `lw-sampler` | [`sampler`] | (the clock) | `latest` |
 //! | `lw-writer` | [`writer`] | [`writer::WriterEvent`]: intervals, supervised restarts | stats |
 //! | `lw-detect` | [`detector`] | (the clock; reads the store) | `findings` |
-//! | `lw-evidence` | [`incidents`] | [`incidents::EvidenceJob`] | stats |
+//! | `lw-evidence` | [`incidents`] | [`incidents::EvidenceJob`]: captures, restarts | stats; what grows, to `lw-detect` |
 //! | `lw-alerts` | [`alerts`] | [`alerts::AlertEvent`]: findings, silences, announcements | `silences`, `alert_counters` |
 //! | `lw-gauges` | `crate::gauges` | (the clock) | `gauges` |
 //!
@@ -104,6 +104,9 @@ pub struct Shared {
     pub alert_inbox: Option<SyncSender<AlertEvent>>,
     /// The writer's inbox: the supervisor (`leakwatch run`) sends its restarts here.
     pub writer_inbox: SyncSender<writer::WriterEvent>,
+    /// The evidence stage's inbox: captures asked for through the API go here (`None`
+    /// when evidence is off).
+    pub evidence_inbox: Option<SyncSender<incidents::EvidenceJob>>,
     /// The stage that panicked, if one did (the agent is stopping).
     pub failed_stage: Published<Option<String>>,
     /// Each stage's heartbeat: a stage that stops beating is reported stalled.
@@ -229,6 +232,8 @@ pub fn start(
     let (writer_inbox, writer_receiver) = sync_channel(config.agent.queue);
     let (alert_inbox, alert_receiver) = sync_channel(ALERT_INBOX);
     let (evidence_inbox, evidence_receiver) = sync_channel(incidents::EVIDENCE_INBOX);
+    // What each capture found growing, back to the detector (which annotates the finding).
+    let (found_tx, found_rx) = sync_channel(incidents::EVIDENCE_INBOX);
     let shared = Arc::new(Shared {
         alert_inbox: alerts_db.is_some().then_some(alert_inbox),
         alerts_db,
@@ -239,6 +244,7 @@ pub fn start(
         incidents_dir,
         silences: Published::new(config.alerts.silences.clone()),
         writer_inbox,
+        evidence_inbox: config.evidence.enabled.then(|| evidence_inbox.clone()),
         failed_stage: Published::default(),
         heartbeats: crate::health::Heartbeats::default(),
         supervised_output: Published::default(),
@@ -341,11 +347,12 @@ pub fn start(
         let hub = shared.clone();
         let shared = shared.clone();
         let settings = config.evidence.clone();
+        let rules = config.targets.clone();
         spawn(
             &hub,
             "lw-evidence",
             config.evidence_stall_after(),
-            move || incidents::run(&shared, &settings, evidence_receiver),
+            move || incidents::run(&shared, &settings, &rules, evidence_receiver, found_tx),
         )?
     });
     threads.push({
@@ -353,7 +360,7 @@ pub fn start(
         let shared = shared.clone();
         let config = config.clone();
         spawn(&hub, "lw-detect", config.stall_after(), move || {
-            detector::run(&shared, &config, registry, evidence_inbox)
+            detector::run(&shared, &config, registry, evidence_inbox, found_rx)
         })?
     });
     match opened_rx.recv() {

@@ -6,6 +6,7 @@
 use super::folder::{save_meta, FileEntry, IncidentMeta};
 use crate::config::{EvidenceSection, TargetRule};
 use crate::listing;
+use leakwatch_api::CaptureKind;
 use leakwatch_detect::{Finding, FindingKind};
 use leakwatch_exec::{expand, quote, Finished, Keep, Program};
 use leakwatch_model::{Attribution, Resource, UnixMs};
@@ -64,24 +65,12 @@ pub fn capture(
         capture_ms: 0,
         files: Vec::new(),
         mitigations: Vec::new(),
+        evidence: None,
     };
     save_meta(&dir, &meta)?;
     let cap = settings.max_output_bytes;
     let mut put = |name: &str, bytes: &[u8], note: String| {
-        let kept = &bytes[..bytes.len().min(cap)];
-        let mut note = note;
-        if kept.len() < bytes.len() {
-            note = format!("{note}; cut at {} of {} bytes", kept.len(), bytes.len());
-        }
-        let note = match std::fs::write(dir.join(name), kept) {
-            Ok(()) => note,
-            Err(error) => format!("cannot write: {error}"),
-        };
-        meta.files.push(FileEntry {
-            name: name.to_string(),
-            bytes: kept.len() as u64,
-            note,
-        });
+        meta.files.push(write_file(&dir, name, bytes, note, cap));
     };
     if pids.is_empty() {
         put(
@@ -188,11 +177,247 @@ pub fn capture(
     };
     if let Some(line) = headline {
         meta.summary = format!("{}; {line}", meta.summary);
+        meta.evidence = Some(line);
     }
     meta.status = "complete".into();
     meta.capture_ms = started.elapsed().as_millis() as u64;
     save_meta(&dir, &meta)?;
     Ok(meta)
+}
+
+/// Writes one evidence file, its first `cap` bytes, and says how that went.
+fn write_file(dir: &Path, name: &str, bytes: &[u8], note: String, cap: usize) -> FileEntry {
+    let kept = &bytes[..bytes.len().min(cap)];
+    let mut note = note;
+    if kept.len() < bytes.len() {
+        note = format!("{note}; cut at {} of {} bytes", kept.len(), bytes.len());
+    }
+    let note = match std::fs::write(dir.join(name), kept) {
+        Ok(()) => note,
+        Err(error) => format!("cannot write: {error}"),
+    };
+    FileEntry {
+        name: name.to_string(),
+        bytes: kept.len() as u64,
+        note,
+    }
+}
+
+/// A capture asked for through the API (`leakwatch incident ID --capture WHAT`).
+pub struct RequestJob {
+    pub id: String,
+    pub what: CaptureKind,
+    /// The outcome is `STEM.txt`; raw files beside it start with `STEM-`.
+    pub stem: String,
+    /// The target's live processes when it was asked for.
+    pub pids: Vec<u32>,
+}
+
+/// Runs a requested capture into the incident's folder and adds its files to
+/// `incident.json`. `rule` is the incident's target's rule (for its `pprof_url`).
+pub fn capture_on_request(
+    root: &Path,
+    job: &RequestJob,
+    rule: Option<&TargetRule>,
+    settings: &EvidenceSection,
+    stop: &AtomicBool,
+) -> Result<IncidentMeta, String> {
+    let started = Instant::now();
+    let dir = root.join(&job.id);
+    let mut meta = super::folder::load(root, &job.id)?;
+    let finding = Finding::from(meta.finding.clone());
+    let cap = settings.max_output_bytes;
+    let mut pids = job.pids.clone();
+    pids.sort_unstable();
+    pids.dedup();
+    let (text, raw, note) = match job.what {
+        CaptureKind::Heap => {
+            let pprof_url = rule.and_then(|r| r.pprof_url.as_deref());
+            let growth = heap_growth(&finding, &pids, pprof_url, settings, stop);
+            (growth.text, growth.raw, growth.note)
+        }
+        CaptureKind::HeapDump => {
+            let dumps = heap_dumps(&dir, &pids, &job.stem, settings);
+            (dumps.text, Vec::new(), dumps.note)
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let text = format!(
+        "{} asked for on request; processes {pids:?}; {seconds:.1} s\n\n{text}",
+        job.what.as_str()
+    );
+    // The raw files of a first capture keep their names; a request's carry its stem.
+    for (name, bytes, note) in raw {
+        meta.files.push(write_file(
+            &dir,
+            &format!("{}-{name}", job.stem),
+            &bytes,
+            note,
+            cap,
+        ));
+    }
+    for dump in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = dump.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&job.stem) && name.ends_with(".hprof") {
+            let bytes = dump.metadata().map(|m| m.len()).unwrap_or(0);
+            meta.files.push(FileEntry {
+                name,
+                bytes,
+                note: "ok (jcmd GC.heap_dump: open with Eclipse MAT or VisualVM)".into(),
+            });
+        }
+    }
+    // Last, so a client waiting for it finds the raw files listed too.
+    meta.files.push(write_file(
+        &dir,
+        &format!("{}.txt", job.stem),
+        text.as_bytes(),
+        note,
+        cap,
+    ));
+    save_meta(&dir, &meta)?;
+    Ok(meta)
+}
+
+/// The outcome of `heap_dumps`: one paragraph per process.
+struct HeapDumps {
+    text: String,
+    note: String,
+}
+
+/// Most JVMs of one target dumped per request.
+const MAX_DUMPS: usize = 2;
+
+/// A heap dump of each JVM among `pids` (at most [`MAX_DUMPS`]) that has the headroom for
+/// one ([`super::heap::dump_headroom`]), as `STEM-PID.hprof` in `dir`. The JVM writes the
+/// file in its own file system (its mount namespace, as its own user): into its `/tmp`,
+/// read back through `/proc/PID/root` and moved into the incident folder.
+fn heap_dumps(dir: &Path, pids: &[u32], stem: &str, settings: &EvidenceSection) -> HeapDumps {
+    let cap = settings.max_output_bytes;
+    let mut text = String::new();
+    let mut dumped = 0;
+    let mut refused = 0;
+    let jvms: Vec<(u32, std::path::PathBuf)> = pids
+        .iter()
+        .filter_map(|&pid| listing::is_jvm(pid).map(|jcmd| (pid, jcmd)))
+        .take(MAX_DUMPS)
+        .collect();
+    if jvms.is_empty() {
+        return HeapDumps {
+            text: "none of the target's processes is a JVM: a heap dump is for JVMs only \
+                   (heap-growth.txt has what can be read of the others)\n"
+                .into(),
+            note: "no JVM".into(),
+        };
+    }
+    for (pid, jcmd) in jvms {
+        let perf = run_jcmd(&jcmd, pid, &["PerfCounter.print"], settings.timeout, cap);
+        let heap = super::heap::parse_perf_heap(&String::from_utf8_lossy(&perf.stdout.bytes));
+        let inside = format!("/tmp/leakwatch-{stem}-{pid}.hprof");
+        let outside = std::path::PathBuf::from(format!("/proc/{pid}/root{inside}"));
+        let target_disk = free_space(Path::new(&format!("/proc/{pid}/root/tmp")));
+        let our_disk = free_space(dir);
+        // Both the JVM's /tmp and the incident folder must hold it; a tmpfs /tmp would
+        // hold it in memory, the one thing the JVM is short of.
+        let free = match (target_disk, our_disk) {
+            (Some((_, true)), _) => {
+                let _ = writeln!(
+                    text,
+                    "pid {pid}: refused: the JVM's /tmp is a tmpfs, so the dump would be held \
+                     in memory\n"
+                );
+                refused += 1;
+                continue;
+            }
+            (Some((a, false)), Some((b, _))) => Some(a.min(b)),
+            _ => None,
+        };
+        let needed = match super::heap::dump_headroom(heap, free) {
+            Ok(needed) => needed,
+            Err(reason) => {
+                let _ = writeln!(text, "pid {pid}: {reason}\n");
+                refused += 1;
+                continue;
+            }
+        };
+        let heap = heap.expect("dump_headroom checked it");
+        let _ = writeln!(
+            text,
+            "pid {pid}: heap {} of {} in use; the dump may need up to {}",
+            leakwatch_detect::format::bytes(heap.used as f64),
+            leakwatch_detect::format::bytes(heap.max as f64),
+            leakwatch_detect::format::bytes(needed as f64)
+        );
+        let started = Instant::now();
+        let out = run_jcmd(
+            &jcmd,
+            pid,
+            &["GC.heap_dump", &inside],
+            settings.timeout.saturating_mul(HEAP_DUMP_TIMEOUTS),
+            cap,
+        );
+        let name = format!("{stem}-{pid}.hprof");
+        let moved = if out.success() && outside.exists() {
+            move_file(&outside, &dir.join(&name))
+        } else {
+            let _ = std::fs::remove_file(&outside);
+            Err(format!(
+                "jcmd GC.heap_dump failed: {}: {}",
+                out.describe(),
+                String::from_utf8_lossy(&out.stdout.bytes).trim()
+            ))
+        };
+        match moved {
+            Ok(bytes) => {
+                dumped += 1;
+                let _ = writeln!(
+                    text,
+                    "pid {pid}: heap dump written in {:.1} s: {name} ({})\n",
+                    started.elapsed().as_secs_f64(),
+                    leakwatch_detect::format::bytes(bytes as f64)
+                );
+            }
+            Err(error) => {
+                let _ = writeln!(text, "pid {pid}: {error}\n");
+            }
+        }
+    }
+    HeapDumps {
+        text,
+        note: format!("{dumped} dumped, {refused} refused"),
+    }
+}
+
+/// A heap dump may take this many evidence timeouts (it walks the whole heap).
+pub const HEAP_DUMP_TIMEOUTS: u32 = 4;
+
+/// Free bytes of the file system holding `path` (for an unprivileged user), and whether it
+/// is a tmpfs.
+fn free_space(path: &Path) -> Option<(u64, bool)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path and `stat` a writable statfs buffer.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let free = (stat.f_bavail as u64).saturating_mul(stat.f_bsize as u64);
+    // `f_type`'s integer type differs between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let tmpfs = stat.f_type as i64 == libc::TMPFS_MAGIC as i64;
+    Some((free, tmpfs))
+}
+
+/// Moves a file across file systems: renamed when it can be, else copied and removed.
+fn move_file(from: &Path, to: &Path) -> Result<u64, String> {
+    if std::fs::rename(from, to).is_err() {
+        let copied = std::fs::copy(from, to);
+        let _ = std::fs::remove_file(from);
+        copied.map_err(|e| format!("cannot move the dump into the incident folder: {e}"))?;
+    }
+    std::fs::metadata(to)
+        .map(|m| m.len())
+        .map_err(|e| format!("the dump vanished: {e}"))
 }
 
 /// `heap-growth.txt` and the raw snapshots beside it (see [`super::heap`]).
@@ -225,7 +450,12 @@ fn heap_growth(
                     let note = out.describe();
                     (out.stdout.bytes, note)
                 });
-                super::heap::snapshot(pid, histogram)
+                let mut snapshot = super::heap::snapshot(pid, histogram);
+                snapshot.heap = jcmd.as_deref().and_then(|jcmd| {
+                    let out = run_jcmd(jcmd, pid, &["PerfCounter.print"], settings.timeout, cap);
+                    super::heap::parse_perf_heap(&String::from_utf8_lossy(&out.stdout.bytes))
+                });
+                snapshot
             })
             .collect()
     };
@@ -252,27 +482,38 @@ fn heap_growth(
     let after = take(refused.is_none());
     let mut text = String::new();
     let mut raw = Vec::new();
-    let mut headline = None;
+    let mut go_headline = None;
     if let (Some(b), Some(a)) = (go_before, go_after) {
         let growth = super::heap::compare_go(b, a, seconds);
         text.push_str(&growth.text);
         text.push('\n');
         raw.extend(growth.raw);
-        headline = growth.headline;
+        go_headline = growth.headline;
     }
+    // A JVM's class (the one that grew most among the target's JVMs) beats a Go site,
+    // which beats a mapping (the first process's).
+    let mut class_headline: Option<(i128, String)> = None;
+    let mut mapping_headline = None;
     for (((pid, jvm), b), a) in pids.iter().zip(&jvms).zip(before).zip(after) {
         let reason = refused.as_deref().filter(|_| jvm.is_some());
         let growth = super::heap::compare(*pid, b, a, seconds, reason);
         text.push_str(&growth.text);
         text.push('\n');
         raw.extend(growth.raw);
-        // A JVM's class beats a Go site, which beats a mapping.
-        headline = match (growth.class_headline, headline) {
-            (Some(class), _) => Some(class),
-            (None, Some(go)) => Some(go),
-            (None, None) => growth.headline,
-        };
+        if let Some((bytes, line)) = growth.class_headline {
+            if class_headline
+                .as_ref()
+                .is_none_or(|(best, _)| bytes > *best)
+            {
+                class_headline = Some((bytes, line));
+            }
+        }
+        mapping_headline = mapping_headline.or(growth.headline);
     }
+    let headline = class_headline
+        .map(|(_, line)| line)
+        .or(go_headline)
+        .or(mapping_headline);
     if pids.is_empty() {
         text.push_str("the target had no live process to snapshot\n");
     }

@@ -236,8 +236,9 @@ pub struct ProcessGrowth {
     pub raw: Vec<(String, Vec<u8>, String)>,
     /// The line for the summary: a JVM's class when there is one, else the top mapping.
     pub headline: Option<String>,
-    /// The JVM class line alone.
-    pub class_headline: Option<String>,
+    /// The JVM class line alone, with the growth of that class in bytes (the largest
+    /// among a target's JVMs makes the headline).
+    pub class_headline: Option<(i128, String)>,
 }
 
 /// Whether a class histogram may be taken: refused near a known limit.
@@ -252,10 +253,109 @@ pub fn headroom(finding: &Finding) -> Result<(), String> {
     }
 }
 
+/// A JVM's heap as its performance counters tell it (`jcmd PID PerfCounter.print`, the
+/// counters `jstat` reads; the same names for every HotSpot collector): summed over the
+/// generations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapInfo {
+    /// `-Xmx`: the most the heap may grow to.
+    pub max: u64,
+    /// Reserved from the OS now.
+    pub committed: u64,
+    /// Occupied now, garbage not yet collected included.
+    pub used: u64,
+}
+
+/// Reads [`HeapInfo`] from `PerfCounter.print` output (`sun.gc.generation.N.maxCapacity`,
+/// `.capacity`, `.space.M.used`). `None` without those counters (`-XX:-UsePerfData`).
+pub fn parse_perf_heap(text: &str) -> Option<HeapInfo> {
+    let mut info = HeapInfo {
+        max: 0,
+        committed: 0,
+        used: 0,
+    };
+    let mut seen = false;
+    for line in text.lines() {
+        let Some((name, value)) = line.trim().split_once('=') else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix("sun.gc.generation.") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        // `N.maxCapacity`, `N.capacity`, `N.space.M.used` (N and M digits).
+        let mut parts = rest.split('.');
+        if !parts
+            .next()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        let field = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("maxCapacity"), None, _, _) => &mut info.max,
+            (Some("capacity"), None, _, _) => &mut info.committed,
+            (Some("space"), Some(m), Some("used"), None)
+                if m.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                &mut info.used
+            }
+            _ => continue,
+        };
+        *field = field.saturating_add(value);
+        seen = true;
+    }
+    (seen && info.max > 0).then_some(info)
+}
+
+/// A heap dump is refused when the heap is at least this full.
+pub const DUMP_HEAP_FRACTION: f64 = 0.9;
+
+/// Whether a heap dump (`GC.heap_dump`, on request only) may be taken of a JVM whose heap is
+/// `heap`, with `free_disk` bytes free where the dump goes. It runs a full GC and walks
+/// every live object: near `-Xmx` that can end in an OutOfMemoryError or a kill, which is
+/// how incident 004 lost its JVM; and the file is about as large as the live heap.
+pub fn dump_headroom(heap: Option<HeapInfo>, free_disk: Option<u64>) -> Result<u64, String> {
+    let Some(heap) = heap else {
+        return Err(
+            "refused: the JVM's heap size could not be read (jcmd PID PerfCounter.print), \
+                    so the headroom cannot be checked"
+                .into(),
+        );
+    };
+    let fraction = heap.used as f64 / heap.max as f64;
+    if fraction >= DUMP_HEAP_FRACTION {
+        return Err(format!(
+            "refused: the heap is {:.0}% full ({} of its {} maximum in use, garbage included); \
+             a dump runs a full GC and walks every object, which this close to the limit can \
+             kill the JVM, as it did in incident 004",
+            fraction * 100.0,
+            format::bytes(heap.used as f64),
+            format::bytes(heap.max as f64)
+        ));
+    }
+    // The dump holds the live objects, each with a record header and 8-byte ids: up to
+    // about twice their heap size for small objects (a 446 MiB heap of HashMap entries
+    // dumped to 714 MiB here).
+    let needed = heap.used.saturating_mul(2).saturating_add(64 << 20);
+    match free_disk {
+        Some(free) if free < needed => Err(format!(
+            "refused: {} free on the disk of the incident folder, and the dump may need {}",
+            format::bytes(free as f64),
+            format::bytes(needed as f64)
+        )),
+        None => Err("refused: the free space of the incident folder's disk cannot be read".into()),
+        Some(_) => Ok(needed),
+    }
+}
+
 /// A snapshot of one process: its smaps, and for a JVM its class histogram.
 pub struct Snapshot {
     smaps: Result<BTreeMap<String, (u64, u64)>, String>,
     histogram: Option<(Vec<u8>, String)>,
+    /// A JVM's heap sizes (`PerfCounter.print`), when read.
+    pub heap: Option<HeapInfo>,
 }
 
 /// Takes one snapshot of `pid`: its smaps now, with the class histogram the caller took
@@ -264,7 +364,11 @@ pub fn snapshot(pid: u32, histogram: Option<(Vec<u8>, String)>) -> Snapshot {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
         .map(|text| parse_smaps(&text))
         .map_err(|e| format!("cannot read /proc/{pid}/smaps: {e}"));
-    Snapshot { smaps, histogram }
+    Snapshot {
+        smaps,
+        histogram,
+        heap: None,
+    }
 }
 
 /// Compares two snapshots of `pid` taken `seconds` apart.
@@ -279,6 +383,16 @@ pub fn compare(
     let mut raw = Vec::new();
     let mut headline_out = None;
     let mut class_headline = None;
+    if let Some(heap) = after.heap {
+        let _ = writeln!(
+            text,
+            "\nJVM heap (jcmd PerfCounter.print): maximum {}, committed {}, in use {} \
+             (garbage included; the class histogram's total is what is live)",
+            format::bytes(heap.max as f64),
+            format::bytes(heap.committed as f64),
+            format::bytes(heap.used as f64)
+        );
+    }
     if let Some(reason) = refused {
         let _ = writeln!(text, "\nclass histogram: {reason}");
     }
@@ -322,10 +436,10 @@ pub fn compare(
                 );
                 render(&mut text, &resized, total, seconds, Some("instances"));
             }
-            headline_out = objects
-                .first()
-                .and_then(|top| headline(top, total, seconds, "heap"));
-            class_headline = headline_out.clone();
+            class_headline = objects.first().and_then(|top| {
+                headline(top, total, seconds, "heap").map(|line| (top.bytes, line))
+            });
+            headline_out = class_headline.as_ref().map(|(_, line)| line.clone());
         }
     }
     match (&before.smaps, &after.smaps) {
@@ -410,6 +524,51 @@ pub fn compare_go(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PERF: &str = "sun.gc.collector.1.invocations=0\n\
+sun.gc.generation.0.capacity=22347776\n\
+sun.gc.generation.0.maxCapacity=22347776\n\
+sun.gc.generation.0.space.0.used=4248608\n\
+sun.gc.generation.0.space.1.used=0\n\
+sun.gc.generation.0.space.2.used=2228224\n\
+sun.gc.generation.0.spaces=3\n\
+sun.gc.generation.1.capacity=44761088\n\
+sun.gc.generation.1.maxCapacity=44761088\n\
+sun.gc.generation.1.space.0.used=13051968\n\
+sun.gc.generation.1.space.0.capacity=44761088\n";
+
+    #[test]
+    fn heap_info_sums_the_generations_and_a_full_heap_is_not_dumped() {
+        let heap = parse_perf_heap(PERF).unwrap();
+        assert_eq!(
+            heap,
+            HeapInfo {
+                max: 22_347_776 + 44_761_088,
+                committed: 22_347_776 + 44_761_088,
+                used: 4_248_608 + 2_228_224 + 13_051_968,
+            }
+        );
+        assert_eq!(parse_perf_heap("sun.rt.x=1\nnot a counter\n"), None);
+        // 29% full with plenty of disk: allowed, and what it may need is said.
+        let needed = dump_headroom(Some(heap), Some(10 << 30)).unwrap();
+        assert!(needed > heap.used, "{needed}");
+        // Not enough disk, no disk figure, no heap figure: refused with the reason.
+        let err = dump_headroom(Some(heap), Some(1 << 20)).unwrap_err();
+        assert!(err.contains("free on the disk"), "{err}");
+        assert!(dump_headroom(Some(heap), None).is_err());
+        assert!(dump_headroom(None, Some(10 << 30))
+            .unwrap_err()
+            .contains("could not be read"));
+        let full = HeapInfo {
+            used: heap.max / 100 * 95,
+            ..heap
+        };
+        let err = dump_headroom(Some(full), Some(10 << 30)).unwrap_err();
+        assert!(
+            err.contains("95% full") && err.contains("incident 004"),
+            "{err}"
+        );
+    }
 
     const HISTOGRAM_1: &str = "12345:\n num     #instances         #bytes  class name (module)\n\
 -------------------------------------------------------\n\

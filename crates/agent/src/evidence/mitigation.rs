@@ -137,6 +137,7 @@ mod tests {
             capture_ms: 0,
             files: vec![],
             mitigations: vec![],
+            evidence: None,
         };
         save_meta(&root.join(id), &meta).unwrap();
         let m = Mitigation {

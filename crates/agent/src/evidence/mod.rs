@@ -62,5 +62,6 @@ pub(crate) fn test_finding(
         restarts: 0,
         summary: "threads Leaky-# +5/h".into(),
         consequences: Vec::new(),
+        evidence: None,
     }
 }

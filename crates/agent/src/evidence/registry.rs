@@ -27,6 +27,17 @@ struct OpenEntry {
     key: SeriesKey,
     id: String,
     last_seen_ms: i64,
+    /// What the capture found growing (see [`Registry::set_evidence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    evidence: Option<String>,
+}
+
+/// One open incident of a key.
+#[derive(Debug, Clone)]
+struct Open {
+    id: String,
+    last_seen_ms: i64,
+    evidence: Option<String>,
 }
 
 /// A new finding of a target joins the target's incident opened less than this long ago
@@ -46,7 +57,7 @@ pub enum Opened {
 /// incidents) and the alert loop (which puts their IDs on notifications).
 #[derive(Debug, Default)]
 pub struct Registry {
-    open: HashMap<Key, (String, i64)>,
+    open: HashMap<Key, Open>,
     /// Per target: its latest incident and when it was opened (within the join window).
     recent: HashMap<String, (String, i64)>,
     reopen_after_ms: i64,
@@ -75,7 +86,12 @@ impl Registry {
             Ok(entries) => {
                 for e in entries {
                     if now_ms - e.last_seen_ms < registry.reopen_after_ms {
-                        registry.open.insert(e.key, (e.id, e.last_seen_ms));
+                        let open = Open {
+                            id: e.id,
+                            last_seen_ms: e.last_seen_ms,
+                            evidence: e.evidence,
+                        };
+                        registry.open.insert(e.key, open);
                     }
                 }
             }
@@ -96,7 +112,7 @@ impl Registry {
         for finding in ordered {
             let key = key_of(finding);
             match self.open.get_mut(&key) {
-                Some((_, last_seen)) => *last_seen = now_ms,
+                Some(open) => open.last_seen_ms = now_ms,
                 None => {
                     let opened = match self.recent.get(&finding.key.target) {
                         Some((id, _)) => Opened::Joined {
@@ -116,7 +132,12 @@ impl Registry {
                     let id = match &opened {
                         Opened::New { id, .. } | Opened::Joined { id, .. } => id.clone(),
                     };
-                    self.open.insert(key, (id, now_ms));
+                    let open = Open {
+                        id,
+                        last_seen_ms: now_ms,
+                        evidence: None,
+                    };
+                    self.open.insert(key, open);
                     new.push(opened);
                     self.dirty = true;
                 }
@@ -124,12 +145,13 @@ impl Registry {
         }
         let reopen = self.reopen_after_ms;
         let before = self.open.len();
-        self.open.retain(|_, (_, seen)| now_ms - *seen < reopen);
+        self.open
+            .retain(|_, open| now_ms - open.last_seen_ms < reopen);
         if self.open.len() > MAX_OPEN {
             let mut by_age: Vec<(Key, i64)> = self
                 .open
                 .iter()
-                .map(|(k, (_, seen))| (k.clone(), *seen))
+                .map(|(k, open)| (k.clone(), open.last_seen_ms))
                 .collect();
             by_age.sort_by_key(|(_, seen)| *seen);
             for (key, _) in by_age.into_iter().take(self.open.len() - MAX_OPEN) {
@@ -152,10 +174,11 @@ impl Registry {
         let entries: Vec<OpenEntry> = self
             .open
             .iter()
-            .map(|(key, (id, seen))| OpenEntry {
+            .map(|(key, open)| OpenEntry {
                 key: key.clone(),
-                id: id.clone(),
-                last_seen_ms: *seen,
+                id: open.id.clone(),
+                last_seen_ms: open.last_seen_ms,
+                evidence: open.evidence.clone(),
             })
             .collect();
         let result = std::fs::create_dir_all(root).and_then(|()| {
@@ -175,7 +198,26 @@ impl Registry {
 
     /// The open incident of a finding's key.
     pub fn id_for(&self, key: &SeriesKey) -> Option<String> {
-        self.open.get(key).map(|(id, _)| id.clone())
+        self.open.get(key).map(|open| open.id.clone())
+    }
+
+    /// Notes what the capture of `key`'s incident found growing (its one line); dropped
+    /// when the incident closes, kept across a restart with it. False when the key has no
+    /// open incident (any more).
+    pub fn set_evidence(&mut self, key: &SeriesKey, line: String) -> bool {
+        match self.open.get_mut(key) {
+            Some(open) => {
+                open.evidence = Some(line);
+                self.dirty = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The line [`Self::set_evidence`] noted for the open incident of `key`.
+    pub fn evidence_for(&self, key: &SeriesKey) -> Option<&str> {
+        self.open.get(key)?.evidence.as_deref()
     }
 
     pub fn len(&self) -> usize {
@@ -278,12 +320,14 @@ mod tests {
         let Opened::New { id, .. } = new[0].clone() else {
             panic!("{new:?}")
         };
+        let key = SeriesKey::from_text("svc", "fds", "socket");
+        assert!(r.set_evidence(&key, "created by Pool.open".into()));
+        assert!(!r.set_evidence(&SeriesKey::from_text("svc", "fds", "pipe"), "x".into()));
+        r.observe(&[finding("svc", "fds", "socket")], 6_000);
         let r2 = Registry::load(dir.path(), Duration::from_secs(3600), 10_000);
-        assert_eq!(
-            r2.id_for(&SeriesKey::from_text("svc", "fds", "socket")),
-            Some(id)
-        );
-        let r3 = Registry::load(dir.path(), Duration::from_secs(3600), 5_000 + 3_600_001);
+        assert_eq!(r2.id_for(&key), Some(id));
+        assert_eq!(r2.evidence_for(&key), Some("created by Pool.open"));
+        let r3 = Registry::load(dir.path(), Duration::from_secs(3600), 6_000 + 3_600_001);
         assert!(r3.is_empty());
     }
 }

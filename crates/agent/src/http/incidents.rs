@@ -3,6 +3,8 @@
 //! - `GET /api/v1/incidents`: every incident, newest first (`incident.json` of each).
 //! - `GET /api/v1/incidents/{id}`: one incident.
 //! - `GET /api/v1/incidents/{id}/files/{name}`: one evidence file, as text.
+//! - `POST /api/v1/incidents/{id}/captures` `{"what": "heap" | "heap-dump"}`: capture
+//!   again, on request (202; the result appears among the incident's files).
 //! - `GET /api/v1/silences`: the alert engine's silences.
 //! - `POST /api/v1/silences` `{"target", "resource"?, "for": "2h", "reason"}`: add one.
 //! - `DELETE /api/v1/silences?target=T[&resource=R]`: end them.
@@ -13,7 +15,7 @@ use crate::evidence;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use leakwatch_alert::{Silence, Timestamp};
 use leakwatch_api::{self as api, paths, NewSilence, SilenceMatch};
@@ -62,11 +64,23 @@ impl RateLimit {
     }
 }
 
+/// A 429 with `Retry-After`: the rate limit allows one more in `wait`; `message` gets the
+/// whole seconds to say.
+fn too_many(wait: std::time::Duration, message: impl FnOnce(u64) -> String) -> Response {
+    let seconds = wait.as_secs() + 1;
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, message(seconds));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    response
+}
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(paths::INCIDENTS, get(list))
         .route(paths::INCIDENT, get(show))
         .route(paths::INCIDENT_FILE, get(file))
+        .route(paths::INCIDENT_CAPTURES, post(request_capture))
         .route(
             paths::SILENCES,
             get(silences).post(add_silence).delete(expire_silence),
@@ -118,6 +132,94 @@ async fn file(State(state): State<AppState>, Path((id, name)): Path<(String, Str
     match blocking(move || evidence::read_file(&root, &id, &name)).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
         Err(message) => not_found_or_500(message),
+    }
+}
+
+/// Captures asked for through the API, at most, per [`CAPTURE_WINDOW`]: each may take a
+/// heap interval or a heap dump, and the evidence stage does one job at a time.
+pub(crate) const MAX_CAPTURE_REQUESTS: usize = 6;
+pub(crate) const CAPTURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `POST /api/v1/incidents/{id}/captures`: queues a capture of the incident's target's
+/// live processes on the evidence stage. 202 with the file that will hold the outcome.
+async fn request_capture(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<api::CaptureRequest>>,
+) -> Response {
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body {\"what\": \"heap\" | \"heap-dump\"}",
+        );
+    };
+    if !evidence::valid_id(&id) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not an incident ID"),
+        );
+    }
+    let Some(inbox) = state.shared.evidence_inbox.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "evidence is off on this agent ([evidence] enabled = false)",
+        );
+    };
+    let root = state.shared.incidents_dir.clone();
+    let meta = match blocking({
+        let id = id.clone();
+        move || evidence::load(&root, &id)
+    })
+    .await
+    {
+        Ok(meta) => meta,
+        Err(message) => return not_found_or_500(message),
+    };
+    let pids = state
+        .shared
+        .latest
+        .get()
+        .pids
+        .get(&meta.target)
+        .cloned()
+        .unwrap_or_default();
+    if pids.is_empty() {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "the target {} has no live process now: nothing to capture",
+                meta.target
+            ),
+        );
+    }
+    if let Err(wait) = state.capture_requests.admit(std::time::Instant::now()) {
+        return too_many(wait, |seconds| {
+            format!(
+                "{MAX_CAPTURE_REQUESTS} captures were asked for in the last {} minutes: try again in {seconds} s",
+                CAPTURE_WINDOW.as_secs() / 60
+            )
+        });
+    }
+    let stem = format!("{}-{}", body.what.as_str(), leakwatch_alert::now_ms());
+    let answer = api::CaptureAccepted {
+        incident: id.clone(),
+        what: body.what,
+        file: format!("{stem}.txt"),
+        pids: pids.clone(),
+    };
+    let job =
+        crate::daemon::incidents::EvidenceJob::Request(Box::new(evidence::capture::RequestJob {
+            id,
+            what: body.what,
+            stem,
+            pids,
+        }));
+    match inbox.try_send(job) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the evidence stage has too much work waiting; try again later",
+        ),
     }
 }
 
@@ -228,17 +330,11 @@ async fn add_silence(State(state): State<AppState>, body: Option<Json<NewSilence
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     if let Err(wait) = state.silence_posts.admit(std::time::Instant::now()) {
-        let seconds = wait.as_secs() + 1;
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
+        return too_many(wait, |seconds| {
             format!(
                 "more than {MAX_SILENCES_PER_MINUTE} silences added in a minute: try again in {seconds} s"
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
-        return response;
+            )
+        });
     }
     let answer = api::SilenceCreated {
         silence: silence_view(&silence),

@@ -61,6 +61,8 @@ pub(crate) struct AppState {
     request_timeout: std::time::Duration,
     /// `POST /api/v1/silences` accepted in the last minute.
     silence_posts: Arc<incidents::RateLimit>,
+    /// `POST /api/v1/incidents/{id}/captures`, rate-limited.
+    capture_requests: Arc<incidents::RateLimit>,
 }
 
 /// Every route [`router`] serves and its methods (kept in step with it; the route fuzz test,
@@ -80,6 +82,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     (paths::INCIDENTS, &["GET"]),
     (paths::INCIDENT, &["GET"]),
     (paths::INCIDENT_FILE, &["GET"]),
+    (paths::INCIDENT_CAPTURES, &["POST"]),
     (paths::SILENCES, &["GET", "POST", "DELETE"]),
 ];
 
@@ -92,6 +95,10 @@ pub fn router(shared: Arc<Shared>, settings: Settings) -> Router {
         silence_posts: Arc::new(incidents::RateLimit::new(
             incidents::MAX_SILENCES_PER_MINUTE,
             std::time::Duration::from_secs(60),
+        )),
+        capture_requests: Arc::new(incidents::RateLimit::new(
+            incidents::MAX_CAPTURE_REQUESTS,
+            incidents::CAPTURE_WINDOW,
         )),
     };
     Router::new()
@@ -313,7 +320,7 @@ fn truncated(text: &str, max: usize) -> String {
 }
 
 async fn index() -> impl IntoResponse {
-    "leakwatch agent\n\nGET / (dashboard)\nGET /target/T[?since=6h | ?from_ms=&to_ms=] (dashboard)\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/findings\nGET /api/v1/alerts\nGET /api/v1/incidents[/ID[/files/NAME]]\nGET|POST|DELETE /api/v1/silences\nGET /api/v1/agent\nGET /metrics\n"
+    "leakwatch agent\n\nGET / (dashboard)\nGET /target/T[?since=6h | ?from_ms=&to_ms=] (dashboard)\nGET /api/v1/targets\nGET /api/v1/series?target=T[&resource=R][&attribution=A][&since=6h]\nGET /api/v1/restarts?target=T[&since=24h]\nGET /api/v1/findings\nGET /api/v1/alerts\nGET /api/v1/incidents[/ID[/files/NAME]]\nPOST /api/v1/incidents/ID/captures\nGET|POST|DELETE /api/v1/silences\nGET /api/v1/agent\nGET /metrics\n"
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {

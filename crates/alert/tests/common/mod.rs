@@ -237,6 +237,7 @@ pub fn leak(
         restarts: 0,
         summary: format!("{resource} {attribution} +2,533 in 1h (2,533/h), limit 32,768"),
         consequences: Vec::new(),
+        evidence: None,
     }
 }
 
@@ -254,6 +255,7 @@ pub fn saturation(target: &str, resource: &str, current: f64, limit: f64) -> Fin
         confidence: 1.0,
         summary: format!("{resource} at {current} of {limit}"),
         consequences: Vec::new(),
+        evidence: None,
         ..leak(target, resource, "", 1000.0)
     }
 }
