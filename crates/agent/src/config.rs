@@ -87,6 +87,14 @@ impl Default for EvidenceSection {
     }
 }
 
+impl EvidenceSection {
+    /// How long a heap dump (on request) may take: four capture timeouts, since it walks
+    /// the whole heap.
+    pub fn heap_dump_timeout(&self) -> Duration {
+        self.timeout.saturating_mul(4)
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -377,10 +385,7 @@ impl Config {
             .iter()
             .filter_map(|t| t.mitigation.as_ref().map(|m| m.timeout))
             // A heap dump (on request) may take several capture timeouts.
-            .chain([self
-                .evidence
-                .timeout
-                .saturating_mul(crate::evidence::capture::HEAP_DUMP_TIMEOUTS)])
+            .chain([self.evidence.heap_dump_timeout()])
             .max()
             .unwrap_or_default();
         self.stall_after() + slowest

@@ -336,6 +336,13 @@ pub fn is_jvm(pid: u32) -> Option<std::path::PathBuf> {
     Some(std::path::PathBuf::from("jcmd"))
 }
 
+/// The interpreter's name (`python3.11`) when `pid` runs CPython.
+pub fn is_python(pid: u32) -> Option<String> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let name = exe.file_name()?.to_string_lossy().into_owned();
+    name.starts_with("python").then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

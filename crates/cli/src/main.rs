@@ -11,6 +11,7 @@ mod leaks_cmd;
 mod report_cmd;
 mod snapshot;
 mod top;
+mod why_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -61,8 +62,15 @@ enum Command {
     /// List incidents: the evidence (thread listings, sockets, fds, memory, jcmd/pprof
     /// dumps, capture commands) captured when each finding first appeared.
     Incidents(incidents_cmd::IncidentsArgs),
-    /// Show one incident and its evidence files (`--file threads.txt` prints one whole).
+    /// Show one incident and its evidence files (`--file threads.txt` prints one whole;
+    /// `--capture heap|heap-dump` asks the agent to capture again, now).
     Incident(incidents_cmd::IncidentArgs),
+    /// Show which code creates a target's threads, now: watches thread starts for --for
+    /// (JVMs: a JFR recording through jcmd; Go: goroutines by creator through --pprof) and
+    /// ranks the creating stacks. Run it as root or as the target's user.
+    ///
+    /// Example: leakwatch why analytics Analytics-# --for 30s
+    Why(why_cmd::WhyArgs),
     /// Silence a target's alerts for a while: `leakwatch silence api --for 2h --reason
     /// "deploy"`; `--expire` ends its silences now.
     Silence(incidents_cmd::SilenceArgs),
@@ -117,6 +125,7 @@ fn main() -> ExitCode {
         Command::Alerts(args) => alerts_cmd::alerts(args),
         Command::Incidents(args) => incidents_cmd::incidents(args),
         Command::Incident(args) => incidents_cmd::incident(args),
+        Command::Why(args) => why_cmd::why(args),
         Command::Silence(args) => incidents_cmd::silence(args),
         Command::Silences(args) => incidents_cmd::silences(args),
         Command::Alert(command) => alerts_cmd::alert(command),

@@ -197,36 +197,32 @@ pub fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
-/// A real JVM running `java/Analytics.java` (incident 000 in miniature: `N` leaked
-/// "Analytics-N" threads, then one more every `MS` ms if given), compiled into its own
-/// temporary directory. Started once it printed `ready`; killed and reaped on drop.
-pub struct AnalyticsJvm {
+/// A real JVM running one of the programs in `java/` (`Analytics`: incident 000 in
+/// miniature; `Memo`: incident 004), compiled into its own temporary directory. Started
+/// once it printed `ready`; killed and reaped on drop.
+pub struct Jvm {
     pub child: Child,
     _classes: tempfile::TempDir,
 }
 
-impl AnalyticsJvm {
-    /// `args`: `["40"]` or `["0", "200"]`, as `java Analytics` takes them.
-    pub fn start(args: &[&str]) -> AnalyticsJvm {
+impl Jvm {
+    /// `java JVM_ARGS... PROGRAM ARGS...` for `java/PROGRAM.java`.
+    pub fn start(program: &str, jvm_args: &[&str], args: &[&str]) -> Jvm {
         if Command::new("javac").arg("-version").output().is_err() {
             // .ci/run installs openjdk-17-jdk-headless; a developer machine without it gets
             // a loud failure rather than a silent pass.
             panic!("javac not found: install openjdk-17-jdk-headless (see .ci/run)");
         }
         let classes = tempfile::tempdir().unwrap();
-        let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Analytics.java");
+        let source = format!("{}/java/{program}.java", env!("CARGO_MANIFEST_DIR"));
         let status = Command::new("javac")
-            .args(["-d", classes.path().to_str().unwrap(), source])
+            .args(["-d", classes.path().to_str().unwrap(), &source])
             .status()
             .unwrap();
         assert!(status.success(), "javac failed");
         let mut child = Command::new("java")
-            .args([
-                "-Xmx64m",
-                "-cp",
-                classes.path().to_str().unwrap(),
-                "Analytics",
-            ])
+            .args(jvm_args)
+            .args(["-cp", classes.path().to_str().unwrap(), program])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -237,10 +233,16 @@ impl AnalyticsJvm {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "ready", "the JVM did not start");
-        AnalyticsJvm {
+        Jvm {
             child,
             _classes: classes,
         }
+    }
+
+    /// `java Analytics ARGS`: `["40"]` (40 leaked "Analytics-N" threads) or `["0", "200"]`
+    /// (then one more every 200 ms).
+    pub fn analytics(args: &[&str]) -> Jvm {
+        Jvm::start("Analytics", &["-Xmx64m"], args)
     }
 
     pub fn pid(&self) -> u32 {
@@ -248,9 +250,25 @@ impl AnalyticsJvm {
     }
 }
 
-impl Drop for AnalyticsJvm {
+impl Drop for Jvm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Builds `go/NAME.go` into `dir` (GOPATH mode, a shared build cache); the binary's path.
+pub fn go_build(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let binary = dir.join(name);
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(format!("{}/go/{name}.go", env!("CARGO_MANIFEST_DIR")))
+        .env("GOCACHE", std::env::temp_dir().join("leakwatch-go-cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GO111MODULE", "off")
+        .output()
+        .unwrap_or_else(|e| panic!("go not found ({e}): install golang-go (see .ci/run)"));
+    assert!(built.status.success(), "go build failed: {built:?}");
+    binary
 }

@@ -7,53 +7,12 @@
 
 use leakwatch_testkit::http::webhook_receiver;
 use leakwatch_testkit::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
-/// The JVM, killed on drop, and its classes' directory, removed after it.
-struct Jvm {
-    child: Child,
-    _classes: tempfile::TempDir,
-}
-
-impl Drop for Jvm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The Memo JVM: `args` are its heap options and program arguments.
-fn memo_jvm(args: &[&str]) -> Jvm {
-    if Command::new("javac").arg("-version").output().is_err() {
-        panic!("javac not found: install openjdk-17-jdk-headless (see .ci/run)");
-    }
-    let classes = tempfile::tempdir().unwrap();
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Memo.java");
-    let status = Command::new("javac")
-        .args(["-d", classes.path().to_str().unwrap(), source])
-        .status()
-        .unwrap();
-    assert!(status.success(), "javac failed");
-    let (heap, program): (Vec<&str>, Vec<&str>) = args.iter().partition(|a| a.starts_with('-'));
-    let mut child = Command::new("java")
-        .args(["-Dlw.test=heap-growth", "-XX:+UseSerialGC"])
-        .args(heap)
-        .args(["-cp", classes.path().to_str().unwrap(), "Memo"])
-        .args(program)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "the JVM did not start");
-    Jvm {
-        child,
-        _classes: classes,
-    }
+/// The Memo JVM (incident 004 in miniature): `heap` are its heap options, `args` its own.
+fn memo_jvm(heap: &[&str], args: &[&str]) -> Jvm {
+    let mut options = vec!["-Dlw.test=heap-growth", "-XX:+UseSerialGC"];
+    options.extend_from_slice(heap);
+    Jvm::start("Memo", &options, args)
 }
 
 #[test]
@@ -70,9 +29,9 @@ fn a_leaking_memo_cache_is_named_by_its_class() {
     ));
     // A JVM whose heap is full and held there, in the same target: its heap is never
     // dumped. Started first, so its own filling is over before the leak is judged.
-    let full = memo_jvm(&["-Xms64m", "-Xmx64m", "fill"]);
+    let full = memo_jvm(&["-Xms64m", "-Xmx64m"], &["fill"]);
     // The heap is bounded (1 GiB at 4.8 MB/s lasts minutes): no risk to the host.
-    let jvm = memo_jvm(&["-Xms64m", "-Xmx1g"]);
+    let jvm = memo_jvm(&["-Xms64m", "-Xmx1g"], &[]);
     let pid = jvm.child.id();
     // An incident of the target whose capture is complete.
     let mut incident = None;

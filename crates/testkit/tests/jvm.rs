@@ -2,13 +2,13 @@
 //! histogram must match what `jstack` says, thread for thread.
 
 use leakwatch_proc::{Options, Sampler, Selection};
-use leakwatch_testkit::{collapse_digits, AnalyticsJvm};
+use leakwatch_testkit::{collapse_digits, Jvm};
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
 
 #[test]
 fn thread_groups_match_jstack() {
-    let java = AnalyticsJvm::start(&["40"]);
+    let java = Jvm::analytics(&["40"]);
     let pid = java.pid();
 
     let jstack = Command::new("jstack")

@@ -111,9 +111,12 @@ pub fn capture(
             put(&format!("jcmd-threads-{pid}.txt"), &out.stdout.bytes, note);
         }
     }
-    if let Some(url) = job.rule.as_ref().and_then(|r| r.pprof_url.as_ref()) {
+    let pprof_url = job.rule.as_ref().and_then(|r| r.pprof_url.as_deref());
+    let mut goroutines = None;
+    if let Some(url) = pprof_url {
         let (bytes, note) = fetch_pprof(url, "goroutine?debug=2", settings.timeout, cap);
         put("goroutines.txt", &bytes, note);
+        goroutines = Some(bytes);
     }
     if let Some((stderr, stdout)) = &job.output {
         put("stderr-tail.txt", stderr.as_bytes(), "ok".into());
@@ -147,7 +150,6 @@ pub fn capture(
         && f.key.resource.is_bytes()
         && !settings.heap_interval.is_zero()
     {
-        let pprof_url = job.rule.as_ref().and_then(|r| r.pprof_url.as_deref());
         let growth = heap_growth(f, &pids, pprof_url, settings, stop);
         put("heap-growth.txt", growth.text.as_bytes(), growth.note);
         for (name, bytes, note) in growth.raw {
@@ -157,13 +159,31 @@ pub fn capture(
     } else {
         None
     };
-    let creation = if f.kind == FindingKind::Leak
-        && f.key.resource == Resource::Threads
-        && !settings.creation_window.is_zero()
-    {
-        thread_creation(f, &pids, &dir, settings, stop)
+    let creation = if f.kind != FindingKind::Leak || settings.creation_window.is_zero() {
+        None
+    } else if f.key.resource == Resource::Threads {
+        thread_creation(thread_group(f), &pids, &dir, settings, stop)
     } else {
         None
+    };
+    // A Go service leaking anything but memory (whose allocation sites heap-growth.txt
+    // has): which code starts the goroutines that grow.
+    let creation = match (creation, pprof_url, goroutines) {
+        (None, Some(url), Some(first))
+            if f.kind == FindingKind::Leak
+                && !f.key.resource.is_bytes()
+                && !settings.creation_window.is_zero() =>
+        {
+            Some(go_creation(url, &first, settings, stop))
+        }
+        (creation, _, _) => creation,
+    };
+    // CPython: said plainly rather than guessed.
+    let creation = match creation {
+        None if f.kind == FindingKind::Leak && f.key.resource == Resource::Threads => {
+            python_creation(&pids)
+        }
+        creation => creation,
     };
     let headline = match creation {
         Some(creation) => {
@@ -353,7 +373,7 @@ fn heap_dumps(dir: &Path, pids: &[u32], stem: &str, settings: &EvidenceSection) 
             &jcmd,
             pid,
             &["GC.heap_dump", &inside],
-            settings.timeout.saturating_mul(HEAP_DUMP_TIMEOUTS),
+            settings.heap_dump_timeout(),
             cap,
         );
         let name = format!("{stem}-{pid}.hprof");
@@ -387,9 +407,6 @@ fn heap_dumps(dir: &Path, pids: &[u32], stem: &str, settings: &EvidenceSection) 
         note: format!("{dumped} dumped, {refused} refused"),
     }
 }
-
-/// A heap dump may take this many evidence timeouts (it walks the whole heap).
-pub const HEAP_DUMP_TIMEOUTS: u32 = 4;
 
 /// Free bytes of the file system holding `path` (for an unprivileged user), and whether it
 /// is a tmpfs.
@@ -463,19 +480,13 @@ fn heap_growth(
     let first = Instant::now();
     let go_before = go_heap();
     let before = take(refused.is_none());
-    let wait_until = first + settings.heap_interval;
-    while Instant::now() < wait_until {
-        if stop.load(Ordering::Relaxed) {
-            return HeapGrowth {
-                text: "the agent stopped before the second snapshot\n".into(),
-                note: "cut short: the agent stopped".into(),
-                raw: Vec::new(),
-                headline: None,
-            };
-        }
-        // Waiting is not stuck: the evidence stage stays alive for its heartbeat.
-        crate::health::beat();
-        std::thread::sleep(Duration::from_millis(100).min(wait_until - Instant::now()));
+    if !wait_until(first + settings.heap_interval, stop, || false) {
+        return HeapGrowth {
+            text: "the agent stopped before the second snapshot\n".into(),
+            note: "cut short: the agent stopped".into(),
+            raw: Vec::new(),
+            headline: None,
+        };
     }
     let seconds = first.elapsed().as_secs_f64();
     let go_after = go_heap();
@@ -525,6 +536,47 @@ fn heap_growth(
     }
 }
 
+/// The thread group a finding is about, if it is about one.
+fn thread_group(finding: &Finding) -> Option<&str> {
+    match &finding.key.attribution {
+        Attribution::ThreadGroup(name) => Some(name.as_str()),
+        _ => None,
+    }
+}
+
+/// Where the threads of `pids` (JVMs, CPython) or a Go service's goroutines (`pprof_url`)
+/// are created, watched for `window` from now (`leakwatch why`): the text of a
+/// `creation.txt` and its one line. Recordings go to `dir`. `None` when none of the
+/// processes is a runtime whose creation sites can be watched and no `pprof_url` is given.
+pub fn creation_now(
+    pids: &[u32],
+    group: Option<&str>,
+    pprof_url: Option<&str>,
+    window: Duration,
+    dir: &Path,
+    settings: &EvidenceSection,
+    stop: &AtomicBool,
+) -> Option<(String, Option<String>)> {
+    let settings = EvidenceSection {
+        creation_window: window,
+        ..settings.clone()
+    };
+    let creation = thread_creation(group, pids, dir, &settings, stop).or_else(|| {
+        pprof_url.map(|url| {
+            let (first, _) = fetch_pprof(
+                url,
+                "goroutine?debug=2",
+                settings.timeout,
+                settings.max_output_bytes,
+            );
+            go_creation(url, &first, &settings, stop)
+        })
+    });
+    creation
+        .or_else(|| python_creation(pids))
+        .map(|c| (c.text, c.headline))
+}
+
 /// `creation.txt` and the recordings beside it (see [`super::creation`]).
 struct ThreadCreation {
     text: String,
@@ -537,7 +589,7 @@ struct ThreadCreation {
 /// first two JVMs, and where the new threads of the finding's group were started from.
 /// `None` when the target runs no JVM.
 fn thread_creation(
-    finding: &Finding,
+    group: Option<&str>,
     pids: &[u32],
     dir: &Path,
     settings: &EvidenceSection,
@@ -551,10 +603,6 @@ fn thread_creation(
     if jvms.is_empty() {
         return None;
     }
-    let group = match &finding.key.attribution {
-        Attribution::ThreadGroup(name) => Some(name.as_str()),
-        _ => None,
-    };
     let cap = settings.max_output_bytes;
     let window = settings.creation_window;
     let jfc = dir.join(".leakwatch-threads.jfc");
@@ -604,20 +652,16 @@ fn thread_creation(
                 .iter()
                 .all(|(_, _, f)| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
     };
-    while !done(&recordings) && Instant::now() < deadline {
-        if stop.load(Ordering::Relaxed) {
-            let _ = std::fs::remove_file(&jfc);
-            return Some(ThreadCreation {
-                text: "the agent stopped before the recording ended\n".into(),
-                note: "cut short: the agent stopped".into(),
-                raw: Vec::new(),
-                headline: None,
-            });
-        }
-        crate::health::beat();
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let finished = wait_until(deadline, stop, || done(&recordings));
     let _ = std::fs::remove_file(&jfc);
+    if !finished {
+        return Some(ThreadCreation {
+            text: "the agent stopped before the recording ended\n".into(),
+            note: "cut short: the agent stopped".into(),
+            raw: Vec::new(),
+            headline: None,
+        });
+    }
     let seconds = window.as_secs_f64();
     let mut text = String::new();
     let mut raw = Vec::new();
@@ -665,6 +709,90 @@ fn thread_creation(
         raw,
         headline,
     })
+}
+
+/// A Go service (`pprof_url`): a second goroutine dump `creation_window` after `first`, and
+/// the goroutines grouped by creator, ranked by growth (see [`super::goroutines`]).
+fn go_creation(
+    url: &str,
+    first: &[u8],
+    settings: &EvidenceSection,
+    stop: &AtomicBool,
+) -> ThreadCreation {
+    let started = Instant::now();
+    if !wait_until(started + settings.creation_window, stop, || false) {
+        return ThreadCreation {
+            text: "the agent stopped before the second goroutine dump\n".into(),
+            note: "cut short: the agent stopped".into(),
+            raw: Vec::new(),
+            headline: None,
+        };
+    }
+    let cap = settings.max_output_bytes;
+    let (second, note) = fetch_pprof(url, "goroutine?debug=2", settings.timeout, cap);
+    let seconds = started.elapsed().as_secs_f64();
+    let before = super::goroutines::parse(&String::from_utf8_lossy(first));
+    let after = super::goroutines::parse(&String::from_utf8_lossy(&second));
+    let creators = if before.is_empty() || after.is_empty() {
+        super::goroutines::Creators {
+            text: format!("no goroutines read from the two dumps ({note})\n"),
+            headline: None,
+        }
+    } else {
+        super::goroutines::compare(&before, &after, seconds)
+    };
+    ThreadCreation {
+        text: creators.text,
+        note: format!("ok ({seconds:.0} s between goroutine dumps)"),
+        raw: vec![("goroutines-2.txt".to_string(), second, note)],
+        headline: creators
+            .headline
+            .map(|line| format!("goroutine leak: {line}")),
+    }
+}
+
+/// CPython processes among `pids`: what can and cannot be known of where their threads
+/// are started. `None` when none runs CPython.
+fn python_creation(pids: &[u32]) -> Option<ThreadCreation> {
+    let pythons: Vec<(u32, String)> = pids
+        .iter()
+        .filter_map(|&pid| listing::is_python(pid).map(|name| (pid, name)))
+        .collect();
+    if pythons.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    for (pid, name) in &pythons {
+        let _ = writeln!(
+            text,
+            "pid {pid} runs CPython ({name}): where its threads are started cannot be read from \
+             outside the process. CPython keeps no record of the code that called \
+             Thread.start(), and its OS threads carry no Python name unless the program sets \
+             one; a tool that reads the interpreter's memory (py-spy dump --pid {pid}) shows \
+             where each thread runs now, usually the target function it was started with, \
+             not who started it. threads.txt has the threads by name."
+        );
+    }
+    Some(ThreadCreation {
+        text,
+        note: "not available for CPython (said in the file)".into(),
+        raw: Vec::new(),
+        headline: None,
+    })
+}
+
+/// Waits until `deadline` or until `done()`, beating the evidence stage's heartbeat
+/// (waiting is not being stuck). False when the agent is stopping.
+fn wait_until(deadline: Instant, stop: &AtomicBool, done: impl Fn() -> bool) -> bool {
+    while !done() && Instant::now() < deadline {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        crate::health::beat();
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(Duration::from_millis(100).min(left));
+    }
+    true
 }
 
 /// `jcmd PID ARGS...` with the JVM's own jcmd, bounded like any capture step.

@@ -10,12 +10,14 @@
 //!
 //! Split by job: [`registry`] (which findings open or join an incident), [`folder`] (the
 //! incident folders and their `incident.json`), [`capture`] (what is written into a folder
-//! at first detection), [`creation`] (which code starts a JVM's leaking threads), [`heap`] (what grows in a memory leak: two snapshots and their
+//! at first detection), [`creation`] (which code starts a JVM's leaking threads), [`goroutines`] (which code
+//! starts a Go service's leaking goroutines), [`heap`] (what grows in a memory leak: two snapshots and their
 //! difference), [`mitigation`] (the rate-limited restart command).
 
 pub mod capture;
 pub mod creation;
 pub mod folder;
+pub mod goroutines;
 pub mod heap;
 pub mod mitigation;
 pub mod pprof;
