@@ -14,6 +14,7 @@ pub mod findings;
 pub mod gauges;
 pub mod health;
 pub mod http;
+pub mod kubernetes;
 pub mod listing;
 pub mod naming;
 pub mod processes;

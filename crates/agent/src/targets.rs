@@ -32,6 +32,8 @@ pub struct Targeting {
     single: Option<String>,
     /// Which command line owns each automatic name.
     names: Names,
+    /// Kubernetes pod and container names of container ids (`None`: `leakwatch run`).
+    kubelet: Option<crate::kubernetes::Kubelet>,
 }
 
 impl Targeting {
@@ -50,7 +52,16 @@ impl Targeting {
                 .collect(),
             single: None,
             names: Names::new(rules.iter().map(|rule| rule.name.clone())),
+            kubelet: Some(crate::kubernetes::Kubelet::new(
+                crate::kubernetes::DEFAULT_DIR,
+            )),
         }
+    }
+
+    /// Reads Kubernetes names from `dir` instead of `/var/log/containers`.
+    pub fn with_kubelet_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Targeting {
+        self.kubelet = Some(crate::kubernetes::Kubelet::new(dir));
+        self
     }
 
     /// Every process is this one target: what `leakwatch run` supervises.
@@ -59,6 +70,7 @@ impl Targeting {
             rules: Vec::new(),
             single: Some(name.to_string()),
             names: Names::default(),
+            kubelet: None,
         }
     }
 
@@ -101,8 +113,13 @@ impl Targeting {
                 };
             }
             if let Some(container) = &cgroup.container_id {
+                // A pod's container by its Kubernetes names, when the kubelet gives them.
+                let pod = self.kubelet.as_mut().and_then(|k| k.name_of(container));
                 return TargetName {
-                    name: format!("container-{}", &container[..12]),
+                    name: match pod {
+                        Some(name) => leakwatch_model::text::visible(&name),
+                        None => format!("container-{}", &container[..12]),
+                    },
                     kind: TargetKind::Container,
                 };
             }
@@ -940,6 +957,39 @@ mod tests {
             assert_eq!(
                 cgroup_memory(&targets, "container-89abcdef0123"),
                 Some(6 * GIB)
+            );
+        }
+
+        #[test]
+        fn pod_containers_are_named_by_namespace_pod_and_container_on_v1_and_v2() {
+            let kubelet = tempfile::tempdir().unwrap();
+            for (pod, id) in [
+                (
+                    "web-7d9c8f6b5-x2kqz_shop_app",
+                    "89abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567",
+                ),
+                (
+                    "db-0_data_postgres",
+                    "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+                ),
+            ] {
+                std::fs::write(kubelet.path().join(format!("{pod}-{id}.log")), "").unwrap();
+            }
+            let v2 = process(11, "java", fixture!("cgroup-v2-kubepods.txt"), V2);
+            let v1 = process(12, "postgres", fixture!("cgroup-v1-kubepods.txt"), HYBRID);
+            let docker = process(13, "nginx", fixture!("cgroup-v1-hybrid.txt"), HYBRID);
+            let mut targeting = Targeting::new(&[]).with_kubelet_dir(kubelet.path());
+            let targets = group(&mut targeting, &host(vec![v2, v1, docker]));
+            let names: Vec<(&str, TargetKind)> =
+                targets.keys().map(|t| (t.name.as_str(), t.kind)).collect();
+            assert_eq!(
+                names,
+                [
+                    ("container-0123456789ab", TargetKind::Container),
+                    ("data/db-0/postgres", TargetKind::Container),
+                    ("shop/web-7d9c8f6b5-x2kqz/app", TargetKind::Container),
+                ],
+                "a pod's containers by name; a plain docker container by id"
             );
         }
 

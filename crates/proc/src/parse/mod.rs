@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod fd_path;
 pub mod fdlink;
+pub mod kubelet;
 pub mod limits;
 pub mod net_tcp;
 pub mod stat;
@@ -148,6 +149,7 @@ pub fn parse_everything(bytes: &[u8]) {
     net_tcp::parse(bytes, |_| {});
     net_tcp::parse_unix_inodes(bytes, |_| {});
     let _ = fdlink::classify(bytes);
+    let _ = kubelet::container_log_name(&String::from_utf8_lossy(bytes));
     let _ = thread_name::normalise(bytes);
     let group = fd_path::group(bytes);
     assert!(group.len() <= fd_path::MAX_PATH_CHARS + fd_path::DELETED.len());
