@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 # the real terminal `leakwatch top` is tested in,
 # chromium as the real browser the dashboard is tested in (driven by playwright-core from
 # npm, with the machine's Node.js >= 20), man-db and groff-base render the generated man
-# pages and bash-completion is the real consumer of the generated completions.
-packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium man-db groff-base bash-completion)
+# pages and bash-completion is the real consumer of the generated completions; adduser
+# for the Debian package's postinst (scripts/test-deb.sh).
+packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium man-db groff-base bash-completion adduser)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -36,6 +37,15 @@ cargo build --workspace --bins
 # The dashboard's browser test (crates/testkit/tests/dashboard.rs) runs tests/browser/.
 (cd tests/browser && npm ci --no-audit --no-fund)
 cargo test --workspace
+
+# The Debian package (issue 15): built with cargo-deb from the debug build, installed with
+# dpkg, its unit's ExecStart run as the unit's user with the unit's capabilities, removed
+# and purged. Root only (dpkg -i); skipped, and said, otherwise.
+if [ "$(id -u)" = 0 ] && command -v dpkg >/dev/null; then
+  scripts/test-deb.sh
+else
+  echo "test-deb: skipped (needs root and dpkg)" >&2
+fi
 
 # The parser fuzz target: a fixed seed and a fixed number of runs, so a CI verdict is
 # reproducible (the same inputs every time, about 20 s here). Explore longer by hand:

@@ -53,9 +53,9 @@ pub fn run(config: config::Config, data_dir: &Path) -> Result<()> {
         interval_s = config.agent.interval.as_secs_f64(),
         "leakwatch agent started{}",
         if shared.privileged {
-            " as root: watching every process"
+            ": watching every process (root, or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)"
         } else {
-            " unprivileged: other users' processes are reported without fds and sockets"
+            " without root or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: other users' processes are reported without fds and sockets"
         }
     );
     let stopping = shared.clone();

@@ -130,6 +130,24 @@ impl Lifecycle {
         }
     }
 
+    /// Whether a finding of `kind` about `target` is gone as of `now`: a crash loop only
+    /// once its target has had no process for `crashloop_hold` (before that it is between
+    /// lives: its back-off), any other finding as [`Self::is_gone`] says.
+    pub fn is_gone_for(
+        &self,
+        kind: FindingKind,
+        target: &str,
+        targets: &BTreeMap<String, TargetLife>,
+        now: f64,
+    ) -> bool {
+        if kind == FindingKind::CrashLoop {
+            return targets
+                .get(target)
+                .is_none_or(|life| now - life.last_seen > self.params.crashloop_hold);
+        }
+        self.is_gone(target, targets, now)
+    }
+
     /// One run: `found` is what the engine reported at `now` (for live targets), `targets`
     /// what is known of every target. Returns every open or recently resolved finding with
     /// its state, confirmed first, then suspected, then resolved (each in `found`'s order,
@@ -174,13 +192,7 @@ impl Lifecycle {
                 self.tracked.remove(&id);
                 continue;
             }
-            let gone = if tracked.finding.kind == FindingKind::CrashLoop {
-                targets
-                    .get(target)
-                    .is_none_or(|life| now - life.last_seen > self.params.crashloop_hold)
-            } else {
-                self.is_gone(target, targets, now)
-            };
+            let gone = self.is_gone_for(tracked.finding.kind, target, targets, now);
             if gone {
                 let at = targets
                     .get(target)

@@ -123,8 +123,8 @@ pub struct Shared {
 /// Default data dir: `/var/lib/leakwatch` for root, else `$XDG_DATA_HOME/leakwatch` (or
 /// `~/.local/share/leakwatch`).
 pub fn default_data_dir() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    // A system agent (root, or the packaged unit's user with its capabilities).
+    if can_read_every_process() {
         return PathBuf::from("/var/lib/leakwatch");
     }
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -132,6 +132,28 @@ pub fn default_data_dir() -> PathBuf {
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
     PathBuf::from(home).join(".local/share/leakwatch")
+}
+
+/// The capabilities that let a process read every other process's fds, executable and
+/// sockets' owners (measured by `scripts/test-deb.sh`): `CAP_DAC_READ_SEARCH` (2) and
+/// `CAP_SYS_PTRACE` (19).
+const READ_EVERY_PROCESS: u64 = (1 << 2) | (1 << 19);
+
+/// Root, or a user holding [`READ_EVERY_PROCESS`] in its effective set (the packaged
+/// unit's `leakwatch` user).
+pub fn can_read_every_process() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    effective_caps(&status).is_some_and(|caps| caps & READ_EVERY_PROCESS == READ_EVERY_PROCESS)
+}
+
+/// `CapEff:` of a `/proc/PID/status`.
+fn effective_caps(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 pub fn db_path(data_dir: &Path) -> PathBuf {
@@ -220,8 +242,7 @@ pub fn start(
         path: data_dir.to_path_buf(),
         source,
     })?;
-    // SAFETY: geteuid has no preconditions.
-    let privileged = unsafe { libc::geteuid() } == 0;
+    let privileged = can_read_every_process();
     let alerts_db = (!config.alerts.channels.is_empty()).then(|| data_dir.join("alerts.db"));
     let incidents_dir = evidence::incidents_dir(data_dir);
     let registry = Registry::load(
@@ -406,4 +427,16 @@ pub fn own_rss_bytes() -> u64 {
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+#[cfg(test)]
+mod caps_tests {
+    #[test]
+    fn the_effective_capabilities_are_read_from_status() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t0000000000080004\n";
+        let caps = super::effective_caps(status).unwrap();
+        assert_eq!(caps & super::READ_EVERY_PROCESS, super::READ_EVERY_PROCESS);
+        assert_eq!(super::effective_caps("CapEff:\tzz\n"), None);
+        assert_eq!(super::effective_caps(""), None);
+    }
 }
