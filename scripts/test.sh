@@ -14,14 +14,18 @@ cd "$(dirname "$0")/.."
 # chromium as the real browser the dashboard is tested in (driven by playwright-core from
 # npm, with the machine's Node.js >= 20), man-db and groff-base render the generated man
 # pages and bash-completion is the real consumer of the generated completions; adduser
-# for the Debian package's postinst (scripts/test-deb.sh).
-packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium man-db groff-base bash-completion adduser)
+# for the Debian package's postinst (scripts/test-deb.sh); podman, buildah and runc build and
+# run the container image (scripts/test-image.sh; runc, as crun refuses hybrid cgroups).
+packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium man-db groff-base bash-completion adduser podman buildah runc)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q "${packages[@]}"
   # aiosmtpd: the real SMTP server the alert email test sends to (crates/alert).
   python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q aiosmtpd || python3 -m pip install -q --break-system-packages aiosmtpd
+  # kubernetes: the Kubernetes API's models, which check the DaemonSet offline
+  # (scripts/check-kubernetes.py).
+  python3 -c "import kubernetes" 2>/dev/null || python3 -m pip install -q kubernetes || python3 -m pip install -q --break-system-packages kubernetes
 else
   echo "not root: assuming ${packages[*]} are installed" >&2
 fi
@@ -45,6 +49,13 @@ if [ "$(id -u)" = 0 ] && command -v dpkg >/dev/null; then
   scripts/test-deb.sh
 else
   echo "test-deb: skipped (needs root and dpkg)" >&2
+fi
+# The container image and the DaemonSet (issue 15): built with buildah, the manifest checked
+# against the Kubernetes API's models, the image run with podman as the DaemonSet's pod.
+if [ "$(id -u)" = 0 ] && command -v podman >/dev/null; then
+  scripts/test-image.sh
+else
+  echo "test-image: skipped (needs root and podman)" >&2
 fi
 
 # The parser fuzz target: a fixed seed and a fixed number of runs, so a CI verdict is
