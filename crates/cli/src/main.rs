@@ -5,6 +5,7 @@ mod agent_cmd;
 mod alerts_cmd;
 mod check;
 mod docs_cmd;
+mod fleet_cmd;
 mod format;
 mod incidents_cmd;
 mod leaks_cmd;
@@ -57,6 +58,11 @@ enum Command {
     /// CSV file (time,series,value[,limit]), a saved Prometheus query_range response, or a
     /// live Prometheus (--prometheus URL --query Q). Exit 1 when something was found.
     Analyze(leaks_cmd::AnalyzeArgs),
+    /// List the findings of every agent one Prometheus scrapes, by host, soonest
+    /// exhaustion first, and the agents that are down (reads only Prometheus).
+    ///
+    /// Example: leakwatch fleet --prometheus http://prometheus:9090
+    Fleet(fleet_cmd::FleetArgs),
     /// Show alert deliveries per channel from the running agent's durable outbox.
     Alerts(agent_cmd::ClientArgs),
     /// List incidents: the evidence (thread listings, sockets, fds, memory, jcmd/pprof
@@ -123,6 +129,7 @@ fn main() -> ExitCode {
         Command::Leaks(args) => leaks_cmd::leaks(args),
         Command::Analyze(args) => leaks_cmd::analyze(args),
         Command::Alerts(args) => alerts_cmd::alerts(args),
+        Command::Fleet(args) => fleet_cmd::fleet(args),
         Command::Incidents(args) => incidents_cmd::incidents(args),
         Command::Incident(args) => incidents_cmd::incident(args),
         Command::Why(args) => why_cmd::why(args),
