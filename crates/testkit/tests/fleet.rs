@@ -279,6 +279,10 @@ fn a_fleet_of_three_hosts_alerts_once_per_leak_and_when_an_agent_dies() {
     );
     std::thread::sleep(Duration::from_secs(3));
     let leaks = leaks();
+    eprintln!(
+        "Alertmanager's view of the planted leak: {:#}",
+        Value::from(leaks.clone())
+    );
     assert_eq!(leaks.len(), 1, "{leaks:#?}");
     assert_eq!(leaks[0]["labels"]["host"], "host1", "{leaks:#?}");
     assert_eq!(leaks[0]["labels"]["target"], "svc");

@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row as TableRow, Table, TableState};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row as TableRow, Table, TableState, Wrap};
 use ratatui::Frame;
 
 pub struct App {
@@ -385,10 +385,8 @@ fn draw_detail(frame: &mut Frame, target: &super::model::Target, area: Rect) {
 }
 
 const HELP: &[(&str, &str)] = &[
-    (
-        "q, Esc",
-        "quit (Esc first closes the detail pane, then clears the filter)",
-    ),
+    ("q, Esc", "quit (Esc first closes the detail pane,"),
+    ("", "then clears the filter)"),
     (
         "s",
         "cycle the sort: risk, threads, fds, sockets, memory, name",
@@ -410,10 +408,8 @@ const HELP: &[(&str, &str)] = &[
         "targets with findings first, soonest exhaustion first,",
     ),
     ("", "then by the fullest resource against its limit (LIMIT)"),
-    (
-        "sparklines",
-        "the last 8 samples, from their min over at least 1/5 of their max",
-    ),
+    ("sparklines", "the last 8 samples, from their min"),
+    ("", "over at least 1/5 of their max"),
 ];
 
 fn draw_help(frame: &mut Frame, area: Rect) {
@@ -436,7 +432,10 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" leakwatch top: keys ")),
+        // Narrower than 80 columns, lines wrap rather than being cut.
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" leakwatch top: keys ")),
         popup,
     );
 }
@@ -490,7 +489,11 @@ mod tests {
     }
 
     fn screen(app: &mut App) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(200, 30)).unwrap();
+        screen_of(app, 200, 30)
+    }
+
+    fn screen_of(app: &mut App, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|f| draw(f, app, 1_000)).unwrap();
         let buffer = terminal.backend().buffer().clone();
         (0..buffer.area.height)
@@ -579,5 +582,21 @@ mod tests {
             text.contains("beta"),
             "the last data stays on screen: {text}"
         );
+    }
+
+    #[test]
+    fn the_help_fits_an_80_column_terminal_whole() {
+        let mut app = app();
+        press(&mut app, KeyCode::Char('?'));
+        let text = screen_of(&mut app, 80, 30);
+        for (key, what) in HELP {
+            // The key column is 15 wide, the box's border 1 on each side.
+            assert!(15 + what.chars().count() <= 78, "too wide: {what:?}");
+            let line = format!("{key:<15}{what}");
+            assert!(
+                text.contains(line.trim_end()),
+                "{line:?} not whole in:\n{text}"
+            );
+        }
     }
 }
