@@ -22,6 +22,7 @@ pub mod supervise;
 pub mod sync;
 pub mod tail;
 pub mod targets;
+pub mod watchdog;
 
 pub use error::{Error, Result};
 
@@ -59,9 +60,12 @@ pub fn run(config: config::Config, data_dir: &Path) -> Result<()> {
         }
     );
     let stopping = shared.clone();
+    let watched = shared.clone();
     let until = async move {
-        // A signal, or a stage that failed and stopped the agent.
+        // A signal, or a stage that failed and stopped the agent; meanwhile systemd hears
+        // that it is ready and, while every stage beats, its watchdog pings.
         tokio::select! {
+            () = watchdog::run(watched) => {}
             () = shutdown_signal() => {}
             () = async {
                 while !stopping.stop.load(Ordering::Relaxed) {
@@ -71,6 +75,7 @@ pub fn run(config: config::Config, data_dir: &Path) -> Result<()> {
         }
     };
     let result = serve_http(&config, shared.clone(), until);
+    watchdog::stopping();
     shared.stop.store(true, Ordering::Relaxed);
     for thread in threads {
         let _ = thread.join();
