@@ -15,6 +15,11 @@ the churn and at the end, and the growth over each half.
 
     python3 scripts/soak-self.py --churn 3600 --quiet 3600 --out /tmp/soak
     python3 scripts/soak-self.py --churn 120 --quiet 60 --out /tmp/soak-short   # a try
+    python3 scripts/soak-self.py --compare LEAKWATCH_MALLOC_TRIM=0 ...   # two agents, side by side
+
+With --compare NAME=VALUE a second agent runs beside the first through the same churn,
+with that environment variable set (its own cgroup, port and data dir): a side-by-side
+comparison on one noisy machine. Rows then carry the agent's label.
 
 Needs root (cgroup) and a release build (`cargo build --release -p leakwatch`), or --bin.
 """
@@ -88,22 +93,32 @@ def main():
     ap.add_argument("--out", default="/tmp/leakwatch-soak")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/leakwatch"))
     ap.add_argument("--port", type=int, default=19890)
+    ap.add_argument("--compare", metavar="NAME=VALUE",
+                    help="also run a second agent with this environment variable set")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak-self: needs root for the memory cgroup")
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(f"{args.out}/progs")
-    config = f"{args.out}/agent.toml"
-    open(config, "w").write(
-        f'[agent]\ninterval = "1s"\nlisten = "127.0.0.1:{args.port}"\n[detect]\npreset = "fast"\n'
-    )
-    procs, cgroup = make_cgroup(f"leakwatch-soak-{os.getpid()}", 1 << 30)
-    log = open(f"{args.out}/agent.log", "w")
-    agent = subprocess.Popen(
-        [args.bin, "agent", "--config", config, "--data-dir", f"{args.out}/data"],
-        stdout=log, stderr=log, start_new_session=True,
-        preexec_fn=lambda: open(procs, "w").write(str(os.getpid())),
-    )
+    variants = [("default", {})]
+    if args.compare:
+        name, _, value = args.compare.partition("=")
+        variants.append((args.compare, {name: value}))
+    agents = []
+    for i, (label, env) in enumerate(variants):
+        port = args.port + i
+        config = f"{args.out}/agent-{i}.toml"
+        open(config, "w").write(
+            f'[agent]\ninterval = "1s"\nlisten = "127.0.0.1:{port}"\n[detect]\npreset = "fast"\n'
+        )
+        procs, cgroup = make_cgroup(f"leakwatch-soak-{os.getpid()}-{i}", 1 << 30)
+        log = open(f"{args.out}/agent-{i}.log", "w")
+        process = subprocess.Popen(
+            [args.bin, "agent", "--config", config, "--data-dir", f"{args.out}/data-{i}"],
+            stdout=log, stderr=log, start_new_session=True, env={**os.environ, **env},
+            preexec_fn=lambda procs=procs: open(procs, "w").write(str(os.getpid())),
+        )
+        agents.append({"label": label, "process": process, "port": port, "cgroup": cgroup, "rows": []})
     children = []
 
     def churn_start():
@@ -125,7 +140,7 @@ def main():
     started = time.time()
     rows = []
     writer = csv.writer(open(f"{args.out}/soak.csv", "w", newline=""))
-    writer.writerow(["t_s", "phase", "rss_kb", "rss_anon_kb", "threads", "fds", "targets", "last_detect_ms", "samples"])
+    writer.writerow(["agent", "t_s", "phase", "rss_kb", "rss_anon_kb", "threads", "fds", "targets", "last_detect_ms", "samples"])
     churn_start()
     n = 0
     next_record = started
@@ -148,39 +163,50 @@ def main():
                 for p in [p for p in shorts if p.poll() is not None]:
                     shorts.remove(p)
                     os.unlink(p.args[1])
-            if agent.poll() is not None:
-                sys.exit(f"soak-self: the agent exited ({agent.returncode}); see {args.out}/agent.log")
+            for i, a in enumerate(agents):
+                if a["process"].poll() is not None:
+                    sys.exit(f"soak-self: agent {a['label']} exited ({a['process'].returncode}); see {args.out}/agent-{i}.log")
             if now >= next_record:
-                st = status(agent.pid)
-                info = agent_info(args.port)
-                row = [round(t), phase, st["VmRSS"], st["RssAnon"], st["Threads"], st["fds"],
-                       info.get("targets"), round(info.get("last_detect_us", 0) / 1000, 1), info.get("samples")]
-                writer.writerow(row)
-                rows.append(row)
-                print(*row, flush=True)
+                for a in agents:
+                    st = status(a["process"].pid)
+                    info = agent_info(a["port"])
+                    row = [round(t), phase, st["VmRSS"], st["RssAnon"], st["Threads"], st["fds"],
+                           info.get("targets"), round(info.get("last_detect_us", 0) / 1000, 1), info.get("samples")]
+                    writer.writerow([a["label"]] + row)
+                    a["rows"].append(row)
+                    print(a["label"], *row, flush=True)
                 next_record += args.every
             time.sleep(1.0)
     finally:
         churn_stop()
         for p in shorts:
             p.kill()
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=30)
-        try:
-            os.rmdir(cgroup)
-        except OSError:
-            pass
+        for a in agents:
+            a["process"].send_signal(signal.SIGTERM)
+            a["process"].wait(timeout=30)
+            try:
+                os.rmdir(a["cgroup"])
+            except OSError:
+                pass
 
-    def at(seconds):
-        return min(rows, key=lambda r: abs(r[0] - seconds))
+    for a in agents:
+        rows = a["rows"]
 
-    first_hour = at(min(3600, args.churn))
-    end_churn = at(args.churn)
-    end = rows[-1]
-    print(f"\nRSS (kB): start {rows[0][2]}, at {first_hour[0]} s {first_hour[2]}, end of churn {end_churn[2]}, end {end[2]}")
-    print(f"RssAnon (kB): start {rows[0][3]}, at {first_hour[0]} s {first_hour[3]}, end of churn {end_churn[3]}, end {end[3]}")
-    print(f"threads {min(r[4] for r in rows)}-{max(r[4] for r in rows)}, fds {min(r[5] for r in rows)}-{max(r[5] for r in rows)}, "
-          f"detection {max(r[7] for r in rows if r[7] is not None)} ms at most; {n} programs churned")
+        def at(seconds):
+            return min(rows, key=lambda r: abs(r[0] - seconds))
+
+        first_hour = at(min(3600, args.churn))
+        end_churn = at(args.churn)
+        end = rows[-1]
+        quiet = [r[2] for r in rows if r[1] == "quiet"]
+        print(f"\n[{a['label']}]")
+        print(f"RSS (kB): start {rows[0][2]}, at {first_hour[0]} s {first_hour[2]}, end of churn {end_churn[2]}, end {end[2]}")
+        if quiet:
+            mid = (max(quiet) + min(quiet)) / 2
+            print(f"RSS when quiet (kB): {min(quiet)}-{max(quiet)}, +/-{(max(quiet) - min(quiet)) / 2 / mid * 100:.1f}% around {mid:.0f}")
+        print(f"RssAnon (kB): start {rows[0][3]}, at {first_hour[0]} s {first_hour[3]}, end of churn {end_churn[3]}, end {end[3]}")
+        print(f"threads {min(r[4] for r in rows)}-{max(r[4] for r in rows)}, fds {min(r[5] for r in rows)}-{max(r[5] for r in rows)}, "
+              f"detection {max(r[7] for r in rows if r[7] is not None)} ms at most; {n} programs churned")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ pub fn run(
             .stats
             .last_detect_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        super::trim_heap();
     }
 }
 

@@ -156,6 +156,22 @@ fn effective_caps(status: &str) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// Gives the memory a detection pass freed back to the system. glibc keeps freed memory in
+/// its per-thread arenas; a pass reads the recent history of every target, so without this
+/// the agent's RSS swings by tens of MiB with the passes (BENCHMARKS.md §2).
+/// `LEAKWATCH_MALLOC_TRIM=0` turns it off, for the soak's side-by-side comparison.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let on = *ON.get_or_init(|| std::env::var("LEAKWATCH_MALLOC_TRIM").as_deref() != Ok("0"));
+        if on {
+            // SAFETY: malloc_trim has no preconditions; it only returns free pages.
+            unsafe { libc::malloc_trim(0) };
+        }
+    }
+}
+
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("leakwatch.db")
 }
