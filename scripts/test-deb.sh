@@ -14,18 +14,24 @@ fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
 if dpkg -s leakwatch >/dev/null 2>&1; then
   fail "a leakwatch package is installed already: not touching it"
 fi
+# The package owns /var/lib/leakwatch and purge removes it: a root agent's history may be
+# there.
+if [ -e /var/lib/leakwatch ]; then
+  fail "/var/lib/leakwatch exists (a root agent's history?): not touching it"
+fi
 PROFILE=${PROFILE:-dev} scripts/build-deb.sh --quiet >/dev/null
 deb=$(ls -t target/debian/leakwatch_*.deb | head -1)
-work=$(mktemp -d)
 agent=
 holder=
+work=
 cleanup() {
   [ -n "$agent" ] && kill "$agent" 2>/dev/null || true
   [ -n "$holder" ] && kill "$holder" 2>/dev/null || true
   dpkg --purge leakwatch >/dev/null 2>&1 || true
-  rm -rf "$work"
+  [ -n "$work" ] && rm -rf "$work"
 }
 trap cleanup EXIT
+work=$(mktemp -d)
 
 dpkg -i "$deb" >/dev/null
 for f in /usr/bin/leakwatch /etc/leakwatch/leakwatch.toml /usr/lib/systemd/system/leakwatch.service \
@@ -48,22 +54,25 @@ exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 user=$(sed -n 's/^User=//p' "$unit")
 caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr ' ' '\n' | sed 's/^CAP_/+/' | tr 'A-Z' 'a-z' | paste -sd, -)
 [ -n "$exec_start" ] && [ -n "$user" ] && [ -n "$caps" ] || fail "the unit lacks ExecStart, User or AmbientCapabilities"
+# A port of its own (the unit's command, plus --listen): an agent already on 9464 must not
+# answer for it.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # A root process holding two extra fds, for the agent to read.
 sleep 300 3</etc/hostname 4</etc/hostname &
 holder=$!
 # shellcheck disable=SC2086 # ExecStart is a command line: split as systemd splits it
 setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
   --inh-caps="-all,$caps" --ambient-caps="-all,$caps" --bounding-set="-all,$caps" \
-  $exec_start >"$work/agent.log" 2>&1 &
+  $exec_start --listen "127.0.0.1:$port" >"$work/agent.log" 2>&1 &
 agent=$!
-python3 - "$holder" <<'PY' || { cat "$work/agent.log" >&2; fail "the packaged agent did not read the root process's fds"; }
+python3 - "$holder" "$port" <<'PY' || { cat "$work/agent.log" >&2; fail "the packaged agent did not read the root process's fds"; }
 import json, sys, time, urllib.request
-holder = int(sys.argv[1])
+holder, port = int(sys.argv[1]), int(sys.argv[2])
 deadline = time.time() + 60
 last = None
 while time.time() < deadline:
     try:
-        with urllib.request.urlopen("http://127.0.0.1:9464/api/v1/targets", timeout=2) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2) as r:
             targets = json.load(r)["targets"]
         for t in targets:
             if any(p.get("pid") == holder for p in t.get("processes", [])):

@@ -12,22 +12,24 @@ cd "$(dirname "$0")/.."
 fail() { echo "test-image: FAIL: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (rootful podman)"
 manifest=dist/kubernetes/leakwatch.yaml
-python3 scripts/check-kubernetes.py "$manifest" >/dev/null || fail "the manifest does not check"
+name=leakwatch-test-$$
+holder=
+image=
+work=
+cleanup() {
+  podman --runtime runc rm -f "$name" >/dev/null 2>&1 || true
+  [ -n "$image" ] && podman rmi -f "$image" >/dev/null 2>&1 || true
+  [ -n "$holder" ] && kill "$holder" 2>/dev/null || true
+  [ -n "$work" ] && rm -rf "$work"
+}
+trap cleanup EXIT
 work=$(mktemp -d)
+python3 scripts/check-kubernetes.py "$manifest" >/dev/null || fail "the manifest does not check"
 sed 's/^          imagePullPolicy: IfNotPresent$/&\n          imagePullPolicy2: Always/' "$manifest" >"$work/broken.yaml"
 if python3 scripts/check-kubernetes.py "$work/broken.yaml" >/dev/null 2>&1; then
   fail "the manifest check accepts an unknown field"
 fi
 image=$(PROFILE=${PROFILE:-dev} IMAGE=localhost/leakwatch:test scripts/build-image.sh | tail -1)
-name=leakwatch-test-$$
-holder=
-cleanup() {
-  podman --runtime runc rm -f "$name" >/dev/null 2>&1 || true
-  podman rmi -f "$image" >/dev/null 2>&1 || true
-  [ -n "$holder" ] && kill "$holder" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 # The pod's settings, as podman arguments (one per line), and its ConfigMap's config.
 python3 - "$manifest" "$work" >"$work/args" <<'PY'
@@ -59,6 +61,14 @@ for e in c.get("env", []):
 print("\n".join(args))
 print("--")
 print("\n".join(c["args"]))
+# A port of its own, so an agent already on the pod's port cannot answer for it.
+import socket
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+port = sock.getsockname()[1]
+print("--listen")
+print(f"127.0.0.1:{port}")
+open(f"{work}/port", "w").write(str(port))
 PY
 mkdir -p "$work/data" "$work/kubelet"
 mapfile -t pod_args <"$work/args"
@@ -73,11 +83,11 @@ holder=$!
 # this machine's hard limits (podman's defaults are above them).
 podman --runtime runc run -d --name "$name" --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
   "${run_args[@]}" "$image" "${cmd_args[@]}" >/dev/null
-python3 - "$holder" <<'PY' || { podman logs "$name" >&2 || true; fail "the containerized agent did not answer as the pod's probes and tests require"; }
+python3 - "$holder" "$(cat "$work/port")" <<'PY' || { podman logs "$name" >&2 || true; fail "the containerized agent did not answer as the pod's probes and tests require"; }
 import json, sys, time, urllib.request
-holder = int(sys.argv[1])
+holder, port = int(sys.argv[1]), int(sys.argv[2])
 def get(path):
-    with urllib.request.urlopen(f"http://127.0.0.1:9464{path}", timeout=2) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
         return r.status, r.read()
 deadline = time.time() + 60
 while time.time() < deadline:

@@ -24,8 +24,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # aiosmtpd: the real SMTP server the alert email test sends to (crates/alert).
   python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q aiosmtpd || python3 -m pip install -q --break-system-packages aiosmtpd
   # kubernetes: the Kubernetes API's models, which check the DaemonSet offline
-  # (scripts/check-kubernetes.py).
-  python3 -c "import kubernetes" 2>/dev/null || python3 -m pip install -q kubernetes || python3 -m pip install -q --break-system-packages kubernetes
+  # (scripts/check-kubernetes.py); pinned, as the models became strict pydantic ones.
+  python3 -c "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.3')" 2>/dev/null || python3 -m pip install -q kubernetes==37.0.3 || python3 -m pip install -q --break-system-packages kubernetes==37.0.3
 else
   echo "not root: assuming ${packages[*]} are installed" >&2
 fi

@@ -336,6 +336,16 @@ pub fn is_jvm(pid: u32) -> Option<std::path::PathBuf> {
     Some(std::path::PathBuf::from("jcmd"))
 }
 
+/// The effective uid and gid of `pid` (`/proc/PID/status`).
+pub fn owner(pid: u32) -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let effective = |key: &str| -> Option<u32> {
+        let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((effective("Uid:")?, effective("Gid:")?))
+}
+
 /// The interpreter's name (`python3.11`) when `pid` runs CPython.
 pub fn is_python(pid: u32) -> Option<String> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;

@@ -60,3 +60,22 @@ fn signal_group(pid: u32, signal: libc::c_int) {
     // SAFETY: kill has no memory preconditions; a group that is gone gives ESRCH.
     unsafe { libc::kill(-pgid, signal) };
 }
+
+/// Has `command` start without the caller's ambient capabilities.
+#[allow(unsafe_code)]
+pub(crate) fn clear_ambient_caps(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; the closure captures nothing.
+    unsafe {
+        command.pre_exec(|| {
+            // EINVAL on kernels without ambient capabilities: nothing to clear then.
+            let _ = libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
+            Ok(())
+        });
+    }
+}

@@ -182,6 +182,10 @@ pub struct Program {
     die_with_parent: bool,
     kill_leftovers: bool,
     grace: Duration,
+    /// Run as this (uid, gid), supplementary groups dropped (needs root).
+    user: Option<(u32, u32)>,
+    /// Clear the ambient capabilities it would inherit.
+    no_ambient_caps: bool,
 }
 
 impl Program {
@@ -200,7 +204,24 @@ impl Program {
             die_with_parent: false,
             kill_leftovers: false,
             grace: Duration::from_millis(500),
+            user: None,
+            no_ambient_caps: false,
         }
+    }
+
+    /// Runs it as `uid`/`gid` with no supplementary groups. From root that also clears
+    /// every capability (the kernel does on the switch to a non-zero uid); from another
+    /// user it cannot start (`NotStarted`).
+    pub fn as_user(mut self, uid: u32, gid: u32) -> Program {
+        self.user = Some((uid, gid));
+        self
+    }
+
+    /// Starts it without the ambient capabilities the caller holds (a unit's
+    /// `AmbientCapabilities` are inherited by every program it runs otherwise).
+    pub fn no_ambient_caps(mut self) -> Program {
+        self.no_ambient_caps = true;
+        self
     }
 
     /// Sets an environment variable for it (the rest is inherited).
@@ -283,6 +304,14 @@ impl Program {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         own_group(&mut command, self.die_with_parent);
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            // std drops the supplementary groups when it switches from root.
+            command.uid(uid).gid(gid);
+        }
+        if self.no_ambient_caps {
+            crate::group::clear_ambient_caps(&mut command);
+        }
         let child = match command.spawn() {
             Ok(child) => child,
             Err(error) => {

@@ -106,7 +106,7 @@ pub fn capture(
     put("memory.txt", join(&listing::memory).as_bytes(), "ok".into());
     for &pid in &pids {
         if let Some(jcmd) = listing::is_jvm(pid) {
-            let out = run_jcmd(&jcmd, pid, &["Thread.print"], settings.timeout, cap);
+            let out = super::jdk::run_jcmd(&jcmd, pid, &["Thread.print"], settings.timeout, cap);
             let note = out.describe();
             put(&format!("jcmd-threads-{pid}.txt"), &out.stdout.bytes, note);
         }
@@ -257,7 +257,7 @@ pub fn capture_on_request(
             (growth.text, growth.raw, growth.note)
         }
         CaptureKind::HeapDump => {
-            let dumps = heap_dumps(&dir, &pids, &job.stem, settings);
+            let dumps = super::dump::heap_dumps(root, &dir, &pids, &job.stem, settings);
             (dumps.text, Vec::new(), dumps.note)
         }
     };
@@ -299,144 +299,6 @@ pub fn capture_on_request(
     Ok(meta)
 }
 
-/// The outcome of `heap_dumps`: one paragraph per process.
-struct HeapDumps {
-    text: String,
-    note: String,
-}
-
-/// Most JVMs of one target dumped per request.
-const MAX_DUMPS: usize = 2;
-
-/// A heap dump of each JVM among `pids` (at most [`MAX_DUMPS`]) that has the headroom for
-/// one ([`super::heap::dump_headroom`]), as `STEM-PID.hprof` in `dir`. The JVM writes the
-/// file in its own file system (its mount namespace, as its own user): into its `/tmp`,
-/// read back through `/proc/PID/root` and moved into the incident folder.
-fn heap_dumps(dir: &Path, pids: &[u32], stem: &str, settings: &EvidenceSection) -> HeapDumps {
-    let cap = settings.max_output_bytes;
-    let mut text = String::new();
-    let mut dumped = 0;
-    let mut refused = 0;
-    let jvms: Vec<(u32, std::path::PathBuf)> = pids
-        .iter()
-        .filter_map(|&pid| listing::is_jvm(pid).map(|jcmd| (pid, jcmd)))
-        .take(MAX_DUMPS)
-        .collect();
-    if jvms.is_empty() {
-        return HeapDumps {
-            text: "none of the target's processes is a JVM: a heap dump is for JVMs only \
-                   (heap-growth.txt has what can be read of the others)\n"
-                .into(),
-            note: "no JVM".into(),
-        };
-    }
-    for (pid, jcmd) in jvms {
-        let perf = run_jcmd(&jcmd, pid, &["PerfCounter.print"], settings.timeout, cap);
-        let heap = super::heap::parse_perf_heap(&String::from_utf8_lossy(&perf.stdout.bytes));
-        let inside = format!("/tmp/leakwatch-{stem}-{pid}.hprof");
-        let outside = std::path::PathBuf::from(format!("/proc/{pid}/root{inside}"));
-        let target_disk = free_space(Path::new(&format!("/proc/{pid}/root/tmp")));
-        let our_disk = free_space(dir);
-        // Both the JVM's /tmp and the incident folder must hold it; a tmpfs /tmp would
-        // hold it in memory, the one thing the JVM is short of.
-        let free = match (target_disk, our_disk) {
-            (Some((_, true)), _) => {
-                let _ = writeln!(
-                    text,
-                    "pid {pid}: refused: the JVM's /tmp is a tmpfs, so the dump would be held \
-                     in memory\n"
-                );
-                refused += 1;
-                continue;
-            }
-            (Some((a, false)), Some((b, _))) => Some(a.min(b)),
-            _ => None,
-        };
-        let needed = match super::heap::dump_headroom(heap, free) {
-            Ok(needed) => needed,
-            Err(reason) => {
-                let _ = writeln!(text, "pid {pid}: {reason}\n");
-                refused += 1;
-                continue;
-            }
-        };
-        let heap = heap.expect("dump_headroom checked it");
-        let _ = writeln!(
-            text,
-            "pid {pid}: heap {} of {} in use; the dump may need up to {}",
-            leakwatch_detect::format::bytes(heap.used as f64),
-            leakwatch_detect::format::bytes(heap.max as f64),
-            leakwatch_detect::format::bytes(needed as f64)
-        );
-        let started = Instant::now();
-        let out = run_jcmd(
-            &jcmd,
-            pid,
-            &["GC.heap_dump", &inside],
-            settings.heap_dump_timeout(),
-            cap,
-        );
-        let name = format!("{stem}-{pid}.hprof");
-        let moved = if out.success() && outside.exists() {
-            move_file(&outside, &dir.join(&name))
-        } else {
-            let _ = std::fs::remove_file(&outside);
-            Err(format!(
-                "jcmd GC.heap_dump failed: {}: {}",
-                out.describe(),
-                String::from_utf8_lossy(&out.stdout.bytes).trim()
-            ))
-        };
-        match moved {
-            Ok(bytes) => {
-                dumped += 1;
-                let _ = writeln!(
-                    text,
-                    "pid {pid}: heap dump written in {:.1} s: {name} ({})\n",
-                    started.elapsed().as_secs_f64(),
-                    leakwatch_detect::format::bytes(bytes as f64)
-                );
-            }
-            Err(error) => {
-                let _ = writeln!(text, "pid {pid}: {error}\n");
-            }
-        }
-    }
-    HeapDumps {
-        text,
-        note: format!("{dumped} dumped, {refused} refused"),
-    }
-}
-
-/// Free bytes of the file system holding `path` (for an unprivileged user), and whether it
-/// is a tmpfs.
-fn free_space(path: &Path) -> Option<(u64, bool)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated path and `stat` a writable statfs buffer.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    let free = (stat.f_bavail as u64).saturating_mul(stat.f_bsize as u64);
-    // `f_type`'s integer type differs between platforms.
-    #[allow(clippy::unnecessary_cast)]
-    let tmpfs = stat.f_type as i64 == libc::TMPFS_MAGIC as i64;
-    Some((free, tmpfs))
-}
-
-/// Moves a file across file systems: renamed when it can be, else copied and removed.
-fn move_file(from: &Path, to: &Path) -> Result<u64, String> {
-    if std::fs::rename(from, to).is_err() {
-        let copied = std::fs::copy(from, to);
-        let _ = std::fs::remove_file(from);
-        copied.map_err(|e| format!("cannot move the dump into the incident folder: {e}"))?;
-    }
-    std::fs::metadata(to)
-        .map(|m| m.len())
-        .map_err(|e| format!("the dump vanished: {e}"))
-}
-
 /// `heap-growth.txt` and the raw snapshots beside it (see [`super::heap`]).
 struct HeapGrowth {
     text: String,
@@ -463,13 +325,25 @@ fn heap_growth(
             .zip(&jvms)
             .map(|(&pid, jcmd)| {
                 let histogram = jcmd.as_deref().filter(|_| allowed).map(|jcmd| {
-                    let out = run_jcmd(jcmd, pid, &["GC.class_histogram"], settings.timeout, cap);
+                    let out = super::jdk::run_jcmd(
+                        jcmd,
+                        pid,
+                        &["GC.class_histogram"],
+                        settings.timeout,
+                        cap,
+                    );
                     let note = out.describe();
                     (out.stdout.bytes, note)
                 });
                 let mut snapshot = super::heap::snapshot(pid, histogram);
                 snapshot.heap = jcmd.as_deref().and_then(|jcmd| {
-                    let out = run_jcmd(jcmd, pid, &["PerfCounter.print"], settings.timeout, cap);
+                    let out = super::jdk::run_jcmd(
+                        jcmd,
+                        pid,
+                        &["PerfCounter.print"],
+                        settings.timeout,
+                        cap,
+                    );
                     super::heap::parse_perf_heap(&String::from_utf8_lossy(&out.stdout.bytes))
                 });
                 snapshot
@@ -619,7 +493,7 @@ fn thread_creation(
     let mut notes = Vec::new();
     for (pid, jcmd) in &jvms {
         let file = dir.join(format!("creation-{pid}.jfr"));
-        let out = run_jcmd(
+        let out = super::jdk::run_jcmd(
             jcmd,
             *pid,
             &[
@@ -681,7 +555,7 @@ fn thread_creation(
             "jdk.ThreadStart".to_string(),
             file.display().to_string(),
         ];
-        let out = run(argv, settings.timeout, cap);
+        let out = super::jdk::run_as_jvm_user(pid, argv, settings.timeout, cap);
         match super::creation::parse_starts(&String::from_utf8_lossy(&out.stdout.bytes)) {
             Ok(starts) => {
                 let creation = super::creation::summarise(pid, &starts, group, seconds);
@@ -793,19 +667,6 @@ fn wait_until(deadline: Instant, stop: &AtomicBool, done: impl Fn() -> bool) -> 
         std::thread::sleep(Duration::from_millis(100).min(left));
     }
     true
-}
-
-/// `jcmd PID ARGS...` with the JVM's own jcmd, bounded like any capture step.
-fn run_jcmd(
-    jcmd: &std::path::Path,
-    pid: u32,
-    args: &[&str],
-    timeout: Duration,
-    cap: usize,
-) -> Finished {
-    let mut argv = vec![jcmd.display().to_string(), pid.to_string()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    run(argv, timeout, cap)
 }
 
 /// Runs a capture or restart command (argv, no shell, stdin from /dev/null): its own

@@ -177,7 +177,25 @@ pub fn read_file(root: &Path, id: &str, name: &str) -> Result<Vec<u8>, String> {
         ));
     }
     let path = root.join(id).join(name);
-    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if name.ends_with(".hprof") {
+        // A heap dump holds the heap's data (its secrets) and is as large as the heap:
+        // never served, only pointed at.
+        return Err(format!(
+            "{name} is a heap dump: it is not shown or served; open {} with Eclipse MAT or \
+             VisualVM on the agent's host",
+            path.display()
+        ));
+    }
+    // Never through a symlink: the agent reads with privileges.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
     let mut bytes = Vec::new();
     use std::io::Read;
     file.take(MAX_SHOWN_BYTES)
@@ -189,6 +207,31 @@ pub fn read_file(root: &Path, id: &str, name: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_files_are_never_read_through_a_symlink_and_dumps_are_not_served() {
+        let root = tempfile::tempdir().unwrap();
+        let id = "20260101-000000-a-0001";
+        let dir = root.path().join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("threads.txt")).unwrap();
+        std::fs::write(dir.join("heap-dump-1-2-3.hprof"), "JAVA PROFILE").unwrap();
+        std::fs::write(
+            dir.join("incident.json"),
+            serde_json::json!({
+                "id": id, "created_ms": 0, "target": "a", "resource": "threads",
+                "attribution": "", "kind": "leak", "summary": "",
+                "finding": {"kind": "leak", "target": "a", "resource": "threads", "attribution": ""},
+                "files": [{"name": "threads.txt"}, {"name": "heap-dump-1-2-3.hprof"}],
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let err = read_file(root.path(), id, "threads.txt").unwrap_err();
+        assert!(err.contains("threads.txt"), "{err}");
+        let err = read_file(root.path(), id, "heap-dump-1-2-3.hprof").unwrap_err();
+        assert!(err.contains("is a heap dump"), "{err}");
+    }
 
     #[test]
     fn prune_keeps_the_newest() {

@@ -12,13 +12,15 @@
 //! incident folders and their `incident.json`), [`capture`] (what is written into a folder
 //! at first detection), [`creation`] (which code starts a JVM's leaking threads), [`goroutines`] (which code
 //! starts a Go service's leaking goroutines), [`heap`] (what grows in a memory leak: two snapshots and their
-//! difference), [`mitigation`] (the rate-limited restart command).
+//! difference), [`dump`] (heap dumps on request), [`jdk`] (jcmd and jfr, as the JVM's user), [`mitigation`] (the rate-limited restart command).
 
 pub mod capture;
 pub mod creation;
+pub mod dump;
 pub mod folder;
 pub mod goroutines;
 pub mod heap;
+pub mod jdk;
 pub mod mitigation;
 pub mod pprof;
 pub mod registry;

@@ -100,6 +100,8 @@ fn not_found_or_500(message: String) -> Response {
         StatusCode::NOT_FOUND
     } else if message.contains("is not an incident ID") {
         StatusCode::BAD_REQUEST
+    } else if message.contains("is a heap dump") {
+        StatusCode::FORBIDDEN
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
@@ -200,7 +202,10 @@ async fn request_capture(
             )
         });
     }
-    let stem = format!("{}-{}", body.what.as_str(), leakwatch_alert::now_ms());
+    // Unique even for two requests in one millisecond.
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stem = format!("{}-{}-{n}", body.what.as_str(), leakwatch_alert::now_ms());
     let answer = api::CaptureAccepted {
         incident: id.clone(),
         what: body.what,
