@@ -320,7 +320,9 @@ fn heap_growth(
     let refused = super::heap::headroom(finding).err();
     let jvms: Vec<Option<std::path::PathBuf>> = pids.iter().map(|&p| listing::is_jvm(p)).collect();
     let cap = settings.max_output_bytes;
-    let take = |allowed: bool| -> Vec<super::heap::Snapshot> {
+    // `with_heap`: the heap's sizes, read once, with the second snapshot (the only one
+    // heap-growth.txt shows them for).
+    let take = |allowed: bool, with_heap: bool| -> Vec<super::heap::Snapshot> {
         pids.iter()
             .zip(&jvms)
             .map(|(&pid, jcmd)| {
@@ -336,7 +338,7 @@ fn heap_growth(
                     (out.stdout.bytes, note)
                 });
                 let mut snapshot = super::heap::snapshot(pid, histogram);
-                snapshot.heap = jcmd.as_deref().and_then(|jcmd| {
+                snapshot.heap = jcmd.as_deref().filter(|_| with_heap).and_then(|jcmd| {
                     let out = super::jdk::run_jcmd(
                         jcmd,
                         pid,
@@ -353,7 +355,7 @@ fn heap_growth(
     let go_heap = || pprof_url.map(|url| fetch_pprof(url, "heap", settings.timeout, cap));
     let first = Instant::now();
     let go_before = go_heap();
-    let before = take(refused.is_none());
+    let before = take(refused.is_none(), false);
     if !wait_until(first + settings.heap_interval, stop, || false) {
         return HeapGrowth {
             text: "the agent stopped before the second snapshot\n".into(),
@@ -364,7 +366,7 @@ fn heap_growth(
     }
     let seconds = first.elapsed().as_secs_f64();
     let go_after = go_heap();
-    let after = take(refused.is_none());
+    let after = take(refused.is_none(), true);
     let mut text = String::new();
     let mut raw = Vec::new();
     let mut go_headline = None;
