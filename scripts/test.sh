@@ -15,8 +15,10 @@ cd "$(dirname "$0")/.."
 # npm, with the machine's Node.js >= 20), man-db and groff-base render the generated man
 # pages and bash-completion is the real consumer of the generated completions; adduser
 # for the Debian package's postinst (scripts/test-deb.sh); podman, buildah and runc build and
-# run the container image (scripts/test-image.sh; runc, as crun refuses hybrid cgroups).
-packages=(iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium man-db groff-base bash-completion adduser podman buildah runc)
+# run the container image (scripts/test-image.sh; runc, as crun refuses hybrid cgroups);
+# clang and libbpf-dev compile the eBPF program of crates/bpf in the normal build, and
+# libelf-dev, zlib1g-dev and pkg-config build the libbpf it links (issue 14).
+packages=(clang libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 util-linux openjdk-17-jdk-headless gcc python3 prometheus golang-go postgresql prometheus-alertmanager python3-pip openssl tmux chromium man-db groff-base bash-completion adduser podman buildah runc)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

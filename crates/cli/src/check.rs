@@ -7,11 +7,12 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use leakcheck::inventory::{Inventory, Reader};
-use leakcheck::rules::{self, Counts, Finding, Ignore, Policy, Verdict};
+use leakcheck::rules::{self, Class, Counts, Finding, Ignore, Policy, Verdict};
 use leakcheck::settle::settle;
 use leakwatch_exec::signals::{self, Signal};
 use leakwatch_exec::{quote, Exit, Keep, Program};
 use leakwatch_model::text::visible;
+use leakwatch_model::Resource;
 use leakwatch_proc::{Options, ProcessSample, Sampler, Selection};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -111,6 +112,13 @@ pub struct Args {
     /// Read sockets from /proc/net instead of netlink sock_diag.
     #[arg(long)]
     proc_net: bool,
+    /// Also trace (eBPF) where the checked processes create threads, fds and sockets during
+    /// the measured rounds (their first 10 minutes), and print the creation site of each
+    /// leak: the function and its callers, from the process's own symbols. Needs root (or
+    /// CAP_BPF and CAP_PERFMON); native code and Go (for a JVM's threads use `leakwatch
+    /// why`).
+    #[arg(long)]
+    why: bool,
 }
 
 /// Runs the check; `Err` is a usage or runtime error (exit 2).
@@ -260,20 +268,62 @@ fn measure(run: &mut Run, identities: &[ProcessSample]) -> Result<Vec<ProcessRun
             unsettled: Vec::new(),
             baseline_inventory: None,
             final_inventory: None,
+            why: None,
         })
         .collect();
     run.settle_all(&mut processes, 0)?;
     for process in processes.iter_mut() {
         process.baseline_inventory = run.reader.read(process.sample.identity.pid).ok();
     }
-    for round in 1..=args.rounds {
+    let tracer = args
+        .why
+        .then(|| Tracer::start(identities.iter().map(|p| p.identity.pid).collect()));
+    let rounds = (1..=args.rounds).try_for_each(|round| {
         run.round(&format!("round {round}/{}", args.rounds))?;
-        run.settle_all(&mut processes, round)?;
+        run.settle_all(&mut processes, round)
+    });
+    let traced = tracer.map(Tracer::finish);
+    rounds?;
+    if let Some(traced) = traced {
+        for process in processes.iter_mut() {
+            process.why = Some(traced.clone());
+        }
     }
     for process in processes.iter_mut() {
         process.final_inventory = run.reader.read(process.sample.identity.pid).ok();
     }
     Ok(processes)
+}
+
+/// `--why`: an eBPF trace of the checked processes running beside the measured rounds.
+struct Tracer {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<leakwatch_bpf::Traced, String>>,
+}
+
+impl Tracer {
+    fn start(pids: Vec<u32>) -> Tracer {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = std::thread::spawn(move || {
+            let limits = leakwatch_bpf::Limits {
+                window: leakwatch_bpf::MAX_WINDOW,
+                ..Default::default()
+            };
+            leakwatch_bpf::trace(&pids, limits, &mut || {
+                !flag.load(std::sync::atomic::Ordering::Relaxed) && !signals::received()
+            })
+            .map_err(|e| e.to_string())
+        });
+        Tracer { done, thread }
+    }
+
+    fn finish(self) -> Result<leakwatch_bpf::Traced, String> {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err("the tracing thread panicked".into()))
+    }
 }
 
 /// Judges each process, prints the verdict (text or `--json`), writes `--junit`; exit 1 on
@@ -346,6 +396,8 @@ struct ProcessRun {
     unsettled: Vec<(u32, Vec<String>)>,
     baseline_inventory: Option<Inventory>,
     final_inventory: Option<Inventory>,
+    /// `--why`: the trace of the measured rounds, or why there is none.
+    why: Option<Result<leakwatch_bpf::Traced, String>>,
 }
 
 impl Run<'_> {
@@ -419,6 +471,7 @@ struct ProcessVerdict {
     sample: ProcessSample,
     findings: Vec<(Finding, Vec<String>)>,
     unsettled: Vec<(u32, Vec<String>)>,
+    why: Option<Result<leakwatch_bpf::Traced, String>>,
 }
 
 /// At most this many evidence lines per resource.
@@ -453,6 +506,40 @@ impl ProcessVerdict {
             sample: process.sample,
             findings,
             unsettled: process.unsettled,
+            why: process.why,
+        }
+    }
+
+    /// `--why`: where what `finding` counts was created in this process, or why that is not
+    /// known; `None` without `--why` or for memory.
+    fn why(&self, finding: &Finding) -> Option<String> {
+        let resource = match finding.key.class {
+            Class::Threads => Resource::Threads,
+            Class::Fds => Resource::Fds,
+            Class::Sockets => Resource::Sockets,
+            Class::Memory => return None,
+        };
+        match self.why.as_ref()? {
+            Err(error) => Some(error.clone()),
+            Ok(traced) => {
+                let pid = self.sample.identity.pid;
+                let mine = leakwatch_bpf::Traced {
+                    pids: vec![pid],
+                    sites: traced
+                        .sites
+                        .iter()
+                        .filter(|s| s.pid == pid)
+                        .cloned()
+                        .collect(),
+                    ..traced.clone()
+                };
+                let creation = leakwatch_bpf::sites::summarise(&mine, Some(&resource));
+                Some(
+                    creation.headline.unwrap_or_else(|| {
+                        format!("no creation of {} was traced", resource.as_str())
+                    }),
+                )
+            }
         }
     }
 
@@ -497,6 +584,9 @@ impl ProcessVerdict {
                     finding,
                     summary: finding.describe(),
                     evidence,
+                    why: (finding.verdict == Verdict::Leak)
+                        .then(|| self.why(finding))
+                        .flatten(),
                 })
                 .collect(),
         }
@@ -520,6 +610,11 @@ fn render(args: &Args, workload: &[String], verdicts: &[ProcessVerdict]) -> Stri
                 let _ = write!(out, " [--ignore {rule}]");
             }
             out.push('\n');
+            if finding.verdict == Verdict::Leak {
+                if let Some(why) = verdict.why(finding) {
+                    let _ = writeln!(out, "          why: {why}");
+                }
+            }
             // One leak shows up as a peer row, a state and an fd kind with the same fds
             // behind them: list them once.
             if !evidence.is_empty() && shown.contains(&evidence) {
@@ -604,6 +699,9 @@ struct JsonFinding<'a> {
     finding: &'a Finding,
     summary: String,
     evidence: &'a [String],
+    /// `--why`: where the leaking resource was created (or why that is not known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<String>,
 }
 
 /// One JUnit test suite per process, one test case per resource.

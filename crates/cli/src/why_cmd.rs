@@ -1,15 +1,18 @@
 //! `leakwatch why TARGET [GROUP]`: which code creates a target's threads (JVMs: a JFR
-//! recording of thread starts) or a Go service's goroutines (two goroutine dumps through
-//! `--pprof`), watched for `--for` from now, on this host (issue 14). CPython processes get
-//! what can and cannot be known.
+//! recording of thread starts), a Go service's goroutines (two goroutine dumps through
+//! `--pprof`), or native code's threads, processes, fds and sockets (an eBPF trace), watched
+//! for `--for` from now, on this host (issue 14). CPython processes get what can and cannot
+//! be known.
 
 use crate::agent_cmd::{get_json, parse, ClientArgs, NO_QUERY};
 use crate::format;
 use anyhow::{bail, Result};
 use clap::Args as ClapArgs;
 use leakwatch_agent::config::EvidenceSection;
+use leakwatch_agent::evidence::capture::Watch;
 use leakwatch_api::{self as api, paths};
 use leakwatch_exec::signals::{self, Signal};
+use leakwatch_model::Resource;
 use std::process::ExitCode;
 
 #[derive(ClapArgs)]
@@ -25,12 +28,43 @@ pub struct WhyArgs {
     /// The processes to watch, instead of asking the agent for the target's (repeat it).
     #[arg(long, value_name = "PID")]
     pid: Vec<u32>,
+    /// What to watch the creation of: threads, processes, fds (every kind: files, sockets,
+    /// pipes, ...), sockets, or all. JVMs: threads only (JFR); native code and Go's OS
+    /// threads: any (eBPF).
+    #[arg(long, value_enum, default_value_t = What::All)]
+    what: What,
+    /// Native code: stop the trace early once this many creations were seen (at most
+    /// 1,000,000; each is one event with its stack through a ring buffer).
+    #[arg(long, value_name = "N", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_events: u64,
     /// A Go service's net/http/pprof address (`http://127.0.0.1:6060`): its goroutines are
     /// grouped by the function that started them.
     #[arg(long, value_name = "URL")]
     pprof: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum What {
+    Threads,
+    Processes,
+    Fds,
+    Sockets,
+    All,
+}
+
+impl What {
+    fn resource(self) -> Option<Resource> {
+        match self {
+            What::Threads => Some(Resource::Threads),
+            What::Processes => Some(Resource::Processes),
+            What::Fds => Some(Resource::Fds),
+            What::Sockets => Some(Resource::Sockets),
+            What::All => None,
+        }
+    }
 }
 
 /// The longest `--for`.
@@ -60,22 +94,25 @@ pub fn why(args: WhyArgs) -> Result<ExitCode> {
         );
     }
     let settings = EvidenceSection::default();
-    let found = leakwatch_agent::evidence::capture::creation_now(
-        &pids,
-        args.group.as_deref(),
-        args.pprof.as_deref(),
+    let resource = args.what.resource();
+    let watch = Watch {
+        pids: &pids,
+        resource: resource.as_ref(),
+        group: args.group.as_deref(),
+        pprof_url: args.pprof.as_deref(),
         window,
+        max_events: args.max_events,
+    };
+    let found = leakwatch_agent::evidence::capture::creation_now(
+        &watch,
         dir.path(),
         &settings,
         // Ctrl-C ends the wait early (the recording is removed with its folder).
         signals::install(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup]),
     );
-    let Some((text, headline)) = found else {
-        bail!(
-            "none of the processes {pids:?} is a JVM or CPython, and no --pprof was given: \
-             leakwatch cannot yet watch where native code or Go's OS threads are created \
-             (issue 14)"
-        );
+    let (text, headline) = match found {
+        Ok(found) => found,
+        Err(error) => bail!("{error}"),
     };
     if args.client.json {
         let value = serde_json::json!({

@@ -75,6 +75,56 @@ fn attached_by_pid_a_growing_thread_group_is_a_leak_and_the_process_is_left_runn
 }
 
 #[test]
+fn why_names_the_function_that_creates_the_leaking_threads() {
+    // --why traces the measured rounds with eBPF (the suite runs as root): the leak's
+    // line says which function starts the threads, from the process's own symbols.
+    let leaky = ticking();
+    let pid = leaky.pid().to_string();
+    let out = leakwatch(&[
+        "check",
+        "--pid",
+        &pid,
+        "--workload",
+        "sleep 0.4",
+        "--warmup",
+        "1",
+        "--rounds",
+        "3",
+        "--settle",
+        "200ms",
+        "--why",
+        "--json",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let leak = report["processes"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["verdict"] == "leak")
+        .expect("a leak")
+        .clone();
+    assert_eq!(leak["resource"], "threads Tick-#", "{leak}");
+    let why = leak["why"].as_str().unwrap_or("");
+    assert!(
+        why.contains("% of new threads were started from leaky::spawn_named (leaky.rs:"),
+        "{leak}"
+    );
+    // Without --why, no such field; steady resources never get one.
+    assert!(report["processes"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["verdict"] == "leak" || f.get("why").is_none()));
+}
+
+#[test]
 fn ignored_growth_is_reported_but_does_not_fail() {
     let leaky = ticking();
     let pid = leaky.pid().to_string();

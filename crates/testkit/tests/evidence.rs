@@ -395,3 +395,56 @@ fn a_python_thread_leak_says_its_creation_site_cannot_be_read() {
     assert_eq!(meta.evidence, None);
     assert_eq!(meta.summary, "threads python3 growing");
 }
+
+#[test]
+fn a_native_thread_leak_is_traced_to_its_creation_site_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaky = leakwatch_testkit::Leaky::start(&["leak-threads=Tick:20"]);
+    let root = dir.path().join("incidents");
+    let job = |id: &str| CaptureJob {
+        id: id.into(),
+        finding: finding("leaky", "threads", "Tick-#"),
+        pids: vec![leaky.pid()],
+        rule: None,
+        output: None,
+        created_ms: 0,
+    };
+    // Off by default: no trace, no creation.txt.
+    let off = job("20260101-000000-leaky-threads-0001");
+    let meta = capture(
+        &root,
+        &dir.path().join("none.db"),
+        &off,
+        &EvidenceSection::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(!root.join(&off.id).join("creation.txt").exists());
+    assert_eq!(meta.evidence, None);
+    // `creation_sites = true`: an eBPF trace for `creation_window`.
+    let settings = EvidenceSection {
+        creation_sites: true,
+        creation_window: Duration::from_secs(2),
+        ..EvidenceSection::default()
+    };
+    let on = job("20260101-000000-leaky-threads-0002");
+    let meta = capture(
+        &root,
+        &dir.path().join("none.db"),
+        &on,
+        &settings,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let creation = std::fs::read_to_string(root.join(&on.id).join("creation.txt")).unwrap();
+    assert!(
+        creation.starts_with(&format!("eBPF trace of pid {} for 2 s", leaky.pid())),
+        "{creation}"
+    );
+    let line = meta.evidence.expect("the creation site's line");
+    assert!(
+        line.starts_with("100% of new threads were started from leaky::spawn_named (leaky.rs:"),
+        "{line}"
+    );
+    assert!(meta.summary.ends_with(&line), "{}", meta.summary);
+}

@@ -1,8 +1,9 @@
 //! `leakwatch why` (issue 14) against real runtimes: a JVM starting `Analytics-N` threads
-//! from `Analytics.request` and a Go service starting goroutines from `main.handle` are
-//! traced to those functions; a process of neither kind gets a clear error.
+//! from `Analytics.request`, a Go service starting goroutines from `main.handle`, and native
+//! code (eBPF) starting threads from `leaky::spawn_named` and opening TCP connections are
+//! traced to those functions; what cannot be watched gets a clear error.
 
-use leakwatch_testkit::{go_build, workspace_bin, Jvm};
+use leakwatch_testkit::{go_build, workspace_bin, Jvm, Leaky};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
@@ -92,15 +93,134 @@ fn why_groups_a_go_services_new_goroutines_by_creator() {
 }
 
 #[test]
-fn why_says_what_it_cannot_watch() {
+fn why_traces_native_threads_and_sockets_to_the_functions_that_create_them() {
+    // A peer that accepts every connection and holds it (a full backlog would block the
+    // leaking connects).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let leaky = Leaky::start(&["leak-threads=Tick:20", &format!("leak-connect={addr}:20")]);
+    let pid = leaky.pid().to_string();
+    let out = why(&["leaky", "--for", "2s", "--pid", &pid, "--what", "threads"]);
+    let text = text(&out);
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("% of new threads were started from leaky::spawn_named (leaky.rs:"),
+        "{text}"
+    );
+    assert!(text.contains("eBPF trace of pid"), "{text}");
+    let out = why(&[
+        "leaky", "--for", "2s", "--pid", &pid, "--what", "sockets", "--json",
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{}", value["text"].as_str().unwrap_or(""));
+    let headline = value["headline"].as_str().unwrap_or("");
+    // The socket is created inside std's TcpStream::connect, called from leaky's main.
+    assert!(
+        headline.contains("% of new sockets were created from leaky::main"),
+        "{value}"
+    );
+    // Something that creates nothing: traced, and said.
     let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
     let out = why(&["sleeper", "--for", "1s", "--pid", &sleep.id().to_string()]);
     let _ = sleep.kill();
     let _ = sleep.wait();
+    let text = self::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("no creation of anything was seen"), "{text}");
+}
+
+#[test]
+fn why_traces_a_go_programs_files_and_explains_its_os_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = go_build(dir.path(), "gothreads");
+    let start = |mode: &str| {
+        let mut child = Command::new(&binary)
+            .arg(mode)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready, "ready\n");
+        child
+    };
+    // Go's system calls run on goroutine stacks: walked to the function that opens.
+    let mut files = start("files");
+    let out = why(&[
+        "go",
+        "--for",
+        "2s",
+        "--pid",
+        &files.id().to_string(),
+        "--what",
+        "fds",
+    ]);
+    let _ = files.kill();
+    let _ = files.wait();
+    let text = text(&out);
+    eprintln!("{text}");
+    assert!(
+        text.contains("% of new files were opened from main.openLog (gothreads.go:"),
+        "{text}"
+    );
+    // Go's OS threads are started by its scheduler: no headline, and why.
+    let mut threads = start("threads");
+    let out = why(&[
+        "go",
+        "--for",
+        "2s",
+        "--pid",
+        &threads.id().to_string(),
+        "--what",
+        "threads",
+    ]);
+    let _ = threads.kill();
+    let _ = threads.wait();
+    let text = self::text(&out);
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("% of new threads were started from"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Go starts OS threads from its scheduler (runtime.newm)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn why_says_what_it_cannot_watch() {
+    // CPython's fds: a kernel stack of the interpreter names no Python code.
+    let mut python = Command::new("python3")
+        .args(["-c", "import time; time.sleep(30)"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = why(&[
+        "py",
+        "--for",
+        "1s",
+        "--pid",
+        &python.id().to_string(),
+        "--what",
+        "fds",
+    ]);
+    let _ = python.kill();
+    let _ = python.wait();
     let text = text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("is a JVM or CPython, and no --pprof was given"),
+        text.contains("runs native code leakwatch can trace"),
         "{text}"
     );
     // Bad durations are refused before anything runs.

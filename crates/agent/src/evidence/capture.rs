@@ -178,6 +178,16 @@ pub fn capture(
         }
         (creation, _, _) => creation,
     };
+    // Native code (and Go's OS threads), when the configuration allows tracing.
+    let creation = match creation {
+        None if f.kind == FindingKind::Leak
+            && settings.creation_sites
+            && !settings.creation_window.is_zero() =>
+        {
+            native_creation(&pids, Some(&f.key.resource), settings, stop)
+        }
+        creation => creation,
+    };
     // CPython: said plainly rather than guessed.
     let creation = match creation {
         None if f.kind == FindingKind::Leak && f.key.resource == Resource::Threads => {
@@ -420,37 +430,140 @@ fn thread_group(finding: &Finding) -> Option<&str> {
     }
 }
 
+/// What `leakwatch why` watches.
+#[derive(Debug, Clone, Copy)]
+pub struct Watch<'a> {
+    pub pids: &'a [u32],
+    /// What to watch the creation of; `None`: all.
+    pub resource: Option<&'a Resource>,
+    /// Only threads of this group (JVMs).
+    pub group: Option<&'a str>,
+    /// A Go service's net/http/pprof address.
+    pub pprof_url: Option<&'a str>,
+    pub window: Duration,
+    /// Native code: stop the trace after this many creations.
+    pub max_events: u64,
+}
+
 /// Where the threads of `pids` (JVMs, CPython) or a Go service's goroutines (`pprof_url`)
-/// are created, watched for `window` from now (`leakwatch why`): the text of a
-/// `creation.txt` and its one line. Recordings go to `dir`. `None` when none of the
-/// processes is a runtime whose creation sites can be watched and no `pprof_url` is given.
+/// are created, or (native code, by eBPF) what makes `resource` grow, watched for `window`
+/// from now (`leakwatch why`): the text of a `creation.txt` and its one line. Recordings go
+/// to `dir`. `Err` says why nothing could be watched.
 pub fn creation_now(
-    pids: &[u32],
-    group: Option<&str>,
-    pprof_url: Option<&str>,
-    window: Duration,
+    watch: &Watch<'_>,
     dir: &Path,
     settings: &EvidenceSection,
     stop: &AtomicBool,
-) -> Option<(String, Option<String>)> {
+) -> Result<(String, Option<String>), String> {
+    let Watch {
+        pids,
+        resource,
+        group,
+        pprof_url,
+        window,
+        max_events,
+    } = *watch;
     let settings = EvidenceSection {
         creation_window: window,
         ..settings.clone()
     };
-    let creation = thread_creation(group, pids, dir, &settings, stop).or_else(|| {
-        pprof_url.map(|url| {
-            let (first, _) = fetch_pprof(
-                url,
-                "goroutine?debug=2",
-                settings.timeout,
-                settings.max_output_bytes,
-            );
-            go_creation(url, &first, &settings, stop)
-        })
-    });
+    let threads = resource.is_none_or(|r| *r == Resource::Threads);
+    let creation = threads
+        .then(|| thread_creation(group, pids, dir, &settings, stop))
+        .flatten()
+        .or_else(|| {
+            pprof_url.map(|url| {
+                let (first, _) = fetch_pprof(
+                    url,
+                    "goroutine?debug=2",
+                    settings.timeout,
+                    settings.max_output_bytes,
+                );
+                go_creation(url, &first, &settings, stop)
+            })
+        });
+    let mut native_error = None;
+    let creation =
+        creation.or_else(
+            || match native_trace(pids, resource, &settings, max_events, stop) {
+                Ok(native) => native,
+                Err(error) => {
+                    native_error = Some(error);
+                    None
+                }
+            },
+        );
     creation
-        .or_else(|| python_creation(pids))
+        .or_else(|| threads.then(|| python_creation(pids)).flatten())
         .map(|c| (c.text, c.headline))
+        .ok_or_else(|| {
+            native_error.unwrap_or_else(|| {
+                format!(
+                    "none of the processes {pids:?} runs native code leakwatch can trace, and \
+                     no --pprof was given"
+                )
+            })
+        })
+}
+
+/// Native processes among `pids` (neither a JVM nor CPython, whose own frames a kernel
+/// stack cannot name): an eBPF trace of what they create for `creation_window`
+/// (see [`leakwatch_bpf`]). `None` when there is none, or the trace cannot run here (then
+/// `creation.txt` says why).
+fn native_creation(
+    pids: &[u32],
+    resource: Option<&Resource>,
+    settings: &EvidenceSection,
+    stop: &AtomicBool,
+) -> Option<ThreadCreation> {
+    match native_trace(
+        pids,
+        resource,
+        settings,
+        leakwatch_bpf::Limits::default().max_events,
+        stop,
+    ) {
+        Ok(found) => found,
+        Err(error) => Some(ThreadCreation {
+            text: format!("{error}\n"),
+            note: "not available (said in the file)".into(),
+            raw: Vec::new(),
+            headline: None,
+        }),
+    }
+}
+
+fn native_trace(
+    pids: &[u32],
+    resource: Option<&Resource>,
+    settings: &EvidenceSection,
+    max_events: u64,
+    stop: &AtomicBool,
+) -> Result<Option<ThreadCreation>, String> {
+    let native: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|&pid| listing::is_jvm(pid).is_none() && listing::is_python(pid).is_none())
+        .collect();
+    if native.is_empty() {
+        return Ok(None);
+    }
+    let limits = leakwatch_bpf::Limits {
+        window: settings.creation_window,
+        max_events,
+    };
+    let traced = leakwatch_bpf::trace(&native, limits, &mut || {
+        crate::health::beat();
+        !stop.load(Ordering::Relaxed)
+    })
+    .map_err(|e| e.to_string())?;
+    let creation = leakwatch_bpf::sites::summarise(&traced, resource);
+    Ok(Some(ThreadCreation {
+        text: creation.text,
+        note: format!("ok: {} creations traced", traced.events),
+        raw: Vec::new(),
+        headline: creation.headline,
+    }))
 }
 
 /// `creation.txt` and the recordings beside it (see [`super::creation`]).

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# What an eBPF creation-site trace (issue 14; `leakwatch why`, `[evidence] creation_sites`)
+# costs, side by side in one run:
+#  - the traced process: requests/s of a real nginx (one worker, a 612-byte page, new
+#    connection per request so every request creates a socket: wrk -H "Connection: close")
+#    without and with `leakwatch why --what all` tracing its worker;
+#  - the rest of the host: system calls/s of an untraced process (dd, 1-byte reads and
+#    writes), without and with the trace, since the raw tracepoint on sys_exit runs for
+#    every system call on the host while a trace is on.
+# Rounds alternate (off, on, off, on, ...) so drift on a shared machine hits both sides.
+# Needs root, nginx and wrk (apt-get install nginx-light wrk). Usage:
+#   scripts/bench-creation-overhead.sh [ROUNDS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+secs=${2:-8}
+bin=target/release/leakwatch
+[ -x "$bin" ] || cargo build --release -p leakwatch
+work=$(mktemp -d)
+port=18089
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/www" "$work/logs"
+head -c 612 /dev/zero | tr '\0' x > "$work/www/index.html"
+cat > "$work/nginx.conf" <<CONF
+daemon on;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp;
+  server { listen 127.0.0.1:$port; root $work/www; }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work"
+sleep 0.5
+worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
+echo "nginx worker pid $worker; $rounds rounds of ${secs}s each side"
+
+trace() { # starts a trace of the worker for $1 seconds in the background: $tracer
+  "$bin" why nginx --pid "$worker" --what all --for "$1s" --max-events 1000000 --json > "$work/why.json" 2>/dev/null &
+  tracer=$!
+}
+rps() { wrk -t1 -c16 -d"${secs}s" -H "Connection: close" "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}'; }
+# 1-byte copies per second: one read and one write system call each
+calls() {
+  dd if=/dev/zero of=/dev/null bs=1 count=$((secs * 2000000)) 2>&1 |
+    awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1); printf "%.0f\n", $1 / t }'
+}
+ratio() { python3 -c "import sys; a=[float(x) for x in sys.argv[1].split()]; b=[float(x) for x in sys.argv[2].split()]; import statistics as s; print(f'median off {s.median(a):.0f}, on {s.median(b):.0f}, on/off {s.median(b)/s.median(a):.3f}')" "$1" "$2"; }
+
+off_rps=""; on_rps=""; off_dd=""; on_dd=""
+for r in $(seq "$rounds"); do
+  off_rps="$off_rps $(rps)"
+  trace $((secs + 3)); sleep 1
+  on_rps="$on_rps $(rps)"
+  wait "$tracer" || true
+  events=$(python3 -c "import json,re,sys; t=json.load(open('$work/why.json'))['text']; print(re.search(r'(\d+) creations counted', t).group(1))" 2>/dev/null || echo "?")
+  off_dd="$off_dd $(calls)"
+  trace $((secs * 2)); sleep 1
+  on_dd="$on_dd $(calls)"
+  wait "$tracer" || true
+  echo "round $r: nginx req/s off/on:$(echo "$off_rps" | awk '{print $NF}') /$(echo "$on_rps" | awk '{print $NF}') ($events creations traced); dd bytes off/on:$(echo "$off_dd" | awk '{print $NF}') /$(echo "$on_dd" | awk '{print $NF}')"
+done
+echo "nginx requests/s (traced worker): $(ratio "$off_rps" "$on_rps")"
+echo "untraced dd 1-byte copies/s (2 system calls each): $(ratio "$off_dd" "$on_dd")"
