@@ -112,11 +112,11 @@ pub struct Args {
     /// Read sockets from /proc/net instead of netlink sock_diag.
     #[arg(long)]
     proc_net: bool,
-    /// Also trace (eBPF) where the checked processes create threads, fds and sockets during
-    /// the measured rounds (their first 10 minutes), and print the creation site of each
-    /// leak: the function and its callers, from the process's own symbols. Needs root (or
-    /// CAP_BPF and CAP_PERFMON); native code and Go (for a JVM's threads use `leakwatch
-    /// why`).
+    /// Also watch where the checked processes create threads, fds and sockets during the
+    /// measured rounds (their first 10 minutes), and print the creation site of each leak:
+    /// the function and its callers. Native code and Go: an eBPF trace, from the process's
+    /// own symbols; JVMs: a JFR recording of thread starts (threads only). Needs root (or
+    /// CAP_BPF and CAP_PERFMON, and the JVM's user for jcmd).
     #[arg(long)]
     why: bool,
 }
@@ -275,18 +275,17 @@ fn measure(run: &mut Run, identities: &[ProcessSample]) -> Result<Vec<ProcessRun
     for process in processes.iter_mut() {
         process.baseline_inventory = run.reader.read(process.sample.identity.pid).ok();
     }
-    let tracer = args
-        .why
-        .then(|| Tracer::start(identities.iter().map(|p| p.identity.pid).collect()));
+    let pids: Vec<u32> = identities.iter().map(|p| p.identity.pid).collect();
+    let tracer = args.why.then(|| Tracer::start(&pids));
     let rounds = (1..=args.rounds).try_for_each(|round| {
         run.round(&format!("round {round}/{}", args.rounds))?;
         run.settle_all(&mut processes, round)
     });
-    let traced = tracer.map(Tracer::finish);
+    let whys = tracer.map(|t| t.finish(&pids));
     rounds?;
-    if let Some(traced) = traced {
-        for process in processes.iter_mut() {
-            process.why = Some(traced.clone());
+    for (pid, why) in whys.into_iter().flatten() {
+        if let Some(process) = processes.iter_mut().find(|p| p.sample.identity.pid == pid) {
+            process.why = Some(why);
         }
     }
     for process in processes.iter_mut() {
@@ -295,34 +294,88 @@ fn measure(run: &mut Run, identities: &[ProcessSample]) -> Result<Vec<ProcessRun
     Ok(processes)
 }
 
-/// `--why`: an eBPF trace of the checked processes running beside the measured rounds.
+/// `--why`: where a checked process creates what it leaks, watched during the measured
+/// rounds.
+#[derive(Clone)]
+enum Why {
+    /// Native code: the eBPF trace of the native processes (or why there is none).
+    Native(Result<leakwatch_bpf::Traced, String>),
+    /// A JVM: the line of a JFR recording of thread starts (threads only).
+    Jvm(Option<String>),
+    Python,
+}
+
+/// The tracing threads of `--why`, running beside the measured rounds.
 struct Tracer {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Result<leakwatch_bpf::Traced, String>>,
+    native: Option<std::thread::JoinHandle<Result<leakwatch_bpf::Traced, String>>>,
+    /// The line of the JFR recording.
+    jvm: Option<std::thread::JoinHandle<Option<String>>>,
 }
 
 impl Tracer {
-    fn start(pids: Vec<u32>) -> Tracer {
+    fn start(pids: &[u32]) -> Tracer {
+        use leakwatch_agent::evidence::capture::{runtime_of, Runtime};
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let of = |runtime: Runtime| -> Vec<u32> {
+            pids.iter()
+                .copied()
+                .filter(|&p| runtime_of(p) == runtime)
+                .collect()
+        };
+        let (native, jvms) = (of(Runtime::Native), of(Runtime::Jvm));
         let flag = done.clone();
-        let thread = std::thread::spawn(move || {
-            let limits = leakwatch_bpf::Limits {
-                window: leakwatch_bpf::MAX_WINDOW,
-                ..Default::default()
-            };
-            leakwatch_bpf::trace(&pids, limits, &mut || {
-                !flag.load(std::sync::atomic::Ordering::Relaxed) && !signals::received()
+        let native = (!native.is_empty()).then(|| {
+            std::thread::spawn(move || {
+                let limits = leakwatch_bpf::Limits {
+                    window: leakwatch_bpf::MAX_WINDOW,
+                    ..Default::default()
+                };
+                leakwatch_bpf::trace(&native, limits, &mut || {
+                    !flag.load(std::sync::atomic::Ordering::Relaxed) && !signals::received()
+                })
+                .map_err(|e| e.to_string())
             })
-            .map_err(|e| e.to_string())
         });
-        Tracer { done, thread }
+        let flag = done.clone();
+        let jvm = (!jvms.is_empty()).then(|| {
+            std::thread::spawn(move || {
+                let dir = tempfile::tempdir().ok()?;
+                leakwatch_agent::evidence::capture::jvm_thread_starts_until(
+                    &jvms,
+                    dir.path(),
+                    &leakwatch_agent::config::EvidenceSection::default(),
+                    &|| flag.load(std::sync::atomic::Ordering::Relaxed) || signals::received(),
+                )
+                .and_then(|(_, headline)| headline)
+            })
+        });
+        Tracer { done, native, jvm }
     }
 
-    fn finish(self) -> Result<leakwatch_bpf::Traced, String> {
+    /// Ends the watch; what each process gets.
+    fn finish(self, pids: &[u32]) -> Vec<(u32, Why)> {
+        use leakwatch_agent::evidence::capture::{runtime_of, Runtime};
         self.done.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread
-            .join()
-            .unwrap_or_else(|_| Err("the tracing thread panicked".into()))
+        let native = self.native.map(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err("the tracing thread panicked".into()))
+        });
+        let jvm = self.jvm.and_then(|t| t.join().ok().flatten());
+        pids.iter()
+            .map(|&pid| {
+                let why = match runtime_of(pid) {
+                    Runtime::Jvm => Why::Jvm(jvm.clone()),
+                    Runtime::Python => Why::Python,
+                    Runtime::Native => Why::Native(
+                        native
+                            .clone()
+                            .unwrap_or_else(|| Err("the process was not traced".into())),
+                    ),
+                };
+                (pid, why)
+            })
+            .collect()
     }
 }
 
@@ -396,8 +449,8 @@ struct ProcessRun {
     unsettled: Vec<(u32, Vec<String>)>,
     baseline_inventory: Option<Inventory>,
     final_inventory: Option<Inventory>,
-    /// `--why`: the trace of the measured rounds, or why there is none.
-    why: Option<Result<leakwatch_bpf::Traced, String>>,
+    /// `--why`: what was watched during the measured rounds.
+    why: Option<Why>,
 }
 
 impl Run<'_> {
@@ -471,7 +524,7 @@ struct ProcessVerdict {
     sample: ProcessSample,
     findings: Vec<(Finding, Vec<String>)>,
     unsettled: Vec<(u32, Vec<String>)>,
-    why: Option<Result<leakwatch_bpf::Traced, String>>,
+    why: Option<Why>,
 }
 
 /// At most this many evidence lines per resource.
@@ -520,8 +573,8 @@ impl ProcessVerdict {
             Class::Memory => return None,
         };
         match self.why.as_ref()? {
-            Err(error) => Some(error.clone()),
-            Ok(traced) => {
+            Why::Native(Err(error)) => Some(error.clone()),
+            Why::Native(Ok(traced)) => {
                 let pid = self.sample.identity.pid;
                 let mine = leakwatch_bpf::Traced {
                     pids: vec![pid],
@@ -534,12 +587,27 @@ impl ProcessVerdict {
                     ..traced.clone()
                 };
                 let creation = leakwatch_bpf::sites::summarise(&mine, Some(&resource));
-                Some(
-                    creation.headline.unwrap_or_else(|| {
-                        format!("no creation of {} was traced", resource.as_str())
-                    }),
-                )
+                Some(creation.headline.unwrap_or_else(|| {
+                    format!(
+                        "no one creation site of {} stood out (`leakwatch why` shows the stacks)",
+                        resource.as_str()
+                    )
+                }))
             }
+            Why::Jvm(headline) if resource == Resource::Threads => Some(
+                headline
+                    .clone()
+                    .unwrap_or_else(|| "the JFR recording of thread starts named no site".into()),
+            ),
+            Why::Jvm(_) => Some(format!(
+                "not available for a JVM's {}: a kernel stack names no Java method",
+                resource.as_str()
+            )),
+            Why::Python => Some(
+                "not available for CPython: where its threads and files are created cannot be \
+                 read from outside the process"
+                    .into(),
+            ),
         }
     }
 

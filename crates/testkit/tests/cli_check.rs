@@ -125,6 +125,46 @@ fn why_names_the_function_that_creates_the_leaking_threads() {
 }
 
 #[test]
+fn why_names_the_java_code_that_starts_a_jvms_leaking_threads() {
+    // Incident 000 in miniature: a JVM starting an Analytics-N thread every 100 ms from
+    // Analytics.request. --why records thread starts with JFR during the measured rounds.
+    let java = Jvm::analytics(&["0", "100"]);
+    let pid = java.pid().to_string();
+    let out = leakwatch(&[
+        "check",
+        "--pid",
+        &pid,
+        "--workload",
+        "sleep 1",
+        "--warmup",
+        "1",
+        "--rounds",
+        "3",
+        "--settle",
+        "300ms",
+        "--why",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let why = stdout
+        .lines()
+        .skip_while(|l| !l.contains("LEAK    threads Analytics-#"))
+        .nth(1)
+        .unwrap_or("");
+    assert!(
+        why.trim_start().starts_with("why: ")
+            && why.contains("% of new threads were started from")
+            && why.contains("Analytics.request"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn ignored_growth_is_reported_but_does_not_fail() {
     let leaky = ticking();
     let pid = leaky.pid().to_string();

@@ -162,7 +162,7 @@ pub fn capture(
     let creation = if f.kind != FindingKind::Leak || settings.creation_window.is_zero() {
         None
     } else if f.key.resource == Resource::Threads {
-        thread_creation(thread_group(f), &pids, &dir, settings, stop)
+        thread_creation(thread_group(f), &pids, &dir, settings, stop, &|| false)
     } else {
         None
     };
@@ -430,6 +430,47 @@ fn thread_group(finding: &Finding) -> Option<&str> {
     }
 }
 
+/// What runs in a process, as far as creation sites go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// JIT-compiled and interpreted Java: JFR for threads; a kernel stack names nothing.
+    Jvm,
+    /// CPython: nothing can be read from outside.
+    Python,
+    /// Anything else, Go included: eBPF.
+    Native,
+}
+
+pub fn runtime_of(pid: u32) -> Runtime {
+    if listing::is_jvm(pid).is_some() {
+        Runtime::Jvm
+    } else if listing::is_python(pid).is_some() {
+        Runtime::Python
+    } else {
+        Runtime::Native
+    }
+}
+
+/// `leakwatch check --why` for JVMs: a JFR recording of thread starts in (the first two
+/// of) `pids` from now until `end` says stop (at most 10 minutes); `creation.txt`'s text
+/// and its line. Recordings go to `dir`. `None` when none of `pids` is a JVM.
+pub fn jvm_thread_starts_until(
+    pids: &[u32],
+    dir: &Path,
+    settings: &EvidenceSection,
+    end: &dyn Fn() -> bool,
+) -> Option<(String, Option<String>)> {
+    let settings = EvidenceSection {
+        creation_window: MAX_CREATION_WINDOW,
+        ..settings.clone()
+    };
+    thread_creation(None, pids, dir, &settings, &AtomicBool::new(false), end)
+        .map(|c| (c.text, c.headline))
+}
+
+/// The longest recording `jvm_thread_starts_until` takes.
+pub const MAX_CREATION_WINDOW: Duration = Duration::from_secs(600);
+
 /// What `leakwatch why` watches.
 #[derive(Debug, Clone, Copy)]
 pub struct Watch<'a> {
@@ -469,7 +510,7 @@ pub fn creation_now(
     };
     let threads = resource.is_none_or(|r| *r == Resource::Threads);
     let creation = threads
-        .then(|| thread_creation(group, pids, dir, &settings, stop))
+        .then(|| thread_creation(group, pids, dir, &settings, stop, &|| false))
         .flatten()
         .or_else(|| {
             pprof_url.map(|url| {
@@ -583,6 +624,7 @@ fn thread_creation(
     dir: &Path,
     settings: &EvidenceSection,
     stop: &AtomicBool,
+    end_early: &dyn Fn() -> bool,
 ) -> Option<ThreadCreation> {
     let jvms: Vec<(u32, std::path::PathBuf)> = pids
         .iter()
@@ -633,15 +675,30 @@ fn thread_creation(
             ));
         }
     }
-    // The JVM writes the file when the duration ends; wait for it (a few seconds more at most).
-    let deadline = started + window + Duration::from_secs(10);
-    let done = |recordings: &[(u32, std::path::PathBuf, std::path::PathBuf)]| {
-        started.elapsed() >= window
-            && recordings
-                .iter()
-                .all(|(_, _, f)| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+    // The JVM writes the file when the duration ends, or when the recording is stopped
+    // early (`end_early`); wait for it (a few seconds more at most).
+    let written = |recordings: &[(u32, std::path::PathBuf, std::path::PathBuf)]| {
+        recordings
+            .iter()
+            .all(|(_, _, f)| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
     };
-    let finished = wait_until(deadline, stop, || done(&recordings));
+    let mut finished = wait_until(started + window, stop, end_early);
+    let elapsed = started.elapsed().min(window);
+    if finished && elapsed < window {
+        for (pid, jcmd, _) in &recordings {
+            let _ = super::jdk::run_jcmd(
+                jcmd,
+                *pid,
+                &["JFR.stop", "name=leakwatch-creation"],
+                settings.timeout,
+                cap,
+            );
+        }
+    }
+    if finished {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        finished = wait_until(deadline, stop, || written(&recordings));
+    }
     let _ = std::fs::remove_file(&jfc);
     if !finished {
         return Some(ThreadCreation {
@@ -651,7 +708,7 @@ fn thread_creation(
             headline: None,
         });
     }
-    let seconds = window.as_secs_f64();
+    let seconds = elapsed.as_secs_f64();
     let mut text = String::new();
     let mut raw = Vec::new();
     let mut headline = None;
