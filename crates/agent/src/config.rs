@@ -71,11 +71,11 @@ pub struct EvidenceSection {
     /// most 10 minutes: the evidence stage waits it out.
     #[serde(default = "default_creation_window", with = "humantime_serde_compat")]
     pub creation_window: Duration,
-    /// Trace, with eBPF, where native code (C, C++, Rust, Go's OS threads) creates the
-    /// threads, processes, fds or sockets that leak, for `creation_window` (at most 100,000
+    /// Trace, with eBPF, where native code (C, C++, Rust, Go) creates the threads,
+    /// processes, fds or sockets that leak, for `creation_window` (at most 100,000
     /// creations), into `creation.txt`. Off by default: while it runs, every system call on
-    /// the host passes a check in the kernel. Needs root (or CAP_BPF and CAP_PERFMON).
-    /// `leakwatch why` traces whatever this says.
+    /// the host passes a check in the kernel. Needs root (or CAP_BPF, CAP_PERFMON and
+    /// CAP_SYS_PTRACE). `leakwatch why` traces regardless of this setting.
     #[serde(default)]
     pub creation_sites: bool,
 }

@@ -36,6 +36,8 @@ struct event {
 	__u64 sp;
 	__s64 fp_bytes;
 	__s64 scan_bytes;
+	// What the call returned: the new thread's id, the child's pid, or the new fd.
+	__s64 ret;
 	__u64 fp[STACK_DEPTH];
 	__u64 scan[SCAN_WORDS];
 };
@@ -52,6 +54,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 21);
 } events SEC(".maps");
+
+// [0]: a mask of the kinds to report (1 << kind); filled by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} wanted SEC(".maps");
 
 // [0] creations seen, [1] creations dropped (the ring buffer full).
 struct {
@@ -77,7 +87,7 @@ static __always_inline __u64 reg(void *regs, int word)
 }
 
 static __always_inline void emit(struct bpf_raw_tracepoint_args *ctx, __u32 tgid, __u32 kind,
-				 void *regs)
+				 void *regs, long ret)
 {
 	bump(0);
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -87,6 +97,7 @@ static __always_inline void emit(struct bpf_raw_tracepoint_args *ctx, __u32 tgid
 	}
 	e->tgid = tgid;
 	e->kind = kind;
+	e->ret = ret;
 	e->ip = reg(regs, 16);
 	e->sp = reg(regs, 19);
 	e->fp_bytes = bpf_get_stack(ctx, e->fp, sizeof(e->fp), BPF_F_USER_STACK);
@@ -143,9 +154,14 @@ static __always_inline int fd_kind(long nr)
 	case 300: // fanotify_init
 	case 319: // memfd_create
 	case 434: // pidfd_open
-	case 321: // bpf
 	case 298: // perf_event_open
 	case 323: // userfaultfd
+	case 425: // io_uring_setup
+	case 428: // open_tree
+	case 430: // fsopen
+	case 432: // fsmount
+	case 433: // fspick
+	case 438: // pidfd_getfd
 		return K_OTHER_FD;
 	default:
 		return -1;
@@ -163,6 +179,9 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (ret < 0)
 		return 0;
 	void *regs = (void *)ctx->args[0];
+	// A 32-bit process (cs 0x23) numbers its system calls differently: not decoded.
+	if (reg(regs, 17) == 0x23)
+		return 0;
 	long nr = (long)reg(regs, 15);
 	int kind;
 	if (nr == 56 || nr == 435) {
@@ -181,12 +200,27 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		if (ret == 0)
 			return 0;
 		kind = K_PROCESS;
+	} else if (nr == 72) {
+		// fcntl(F_DUPFD = 0 or F_DUPFD_CLOEXEC = 1030): a new fd.
+		__u64 cmd = reg(regs, 13);
+		if (cmd != 0 && cmd != 1030)
+			return 0;
+		kind = K_DUP;
+	} else if (nr == 321) {
+		// bpf: an fd for the commands that make one, 0 for the rest.
+		if (ret == 0)
+			return 0;
+		kind = K_OTHER_FD;
 	} else {
 		kind = fd_kind(nr);
 		if (kind < 0)
 			return 0;
 	}
-	emit(ctx, tgid, kind, regs);
+	__u32 zero = 0;
+	__u32 *mask = bpf_map_lookup_elem(&wanted, &zero);
+	if (!mask || !(*mask & (1u << kind)))
+		return 0;
+	emit(ctx, tgid, kind, regs, ret);
 	return 0;
 }
 

@@ -1,9 +1,11 @@
 //! Which code creates the threads and file descriptors of a process (issue 14), for native
-//! code: C, C++, Rust, and Go's OS threads. An eBPF program on two raw tracepoints —
-//! `task_newtask` in the creating thread, `sys_exit` of the calls that return a new fd —
-//! counts the creations of the watched processes by user stack (walked by the kernel along
-//! frame pointers), in kernel maps of fixed size; at the end of the window the stacks are
-//! symbolised from the processes' own ELF symbol tables and debug info (blazesym).
+//! code: C, C++, Rust, and Go. One eBPF program on the raw tracepoint `sys_exit` sends each
+//! successful `clone`/`clone3`/`fork` and each call that returns a new fd of the watched
+//! processes, with the creating thread's user stack (the kernel's walk along frame pointers
+//! and the words above the stack pointer), through a ring buffer; user space aggregates
+//! them by stack, recovers walks that broke by scanning for return addresses, follows each
+//! created thread or fd to the end of the window (still there, or gone), and names the
+//! frames from the processes' own ELF symbols and debug info (blazesym).
 //!
 //! libbpf-rs loads an object compiled from `bpf/creation.bpf.c` by clang in the normal
 //! build (`build.rs`): no shell, no bpftrace, nothing compiled at run time.

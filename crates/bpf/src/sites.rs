@@ -1,6 +1,6 @@
 //! What a trace found, ranked by creation site and rendered as `creation.txt`; no I/O.
 
-use leakwatch_model::Resource;
+use leakwatch_model::{Resource, TcpState};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -61,6 +61,33 @@ impl Kind {
             Kind::Dup => "duplicated",
             _ => "created",
         }
+    }
+
+    /// Every kind.
+    pub const ALL: [Kind; 10] = [
+        Kind::Thread,
+        Kind::Process,
+        Kind::File,
+        Kind::Socket,
+        Kind::Accept,
+        Kind::Pipe,
+        Kind::Eventfd,
+        Kind::Epoll,
+        Kind::Dup,
+        Kind::OtherFd,
+    ];
+
+    /// The program's code for it.
+    pub fn code(self) -> u32 {
+        Kind::ALL.iter().position(|&k| k == self).unwrap_or(9) as u32
+    }
+
+    /// The program's mask of the kinds that make `resource` grow (every kind when `None`).
+    pub fn mask_for(resource: Option<&Resource>) -> u32 {
+        Kind::ALL
+            .iter()
+            .filter(|k| resource.is_none_or(|r| k.grows(r)))
+            .fold(0, |mask, k| mask | 1 << k.code())
     }
 
     /// Whether creations of this kind make a series of `resource` grow.
@@ -153,6 +180,11 @@ pub struct Site {
     /// Whether the frames were found by scanning the stack for return addresses (the walk
     /// along frame pointers broke): likely, not certain.
     pub scanned: bool,
+    /// Of those created, still there when the trace ended (a thread still running, an fd
+    /// still open); pipes are not tracked (0).
+    pub alive: u64,
+    /// TCP states of the sockets among `alive`.
+    pub states: Vec<(TcpState, u64)>,
 }
 
 /// What one trace counted.
@@ -160,10 +192,16 @@ pub struct Site {
 pub struct Traced {
     pub pids: Vec<u32>,
     pub seconds: f64,
-    /// Creations counted.
+    /// Creations the program saw.
     pub events: u64,
-    /// Creations not counted because the kernel's table of sites was full.
+    /// Of those, not sent: the ring buffer was full.
+    pub dropped: u64,
+    /// Of those sent, not kept: too many distinct stacks.
     pub lost: u64,
+    /// Of those kept, whose object could not be followed to the end of the trace.
+    pub untracked: u64,
+    /// What went wrong on the way, said in the text.
+    pub notes: Vec<String>,
     pub sites: Vec<Site>,
 }
 
@@ -175,7 +213,9 @@ const TOP: usize = 10;
 /// The creation site of a stack: its innermost frame outside the platform and up to
 /// `CALLERS` callers outside it; `None` when the stack has no frame outside it.
 fn site_name(frames: &[Frame]) -> Option<String> {
-    let mut outside = frames.iter().filter(|f| !f.is_platform());
+    let mut outside = frames
+        .iter()
+        .filter(|f| f.symbol.is_some() && !f.is_platform());
     let first = outside.next()?;
     let mut name = first.name();
     if let Some(place) = &first.place {
@@ -195,24 +235,36 @@ pub struct Creation {
     pub headline: Option<String>,
 }
 
-/// Ranks the sites of the kinds that make `resource` grow (every kind when `None`).
+/// Ranks the sites of the kinds that make `resource` grow (every kind when `None`): by the
+/// objects still there at the end of the trace (threads running, fds open) when any were
+/// followed, else by creations.
 pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
     let pids: Vec<String> = traced.pids.iter().map(u32::to_string).collect();
+    let seconds = traced.seconds;
     let mut text = format!(
-        "eBPF trace of pid {} for {:.0} s (raw tracepoint sys_exit: clone, clone3, fork and \
-         the calls that return a new fd; user stacks)\n{} creations counted",
+        "eBPF trace of pid {} for {seconds:.0} s (raw tracepoint sys_exit: clone, clone3, fork \
+         and the calls that return a new fd; user stacks)\n{} creations counted",
         pids.join(", "),
-        traced.seconds,
-        traced.events
+        traced.events.saturating_sub(traced.dropped),
     );
+    if traced.dropped > 0 {
+        let _ = write!(
+            text,
+            ", {} more not sent (the ring buffer was full)",
+            traced.dropped
+        );
+    }
     if traced.lost > 0 {
         let _ = write!(
             text,
-            ", {} not counted (the kernel's table of sites was full)",
+            ", {} not kept (too many distinct stacks)",
             traced.lost
         );
     }
     text.push('\n');
+    for note in &traced.notes {
+        let _ = writeln!(text, "note: {note}");
+    }
     let mut by_kind: BTreeMap<Kind, Vec<&Site>> = BTreeMap::new();
     for site in &traced.sites {
         if resource.is_none_or(|r| site.kind.grows(r)) {
@@ -236,8 +288,15 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
     let mut scanned = 0u64;
     let mut all = 0u64;
     for (kind, sites) in &by_kind {
-        let total: u64 = sites.iter().map(|s| s.count).sum();
-        let mut named: BTreeMap<String, (u64, &Site)> = BTreeMap::new();
+        let created: u64 = sites.iter().map(|s| s.count).sum();
+        let alive: u64 = sites.iter().map(|s| s.alive).sum();
+        // Ranked by what is still there when anything is: that is what leaks.
+        let by_alive = alive > 0;
+        let weight = |s: &Site| if by_alive { s.alive } else { s.count };
+        let total = if by_alive { alive } else { created };
+        // Per site name: its weight, creations, TCP states, and its largest stack.
+        type Named<'a> = (u64, u64, Vec<(TcpState, u64)>, &'a Site);
+        let mut named: BTreeMap<String, Named> = BTreeMap::new();
         let mut unnamed = 0u64;
         let mut unnamed_example: Option<&Site> = None;
         for site in sites {
@@ -250,27 +309,62 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
             }
             match site_name(&site.frames) {
                 Some(name) => {
-                    let entry = named.entry(name).or_insert((0, site));
-                    entry.0 += site.count;
-                    if site.count > entry.1.count {
-                        entry.1 = site;
+                    let entry = named.entry(name).or_insert((0, 0, Vec::new(), site));
+                    entry.0 += weight(site);
+                    entry.1 += site.count;
+                    for &(state, n) in &site.states {
+                        match entry.2.iter_mut().find(|(s, _)| *s == state) {
+                            Some(e) => e.1 += n,
+                            None => entry.2.push((state, n)),
+                        }
+                    }
+                    if site.count > entry.3.count {
+                        entry.3 = site;
                     }
                 }
                 None => {
-                    unnamed += site.count;
+                    unnamed += weight(site);
                     if unnamed_example.is_none_or(|e| site.count > e.count) {
                         unnamed_example = Some(site);
                     }
                 }
             }
         }
-        let mut ranked: Vec<(String, u64, &Site)> =
-            named.into_iter().map(|(k, (n, s))| (k, n, s)).collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let _ = writeln!(text, "\n{} ({total}):", kind.noun());
-        for (name, n, example) in ranked.iter().take(TOP) {
-            let share = *n as f64 * 100.0 / total as f64;
-            let _ = writeln!(text, "{share:>5.1}% {n:>8}  {name}  (pid {})", example.pid);
+        let mut ranked: Vec<_> = named.into_iter().collect();
+        ranked.sort_by(|a, b| (b.1).0.cmp(&(a.1).0).then_with(|| a.0.cmp(&b.0)));
+        let still = match kind {
+            Kind::Thread | Kind::Process => "still running",
+            _ => "still open",
+        };
+        if by_alive {
+            let _ = writeln!(
+                text,
+                "\n{} ({created} created, {alive} {still} at the end), ranked by those {still}:",
+                kind.noun()
+            );
+        } else {
+            let _ = writeln!(text, "\n{} ({created} created):", kind.noun());
+        }
+        for (name, (weight, count, states, example)) in ranked.iter().take(TOP) {
+            let share = if total > 0 {
+                *weight as f64 * 100.0 / total as f64
+            } else {
+                0.0
+            };
+            let _ = write!(
+                text,
+                "{share:>5.1}% {weight:>8}  {name}  (pid {}",
+                example.pid
+            );
+            if by_alive {
+                let _ = write!(text, "; {count} created");
+            }
+            let mut states = states.clone();
+            states.sort_by_key(|s| std::cmp::Reverse(s.1));
+            for (state, n) in states.iter().take(3) {
+                let _ = write!(text, "; {n} {}", state.as_str());
+            }
+            text.push_str(")\n");
             let how = if example.scanned { " (scanned)" } else { "" };
             let _ = writeln!(text, "                   stack{how}:");
             for frame in &example.frames {
@@ -280,8 +374,8 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
         if let Some(example) = unnamed_example {
             let _ = writeln!(
                 text,
-                "  {unnamed} with no frame outside the C library and the runtime (no stack, or \
-                 one cut short by code built without frame pointers), such as:"
+                "  {unnamed} with no named frame outside the C library and the runtime (no \
+                 stack, or one cut short by code built without frame pointers), such as:"
             );
             for frame in &example.frames {
                 let _ = writeln!(text, "                   {}", frame.line());
@@ -301,19 +395,28 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
                  goroutine dump (pprof_url) shows which goroutines those are."
             );
         }
-        // A site behind less than a quarter of the creations is no answer: no headline.
-        let leading = ranked.first().filter(|(_, n, _)| n * 4 >= total);
-        if let Some((name, n, _)) = leading {
+        // A site behind less than a quarter of them is no answer: no headline.
+        let leading = ranked
+            .first()
+            .filter(|(_, (w, ..))| w * 4 >= total && *w > 0);
+        if let Some((name, (w, ..))) = leading {
             if headline.as_ref().is_none_or(|(best, _)| total > *best) {
-                let share = *n as f64 * 100.0 / total as f64;
-                headline = Some((
-                    total,
+                let share = *w as f64 * 100.0 / total as f64;
+                let line = if by_alive {
+                    format!(
+                        "{share:.0}% of the {total} new {} {still} after {seconds:.0} s were {} \
+                         from {name}",
+                        kind.noun(),
+                        kind.verb()
+                    )
+                } else {
                     format!(
                         "{share:.0}% of new {} were {} from {name}",
                         kind.noun(),
                         kind.verb()
-                    ),
-                ));
+                    )
+                };
+                headline = Some((total, line));
             }
         }
     }
@@ -330,9 +433,17 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
         let _ = writeln!(
             text,
             "\n{scanned} of {all} creations had a stack the kernel could not walk along frame \
-             pointers (code built without them: Debian's C library, assembly stubs): their frames were \
-             found by scanning the stack for return addresses, marked (scanned). A scan can \
-             include a stale return address: read those frames as likely, not certain."
+             pointers (code built without them: Debian's C library, assembly stubs): their \
+             frames were found by scanning the stack for return addresses, marked (scanned). \
+             A scan can include a stale return address: read those frames as likely, not \
+             certain."
+        );
+    }
+    if traced.untracked > 0 {
+        let _ = writeln!(
+            text,
+            "\n{} creations were not followed to the end (too many to remember).",
+            traced.untracked
         );
     }
     Creation {
@@ -369,7 +480,10 @@ mod tests {
             pids: vec![42],
             seconds: 10.2,
             events: 104,
+            dropped: 0,
             lost: 0,
+            untracked: 0,
+            notes: Vec::new(),
             sites: vec![
                 Site {
                     pid: 42,
@@ -377,6 +491,8 @@ mod tests {
                     count: 97,
                     frames: leak,
                     scanned: false,
+                    alive: 0,
+                    states: Vec::new(),
                 },
                 Site {
                     pid: 42,
@@ -384,6 +500,8 @@ mod tests {
                     count: 3,
                     frames: other,
                     scanned: false,
+                    alive: 0,
+                    states: Vec::new(),
                 },
                 Site {
                     pid: 42,
@@ -391,6 +509,8 @@ mod tests {
                     count: 4,
                     frames: thread,
                     scanned: false,
+                    alive: 0,
+                    states: Vec::new(),
                 },
             ],
         };
@@ -399,7 +519,7 @@ mod tests {
             fds.headline.as_deref(),
             Some("97% of new files were opened from leak_log_file <- handle_request <- main")
         );
-        assert!(fds.text.contains("files (100):"), "{}", fds.text);
+        assert!(fds.text.contains("files (100 created):"), "{}", fds.text);
         assert!(!fds.text.contains("threads ("), "{}", fds.text);
         assert!(
             fds.text.contains("  3.0%        3  load_config"),
@@ -411,6 +531,10 @@ mod tests {
             threads.headline.as_deref(),
             Some("100% of new threads were started from spawn_worker")
         );
+        assert_eq!(Kind::mask_for(Some(&Resource::Threads)), 1);
+        assert_eq!(Kind::mask_for(Some(&Resource::Tcp)), 0b11000);
+        assert_eq!(Kind::mask_for(None), 0b11_1111_1111);
+        assert!(Kind::ALL.iter().all(|k| Kind::from_code(k.code()) == *k));
         // Every kind: the headline is the kind with the most creations.
         assert!(summarise(&traced, None)
             .headline
@@ -426,23 +550,86 @@ mod tests {
         let traced = Traced {
             pids: vec![1, 2],
             seconds: 5.0,
-            events: 2,
-            lost: 7,
+            events: 9,
+            dropped: 7,
+            lost: 0,
+            untracked: 0,
+            notes: Vec::new(),
             sites: vec![Site {
                 pid: 1,
                 kind: Kind::Socket,
                 count: 2,
                 frames: vec![frame("socket", "libc.so.6")],
                 scanned: false,
+                alive: 0,
+                states: Vec::new(),
             }],
         };
         let tcp = summarise(&traced, Some(&Resource::Tcp));
         assert!(tcp.headline.is_none());
-        assert!(tcp.text.contains("2 with no frame outside"), "{}", tcp.text);
-        assert!(tcp.text.contains("7 not counted"), "{}", tcp.text);
+        assert!(
+            tcp.text.contains("2 with no named frame outside"),
+            "{}",
+            tcp.text
+        );
+        assert!(
+            tcp.text.contains("2 creations counted, 7 more not sent"),
+            "{}",
+            tcp.text
+        );
         assert!(tcp.text.starts_with("eBPF trace of pid 1, 2 for 5 s"));
         let threads = summarise(&traced, Some(&Resource::Threads));
         assert!(threads.text.contains("no creation of threads was seen"));
         assert!(threads.headline.is_none());
+    }
+
+    #[test]
+    fn what_is_still_open_at_the_end_ranks_the_sites() {
+        let site = |name: &str, count, alive, states: Vec<(TcpState, u64)>| Site {
+            pid: 9,
+            kind: Kind::Socket,
+            count,
+            frames: vec![frame("socket", "libc.so.6"), frame(name, "svc")],
+            scanned: false,
+            alive,
+            states,
+        };
+        let traced = Traced {
+            pids: vec![9],
+            seconds: 30.0,
+            events: 300,
+            dropped: 0,
+            lost: 0,
+            untracked: 0,
+            notes: vec!["pid 9 exited".into()],
+            sites: vec![
+                // Churn: many created, all closed again.
+                site("health_probe", 250, 0, Vec::new()),
+                // The leak: fewer created, all still open, most in CLOSE_WAIT.
+                site("fetch_profile", 50, 48, vec![(TcpState::CloseWait, 41)]),
+            ],
+        };
+        let creation = summarise(&traced, Some(&Resource::Tcp));
+        assert_eq!(
+            creation.headline.as_deref(),
+            Some(
+                "100% of the 48 new sockets still open after 30 s were created from fetch_profile"
+            )
+        );
+        assert!(
+            creation
+                .text
+                .contains("sockets (300 created, 48 still open at the end)"),
+            "{}",
+            creation.text
+        );
+        assert!(
+            creation
+                .text
+                .contains("fetch_profile  (pid 9; 50 created; 41 CLOSE_WAIT)"),
+            "{}",
+            creation.text
+        );
+        assert!(creation.text.contains("note: pid 9 exited"));
     }
 }

@@ -11,9 +11,13 @@
 //! trace's text says which stacks were scanned.
 
 use crate::sites::{Frame, Kind, Site};
-use std::collections::HashMap;
+use leakwatch_model::TcpState;
+use leakwatch_proc::parse::fdlink::{classify, FdTarget};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
 /// Distinct (process, kind, stack) kept while tracing; further new ones are counted as lost.
 /// A key holds at most `FP_WORDS + MAX_CANDIDATES` words: 4 MiB of keys at most.
@@ -23,7 +27,7 @@ const MAX_CANDIDATES: usize = 64;
 /// Words of the event (see `struct event` in `creation.bpf.c`).
 const FP_WORDS: usize = 64;
 const SCAN_WORDS: usize = 256;
-const HEADER: usize = 40;
+const HEADER: usize = 48;
 const EVENT_BYTES: usize = HEADER + 8 * (FP_WORDS + SCAN_WORDS);
 /// Frames kept of a recovered stack.
 const MAX_FRAMES: usize = 32;
@@ -42,14 +46,45 @@ struct Key {
     walk_error: bool,
 }
 
+/// Creations whose object (thread, process, fd) is remembered, to tell at the end which are
+/// still there: 1.5 MiB at most.
+const MAX_TRACKED: usize = 65_536;
+
+/// What a creation made, to look for at the end of the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Made {
+    Thread(u32),
+    Process(u32),
+    Fd(i32),
+}
+
 /// Events as they arrive, aggregated by stack.
 #[derive(Default)]
 pub struct Raw {
-    counts: HashMap<Key, u64>,
-    /// Executable mappings per process (start, end), read at its first event.
-    exec: HashMap<u32, Vec<(u64, u64)>>,
+    /// Stack -> its index in `keys`.
+    index: HashMap<Key, usize>,
+    /// Each stack: its process and kind, its frames as recovered when it first came (while
+    /// the process surely ran), whether scanned, and its number of creations.
+    keys: Vec<Stack>,
+    code: Code,
+    /// The last creation of each object, by process: a reused fd belongs to its last
+    /// creation.
+    made: HashMap<(u32, Made), usize>,
+    /// Creations whose object could not be remembered (`MAX_TRACKED` reached).
+    pub untracked: u64,
+    /// Executable mappings per process (start, end), read at its first event and again
+    /// (at most once a second) when a new stack comes: code loaded later is found.
+    exec: HashMap<u32, (Instant, Vec<(u64, u64)>)>,
     /// Events not kept: too many distinct stacks, or malformed.
     pub lost: u64,
+}
+
+struct Stack {
+    tgid: u32,
+    kind: u32,
+    frames: Vec<u64>,
+    scanned: bool,
+    count: u64,
 }
 
 fn word(bytes: &[u8], at: usize) -> u64 {
@@ -90,6 +125,19 @@ fn exec_mappings(pid: u32) -> Vec<(u64, u64)> {
     out
 }
 
+/// TCP sockets of a process's network namespace by inode, from `/proc/PID/net/tcp{,6}`.
+fn tcp_states(pid: u32) -> HashMap<u64, TcpState> {
+    let mut out = HashMap::new();
+    for file in ["tcp", "tcp6"] {
+        if let Ok(bytes) = std::fs::read(format!("/proc/{pid}/net/{file}")) {
+            leakwatch_proc::parse::net_tcp::parse(&bytes, |row| {
+                out.insert(row.inode, TcpState::from_kernel(row.state));
+            });
+        }
+    }
+    out
+}
+
 fn in_exec(maps: &[(u64, u64)], addr: u64) -> bool {
     let i = maps.partition_point(|&(lo, _)| lo <= addr);
     i > 0 && addr < maps[i - 1].1
@@ -107,14 +155,18 @@ impl Raw {
         let ip = word(bytes, 8);
         let fp_bytes = word(bytes, 24) as i64;
         let scan_bytes = word(bytes, 32) as i64;
-        let maps = self.exec.entry(tgid).or_insert_with(|| exec_mappings(tgid));
+        let ret = word(bytes, 40) as i64;
+        let known = self
+            .exec
+            .entry(tgid)
+            .or_insert_with(|| (Instant::now(), exec_mappings(tgid)));
         let walked: Vec<u64> = (0..(fp_bytes.max(0) as usize / 8).min(FP_WORDS))
             .map(|i| word(bytes, HEADER + 8 * i))
             .take_while(|&a| a != 0)
             .collect();
         let candidates: Vec<u64> = (0..(scan_bytes.max(0) as usize / 8).min(SCAN_WORDS))
             .map(|i| word(bytes, HEADER + 8 * FP_WORDS + 8 * i))
-            .filter(|&w| in_exec(maps, w))
+            .filter(|&w| in_exec(&known.1, w))
             .take(MAX_CANDIDATES)
             .collect();
         let key = Key {
@@ -125,42 +177,115 @@ impl Raw {
             candidates,
             walk_error: fp_bytes < 0,
         };
-        if let Some(n) = self.counts.get_mut(&key) {
-            *n += 1;
-        } else if self.counts.len() < MAX_KEYS {
-            self.counts.insert(key, 1);
-        } else {
-            self.lost += 1;
+        let at = match self.index.get(&key) {
+            Some(&at) => at,
+            None if self.keys.len() < MAX_KEYS => {
+                // A new stack: recovered now, while the process surely runs.
+                if known.0.elapsed() >= Duration::from_secs(1) {
+                    *known = (Instant::now(), exec_mappings(tgid));
+                }
+                let (frames, scanned) = recover(&key, &known.1, &mut self.code);
+                self.index.insert(key, self.keys.len());
+                self.keys.push(Stack {
+                    tgid,
+                    kind,
+                    frames,
+                    scanned,
+                    count: 0,
+                });
+                self.keys.len() - 1
+            }
+            None => {
+                self.lost += 1;
+                return;
+            }
+        };
+        self.keys[at].count += 1;
+        // pipe() and socketpair() return 0 and write their fds to memory: not tracked.
+        let made = match Kind::from_code(kind) {
+            Kind::Thread => u32::try_from(ret).ok().map(Made::Thread),
+            Kind::Process => u32::try_from(ret).ok().map(Made::Process),
+            Kind::Pipe => None,
+            _ if ret > 0 => i32::try_from(ret).ok().map(Made::Fd),
+            _ => None,
+        };
+        if let Some(made) = made {
+            if self.made.len() < MAX_TRACKED || self.made.contains_key(&(tgid, made)) {
+                self.made.insert((tgid, made), at);
+            } else {
+                self.untracked += 1;
+            }
         }
+    }
+
+    /// Which of the remembered objects are still there now, per stack: how many, and the
+    /// TCP states of the sockets among them.
+    fn alive(&self) -> Vec<(u64, BTreeMap<TcpState, u64>)> {
+        let mut alive = vec![(0u64, BTreeMap::new()); self.keys.len()];
+        let mut tables: HashMap<u32, HashMap<u64, TcpState>> = HashMap::new();
+        for (&(tgid, made), &at) in &self.made {
+            let there = match made {
+                Made::Thread(tid) => {
+                    std::path::Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+                }
+                Made::Process(pid) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                Made::Fd(fd) => match std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")) {
+                    Err(_) => false,
+                    Ok(link) => {
+                        if let FdTarget::Socket(inode) = classify(link.as_os_str().as_bytes()) {
+                            let table = tables.entry(tgid).or_insert_with(|| tcp_states(tgid));
+                            if let Some(&state) = table.get(&inode) {
+                                *alive[at].1.entry(state).or_default() += 1;
+                            }
+                        }
+                        true
+                    }
+                },
+            };
+            if there {
+                alive[at].0 += 1;
+            }
+        }
+        alive
     }
 
     /// The stacks, recovered, as sites (frames unnamed), merged where recovery made two
     /// keys one stack.
+    /// Counts which of the creations' objects are still there: call it at the end of the
+    /// trace, while the processes run.
     pub fn sites(&self) -> Vec<Site> {
-        let mut code = Code::default();
-        let mut merged: HashMap<(u32, u32, Vec<u64>, bool), u64> = HashMap::new();
-        for (key, n) in &self.counts {
-            let maps = self.exec.get(&key.tgid).map(Vec::as_slice).unwrap_or(&[]);
-            let (frames, scanned) = recover(key, maps, &mut code);
-            *merged
-                .entry((key.tgid, key.kind, frames, scanned))
-                .or_default() += n;
+        let alive = self.alive();
+        type Merged = (u64, u64, BTreeMap<TcpState, u64>);
+        let mut merged: HashMap<(u32, u32, &[u64], bool), Merged> = HashMap::new();
+        for (stack, (living, states)) in self.keys.iter().zip(alive) {
+            let entry = merged
+                .entry((stack.tgid, stack.kind, &stack.frames, stack.scanned))
+                .or_default();
+            entry.0 += stack.count;
+            entry.1 += living;
+            for (state, k) in states {
+                *entry.2.entry(state).or_default() += k;
+            }
         }
         merged
             .into_iter()
-            .map(|((pid, kind, frames, scanned), count)| Site {
-                pid,
-                kind: Kind::from_code(kind),
-                count,
-                frames: frames
-                    .into_iter()
-                    .map(|addr| Frame {
-                        addr,
-                        ..Frame::default()
-                    })
-                    .collect(),
-                scanned,
-            })
+            .map(
+                |((pid, kind, frames, scanned), (count, alive, states))| Site {
+                    pid,
+                    kind: Kind::from_code(kind),
+                    count,
+                    alive,
+                    states: states.into_iter().collect(),
+                    frames: frames
+                        .iter()
+                        .map(|&addr| Frame {
+                            addr,
+                            ..Frame::default()
+                        })
+                        .collect(),
+                    scanned,
+                },
+            )
             .collect()
     }
 }
@@ -211,15 +336,19 @@ pub fn is_call_before(b: &[u8; 7]) -> bool {
     if b[5] == 0xff && b[6] >> 6 == 0 && modrm_call(b[6]) && b[6] & 7 != 4 && b[6] & 7 != 5 {
         return true;
     }
-    // call [reg+disp8]: ff 5x d8; call [sib]: ff 14 sib
+    // call [reg+disp8]: ff 5x d8; call [sib]: ff 14 sib (a SIB base of 5 would add a disp32)
     if b[4] == 0xff && modrm_call(b[5]) {
         let (md, rm) = (b[5] >> 6, b[5] & 7);
-        if (md == 1 && rm != 4) || (md == 0 && rm == 4) {
+        if (md == 1 && rm != 4) || (md == 0 && rm == 4 && b[6] & 7 != 5) {
             return true;
         }
     }
     // call [sib+disp8]: ff 54 sib d8
     if b[3] == 0xff && modrm_call(b[4]) && b[4] >> 6 == 1 && b[4] & 7 == 4 {
+        return true;
+    }
+    // call [index*scale+disp32] (SIB base 5, no base register): ff 14 sib d32
+    if b[0] == 0xff && modrm_call(b[1]) && b[1] >> 6 == 0 && b[1] & 7 == 4 && b[2] & 7 == 5 {
         return true;
     }
     // call [reg+disp32] / [rip+disp32]: ff 9x d32 / ff 15 d32
@@ -266,15 +395,20 @@ fn recover(key: &Key, maps: &[(u64, u64)], code: &mut Code) -> (Vec<u64>, bool) 
     let mut scanned = false;
     // Position in `returns` after the last spine frame placed.
     let mut at = 0;
+    let mut last_found = false;
     for &frame in spine {
+        last_found = false;
         if let Some(found) = returns[at..].iter().position(|&r| r == frame) {
             scanned |= found > 0;
             frames.extend_from_slice(&returns[at..at + found]);
             at += found + 1;
+            last_found = true;
         }
         frames.push(frame);
     }
-    if at > 0 && at < returns.len() {
+    // Past the walk's end, the scan goes on from its outermost frame (only when that frame
+    // was in the scan: otherwise what is left of the scan lies inside the walk).
+    if last_found && at < returns.len() {
         scanned = true;
         frames.extend_from_slice(&returns[at..]);
     }
@@ -296,8 +430,12 @@ mod tests {
         assert!(is_call_before(&[0, 0, 0, 0, 0x41, 0xff, 0xd0]));
         // call [rip+disp32]
         assert!(is_call_before(&[0, 0xff, 0x15, 1, 2, 3, 4]));
-        // call [rax+8]
+        // call [rax+8]; call [rax]; call [tbl+rax*8] (ff 14 c5 disp32)
         assert!(is_call_before(&[0, 0, 0, 0, 0xff, 0x50, 0x08]));
+        assert!(is_call_before(&[0, 0, 0, 0, 0, 0xff, 0x10]));
+        assert!(is_call_before(&[0xff, 0x14, 0xc5, 1, 2, 3, 4]));
+        // ff 14 with a SIB base of 5 is 7 bytes long: not a 3-byte call ending here
+        assert!(!is_call_before(&[0x90, 0x90, 0x90, 0x90, 0xff, 0x14, 0xc5]));
         // jmp rax (ff e0), a mov, and data: not calls
         assert!(!is_call_before(&[0, 0, 0, 0, 0, 0xff, 0xe0]));
         assert!(!is_call_before(&[0x48, 0x89, 0xc7, 0x48, 0x89, 0xc6, 0x90]));
@@ -309,6 +447,7 @@ mod tests {
         let mut raw = Raw::default();
         raw.add(&[0u8; 10]);
         assert_eq!(raw.lost, 1);
+        assert_eq!(raw.untracked, 0);
         assert!(raw.sites().is_empty());
     }
 }

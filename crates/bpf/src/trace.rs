@@ -21,6 +21,9 @@ pub struct Limits {
     pub window: Duration,
     /// Stop early once this many creations were counted: enough to rank the sites.
     pub max_events: u64,
+    /// The kinds to report ([`crate::Kind::mask_for`]): what a finding is about, so that
+    /// other creations neither fill the ring buffer nor count towards `max_events`.
+    pub kinds: u32,
 }
 
 impl Default for Limits {
@@ -28,6 +31,7 @@ impl Default for Limits {
         Limits {
             window: Duration::from_secs(30),
             max_events: 100_000,
+            kinds: crate::Kind::mask_for(None),
         }
     }
 }
@@ -61,8 +65,9 @@ pub fn available() -> Result<(), Unavailable> {
 }
 
 /// Watches `pids` (their threads, and the threads they start meanwhile) for `limits.window`,
-/// or until `keep_going` (called about every 100 ms) says stop, or `limits.max_events`
-/// creations were counted. Stacks are symbolised while the processes still run.
+/// or until `keep_going` (first called once the program is attached, then about every
+/// 100 ms) says stop, or `limits.max_events` creations were counted. Stacks are recovered
+/// as they come and symbolised at the end, while the processes still run.
 pub fn trace(
     pids: &[u32],
     limits: Limits,
@@ -95,6 +100,13 @@ pub fn trace(
             .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
             .map_err(|e| Unavailable(format!("cannot watch pid {pid}: {e}")))?;
     }
+    map("wanted")?
+        .update(
+            &0u32.to_ne_bytes(),
+            &limits.kinds.to_ne_bytes(),
+            MapFlags::ANY,
+        )
+        .map_err(|e| Unavailable(format!("cannot set the kinds to trace: {e}")))?;
     let events_map = map("events")?;
     let mut raw = stacks::Raw::default();
     let mut links = Vec::new();
@@ -123,6 +135,7 @@ pub fn trace(
             .unwrap_or(0)
     };
     let started = Instant::now();
+    let seconds;
     {
         let mut builder = RingBufferBuilder::new();
         builder
@@ -134,23 +147,29 @@ pub fn trace(
         let ring = builder
             .build()
             .map_err(|e| Unavailable(format!("cannot read the eBPF ring buffer: {e}")))?;
-        while started.elapsed() < window && total(0) < limits.max_events && keep_going() {
+        while keep_going() && started.elapsed() < window && total(0) < limits.max_events {
             let left = window.saturating_sub(started.elapsed());
             let _ = ring.poll(Duration::from_millis(100).min(left));
         }
+        seconds = started.elapsed().min(window).as_secs_f64();
         // Detach, then take what is still in the buffer: the counts are the window's.
         drop(links);
         let _ = ring.consume();
     }
-    let seconds = started.elapsed().as_secs_f64();
     let (events, dropped) = (total(0), total(1));
     let mut sites = raw.sites();
-    symbols::symbolise(&mut sites);
+    let mut notes = Vec::new();
+    if let Err(note) = symbols::symbolise(&mut sites) {
+        notes.push(note);
+    }
     Ok(Traced {
         pids: pids.to_vec(),
         seconds,
         events,
-        lost: dropped + raw.lost,
+        dropped,
+        lost: raw.lost,
+        untracked: raw.untracked,
+        notes,
         sites,
     })
 }

@@ -324,32 +324,57 @@ impl Tracer {
                 .collect()
         };
         let (native, jvms) = (of(Runtime::Native), of(Runtime::Jvm));
+        // Each watcher says when it watches (its first look at the flag), and the rounds
+        // start after that: a short round's creations are not missed.
+        let (watching, started) = std::sync::mpsc::channel::<()>();
         let flag = done.clone();
+        let tell = watching.clone();
         let native = (!native.is_empty()).then(|| {
             std::thread::spawn(move || {
                 let limits = leakwatch_bpf::Limits {
                     window: leakwatch_bpf::MAX_WINDOW,
                     ..Default::default()
                 };
+                let mut tell = Some(tell);
                 leakwatch_bpf::trace(&native, limits, &mut || {
+                    if let Some(tell) = tell.take() {
+                        let _ = tell.send(());
+                    }
                     !flag.load(std::sync::atomic::Ordering::Relaxed) && !signals::received()
                 })
                 .map_err(|e| e.to_string())
             })
         });
         let flag = done.clone();
+        let tell = watching;
         let jvm = (!jvms.is_empty()).then(|| {
             std::thread::spawn(move || {
+                let tell = std::cell::Cell::new(Some(tell));
                 let dir = tempfile::tempdir().ok()?;
                 leakwatch_agent::evidence::capture::jvm_thread_starts_until(
                     &jvms,
                     dir.path(),
                     &leakwatch_agent::config::EvidenceSection::default(),
-                    &|| flag.load(std::sync::atomic::Ordering::Relaxed) || signals::received(),
+                    &|| {
+                        if let Some(tell) = tell.take() {
+                            let _ = tell.send(());
+                        }
+                        flag.load(std::sync::atomic::Ordering::Relaxed) || signals::received()
+                    },
                 )
                 .and_then(|(_, headline)| headline)
             })
         });
+        // One message per watcher; a watcher that fails before watching drops its sender,
+        // and once all have, the wait ends.
+        let watchers = usize::from(native.is_some()) + usize::from(jvm.is_some());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for _ in 0..watchers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if started.recv_timeout(left).is_err() {
+                break;
+            }
+        }
         Tracer { done, native, jvm }
     }
 

@@ -443,7 +443,8 @@ fn a_native_thread_leak_is_traced_to_its_creation_site_when_configured() {
     );
     let line = meta.evidence.expect("the creation site's line");
     assert!(
-        line.starts_with("100% of new threads were started from leaky::spawn_named (leaky.rs:"),
+        line.starts_with("100% of the ")
+            && line.contains(" new threads still running after 2 s were started from leaky::spawn_named (leaky.rs:"),
         "{line}"
     );
     assert!(meta.summary.ends_with(&line), "{}", meta.summary);

@@ -111,7 +111,9 @@ fn why_traces_native_threads_and_sockets_to_the_functions_that_create_them() {
     eprintln!("{text}");
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("% of new threads were started from leaky::spawn_named (leaky.rs:"),
+        text.contains(
+            " new threads still running after 2 s were started from leaky::spawn_named (leaky.rs:"
+        ),
         "{text}"
     );
     assert!(text.contains("eBPF trace of pid"), "{text}");
@@ -123,7 +125,7 @@ fn why_traces_native_threads_and_sockets_to_the_functions_that_create_them() {
     let headline = value["headline"].as_str().unwrap_or("");
     // The socket is created inside std's TcpStream::connect, called from leaky's main.
     assert!(
-        headline.contains("% of new sockets were created from leaky::main"),
+        headline.contains(" new sockets still open after 2 s were created from leaky::main"),
         "{value}"
     );
     // Something that creates nothing: traced, and said.
@@ -169,7 +171,9 @@ fn why_traces_a_go_programs_files_and_explains_its_os_threads() {
     let text = text(&out);
     eprintln!("{text}");
     assert!(
-        text.contains("% of new files were opened from main.openLog (gothreads.go:"),
+        text.contains(
+            " new files still open after 2 s were opened from main.openLog (gothreads.go:"
+        ),
         "{text}"
     );
     // Go's OS threads are started by its scheduler: no headline, and why.

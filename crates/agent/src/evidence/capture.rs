@@ -182,7 +182,8 @@ pub fn capture(
     let creation = match creation {
         None if f.kind == FindingKind::Leak
             && settings.creation_sites
-            && !settings.creation_window.is_zero() =>
+            && !settings.creation_window.is_zero()
+            && leakwatch_bpf::Kind::mask_for(Some(&f.key.resource)) != 0 =>
         {
             native_creation(&pids, Some(&f.key.resource), settings, stop)
         }
@@ -592,6 +593,7 @@ fn native_trace(
     let limits = leakwatch_bpf::Limits {
         window: settings.creation_window,
         max_events,
+        kinds: leakwatch_bpf::Kind::mask_for(resource),
     };
     let traced = leakwatch_bpf::trace(&native, limits, &mut || {
         crate::health::beat();
