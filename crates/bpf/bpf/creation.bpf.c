@@ -24,7 +24,7 @@ enum kind {
 	K_OTHER_FD = 9,
 };
 
-#define SCAN_WORDS 256
+#define SCAN_WORDS 512
 
 // One creation: who, what, and the user stack two ways (the kernel's walk along frame
 // pointers, and the words from the stack pointer up, which the loader scans for return
@@ -52,7 +52,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 21);
+	__uint(max_entries, 1 << 23);
 } events SEC(".maps");
 
 // [0]: a mask of the kinds to report (1 << kind); filled by the loader.

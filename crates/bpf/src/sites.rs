@@ -399,16 +399,25 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
         let leading = ranked
             .first()
             .filter(|(_, (w, ..))| w * 4 >= total && *w > 0);
-        if let Some((name, (w, ..))) = leading {
+        if let Some((name, (w, _, states, _))) = leading {
             if headline.as_ref().is_none_or(|(best, _)| total > *best) {
                 let share = *w as f64 * 100.0 / total as f64;
                 let line = if by_alive {
-                    format!(
+                    let mut line = format!(
                         "{share:.0}% of the {total} new {} {still} after {seconds:.0} s were {} \
                          from {name}",
                         kind.noun(),
                         kind.verb()
-                    )
+                    );
+                    // Incident 001's sign: the peer hung up and nobody closed them.
+                    let close_wait = states
+                        .iter()
+                        .find(|(s, _)| *s == TcpState::CloseWait)
+                        .map_or(0, |(_, n)| *n);
+                    if close_wait * 2 >= *w && close_wait > 0 {
+                        let _ = write!(line, ", {close_wait} of them in CLOSE_WAIT");
+                    }
+                    line
                 } else {
                     format!(
                         "{share:.0}% of new {} were {} from {name}",
@@ -613,7 +622,8 @@ mod tests {
         assert_eq!(
             creation.headline.as_deref(),
             Some(
-                "100% of the 48 new sockets still open after 30 s were created from fetch_profile"
+                "100% of the 48 new sockets still open after 30 s were created from \
+                 fetch_profile, 41 of them in CLOSE_WAIT"
             )
         );
         assert!(

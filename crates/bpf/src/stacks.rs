@@ -3,7 +3,7 @@
 //!
 //! The kernel walks a user stack along frame pointers. Where a frame has none the walk
 //! breaks: Debian's C library is built without them, so a call into `open()` ends the walk
-//! at the wrapper or continues from garbage. Each event therefore also carries the 256 words
+//! at the wrapper or continues from garbage. Each event therefore also carries the 512 words
 //! above the stack pointer; where the walk breaks, or skips the frame that called the
 //! wrapper, the frames are recovered by scanning those words for return addresses: a word
 //! pointing into an executable mapping of the process, just after a call instruction (read
@@ -26,7 +26,7 @@ const MAX_KEYS: usize = 4_096;
 const MAX_CANDIDATES: usize = 64;
 /// Words of the event (see `struct event` in `creation.bpf.c`).
 const FP_WORDS: usize = 64;
-const SCAN_WORDS: usize = 256;
+const SCAN_WORDS: usize = 512;
 const HEADER: usize = 48;
 const EVENT_BYTES: usize = HEADER + 8 * (FP_WORDS + SCAN_WORDS);
 /// Frames kept of a recovered stack.

@@ -203,6 +203,71 @@ fn why_traces_a_go_programs_files_and_explains_its_os_threads() {
 }
 
 #[test]
+fn why_finds_incident_001s_close_wait_sockets_and_the_code_that_opened_them() {
+    // Incident 001 in miniature: session-client's pool opens a connection per 403 and never
+    // closes the response; the forbidding server hangs up, the socket sits in CLOSE_WAIT.
+    use std::io::{Read, Write};
+    let start = |bin: &str, args: &[&str]| {
+        let mut child = Command::new(leakwatch_testkit::workspace_bin(bin))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (
+            child,
+            line.trim().rsplit(' ').next().unwrap_or("").to_string(),
+        )
+    };
+    let (mut downstream, down_addr) = start("forbidding-server", &["127.0.0.1:0"]);
+    let (mut service, addr) = start(
+        "session-client",
+        &["--listen", "127.0.0.1:0", "--downstream", &down_addr],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, addr) = (stop.clone(), addr.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut conn) = std::net::TcpStream::connect(&addr) {
+                    let _ = conn.write_all(
+                        b"GET / HTTP/1.1\r\nHost: x\r\nCookie: session=expired\r\nConnection: close\r\n\r\n",
+                    );
+                    let _ = conn.read_to_end(&mut Vec::new());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let out = why(&[
+        "session",
+        "--for",
+        "3s",
+        "--pid",
+        &service.id().to_string(),
+        "--what",
+        "sockets",
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = load.join();
+    for child in [&mut service, &mut downstream] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let text = text(&out);
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(" new sockets still open after 3 s were created from session_client::Pool::get (session-client.rs:")
+            && text.contains(" of them in CLOSE_WAIT"),
+        "{text}"
+    );
+}
+
+#[test]
 fn why_says_what_it_cannot_watch() {
     // CPython's fds: a kernel stack of the interpreter names no Python code.
     let mut python = Command::new("python3")
