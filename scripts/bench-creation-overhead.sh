@@ -6,9 +6,14 @@
 #    without and with `leakwatch why --what all` tracing its worker;
 #  - the rest of the host: system calls/s of an untraced process (dd, 1-byte reads and
 #    writes), without and with the trace, since the raw tracepoint on sys_exit runs for
-#    every system call on the host while a trace is on.
+#    every system call on the host while a trace is on;
+#  - a JVM's JFR recording of thread starts (what the agent and `leakwatch why` take for a
+#    JVM's thread leak): requests/s of a JDK HttpServer starting a new thread per request
+#    (scripts/bench/ThreadPerRequest.java; every request is a jdk.ThreadStart event with
+#    its stack), without and with `leakwatch why --what threads` recording it.
 # Rounds alternate (off, on, off, on, ...) so drift on a shared machine hits both sides.
-# Needs root, nginx and wrk (apt-get install nginx-light wrk). Usage:
+# Needs root, nginx, wrk and a JDK (apt-get install nginx-light wrk openjdk-17-jdk-headless).
+# Usage:
 #   scripts/bench-creation-overhead.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +25,7 @@ work=$(mktemp -d)
 port=18089
 cleanup() {
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  [ -n "${jvm:-}" ] && kill "$jvm" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -67,5 +73,27 @@ for r in $(seq "$rounds"); do
   wait "$tracer" || true
   echo "round $r: nginx req/s off/on:$(echo "$off_rps" | awk '{print $NF}') /$(echo "$on_rps" | awk '{print $NF}') ($events creations traced); dd bytes off/on:$(echo "$off_dd" | awk '{print $NF}') /$(echo "$on_dd" | awk '{print $NF}')"
 done
+
+# The JVM side: JFR recording thread starts.
+jport=18090
+javac -d "$work" scripts/bench/ThreadPerRequest.java
+java -Xmx256m -cp "$work" ThreadPerRequest "$jport" > "$work/jvm.log" 2>&1 &
+jvm=$!
+for _ in $(seq 100); do grep -q ready "$work/jvm.log" 2>/dev/null && break; sleep 0.1; done
+jrps() { wrk -t1 -c16 -d"${secs}s" "http://127.0.0.1:$jport/" | awk '/Requests\/sec/ {print $2}'; }
+jrps > /dev/null # JIT warm-up
+off_j=""; on_j=""
+for r in $(seq "$rounds"); do
+  off_j="$off_j $(jrps)"
+  "$bin" why hello --pid "$jvm" --what threads --for "$((secs + 4))s" --json > "$work/jfr.json" 2>/dev/null &
+  tracer=$!
+  sleep 3 # jcmd attach and JFR.start
+  on_j="$on_j $(jrps)"
+  wait "$tracer" || true
+  starts=$(python3 -c "import json,re; t=json.load(open('$work/jfr.json'))['text']; print(re.search(r'(\d+) thread starts', t).group(1))" 2>/dev/null || echo "?")
+  echo "round $r: JVM req/s off/on:$(echo "$off_j" | awk '{print $NF}') /$(echo "$on_j" | awk '{print $NF}') ($starts thread starts recorded)"
+done
+
 echo "nginx requests/s (traced worker): $(ratio "$off_rps" "$on_rps")"
 echo "untraced dd 1-byte copies/s (2 system calls each): $(ratio "$off_dd" "$on_dd")"
+echo "JVM requests/s, a thread per request, JFR recording thread starts: $(ratio "$off_j" "$on_j")"
