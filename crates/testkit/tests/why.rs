@@ -53,6 +53,28 @@ fn why_traces_new_jvm_threads_to_the_code_that_starts_them() {
 }
 
 #[test]
+fn why_ranks_the_first_starts_of_a_jvm_whose_recording_is_too_big_to_print_whole() {
+    // About a thousand thread starts a second: jfr's JSON (about 11 KB a start) passes the
+    // 16 MiB output cap within 2 s. The starts before the cut are ranked and the total
+    // comes from `jfr summary` (before: "not jfr's JSON: EOF while parsing", no site).
+    let java = Jvm::start("Spawner", &["-Xmx64m"], &[]);
+    let pid = java.pid().to_string();
+    let out = why(&["spawner", "task-#", "--for", "5s", "--pid", &pid]);
+    let text = text(&out);
+    eprintln!("{}", &text[..text.len().min(2000)]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("are ranked (jfr's JSON output is cut at the evidence output cap)"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("% of new task-# threads were started from Spawner.spawn")),
+        "{text}"
+    );
+}
+
+#[test]
 fn why_groups_a_go_services_new_goroutines_by_creator() {
     let dir = tempfile::tempdir().unwrap();
     let binary = go_build(dir.path(), "pprofleak");

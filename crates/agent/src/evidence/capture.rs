@@ -731,8 +731,23 @@ fn thread_creation(
         ];
         let out = super::jdk::run_as_jvm_user(pid, argv, settings.timeout, cap);
         match super::creation::parse_starts(&String::from_utf8_lossy(&out.stdout.bytes)) {
-            Ok(starts) => {
-                let creation = super::creation::summarise(pid, &starts, group, seconds);
+            Ok(parsed) => {
+                // jfr's JSON is about 11 KB a start: a busy recording is cut at the cap,
+                // and the ranking is of the first starts; `jfr summary` says how many
+                // there were in all.
+                let recorded = if parsed.complete {
+                    None
+                } else {
+                    let argv = vec![
+                        jfr.display().to_string(),
+                        "summary".to_string(),
+                        file.display().to_string(),
+                    ];
+                    let summary = super::jdk::run_as_jvm_user(pid, argv, settings.timeout, cap);
+                    super::creation::starts_in_summary(&summary.stdout.text())
+                };
+                let creation =
+                    super::creation::summarise(pid, &parsed.starts, recorded, group, seconds);
                 text.push_str(&creation.text);
                 headline = headline.or(creation.headline);
             }

@@ -37,43 +37,143 @@ pub struct Start {
     pub frames: Vec<String>,
 }
 
-/// Reads `jfr print --json --events jdk.ThreadStart` output.
-pub fn parse_starts(json: &str) -> Result<Vec<Start>, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("not jfr's JSON: {e}"))?;
-    let events = value["recording"]["events"]
-        .as_array()
-        .ok_or("no recording.events in jfr's JSON")?;
-    let mut out = Vec::new();
-    for event in events.iter().filter(|e| e["type"] == "jdk.ThreadStart") {
-        let values = &event["values"];
-        let name = values["thread"]["javaName"]
-            .as_str()
-            .or_else(|| values["thread"]["osName"].as_str())
-            .unwrap_or("");
-        // The kernel keeps 15 bytes of a thread's name (cut mid-character if need be):
-        // group as the sampler sees it.
-        let kept = &name.as_bytes()[..name.len().min(15)];
-        let group = leakwatch_proc::parse::thread_name::normalise(kept);
-        let frames = values["stackTrace"]["frames"]
-            .as_array()
-            .map(|frames| {
-                frames
-                    .iter()
-                    .map(|f| {
-                        let class = f["method"]["type"]["name"]
-                            .as_str()
-                            .unwrap_or("?")
-                            .replace('/', ".");
-                        let method = f["method"]["name"].as_str().unwrap_or("?");
-                        leakwatch_model::text::visible(&format!("{class}.{method}"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.push(Start { group, frames });
+/// The starts read from `jfr print --json` output.
+#[derive(Debug, Default)]
+pub struct Starts {
+    pub starts: Vec<Start>,
+    /// False when the output ended inside the events (jfr's JSON is about 11 KB an event,
+    /// so a busy recording is cut at the output cap): `starts` are the first ones printed.
+    pub complete: bool,
+}
+
+/// Reads `jfr print --json --events jdk.ThreadStart` output, event by event, so that output
+/// cut at the cap still gives the events before the cut.
+pub fn parse_starts(json: &str) -> Result<Starts, String> {
+    let (objects, complete) = event_objects(json.as_bytes())?;
+    let mut out = Starts {
+        starts: Vec::with_capacity(objects.len()),
+        complete,
+    };
+    for object in objects {
+        let event: serde_json::Value =
+            serde_json::from_slice(object).map_err(|e| format!("not jfr's JSON: {e}"))?;
+        if event["type"] != "jdk.ThreadStart" {
+            continue;
+        }
+        out.starts.push(start_of(&event["values"]));
     }
     Ok(out)
+}
+
+/// The objects of the `events` array of jfr's `{"recording": {"events": [...]}}`, and
+/// whether the array ended (false: the text was cut inside it).
+fn event_objects(json: &[u8]) -> Result<(Vec<&[u8]>, bool), String> {
+    const KEY: &[u8] = b"\"events\"";
+    let Some(key) = json.windows(KEY.len()).position(|w| w == KEY) else {
+        // Not jfr's shape: say whether it is JSON at all.
+        let value: serde_json::Value =
+            serde_json::from_slice(json).map_err(|e| format!("not jfr's JSON: {e}"))?;
+        let _ = value;
+        return Err("no recording.events in jfr's JSON".into());
+    };
+    let mut at = key + KEY.len();
+    let skip_ws = |at: &mut usize| {
+        while json.get(*at).is_some_and(|b| b.is_ascii_whitespace()) {
+            *at += 1;
+        }
+    };
+    for expected in [b':', b'['] {
+        skip_ws(&mut at);
+        match json.get(at) {
+            Some(&b) if b == expected => at += 1,
+            None => return Ok((Vec::new(), false)),
+            Some(_) => return Err("not jfr's JSON: recording.events is not an array".into()),
+        }
+    }
+    let mut objects = Vec::new();
+    loop {
+        while json
+            .get(at)
+            .is_some_and(|b| b.is_ascii_whitespace() || *b == b',')
+        {
+            at += 1;
+        }
+        match json.get(at) {
+            None => return Ok((objects, false)),
+            Some(b']') => return Ok((objects, true)),
+            Some(b'{') => {}
+            Some(_) => return Err(format!("not jfr's JSON: unexpected byte at {at}")),
+        }
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        let begin = at;
+        let end = loop {
+            let Some(&b) = json.get(at) else {
+                return Ok((objects, false));
+            };
+            at += 1;
+            if in_string {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break at;
+                    }
+                }
+                _ => {}
+            }
+        };
+        objects.push(&json[begin..end]);
+    }
+}
+
+/// One `jdk.ThreadStart` event's values: the new thread's group and the creating stack.
+fn start_of(values: &serde_json::Value) -> Start {
+    let name = values["thread"]["javaName"]
+        .as_str()
+        .or_else(|| values["thread"]["osName"].as_str())
+        .unwrap_or("");
+    // The kernel keeps 15 bytes of a thread's name (cut mid-character if need be): group as
+    // the sampler sees it.
+    let kept = &name.as_bytes()[..name.len().min(15)];
+    let group = leakwatch_proc::parse::thread_name::normalise(kept);
+    let frames = values["stackTrace"]["frames"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .map(|f| {
+                    let class = f["method"]["type"]["name"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .replace('/', ".");
+                    let method = f["method"]["name"].as_str().unwrap_or("?");
+                    leakwatch_model::text::visible(&format!("{class}.{method}"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Start { group, frames }
+}
+
+/// The number of `jdk.ThreadStart` events in a recording, from `jfr summary` output (a
+/// table of event types with their counts).
+pub fn starts_in_summary(summary: &str) -> Option<usize> {
+    summary.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("jdk.ThreadStart"))
+            .then(|| words.next()?.parse().ok())
+            .flatten()
+    })
 }
 
 /// The creation site of one start: its innermost application frame and `CALLERS` callers
@@ -104,18 +204,34 @@ pub struct Creation {
 }
 
 /// Ranks the creation sites of the starts of `group` (all starts when `None`) in a recording
-/// of `seconds`.
-pub fn summarise(pid: u32, starts: &[Start], group: Option<&str>, seconds: f64) -> Creation {
+/// of `seconds`. `recorded` is how many starts the recording holds when `starts` are only
+/// the first of them (jfr's output was cut; see [`Starts::complete`]).
+pub fn summarise(
+    pid: u32,
+    starts: &[Start],
+    recorded: Option<usize>,
+    group: Option<&str>,
+    seconds: f64,
+) -> Creation {
     let of_group: Vec<&Start> = starts
         .iter()
         .filter(|s| group.is_none_or(|g| s.group == g))
         .collect();
     let what = group.map_or("threads".to_string(), |g| format!("{g} threads"));
-    let mut text = format!(
-        "pid {pid}: {} thread starts in {seconds:.0} s (JFR jdk.ThreadStart), {} of them {what}\n",
-        starts.len(),
-        of_group.len()
-    );
+    let mut text = match recorded {
+        Some(recorded) if recorded > starts.len() => format!(
+            "pid {pid}: {} thread starts in {seconds:.0} s (JFR jdk.ThreadStart); the first {} \
+             are ranked (jfr's JSON output is cut at the evidence output cap), {} of them {what}\n",
+            format::count(recorded as f64),
+            format::count(starts.len() as f64),
+            format::count(of_group.len() as f64)
+        ),
+        _ => format!(
+            "pid {pid}: {} thread starts in {seconds:.0} s (JFR jdk.ThreadStart), {} of them {what}\n",
+            starts.len(),
+            of_group.len()
+        ),
+    };
     let mut by_site: BTreeMap<String, (usize, &Start)> = BTreeMap::new();
     let mut without_stack = 0;
     for start in &of_group {
@@ -195,10 +311,12 @@ mod tests {
         events.push(event("GC Thread#3", &[("java/lang/Thread", "start")]));
         events.push(event("Analytics-100", &[]));
         let json = serde_json::json!({"recording": {"events": events}}).to_string();
-        let starts = parse_starts(&json).unwrap();
+        let parsed = parse_starts(&json).unwrap();
+        assert!(parsed.complete);
+        let starts = parsed.starts;
         assert_eq!(starts.len(), 32);
         assert_eq!(starts[0].group, "Analytics-#");
-        let creation = summarise(7, &starts, Some("Analytics-#"), 30.0);
+        let creation = summarise(7, &starts, None, Some("Analytics-#"), 30.0);
         assert_eq!(
             creation.headline.as_deref(),
             Some("97% of new Analytics-# threads were started from com.acme.analytics.Client.<init> <- com.acme.Analytics.track <- com.acme.Api.handle")
@@ -221,15 +339,74 @@ mod tests {
         ]}})
         .to_string();
         // The kernel keeps "OkHttp Connecti".
-        assert_eq!(parse_starts(&json).unwrap()[0].group, "OkHttp Connecti");
+        assert_eq!(
+            parse_starts(&json).unwrap().starts[0].group,
+            "OkHttp Connecti"
+        );
         assert!(parse_starts("not json")
             .unwrap_err()
             .contains("not jfr's JSON"));
         assert!(parse_starts("{}")
             .unwrap_err()
             .contains("no recording.events"));
-        let none = summarise(1, &[], Some("x-#"), 5.0);
+        let none = summarise(1, &[], None, Some("x-#"), 5.0);
         assert!(none.headline.is_none());
         assert!(none.text.contains("no new x-# threads with a stack"));
+    }
+
+    #[test]
+    fn output_cut_inside_the_events_gives_the_events_before_the_cut() {
+        // A thread name with braces, brackets, quotes and a backslash must not end an event.
+        let names = ["w-1", "tricky {[\"\\}]", "w-2", "w-3"];
+        let events: Vec<_> = names
+            .iter()
+            .map(|n| event(n, &[("com/acme/Pool", "grow"), ("com/acme/Api", "handle")]))
+            .collect();
+        let json =
+            serde_json::to_string_pretty(&serde_json::json!({"recording": {"events": events}}))
+                .unwrap();
+        let whole = parse_starts(&json).unwrap();
+        assert!(whole.complete);
+        assert_eq!(whole.starts.len(), 4);
+        assert_eq!(whole.starts[1].group, "tricky {[\"\\}]");
+        // Cut anywhere inside the third event: two events, not complete.
+        let third = json.match_indices("\"jdk.ThreadStart\"").nth(2).unwrap().0;
+        for cut in [third, third + 40, json.len() - 20] {
+            let parsed = parse_starts(&json[..cut]).unwrap();
+            assert!(!parsed.complete, "cut at {cut}");
+            assert!(
+                parsed.starts.len() >= 2 && parsed.starts.len() < 4,
+                "cut at {cut}"
+            );
+        }
+        let creation = summarise(
+            9,
+            &parse_starts(&json[..third]).unwrap().starts,
+            Some(1031),
+            None,
+            5.0,
+        );
+        assert!(
+            creation.text.starts_with(
+                "pid 9: 1,031 thread starts in 5 s (JFR jdk.ThreadStart); the first 2 are ranked"
+            ),
+            "{}",
+            creation.text
+        );
+        assert_eq!(
+            creation.headline.as_deref(),
+            Some("100% of new threads were started from com.acme.Pool.grow <- com.acme.Api.handle")
+        );
+    }
+
+    #[test]
+    fn the_number_of_starts_is_read_from_jfr_summary() {
+        let summary = " Event Type                              Count  Size (bytes)\n\
+            =============================================================\n \
+            jdk.ThreadStart                          1031         13201\n \
+            jdk.ActiveSetting                         104          3385\n";
+        assert_eq!(starts_in_summary(summary), Some(1031));
+        assert_eq!(starts_in_summary("jdk.ThreadStartX 5\n"), None);
+        assert_eq!(starts_in_summary(""), None);
     }
 }
