@@ -90,7 +90,7 @@ for r in $(seq "$rounds"); do
   sleep 3 # jcmd attach and JFR.start
   on_j="$on_j $(jrps)"
   wait "$tracer" || true
-  starts=$(python3 -c "import json,re; t=json.load(open('$work/jfr.json'))['text']; print(re.search(r'(\d+) thread starts', t).group(1))" 2>/dev/null || echo "?")
+  starts=$(python3 -c "import json,re; t=json.load(open('$work/jfr.json'))['text']; print(re.search(r'([0-9,]+) thread starts', t).group(1))" 2>/dev/null || echo "?")
   echo "round $r: JVM req/s off/on:$(echo "$off_j" | awk '{print $NF}') /$(echo "$on_j" | awk '{print $NF}') ($starts thread starts recorded)"
 done
 
