@@ -156,11 +156,31 @@ fn effective_caps(status: &str) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// Fixes glibc malloc's thresholds before any stage thread starts. By default glibc raises
+/// its mmap threshold to the size of the largest block freed (up to 32 MiB) and its trim
+/// threshold to twice that, so after one capture grew a 16 MiB output buffer, later big
+/// buffers come from a thread's arena and stay resident when freed, `malloc_trim`
+/// notwithstanding (it does not shrink the top of a thread's arena): the 2-hour soak held
+/// 160 MB anonymous memory with 61 MB in use after a test run's captures (BENCHMARKS.md
+/// §2). Fixed thresholds (blocks of 256 KiB and more mmapped and unmapped when freed, tops
+/// above 1 MiB trimmed) give it back. `LEAKWATCH_MALLOC_TUNE=0` keeps glibc's defaults, for
+/// comparisons.
+pub fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var("LEAKWATCH_MALLOC_TUNE").as_deref() != Ok("0") {
+        // SAFETY: mallopt has no preconditions; it only sets allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+        }
+    }
+}
+
 /// Gives the memory a detection pass freed back to the system. glibc keeps freed memory in
 /// its per-thread arenas; a pass reads the recent history of every target, so without this
 /// the agent's RSS swings by tens of MiB with the passes (BENCHMARKS.md §2).
 /// `LEAKWATCH_MALLOC_TRIM=0` turns it off, for the soak's side-by-side comparison.
-pub(crate) fn trim_heap() {
+pub fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -254,6 +274,7 @@ pub fn start(
     data_dir: &Path,
     mode: Mode,
 ) -> crate::Result<(Arc<Shared>, Vec<std::thread::JoinHandle<()>>)> {
+    tune_malloc();
     std::fs::create_dir_all(data_dir).map_err(|source| crate::Error::DataDir {
         path: data_dir.to_path_buf(),
         source,
