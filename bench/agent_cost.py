@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,6 +136,39 @@ def apps_round(warmup, seconds):
         proc.wait()
 
 
+def measure_scale(scale, args, per_round, old_pid_max, pid_max_path):
+    procs = 300 * scale
+    if procs * 41 > int(old_pid_max) * 0.8:
+        open(pid_max_path, "w").write("4194304")
+    life = args.rounds * per_round + 120
+    pop = subprocess.Popen([f"{OUT}/population", str(procs), "40", "30", "20", str(life)],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        ready = pop.stdout.readline().strip()
+        time.sleep(2)
+        agents, apps = [], []
+        for r in range(args.rounds):
+            agents.append(agent_round(args.bin, args.port, args.warmup, args.seconds))
+            apps.append(apps_round(args.warmup, args.seconds))
+            a = agents[-1]
+            print(f"{scale}x round {r + 1}: agent {a['total']:.1f} ms/sample "
+                  f"(sampling {a.get('sampling', 0):.1f}, storage {a.get('storage', 0):.1f}, "
+                  f"detection {a.get('detection', 0):.1f}, other {a['other']:.1f}; "
+                  f"{a['samples']} samples, {a['detect_runs']} detection passes, "
+                  f"{a['targets']} targets); apps.plugin {apps[-1]:.1f} ms/iteration",
+                  file=sys.stderr)
+        med = lambda k: statistics.median(a.get(k, 0.0) for a in agents)
+        return {"scale": scale, "population": ready, "rounds": agents,
+                "apps_plugin_ms": apps, "agent_ms": med("total"),
+                "sampling_ms": med("sampling"), "storage_ms": med("storage"),
+                "detection_ms": med("detection"), "other_ms": med("other"),
+                "apps_ms": statistics.median(apps)}
+    finally:
+        pop.send_signal(signal.SIGTERM)
+        pop.wait()
+        time.sleep(1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,40 +189,23 @@ def main():
                     "-lpthread"], check=True)
     pid_max_path = "/proc/sys/kernel/pid_max"
     old_pid_max = open(pid_max_path).read().strip()
+    # The port must be free: another agent there would answer for the one measured.
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{args.port}/", timeout=2)
+        answered = True
+    except urllib.error.HTTPError:
+        answered = True
+    except OSError:
+        answered = False
+    if answered:
+        sys.exit(f"something already answers on 127.0.0.1:{args.port}: pass --port")
     results = []
     per_round = 2 * (args.seconds + args.warmup + 5)
-    for scale in [int(s) for s in args.scales.split(",")]:
-        procs = 300 * scale
-        if procs * 41 > int(old_pid_max) * 0.8:
-            open(pid_max_path, "w").write("4194304")
-        life = args.rounds * per_round + 120
-        pop = subprocess.Popen([f"{OUT}/population", str(procs), "40", "30", "20", str(life)],
-                               stdout=subprocess.PIPE, text=True)
-        try:
-            ready = pop.stdout.readline().strip()
-            time.sleep(2)
-            agents, apps = [], []
-            for r in range(args.rounds):
-                agents.append(agent_round(args.bin, args.port, args.warmup, args.seconds))
-                apps.append(apps_round(args.warmup, args.seconds))
-                a = agents[-1]
-                print(f"{scale}x round {r + 1}: agent {a['total']:.1f} ms/sample "
-                      f"(sampling {a.get('sampling', 0):.1f}, storage {a.get('storage', 0):.1f}, "
-                      f"detection {a.get('detection', 0):.1f}, other {a['other']:.1f}; "
-                      f"{a['samples']} samples, {a['detect_runs']} detection passes, "
-                      f"{a['targets']} targets); apps.plugin {apps[-1]:.1f} ms/iteration",
-                      file=sys.stderr)
-            med = lambda k: statistics.median(a.get(k, 0.0) for a in agents)
-            results.append({"scale": scale, "population": ready, "rounds": agents,
-                            "apps_plugin_ms": apps, "agent_ms": med("total"),
-                            "sampling_ms": med("sampling"), "storage_ms": med("storage"),
-                            "detection_ms": med("detection"), "other_ms": med("other"),
-                            "apps_ms": statistics.median(apps)})
-        finally:
-            pop.send_signal(signal.SIGTERM)
-            pop.wait()
-            time.sleep(1)
-    open(pid_max_path, "w").write(old_pid_max)
+    try:
+        for scale in [int(s) for s in args.scales.split(",")]:
+            results.append(measure_scale(scale, args, per_round, old_pid_max, pid_max_path))
+    finally:
+        open(pid_max_path, "w").write(old_pid_max)
     print(f"| population | agent CPU per 1 s sample (median of {args.rounds}) | sampling | "
           "storage | detection | other | apps.plugin per iteration | agent / apps.plugin |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -14,11 +14,12 @@
 # Rounds alternate (off, on, off, on, ...) so drift on a shared machine hits both sides.
 # Needs root, nginx, wrk and a JDK (apt-get install nginx-light wrk openjdk-17-jdk-headless).
 # Usage:
-#   scripts/bench-creation-overhead.sh [ROUNDS] [SECONDS]
+#   scripts/bench-creation-overhead.sh [ROUNDS] [SECONDS] [all|native|jvm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 secs=${2:-8}
+parts=${3:-all}
 bin=target/release/leakwatch
 [ -x "$bin" ] || cargo build --release -p leakwatch
 work=$(mktemp -d)
@@ -29,6 +30,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+ratio() { python3 -c "import sys; a=[float(x) for x in sys.argv[1].split()]; b=[float(x) for x in sys.argv[2].split()]; import statistics as s; print(f'median off {s.median(a):.0f}, on {s.median(b):.0f}, on/off {s.median(b)/s.median(a):.3f}')" "$1" "$2"; }
 mkdir -p "$work/www" "$work/logs"
 head -c 612 /dev/zero | tr '\0' x > "$work/www/index.html"
 cat > "$work/nginx.conf" <<CONF
@@ -43,6 +45,7 @@ http {
   server { listen 127.0.0.1:$port; root $work/www; }
 }
 CONF
+if [ "$parts" != jvm ]; then
 nginx -c "$work/nginx.conf" -p "$work"
 sleep 0.5
 worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
@@ -58,7 +61,6 @@ calls() {
   dd if=/dev/zero of=/dev/null bs=1 count=$((secs * 2000000)) 2>&1 |
     awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1); printf "%.0f\n", $1 / t }'
 }
-ratio() { python3 -c "import sys; a=[float(x) for x in sys.argv[1].split()]; b=[float(x) for x in sys.argv[2].split()]; import statistics as s; print(f'median off {s.median(a):.0f}, on {s.median(b):.0f}, on/off {s.median(b)/s.median(a):.3f}')" "$1" "$2"; }
 
 off_rps=""; on_rps=""; off_dd=""; on_dd=""
 for r in $(seq "$rounds"); do
@@ -74,12 +76,18 @@ for r in $(seq "$rounds"); do
   echo "round $r: nginx req/s off/on:$(echo "$off_rps" | awk '{print $NF}') /$(echo "$on_rps" | awk '{print $NF}') ($events creations traced); dd bytes off/on:$(echo "$off_dd" | awk '{print $NF}') /$(echo "$on_dd" | awk '{print $NF}')"
 done
 
+fi
+
 # The JVM side: JFR recording thread starts.
+if [ "$parts" != native ]; then
 jport=18090
 javac -d "$work" scripts/bench/ThreadPerRequest.java
-java -Xmx256m -cp "$work" ThreadPerRequest "$jport" > "$work/jvm.log" 2>&1 &
+# nodelay: without it the JDK's HttpServer waits on Nagle and the client's delayed ACK
+# (about 40 ms a request: 357 requests/s whatever the JVM does, which hid any cost).
+java -Xmx256m -Dsun.net.httpserver.nodelay=true -cp "$work" ThreadPerRequest "$jport" > "$work/jvm.log" 2>&1 &
 jvm=$!
 for _ in $(seq 100); do grep -q ready "$work/jvm.log" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$work/jvm.log" || { echo "the JVM did not start (port $jport taken?): $(cat "$work/jvm.log")" >&2; exit 1; }
 jrps() { wrk -t1 -c16 -d"${secs}s" "http://127.0.0.1:$jport/" | awk '/Requests\/sec/ {print $2}'; }
 jrps > /dev/null # JIT warm-up
 off_j=""; on_j=""
@@ -94,6 +102,12 @@ for r in $(seq "$rounds"); do
   echo "round $r: JVM req/s off/on:$(echo "$off_j" | awk '{print $NF}') /$(echo "$on_j" | awk '{print $NF}') ($starts thread starts recorded)"
 done
 
-echo "nginx requests/s (traced worker): $(ratio "$off_rps" "$on_rps")"
-echo "untraced dd 1-byte copies/s (2 system calls each): $(ratio "$off_dd" "$on_dd")"
-echo "JVM requests/s, a thread per request, JFR recording thread starts: $(ratio "$off_j" "$on_j")"
+fi
+
+if [ "$parts" != jvm ]; then
+  echo "nginx requests/s (traced worker): $(ratio "$off_rps" "$on_rps")"
+  echo "untraced dd 1-byte copies/s (2 system calls each): $(ratio "$off_dd" "$on_dd")"
+fi
+if [ "$parts" != native ]; then
+  echo "JVM requests/s, a thread per request, JFR recording thread starts: $(ratio "$off_j" "$on_j")"
+fi

@@ -52,8 +52,16 @@ fn run_child(mode: &str) -> u64 {
             "--test-threads=1",
         ])
         .env(CHILD, mode)
+        // glibc's own settings from the environment would change what is measured (with one
+        // arena, the thread would use the main one, whose top malloc_trim does shrink).
         .env_remove("LEAKWATCH_MALLOC_TUNE")
         .env_remove("LEAKWATCH_MALLOC_TRIM")
+        .env_remove("MALLOC_ARENA_MAX")
+        .env_remove("MALLOC_MMAP_THRESHOLD_")
+        .env_remove("MALLOC_TRIM_THRESHOLD_")
+        .env_remove("MALLOC_TOP_PAD_")
+        .env_remove("GLIBC_TUNABLES")
+        .env_remove("LD_PRELOAD")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -38,6 +38,12 @@ pub struct WhyArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_events: u64,
+    /// Most bytes of a runtime tool's output read (a JVM's `jfr print`, a Go service's
+    /// goroutine dump; 64 KiB to 256 MiB). A busy JVM's recording past it is ranked on its
+    /// first thread starts, and says so.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(65_536..=268_435_456))]
+    max_output: u64,
     /// A Go service's net/http/pprof address (`http://127.0.0.1:6060`): its goroutines are
     /// grouped by the function that started them.
     #[arg(long, value_name = "URL")]
@@ -93,7 +99,11 @@ pub fn why(args: WhyArgs) -> Result<ExitCode> {
             humantime::format_duration(window)
         );
     }
-    let settings = EvidenceSection::default();
+    let settings = EvidenceSection {
+        // Within usize: at most 256 MiB (the parser's range).
+        max_output_bytes: usize::try_from(args.max_output).unwrap_or(usize::MAX),
+        ..EvidenceSection::default()
+    };
     let resource = args.what.resource();
     let watch = Watch {
         pids: &pids,

@@ -54,17 +54,29 @@ fn why_traces_new_jvm_threads_to_the_code_that_starts_them() {
 
 #[test]
 fn why_ranks_the_first_starts_of_a_jvm_whose_recording_is_too_big_to_print_whole() {
-    // About a thousand thread starts a second: jfr's JSON (about 11 KB a start) passes the
-    // 16 MiB output cap within 2 s. The starts before the cut are ranked and the total
-    // comes from `jfr summary` (before: "not jfr's JSON: EOF while parsing", no site).
+    // Up to a thousand thread starts a second; jfr's JSON is 6-11 KB a start, so a 1 MiB
+    // cap is passed after about 100-170 starts whatever the machine's speed. The starts
+    // before the cut are ranked and the total comes from `jfr summary` (before: "not jfr's
+    // JSON: EOF while parsing", no site; with the default 16 MiB cap the same happened
+    // past about 1,500-2,600 starts).
     let java = Jvm::start("Spawner", &["-Xmx64m"], &[]);
     let pid = java.pid().to_string();
-    let out = why(&["spawner", "task-#", "--for", "5s", "--pid", &pid]);
+    let out = why(&[
+        "spawner",
+        "task-#",
+        "--for",
+        "5s",
+        "--pid",
+        &pid,
+        "--max-output",
+        "1048576",
+    ]);
     let text = text(&out);
     eprintln!("{}", &text[..text.len().min(2000)]);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("are ranked (jfr's JSON output is cut at the evidence output cap)"),
+        text.contains("are ranked (jfr's JSON output is cut at the evidence output cap)")
+            && text.contains("(among the first "),
         "{text}"
     );
     assert!(

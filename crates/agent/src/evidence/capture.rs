@@ -746,8 +746,7 @@ fn thread_creation(
                     let summary = super::jdk::run_as_jvm_user(pid, argv, settings.timeout, cap);
                     super::creation::starts_in_summary(&summary.stdout.text())
                 };
-                let creation =
-                    super::creation::summarise(pid, &parsed.starts, recorded, group, seconds);
+                let creation = super::creation::summarise(pid, &parsed, recorded, group, seconds);
                 text.push_str(&creation.text);
                 headline = headline.or(creation.headline);
             }

@@ -41,9 +41,12 @@ pub struct Start {
 #[derive(Debug, Default)]
 pub struct Starts {
     pub starts: Vec<Start>,
-    /// False when the output ended inside the events (jfr's JSON is about 11 KB an event,
-    /// so a busy recording is cut at the output cap): `starts` are the first ones printed.
+    /// False when the output ended inside the events (jfr's JSON is 6-11 KB an event, by
+    /// stack depth, so a busy recording is cut at the output cap): `starts` are the first
+    /// ones printed.
     pub complete: bool,
+    /// Events that were not valid JSON.
+    pub unreadable: usize,
 }
 
 /// Reads `jfr print --json --events jdk.ThreadStart` output, event by event, so that output
@@ -53,10 +56,15 @@ pub fn parse_starts(json: &str) -> Result<Starts, String> {
     let mut out = Starts {
         starts: Vec::with_capacity(objects.len()),
         complete,
+        unreadable: 0,
     };
     for object in objects {
-        let event: serde_json::Value =
-            serde_json::from_slice(object).map_err(|e| format!("not jfr's JSON: {e}"))?;
+        // One event serde_json refuses (a thread name with a lone UTF-16 surrogate, say)
+        // is counted, not fatal.
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(object) else {
+            out.unreadable += 1;
+            continue;
+        };
         if event["type"] != "jdk.ThreadStart" {
             continue;
         }
@@ -204,33 +212,52 @@ pub struct Creation {
 }
 
 /// Ranks the creation sites of the starts of `group` (all starts when `None`) in a recording
-/// of `seconds`. `recorded` is how many starts the recording holds when `starts` are only
-/// the first of them (jfr's output was cut; see [`Starts::complete`]).
+/// of `seconds`. When jfr's output was cut (see [`Starts::complete`]) only the first starts
+/// are ranked, and `recorded` is how many the recording holds (from `jfr summary`; `None`
+/// when it did not say); the text and the headline say so.
 pub fn summarise(
     pid: u32,
-    starts: &[Start],
+    parsed: &Starts,
     recorded: Option<usize>,
     group: Option<&str>,
     seconds: f64,
 ) -> Creation {
+    let starts = &parsed.starts;
     let of_group: Vec<&Start> = starts
         .iter()
         .filter(|s| group.is_none_or(|g| s.group == g))
         .collect();
     let what = group.map_or("threads".to_string(), |g| format!("{g} threads"));
-    let mut text = match recorded {
-        Some(recorded) if recorded > starts.len() => format!(
-            "pid {pid}: {} thread starts in {seconds:.0} s (JFR jdk.ThreadStart); the first {} \
-             are ranked (jfr's JSON output is cut at the evidence output cap), {} of them {what}\n",
-            format::count(recorded as f64),
-            format::count(starts.len() as f64),
-            format::count(of_group.len() as f64)
-        ),
-        _ => format!(
+    let first = format::count(starts.len() as f64);
+    let mut text = if parsed.complete {
+        format!(
             "pid {pid}: {} thread starts in {seconds:.0} s (JFR jdk.ThreadStart), {} of them {what}\n",
             starts.len(),
             of_group.len()
-        ),
+        )
+    } else {
+        let total = match recorded {
+            Some(recorded) if recorded >= starts.len() => format::count(recorded as f64),
+            _ => format!("at least {first} (jfr summary did not say how many)"),
+        };
+        format!(
+            "pid {pid}: {total} thread starts in {seconds:.0} s (JFR jdk.ThreadStart); only the \
+             first {first} are ranked (jfr's JSON output is cut at the evidence output cap), {} \
+             of them {what}\n",
+            format::count(of_group.len() as f64)
+        )
+    };
+    if parsed.unreadable > 0 {
+        let _ = writeln!(
+            text,
+            "({} events were not valid JSON and are not counted)",
+            parsed.unreadable
+        );
+    }
+    let sample = if parsed.complete {
+        String::new()
+    } else {
+        format!(" (among the first {first} thread starts recorded)")
     };
     let mut by_site: BTreeMap<String, (usize, &Start)> = BTreeMap::new();
     let mut without_stack = 0;
@@ -247,7 +274,7 @@ pub fn summarise(
     if ranked.is_empty() {
         let _ = writeln!(
             text,
-            "  no new {what} with a stack in the window ({without_stack} without)"
+            "  no new {what} with a stack in the window{sample} ({without_stack} without)"
         );
         return Creation {
             text,
@@ -273,7 +300,7 @@ pub fn summarise(
     Creation {
         text,
         headline: Some(format!(
-            "{share:.0}% of new {what} were started from {top_site}"
+            "{share:.0}% of new {what} were started from {top_site}{sample}"
         )),
     }
 }
@@ -313,10 +340,9 @@ mod tests {
         let json = serde_json::json!({"recording": {"events": events}}).to_string();
         let parsed = parse_starts(&json).unwrap();
         assert!(parsed.complete);
-        let starts = parsed.starts;
-        assert_eq!(starts.len(), 32);
-        assert_eq!(starts[0].group, "Analytics-#");
-        let creation = summarise(7, &starts, None, Some("Analytics-#"), 30.0);
+        assert_eq!(parsed.starts.len(), 32);
+        assert_eq!(parsed.starts[0].group, "Analytics-#");
+        let creation = summarise(7, &parsed, None, Some("Analytics-#"), 30.0);
         assert_eq!(
             creation.headline.as_deref(),
             Some("97% of new Analytics-# threads were started from com.acme.analytics.Client.<init> <- com.acme.Analytics.track <- com.acme.Api.handle")
@@ -349,7 +375,11 @@ mod tests {
         assert!(parse_starts("{}")
             .unwrap_err()
             .contains("no recording.events"));
-        let none = summarise(1, &[], None, Some("x-#"), 5.0);
+        let empty = Starts {
+            complete: true,
+            ..Starts::default()
+        };
+        let none = summarise(1, &empty, None, Some("x-#"), 5.0);
         assert!(none.headline.is_none());
         assert!(none.text.contains("no new x-# threads with a stack"));
     }
@@ -379,23 +409,54 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        let creation = summarise(
-            9,
-            &parse_starts(&json[..third]).unwrap().starts,
-            Some(1031),
-            None,
-            5.0,
-        );
+        let cut = parse_starts(&json[..third]).unwrap();
+        let creation = summarise(9, &cut, Some(1031), None, 5.0);
         assert!(
             creation.text.starts_with(
-                "pid 9: 1,031 thread starts in 5 s (JFR jdk.ThreadStart); the first 2 are ranked"
+                "pid 9: 1,031 thread starts in 5 s (JFR jdk.ThreadStart); only the first 2 are ranked"
             ),
             "{}",
             creation.text
         );
         assert_eq!(
             creation.headline.as_deref(),
-            Some("100% of new threads were started from com.acme.Pool.grow <- com.acme.Api.handle")
+            Some("100% of new threads were started from com.acme.Pool.grow <- com.acme.Api.handle (among the first 2 thread starts recorded)")
+        );
+        // jfr summary did not say: a lower bound, never the sample's size as the total.
+        let unknown = summarise(9, &cut, None, None, 5.0);
+        assert!(
+            unknown
+                .text
+                .starts_with("pid 9: at least 2 (jfr summary did not say how many) thread starts"),
+            "{}",
+            unknown.text
+        );
+        // A group absent from the first starts: said to be among them, not in the window.
+        let absent = summarise(9, &cut, Some(1031), Some("Analytics-#"), 5.0);
+        assert!(absent.headline.is_none());
+        assert!(
+            absent.text.contains("no new Analytics-# threads with a stack in the window (among the first 2 thread starts recorded)"),
+            "{}",
+            absent.text
+        );
+    }
+
+    #[test]
+    fn an_event_that_is_not_json_is_counted_not_fatal() {
+        let good = event("w-1", &[("com/acme/Pool", "grow")]).to_string();
+        // A lone surrogate, as jfr prints a thread name holding one: serde_json refuses it.
+        let bad = r#"{"type": "jdk.ThreadStart", "values": {"thread": {"javaName": "\ud800"}}}"#;
+        let json = format!(r#"{{"recording": {{"events": [{good}, {bad}, {good}]}}}}"#);
+        let parsed = parse_starts(&json).unwrap();
+        assert!(parsed.complete);
+        assert_eq!((parsed.starts.len(), parsed.unreadable), (2, 1));
+        let creation = summarise(3, &parsed, None, None, 5.0);
+        assert!(
+            creation
+                .text
+                .contains("(1 events were not valid JSON and are not counted)"),
+            "{}",
+            creation.text
         );
     }
 
