@@ -81,8 +81,28 @@ fn native_creation_sites_are_named_by_function() {
     );
     assert!(text.contains("leaky.c:"), "line numbers from DWARF: {text}");
 
-    let (text, headline, _) = traced(&fp, "threads", Resource::Threads);
-    let headline = headline.expect("a site");
+    // Threads: glibc's pthread_create has no frame pointers, so the kernel's walk breaks in
+    // it and the caller is found by scanning. In about one process in six (measured: 1 of
+    // 6 runs, and 1 of 3 CI runs; it varies with the process, not the event: all of a
+    // process's stacks or none) the scan does not reach `start_worker` and no site is
+    // named. Known and said in the issue; up to three processes are tried, and each
+    // attempt must either name the site or say that no frame was named.
+    let mut named = None;
+    for attempt in 1..=3 {
+        let (text, headline, _) = traced(&fp, "threads", Resource::Threads);
+        match headline {
+            Some(headline) => {
+                named = Some((attempt, headline, text));
+                break;
+            }
+            None => assert!(
+                text.contains("with no named frame outside the C library"),
+                "{text}"
+            ),
+        }
+    }
+    let (attempt, headline, text) = named.expect("a thread site named in one of 3 processes");
+    eprintln!("thread site named by process {attempt} of 3");
     assert!(
         headline.starts_with("100% of the ") && headline.contains(" new threads still running"),
         "{headline}"
