@@ -41,7 +41,8 @@ pub struct WhyArgs {
     /// Most bytes of a runtime tool's output read (a JVM's `jfr print`, a Go service's
     /// goroutine dump; 64 KiB to 256 MiB). A busy JVM's recording past it is ranked on its
     /// first thread starts, and says so.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024,
+    #[arg(long, value_name = "BYTES",
+          default_value_t = EvidenceSection::default().max_output_bytes as u64,
           value_parser = clap::value_parser!(u64).range(65_536..=268_435_456))]
     max_output: u64,
     /// A Go service's net/http/pprof address (`http://127.0.0.1:6060`): its goroutines are

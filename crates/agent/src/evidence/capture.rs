@@ -732,7 +732,7 @@ fn thread_creation(
         let out = super::jdk::run_as_jvm_user(pid, argv, settings.timeout, cap);
         match super::creation::parse_starts(&String::from_utf8_lossy(&out.stdout.bytes)) {
             Ok(parsed) => {
-                // jfr's JSON is about 11 KB a start: a busy recording is cut at the cap,
+                // jfr's JSON is 6-11 KB a start: a busy recording is cut at the cap,
                 // and the ranking is of the first starts; `jfr summary` says how many
                 // there were in all.
                 let recorded = if parsed.complete {
