@@ -4,8 +4,8 @@
 
 use crate::capacity::Capacities;
 use leakwatch_detect::{
-    Attribution, Capacity, CapacitySource, Finding, FindingKind, FindingState, Lifecycle, Params,
-    Point, Resource, Restart as DetectRestart, Series, TargetLife,
+    Attribution, Capacity, CapacitySource, Finding, FindingKind, FindingState, Lifecycle,
+    LifecycleParams, Params, Point, Resource, Restart as DetectRestart, Series, TargetLife,
 };
 use leakwatch_model::{FdKind, SeriesKey, UnixMs};
 use leakwatch_store::{SeriesData, Store};
@@ -255,6 +255,26 @@ impl Windows {
     }
 }
 
+/// The earliest last sample of a target that a pass at `now_ms` needs in its catalog
+/// ([`leakwatch_store::Store::open_read_only_recent`]): one last seen before it is gone for
+/// the lifecycle (its horizon, plus two passes and a minute of slack), so loading it would
+/// only cost time. Never earlier than the short window. Without this, every pass loaded
+/// every target the store ever held: after a CI run's thousands of short-lived programs,
+/// most of a pass of several hundred milliseconds (BENCHMARKS.md §2).
+pub fn catalog_since(
+    now_ms: i64,
+    windows: &Windows,
+    lifecycle: &LifecycleParams,
+    every_ms: i64,
+) -> i64 {
+    let horizon_ms = (lifecycle.horizon() * 1_000.0).clamp(0.0, i64::MAX as f64) as i64;
+    let reach = horizon_ms
+        .saturating_add(every_ms.max(0).saturating_mul(2))
+        .saturating_add(60_000)
+        .min(windows.short_ms);
+    now_ms.saturating_sub(reach)
+}
+
 /// Findings for every live target seen in the last `windows.short_ms`, ranked, with what
 /// the lifecycle needs to know of every target (its last sample and latest restart). A
 /// target that `lifecycle` says is gone is not analysed: its findings resolve instead of
@@ -274,6 +294,11 @@ pub fn compute(
     let mut lives = BTreeMap::new();
     // Targets whose short-window judgement left a leak suspected.
     let mut suspected: Vec<String> = Vec::new();
+    // One read for every target's restarts (a query per target cost a fifth of a pass
+    // when a store held thousands of recently seen targets).
+    let mut restarts_by_target = store
+        .restarts_between(now_ms - windows.short_ms, now_ms)
+        .unwrap_or_default();
     for target in store.targets() {
         let Some(last_seen_ms) = target
             .last_seen_ms
@@ -281,7 +306,12 @@ pub fn compute(
         else {
             continue;
         };
-        let restarts = restarts_of(store, &target.name, now_ms - windows.short_ms, now_ms);
+        let restarts: Vec<DetectRestart> = restarts_by_target
+            .remove(&target.name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(detect_restart)
+            .collect();
         let life = TargetLife {
             last_seen: UnixMs(last_seen_ms).as_secs_f64(),
             last_restart: restarts.iter().map(|r| r.t).max_by(f64::total_cmp),
@@ -329,19 +359,23 @@ fn restarts_of(store: &Store, target: &str, from_ms: i64, now_ms: i64) -> Vec<De
         .restarts(target, from_ms, now_ms)
         .unwrap_or_default()
         .into_iter()
-        .map(|r| DetectRestart {
-            target: r.target,
-            t: UnixMs(r.ts_ms).as_secs_f64(),
-            old_pid: r.old_pid,
-            new_pid: r.new_pid,
-            reason: match (r.exit_code, r.signal, r.oom_killed) {
-                (_, _, Some(true)) => "oom".to_string(),
-                (Some(code), _, _) => format!("exit {code}"),
-                (None, Some(signal), _) => format!("signal {signal}"),
-                _ => "replaced".to_string(),
-            },
-        })
+        .map(detect_restart)
         .collect()
+}
+
+fn detect_restart(r: leakwatch_store::Restart) -> DetectRestart {
+    DetectRestart {
+        target: r.target,
+        t: UnixMs(r.ts_ms).as_secs_f64(),
+        old_pid: r.old_pid,
+        new_pid: r.new_pid,
+        reason: match (r.exit_code, r.signal, r.oom_killed) {
+            (_, _, Some(true)) => "oom".to_string(),
+            (Some(code), _, _) => format!("exit {code}"),
+            (None, Some(signal), _) => format!("signal {signal}"),
+            _ => "replaced".to_string(),
+        },
+    }
 }
 
 fn analyze_target(

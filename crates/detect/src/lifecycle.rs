@@ -78,6 +78,16 @@ impl LifecycleParams {
             max_tracked: 10_000,
         }
     }
+
+    /// Seconds after its last sample that a target still matters here: it can be judged
+    /// (not yet gone), be held through a restart, or be between a crash loop's lives.
+    /// A target last seen longer ago is gone whatever else is known of it, so a caller
+    /// may leave it out of what it passes as `targets`.
+    pub fn horizon(&self) -> f64 {
+        self.gone_after
+            .max(self.hold_after_restart)
+            .max(self.crashloop_hold)
+    }
 }
 
 /// One tracked finding.
@@ -398,6 +408,33 @@ mod tests {
                 last_restart,
             },
         )])
+    }
+
+    /// What `horizon` promises callers that leave older targets out: a target last seen
+    /// longer ago is gone for every kind of finding, whenever it last restarted.
+    #[test]
+    fn a_target_last_seen_beyond_the_horizon_is_gone_for_every_finding() {
+        for engine in [
+            Params::fast(1.0),
+            Params::fast(10.0),
+            Params::for_interval(1.0),
+            Params::production(),
+        ] {
+            let p = LifecycleParams::for_engine(&engine);
+            let life = Lifecycle::new(p.clone());
+            let now = 1_000_000.0;
+            let last_seen = now - p.horizon() - 0.001;
+            for last_restart in [None, Some(last_seen), Some(last_seen - 5.0)] {
+                let targets = alive(last_seen, last_restart);
+                assert!(life.is_gone("svc", &targets, now), "{p:?}");
+                for kind in [FindingKind::Leak, FindingKind::CrashLoop] {
+                    assert!(life.is_gone_for(kind, "svc", &targets, now), "{kind} {p:?}");
+                }
+            }
+            // ...and within it, something can still hold it.
+            let targets = alive(now - p.horizon() + 1.0, Some(now - p.horizon() + 1.0));
+            assert!(!life.is_gone_for(FindingKind::CrashLoop, "svc", &targets, now));
+        }
     }
 
     #[test]

@@ -173,6 +173,51 @@ impl Store {
             .context("read restarts")
     }
 
+    /// Restarts of every target in the catalog with time in `[from_ms, to_ms)`, by target,
+    /// oldest first: one read for all of them (the detection pass needs each live target's).
+    pub fn restarts_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<BTreeMap<String, Vec<Restart>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT target_id, ts_ms, old_pid, old_start_time, new_pid, new_start_time,
+                 exit_code, signal, oom_killed, stderr_tail FROM restarts
+                 WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY target_id, ts_ms, id",
+            )
+            .context("read restarts")?;
+        let to_u64 = |value: Option<i64>| value.map(|v| u64::try_from(v).unwrap_or(0));
+        let mut rows = stmt
+            .query(params![from_ms, to_ms])
+            .context("read restarts")?;
+        let mut out: BTreeMap<String, Vec<Restart>> = BTreeMap::new();
+        while let Some(row) = rows.next().context("read restarts")? {
+            let target_id: i64 = row.get(0).context("read restarts")?;
+            let Some(target) = self.targets.get(&target_id) else {
+                continue;
+            };
+            let restart = (|| -> rusqlite::Result<Restart> {
+                Ok(Restart {
+                    target: target.name.clone(),
+                    ts_ms: row.get(1)?,
+                    old_pid: row.get(2)?,
+                    old_start_time: to_u64(row.get(3)?),
+                    new_pid: row.get(4)?,
+                    new_start_time: to_u64(row.get(5)?),
+                    exit_code: row.get(6)?,
+                    signal: row.get(7)?,
+                    oom_killed: row.get(8)?,
+                    stderr_tail: row.get(9)?,
+                })
+            })()
+            .context("read restarts")?;
+            out.entry(target.name.clone()).or_default().push(restart);
+        }
+        Ok(out)
+    }
+
     /// Sets a key in the generic key/value table (e.g. agent version, host id).
     pub(crate) fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
         self.conn

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::block::{self, align_down, BlockWriter, Bucket};
 use crate::codec::{self, put_token, put_uvarint, zigzag, Runs};
@@ -166,6 +166,9 @@ pub struct Store {
     pub(crate) path: PathBuf,
     pub(crate) options: Options,
     pub(crate) read_only: bool,
+    /// Opened with [`Store::open_read_only_recent`]: only targets seen since this time are
+    /// in the catalog (and those the open block names, loaded as it is replayed).
+    recent_since: Option<i64>,
     /// Held for the handle's lifetime; the kernel releases it when the process dies.
     _lock: Option<File>,
     pub(crate) targets: IdMap<TargetState>,
@@ -205,7 +208,7 @@ impl Store {
         let lock = lock_writer(&path)?;
         schema::prepare(&conn, &options).map_err(|e| e.while_opening(&path))?;
         let at = path.clone();
-        Store::load(conn, path, options, false, Some(lock)).map_err(|e| e.while_opening(&at))
+        Store::load(conn, path, options, None, Some(lock)).map_err(|e| e.while_opening(&at))
     }
 
     /// Opens an existing store for reading only (e.g. for the CLI while the agent runs).
@@ -220,8 +223,27 @@ impl Store {
 
     /// [`Store::open_read_only`] for a store written with non-default block spans.
     pub fn open_read_only_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        Store::open_snapshot(path.as_ref(), options, None)
+    }
+
+    /// [`Store::open_read_only_with`] with a catalog of only the targets seen at or after
+    /// `since_ms` (by their sealed blocks or in the open block), for a reader that asks about
+    /// recent history only, such as the agent's detection pass. Opening costs what the
+    /// recent targets cost, not what every target ever stored costs: after a day of process
+    /// churn a store holds thousands of targets that left long ago. [`Store::targets`] and
+    /// [`Store::series`] list only the recent ones, and a query of any other target finds
+    /// nothing.
+    pub fn open_read_only_recent(
+        path: impl AsRef<Path>,
+        options: Options,
+        since_ms: i64,
+    ) -> Result<Store> {
+        Store::open_snapshot(path.as_ref(), options, Some(since_ms))
+    }
+
+    fn open_snapshot(path: &Path, options: Options, recent_since: Option<i64>) -> Result<Store> {
         options.validate()?;
-        let path = path.as_ref().to_path_buf();
+        let path = path.to_path_buf();
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|source| Error::Open {
             path: path.clone(),
@@ -250,22 +272,26 @@ impl Store {
                 source,
             })?;
         let at = path.clone();
-        Store::load(conn, path, options, true, None).map_err(|e| e.while_opening(&at))
+        Store::load(conn, path, options, recent_since, None).map_err(|e| e.while_opening(&at))
     }
 
+    /// A store with its catalog and open block read: a writer when it holds `lock`, else a
+    /// reader, of every target or (`recent_since`) of the recent ones.
     fn load(
         conn: Connection,
         path: PathBuf,
         options: Options,
-        read_only: bool,
+        recent_since: Option<i64>,
         lock: Option<File>,
     ) -> Result<Store> {
+        let read_only = lock.is_none();
         let block_ids = BlockIds::load(&conn, &options)?;
         let mut store = Store {
             conn,
             path,
             options,
             read_only,
+            recent_since,
             _lock: lock,
             targets: IdMap::default(),
             target_ids: HashMap::new(),
@@ -292,12 +318,63 @@ impl Store {
     }
 
     fn load_catalog(&mut self) -> Result<()> {
+        match self.recent_since {
+            None => {
+                self.load_targets("", [])?;
+                self.load_series("", [])?;
+            }
+            Some(since) => {
+                self.load_targets("WHERE last_seen >= ?1", [since])?;
+                self.load_series(
+                    "WHERE target_id IN (SELECT id FROM targets WHERE last_seen >= ?1)",
+                    [since],
+                )?;
+            }
+        }
         let conn = &self.conn;
-        let mut stmt = conn
-            .prepare("SELECT id, name, kind, first_seen, last_seen FROM targets")
+        // sqlite_sequence remembers the largest id ever used, even after retention deleted it.
+        let sequence = |table: &str| -> Result<i64> {
+            conn.query_row(
+                "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?1",
+                [table],
+                |row| row.get(0),
+            )
+            .context("read id sequences")
+        };
+        self.next_target_id = sequence("targets")? + 1;
+        self.next_series_id = sequence("series")? + 1;
+
+        let newest: Option<(i64, i64, i64, Vec<u8>)> = conn
+            .query_row(
+                "SELECT start_ms, end_ms, n, data FROM intervals ORDER BY start_ms DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .context("read the newest sealed block")?;
+        if let Some((start_ms, end_ms, n, data)) = newest {
+            let list = block::decode_interval_list(start_ms, n as usize, &data)
+                .map_err(|e| Error::corrupt(format!("interval list {start_ms}"), e))?;
+            self.sealed_until = Some(end_ms);
+            self.last_append_ms = list.last().copied();
+        }
+        Ok(())
+    }
+
+    /// Adds the targets `filter` (an SQL `WHERE` clause over `targets`, or nothing) selects.
+    fn load_targets(&mut self, filter: &str, args: impl rusqlite::Params) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, name, kind, first_seen, last_seen FROM targets {filter}"
+            ))
             .context("read targets")?;
         let rows = stmt
-            .query_map([], |row| {
+            .query_map(args, |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     TargetState {
@@ -314,16 +391,21 @@ impl Store {
             self.target_ids.insert(target.name.clone(), id);
             self.targets.insert(id, target);
         }
-        drop(stmt);
+        Ok(())
+    }
 
-        let mut stmt = conn
-            .prepare(
+    /// Adds the series `filter` (an SQL `WHERE` clause over `series`, or nothing) selects;
+    /// their targets must be loaded.
+    fn load_series(&mut self, filter: &str, args: impl rusqlite::Params) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
                 "SELECT id, target_id, resource, attribution, first_ms, last_ms, n_points
-                 FROM series",
-            )
+                 FROM series {filter}"
+            ))
             .context("read series")?;
         let rows = stmt
-            .query_map([], |row| {
+            .query_map(args, |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
@@ -360,50 +442,104 @@ impl Store {
                 },
             );
         }
-        drop(stmt);
+        Ok(())
+    }
 
-        // sqlite_sequence remembers the largest id ever used, even after retention deleted it.
-        let sequence = |table: &str| -> Result<i64> {
-            conn.query_row(
-                "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?1",
-                [table],
-                |row| row.get(0),
-            )
-            .context("read id sequences")
-        };
-        self.next_target_id = sequence("targets")? + 1;
-        self.next_series_id = sequence("series")? + 1;
-
-        let newest: Option<(i64, i64, i64, Vec<u8>)> = conn
-            .query_row(
-                "SELECT start_ms, end_ms, n, data FROM intervals ORDER BY start_ms DESC LIMIT 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
+    /// A reader that meets series `id` in the open block without knowing it (a series
+    /// created after its catalog was read, or, in a store of recent targets, one whose
+    /// target's sealed blocks are older) loads it: with its target and all the target's
+    /// series if the target is not loaded yet. False if there is no such series.
+    fn load_series_met(&mut self, id: i64) -> Result<bool> {
+        if !self.read_only {
+            return Ok(false);
+        }
+        let target_id: Option<i64> = self
+            .conn
+            .query_row("SELECT target_id FROM series WHERE id = ?1", [id], |row| {
+                row.get(0)
             })
-            .context("read the newest sealed block")?;
-        if let Some((start_ms, end_ms, n, data)) = newest {
-            let list = block::decode_interval_list(start_ms, n as usize, &data)
-                .map_err(|e| Error::corrupt(format!("interval list {start_ms}"), e))?;
-            self.sealed_until = Some(end_ms);
-            self.last_append_ms = list.last().copied();
+            .optional()
+            .context("read series")?;
+        let Some(target_id) = target_id else {
+            return Ok(false);
+        };
+        if self.targets.contains_key(&target_id) {
+            self.load_series("WHERE id = ?1", [id])?;
+        } else {
+            self.load_targets("WHERE id = ?1", [target_id])?;
+            self.load_series("WHERE target_id = ?1", [target_id])?;
+        }
+        Ok(self.series.contains_key(&id))
+    }
+
+    /// Ends a reader's snapshot, so a reader kept between uses does not hold the WAL back
+    /// from being checkpointed. Call [`Store::refresh`] before reading again (until then,
+    /// each query reads on its own, not from one snapshot).
+    pub fn release_snapshot(&mut self) -> Result<()> {
+        if self.read_only && !self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("COMMIT")
+                .context("end the read snapshot")?;
         }
         Ok(())
     }
 
+    /// Brings a reader up to what the writer has committed since it opened or last
+    /// refreshed, in a new snapshot: the intervals appended since are replayed onto the open
+    /// block it holds (and the series and targets they name loaded), so a reader that asks
+    /// again every few seconds costs what changed, not the whole open hour and catalog.
+    /// When the writer has sealed a block since, everything is read again, as
+    /// [`Store::open_read_only_recent`] would with `recent_since` (or as
+    /// [`Store::open_read_only_with`] with `None`). Errors for a writer's store.
+    pub fn refresh(&mut self, recent_since: Option<i64>) -> Result<()> {
+        if !self.read_only {
+            return Err(Error::InvalidArgument(
+                "refresh is for a read-only store".into(),
+            ));
+        }
+        self.release_snapshot()?;
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .context("begin a new read snapshot")?;
+        let newest_sealed_end: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT end_ms FROM intervals ORDER BY start_ms DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .context("read the newest sealed block")?;
+        // Between seals, targets older than a later `recent_since` stay loaded until the
+        // next seal (an hour at most): they cost little, and dropping them would mean
+        // reading the catalog again.
+        if newest_sealed_end != self.sealed_until
+            || recent_since.is_some() != self.recent_since.is_some()
+        {
+            self.targets.clear();
+            self.target_ids.clear();
+            self.series.clear();
+            self.series_ids.clear();
+            self.open = None;
+            self.sealed_until = None;
+            self.last_append_ms = None;
+            self.recent_since = recent_since;
+            self.load_catalog()?;
+        }
+        self.replay_pending()
+    }
+
     /// Rebuilds the open block from `pending` after a restart or crash.
     fn replay_pending(&mut self) -> Result<()> {
+        // Only what this handle has not replayed yet (all of it when it is new).
+        let after = self.last_append_ms.unwrap_or(i64::MIN);
         let rows: Vec<(i64, Vec<u8>)> = {
             let mut stmt = self
                 .conn
-                .prepare("SELECT ts_ms, data FROM pending ORDER BY ts_ms")
+                .prepare_cached("SELECT ts_ms, data FROM pending WHERE ts_ms > ?1 ORDER BY ts_ms")
                 .context("read the open block")?;
             let rows = stmt
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_map([after], |row| Ok((row.get(0)?, row.get(1)?)))
                 .context("read the open block")?;
             rows.collect::<rusqlite::Result<_>>()
                 .context("read the open block")?
@@ -433,6 +569,9 @@ impl Store {
                 };
                 for k in 0..count as i64 {
                     id = first.wrapping_add(k);
+                    if !self.series.contains_key(&id) && !self.load_series_met(id)? {
+                        return Err(Error::corrupt(what(), format!("unknown series {id}")));
+                    }
                     let series = self
                         .series
                         .get_mut(&id)

@@ -394,6 +394,165 @@ fn restarts_are_recorded_and_bounded_per_target() {
     assert_eq!(store.restarts("svc", 4000, 6000).unwrap().len(), 2);
 }
 
+/// A reader of recent targets (the agent's detection pass) loads the targets seen since a
+/// time, by their sealed blocks or in the open block (a target back after hours of silence
+/// is known only there), with all their series; the rest of the catalog stays on disk. What
+/// it loads reads back exactly as from a reader of everything.
+#[test]
+fn a_reader_of_recent_targets_loads_those_seen_since_and_those_in_the_open_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut store = StoreWriter::open_with(&path, small_options()).unwrap();
+    let restart = |target: &str, ts_ms: i64| Restart {
+        target: target.into(),
+        ts_ms,
+        old_pid: Some(1),
+        old_start_time: None,
+        new_pid: Some(2),
+        new_start_time: None,
+        exit_code: Some(1),
+        signal: None,
+        oom_killed: None,
+        stderr_tail: None,
+    };
+    // One-minute raw blocks: "gone" and "back" write in the first minute only, "recent"
+    // every 10 s throughout; "back" writes again in the open block (from 300 s).
+    for i in 0..32i64 {
+        let ts = i * 10_000;
+        let mut points = vec![(key("recent", "threads", ""), wobble(i))];
+        if ts < 60_000 {
+            points.push((key("gone", "threads", ""), wobble(i)));
+            points.push((key("back", "threads", ""), wobble(i)));
+            points.push((key("back", "memory", "rss"), 1e6 + wobble(i)));
+        }
+        if ts >= 300_000 {
+            points.push((key("back", "threads", ""), 100.0 + wobble(i)));
+        }
+        store.append_keyed(ts, &points).unwrap();
+    }
+    store.record_restart(&restart("gone", 40_000)).unwrap();
+    store.record_restart(&restart("back", 305_000)).unwrap();
+    store.record_restart(&restart("recent", 20_000)).unwrap();
+
+    let all = Store::open_read_only_with(&path, small_options()).unwrap();
+    let recent = Store::open_read_only_recent(&path, small_options(), 200_000).unwrap();
+    let names =
+        |store: &Store| -> Vec<String> { store.targets().into_iter().map(|t| t.name).collect() };
+    assert_eq!(names(&all), ["back", "gone", "recent"]);
+    assert_eq!(names(&recent), ["back", "recent"]);
+    assert_eq!(recent.series(Some("back")).len(), 2, "every series of back");
+    assert!(recent.series(Some("gone")).is_empty());
+    for key in [
+        key("back", "threads", ""),
+        key("back", "memory", "rss"),
+        key("recent", "threads", ""),
+    ] {
+        let points = recent.query(&key, 0, i64::MAX).unwrap();
+        assert!(!points.is_empty(), "{key}");
+        assert_eq!(points, all.query(&key, 0, i64::MAX).unwrap(), "{key}");
+    }
+    let back = recent
+        .query(&key("back", "threads", ""), 0, i64::MAX)
+        .unwrap();
+    assert_eq!(
+        (back.first().unwrap().0, back.last().unwrap().0),
+        (0, 310_000)
+    );
+    assert!(recent
+        .query(&key("gone", "threads", ""), 0, i64::MAX)
+        .unwrap()
+        .is_empty());
+
+    let restarts = |store: &Store| -> Vec<(String, i64)> {
+        store
+            .restarts_between(0, i64::MAX)
+            .unwrap()
+            .into_values()
+            .flatten()
+            .map(|r| (r.target, r.ts_ms))
+            .collect()
+    };
+    assert_eq!(
+        restarts(&all),
+        [
+            ("back".to_string(), 305_000),
+            ("gone".to_string(), 40_000),
+            ("recent".to_string(), 20_000)
+        ]
+    );
+    assert_eq!(
+        restarts(&recent),
+        [
+            ("back".to_string(), 305_000),
+            ("recent".to_string(), 20_000)
+        ]
+    );
+    assert_eq!(recent.restarts_between(30_000, 305_000).unwrap().len(), 0);
+}
+
+/// A reader kept across the writer's appends (the agent's detection thread) and refreshed
+/// before each use reads exactly what a reader opened afresh reads: new intervals, new
+/// series of a known target, new targets, and, after the writer sealed a block, the sealed
+/// history — with the whole catalog or only the recent targets.
+#[test]
+fn a_refreshed_reader_reads_what_a_fresh_one_reads() {
+    for recent in [None, Some(0i64)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let mut writer = StoreWriter::open_with(&path, small_options()).unwrap();
+        let open = |since: Option<i64>| match since {
+            Some(since) => Store::open_read_only_recent(&path, small_options(), since).unwrap(),
+            None => Store::open_read_only_with(&path, small_options()).unwrap(),
+        };
+        writer
+            .append_keyed(0, &[(key("a", "threads", ""), 1.0)])
+            .unwrap();
+        let mut reader = open(recent);
+        let mut checked = 0;
+        // 10 s steps through three one-minute blocks: each step adds points, now and then
+        // a series or a target; every sixth crosses into a new block (a seal).
+        for i in 1..19i64 {
+            let ts = i * 10_000;
+            let mut points = vec![(key("a", "threads", ""), wobble(i))];
+            if i >= 3 {
+                points.push((key("a", "memory", "rss"), 1e6 + wobble(i)));
+            }
+            if i >= 5 && i % 2 == 1 {
+                points.push((key(&format!("t{}", i / 4), "fds", ""), wobble(i + 1)));
+            }
+            if i % 3 == 0 {
+                // Released between uses, as the agent's detection thread does.
+                reader.release_snapshot().unwrap();
+            }
+            writer.append_keyed(ts, &points).unwrap();
+            let since = recent.map(|_| ts - 25_000);
+            reader.refresh(since).unwrap();
+            let fresh = open(since);
+            let names = |store: &Store| -> Vec<String> {
+                store.targets().into_iter().map(|t| t.name).collect()
+            };
+            let fresh_names = names(&fresh);
+            if recent.is_none() {
+                assert_eq!(names(&reader), fresh_names, "at {ts}");
+            } else {
+                let kept = names(&reader);
+                assert!(fresh_names.iter().all(|n| kept.contains(n)), "at {ts}");
+            }
+            for info in fresh.series(None) {
+                assert_eq!(
+                    reader.query(&info.key, 0, i64::MAX).unwrap(),
+                    fresh.query(&info.key, 0, i64::MAX).unwrap(),
+                    "{} at {ts}",
+                    info.key
+                );
+                checked += 1;
+            }
+            assert_eq!(reader.last_append_ms(), Some(ts));
+        }
+        assert!(checked > 40, "{checked}");
+    }
+}
+
 #[test]
 fn meta_round_trips_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use crate::evidence::{self, CaptureJob, Registry};
 use crate::sync::Locked;
 use leakwatch_detect::{FindingState, Lifecycle, LifecycleParams};
 use leakwatch_model::UnixMs;
-use leakwatch_store::Store;
+use leakwatch_store::{Options, Store};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -36,8 +36,10 @@ pub fn run(
     );
     let mut pass: u64 = 0;
     let capacities = config.capacities();
-    let mut lifecycle = Lifecycle::new(LifecycleParams::for_engine(&params));
+    let lifecycle_params = LifecycleParams::for_engine(&params);
+    let mut lifecycle = Lifecycle::new(lifecycle_params.clone());
     let mut next = Instant::now() + every;
+    let mut reader: Option<Store> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         crate::health::beat();
         if Instant::now() < next {
@@ -46,17 +48,35 @@ pub fn run(
         }
         next = Instant::now() + every;
         let started = Instant::now();
-        let store = match Store::open_read_only(&shared.db_path) {
-            Ok(store) => store,
-            Err(error) => {
-                tracing::warn!(error = %error, "detection cannot open the store");
-                continue;
-            }
+        // Only the targets this pass can judge or hold (see `catalog_since`): a store keeps
+        // thousands of targets that left hours ago.
+        let since_ms = crate::findings::catalog_since(
+            leakwatch_model::time::now_ms(),
+            &windows,
+            &lifecycle_params,
+            i64::try_from(every.as_millis()).unwrap_or(i64::MAX),
+        );
+        // Kept across passes and refreshed: a pass reads the intervals appended since the
+        // last one, not the whole open hour (reopened after any error).
+        let refreshed = match reader.as_mut() {
+            Some(store) => store.refresh(Some(since_ms)),
+            None => Store::open_read_only_recent(&shared.db_path, Options::default(), since_ms)
+                .map(|store| {
+                    reader = Some(store);
+                }),
+        };
+        if let Err(error) = refreshed {
+            reader = None;
+            tracing::warn!(error = %error, "detection cannot read the store");
+            continue;
+        }
+        let Some(store) = reader.as_ref() else {
+            continue;
         };
         let now_ms = leakwatch_model::time::now_ms();
         pass = pass.wrapping_add(1);
         let (found, lives) = crate::findings::compute(
-            &store,
+            store,
             now_ms,
             &windows,
             &params,
@@ -64,7 +84,11 @@ pub fn run(
             pass,
             &capacities,
         );
-        drop(store);
+        // Not held between passes: the writer's WAL checkpoints past it.
+        if let Some(Err(error)) = reader.as_mut().map(Store::release_snapshot) {
+            tracing::warn!(error = %error, "detection cannot end its read snapshot");
+            reader = None;
+        }
         let found = with_processes(found, &shared.latest.get());
         let mut found = lifecycle.update(found, &lives, UnixMs(now_ms).as_secs_f64());
         crate::findings::rank(&mut found);
