@@ -139,7 +139,10 @@ impl SocketReader {
                     family,
                     protocol,
                     extensions: ExtensionFlags::empty(),
-                    states: StateFlags::all(),
+                    // TIME_WAIT and SYN_RECV sockets belong to no process (inode 0: a
+                    // closed socket's remains, a connection not yet accepted), and a busy
+                    // host can hold tens of thousands of TIME_WAIT ones: not asked for.
+                    states: StateFlags::all() - StateFlags::TIME_WAIT - StateFlags::SYN_RECV,
                     socket_id,
                 });
                 self.dump(request, |message| {
@@ -334,5 +337,76 @@ mod tests {
             }
             assert!(table.listening_ports.contains(&port));
         }
+    }
+
+    /// The netlink dump leaves out TIME_WAIT and SYN_RECV sockets (no process holds
+    /// them); the table it gives must hold every socket `/proc/net/tcp` attributes, with
+    /// TIME_WAIT ones present: connections the client closed first (TIME_WAIT), others
+    /// whose server end was left open (CLOSE_WAIT), an established pair and the listener.
+    #[test]
+    fn netlink_leaves_out_only_sockets_no_process_holds() {
+        use std::net::TcpStream;
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut servers = Vec::new();
+        for i in 0..10 {
+            let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let server = listener.accept().unwrap().0;
+            drop(client);
+            if i % 2 == 0 {
+                // Both closed, the client first: the client's end goes to TIME_WAIT.
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                drop(server);
+            } else {
+                // Only the client closed: the server's end stays in CLOSE_WAIT.
+                servers.push(server);
+            }
+        }
+        let kept_client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let kept_server = listener.accept().unwrap().0;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let ours = |table: &SocketTable| -> Vec<(u64, u8)> {
+            let mut out: Vec<(u64, u8)> = table
+                .by_inode
+                .iter()
+                .filter_map(|(inode, info)| match info {
+                    SocketInfo::Tcp(s) if s.local.1 == port || s.remote.1 == port => {
+                        Some((*inode, s.state))
+                    }
+                    _ => None,
+                })
+                .collect();
+            out.sort_unstable();
+            out
+        };
+        let mut netlink = SocketTable::default();
+        SocketReader::new().read(&mut netlink).unwrap();
+        assert_eq!(netlink.source, Some(SocketSource::Netlink));
+        let mut proc_net = SocketTable::default();
+        SocketReader::proc_net_only().read(&mut proc_net).unwrap();
+        let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let time_wait = text
+            .lines()
+            .filter(|l| {
+                l.contains(&format!(":{port:04X} ")) && l.split_whitespace().nth(3) == Some("06")
+            })
+            .count();
+        assert!(
+            time_wait >= 5,
+            "{time_wait} TIME_WAIT sockets in /proc/net/tcp"
+        );
+        let held = ours(&netlink);
+        assert_eq!(held, ours(&proc_net));
+        let close_wait = held.iter().filter(|(_, state)| *state == 8).count();
+        assert_eq!(close_wait, 5, "{held:?}");
+        for fd in [
+            listener.as_raw_fd(),
+            kept_client.as_raw_fd(),
+            kept_server.as_raw_fd(),
+        ] {
+            assert!(held.iter().any(|(inode, _)| *inode == own_inode(fd)));
+        }
+        drop(servers);
     }
 }

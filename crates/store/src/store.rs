@@ -169,6 +169,9 @@ pub struct Store {
     /// Opened with [`Store::open_read_only_recent`]: only targets seen since this time are
     /// in the catalog (and those the open block names, loaded as it is replayed).
     recent_since: Option<i64>,
+    /// A refresh began and did not finish: what it half read (a row half replayed, a
+    /// catalog half loaded) cannot be built on, so the next one reads everything again.
+    refresh_unfinished: bool,
     /// Held for the handle's lifetime; the kernel releases it when the process dies.
     _lock: Option<File>,
     pub(crate) targets: IdMap<TargetState>,
@@ -292,6 +295,7 @@ impl Store {
             options,
             read_only,
             recent_since,
+            refresh_unfinished: false,
             _lock: lock,
             targets: IdMap::default(),
             target_ids: HashMap::new(),
@@ -490,7 +494,8 @@ impl Store {
     /// again every few seconds costs what changed, not the whole open hour and catalog.
     /// When the writer has sealed a block since, everything is read again, as
     /// [`Store::open_read_only_recent`] would with `recent_since` (or as
-    /// [`Store::open_read_only_with`] with `None`). Errors for a writer's store.
+    /// [`Store::open_read_only_with`] with `None`). After a refresh that failed, the next
+    /// one reads everything again. Errors for a writer's store.
     pub fn refresh(&mut self, recent_since: Option<i64>) -> Result<()> {
         if !self.read_only {
             return Err(Error::InvalidArgument(
@@ -513,9 +518,11 @@ impl Store {
         // Between seals, targets older than a later `recent_since` stay loaded until the
         // next seal (an hour at most): they cost little, and dropping them would mean
         // reading the catalog again.
-        if newest_sealed_end != self.sealed_until
+        if self.refresh_unfinished
+            || newest_sealed_end != self.sealed_until
             || recent_since.is_some() != self.recent_since.is_some()
         {
+            self.refresh_unfinished = true;
             self.targets.clear();
             self.target_ids.clear();
             self.series.clear();
@@ -526,7 +533,10 @@ impl Store {
             self.recent_since = recent_since;
             self.load_catalog()?;
         }
-        self.replay_pending()
+        self.refresh_unfinished = true;
+        self.replay_pending()?;
+        self.refresh_unfinished = false;
+        Ok(())
     }
 
     /// Rebuilds the open block from `pending` after a restart or crash.

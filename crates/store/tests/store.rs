@@ -553,6 +553,53 @@ fn a_refreshed_reader_reads_what_a_fresh_one_reads() {
     }
 }
 
+/// A refresh that fails halfway (here: an interval whose first points decode and whose
+/// next names a series that does not exist) leaves nothing half-read behind: once the
+/// bad row is gone, the next refresh reads what a fresh reader reads, without the points
+/// the failed one had replayed.
+#[test]
+fn a_refresh_after_a_failed_one_reads_everything_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut writer = StoreWriter::open_with(&path, small_options()).unwrap();
+    let keys = [key("svc", "threads", ""), key("svc", "memory", "rss")];
+    for i in 0..3i64 {
+        let points: Vec<_> = keys.iter().map(|k| (k.clone(), wobble(i))).collect();
+        writer.append_keyed(i * 10_000, &points).unwrap();
+    }
+    let mut reader = Store::open_read_only_with(&path, small_options()).unwrap();
+    let foreign = rusqlite::Connection::open(&path).unwrap();
+    let last: Vec<u8> = foreign
+        .query_row("SELECT data FROM pending WHERE ts_ms = 20000", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    // A valid interval, then a series id 5,000 further on ("changed" header, zigzag).
+    let mut bad = last.clone();
+    bad.extend_from_slice(&[0xA1, 0x9C, 0x01]);
+    foreign
+        .execute(
+            "INSERT INTO pending (ts_ms, data) VALUES (25000, ?1)",
+            [&bad],
+        )
+        .unwrap();
+    let error = reader.refresh(None).unwrap_err();
+    assert!(error.to_string().contains("unknown series"), "{error}");
+    foreign
+        .execute("DELETE FROM pending WHERE ts_ms = 25000", [])
+        .unwrap();
+    writer
+        .append_keyed(30_000, &[(keys[0].clone(), 7.0), (keys[1].clone(), 8.0)])
+        .unwrap();
+    reader.refresh(None).unwrap();
+    let fresh = Store::open_read_only_with(&path, small_options()).unwrap();
+    for key in &keys {
+        let points = reader.query(key, 0, i64::MAX).unwrap();
+        assert_eq!(points, fresh.query(key, 0, i64::MAX).unwrap(), "{key}");
+        assert_eq!(points.len(), 4, "{key}: {points:?}");
+    }
+}
+
 #[test]
 fn meta_round_trips_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
