@@ -16,10 +16,12 @@ the churn and at the end, and the growth over each half.
     python3 scripts/soak-self.py --churn 3600 --quiet 3600 --out /tmp/soak
     python3 scripts/soak-self.py --churn 120 --quiet 60 --out /tmp/soak-short   # a try
     python3 scripts/soak-self.py --compare LEAKWATCH_MALLOC_TRIM=0 ...   # two agents, side by side
+    python3 scripts/soak-self.py --compare-bin /tmp/old/leakwatch ...    # against another build
 
 With --compare NAME=VALUE a second agent runs beside the first through the same churn,
 with that environment variable set (its own cgroup, port and data dir): a side-by-side
-comparison on one noisy machine. Rows then carry the agent's label.
+comparison on one noisy machine; with --compare-bin PATH the second agent is another
+build. Rows then carry the agent's label.
 
 Needs root (cgroup) and a release build (`cargo build --release -p leakwatch`), or --bin.
 """
@@ -95,17 +97,26 @@ def main():
     ap.add_argument("--port", type=int, default=19890)
     ap.add_argument("--compare", metavar="NAME=VALUE",
                     help="also run a second agent with this environment variable set")
+    ap.add_argument("--compare-bin", metavar="PATH",
+                    help="also run a second agent from this binary (e.g. a build of an "
+                         "earlier commit), labelled by its path")
     args = ap.parse_args()
+    if args.compare and args.compare_bin:
+        sys.exit("soak-self: --compare or --compare-bin, not both")
     if os.geteuid() != 0:
         sys.exit("soak-self: needs root for the memory cgroup")
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(f"{args.out}/progs")
-    variants = [("default", {})]
+    variants = [("default", {}, args.bin)]
     if args.compare:
         name, _, value = args.compare.partition("=")
-        variants.append((args.compare, {name: value}))
+        variants.append((args.compare, {name: value}, args.bin))
+    if args.compare_bin:
+        if not os.access(args.compare_bin, os.X_OK):
+            sys.exit(f"soak-self: {args.compare_bin} is not an executable")
+        variants.append((args.compare_bin, {}, args.compare_bin))
     agents = []
-    for i, (label, env) in enumerate(variants):
+    for i, (label, env, binary) in enumerate(variants):
         port = args.port + i
         config = f"{args.out}/agent-{i}.toml"
         open(config, "w").write(
@@ -114,7 +125,7 @@ def main():
         procs, cgroup = make_cgroup(f"leakwatch-soak-{os.getpid()}-{i}", 1 << 30)
         log = open(f"{args.out}/agent-{i}.log", "w")
         process = subprocess.Popen(
-            [args.bin, "agent", "--config", config, "--data-dir", f"{args.out}/data-{i}"],
+            [binary, "agent", "--config", config, "--data-dir", f"{args.out}/data-{i}"],
             stdout=log, stderr=log, start_new_session=True, env={**os.environ, **env},
             preexec_fn=lambda procs=procs: open(procs, "w").write(str(os.getpid())),
         )
