@@ -22,8 +22,8 @@ apps.plugin (`apt-get install netdata-core`), a release build
     python3 bench/agent_cost.py --scales 1 --rounds 1 --seconds 20   # a try
 
 What it does not measure: the agent's detection once its window is full (8,640 samples, 2.4
-hours at 1 s: the passes grow with the stored history until then; see the soak in
-BENCHMARKS.md §2 for detection time over hours).
+hours at 1 s: each pass re-reads the live targets' window, so passes grow until then; see
+"Detection time and the store's catalog" and the soaks in BENCHMARKS.md §2).
 """
 import argparse
 import json

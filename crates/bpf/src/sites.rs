@@ -283,7 +283,10 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
             headline: None,
         };
     }
-    let mut headline: Option<(u64, String)> = None;
+    // The headline's kind: one with creations still there at the end (what leaks) before
+    // one without, then the most of them. Compared as they are weighed: a count of sockets
+    // still open against one of connections accepted and closed again would let churn win.
+    let mut headline: Option<((bool, u64), String)> = None;
     let mut shallow = 0u64;
     let mut scanned = 0u64;
     let mut all = 0u64;
@@ -400,7 +403,10 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
             .first()
             .filter(|(_, (w, ..))| w * 4 >= total && *w > 0);
         if let Some((name, (w, _, states, _))) = leading {
-            if headline.as_ref().is_none_or(|(best, _)| total > *best) {
+            if headline
+                .as_ref()
+                .is_none_or(|(best, _)| (by_alive, total) > *best)
+            {
                 let share = *w as f64 * 100.0 / total as f64;
                 let line = if by_alive {
                     let mut line = format!(
@@ -425,7 +431,7 @@ pub fn summarise(traced: &Traced, resource: Option<&Resource>) -> Creation {
                         kind.verb()
                     )
                 };
-                headline = Some((total, line));
+                headline = Some(((by_alive, total), line));
             }
         }
     }
@@ -590,6 +596,39 @@ mod tests {
         let threads = summarise(&traced, Some(&Resource::Threads));
         assert!(threads.text.contains("no creation of threads was seen"));
         assert!(threads.headline.is_none());
+    }
+
+    #[test]
+    fn a_kind_with_creations_still_open_heads_one_whose_creations_all_closed() {
+        // Incident 001 in miniature, as one CI run saw it: 139 sockets made and all still
+        // open, 140 connections accepted and all closed again.
+        let site = |kind, name: &str, count, alive| Site {
+            pid: 9,
+            kind,
+            count,
+            frames: vec![frame("socket", "libc.so.6"), frame(name, "svc")],
+            scanned: false,
+            alive,
+            states: Vec::new(),
+        };
+        let traced = Traced {
+            pids: vec![9],
+            seconds: 3.0,
+            events: 279,
+            dropped: 0,
+            lost: 0,
+            untracked: 0,
+            notes: Vec::new(),
+            sites: vec![
+                site(Kind::Accept, "serve", 140, 0),
+                site(Kind::Socket, "Pool::get", 139, 139),
+            ],
+        };
+        let creation = summarise(&traced, Some(&Resource::Sockets));
+        assert_eq!(
+            creation.headline.as_deref(),
+            Some("100% of the 139 new sockets still open after 3 s were created from Pool::get")
+        );
     }
 
     #[test]
