@@ -188,8 +188,13 @@ fn standalone_top_shows_a_growing_thread_leak_filters_details_and_quits() {
 
     // Enter: the detail pane, with every thread group and the process.
     top.keys(&["Enter"]);
+    // Waited for whole, down to its list of processes: a capture taken while the pane
+    // is still being drawn has its top half only (one CI run).
+    let process_line = format!("{}  lwtopleak", leaky.pid());
     let screen = top.wait_for(10, "the detail pane", |s| {
-        s.contains("(exe) · Enter/Esc close") && s.contains("  TopLeak-#")
+        s.contains("(exe) · Enter/Esc close")
+            && s.contains("  TopLeak-#")
+            && s.contains(&process_line)
     });
     let group_line = screen
         .lines()
@@ -206,7 +211,7 @@ fn standalone_top_shows_a_growing_thread_leak_filters_details_and_quits() {
     assert!(in_pane >= first, "{group_line}");
     assert!(screen.contains("Base-#"), "{screen}");
     assert!(
-        screen.contains(&format!("{}  lwtopleak", leaky.pid())),
+        screen.contains(&process_line),
         "the pane lists the process: {screen}"
     );
 
