@@ -152,21 +152,9 @@ impl Store {
                  WHERE target_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 ORDER BY ts_ms, id",
             )
             .context("read restarts")?;
-        let to_u64 = |value: Option<i64>| value.map(|v| u64::try_from(v).unwrap_or(0));
         let rows = stmt
             .query_map(params![target_id, from_ms, to_ms], |row| {
-                Ok(Restart {
-                    target: target.to_owned(),
-                    ts_ms: row.get(0)?,
-                    old_pid: row.get(1)?,
-                    old_start_time: to_u64(row.get(2)?),
-                    new_pid: row.get(3)?,
-                    new_start_time: to_u64(row.get(4)?),
-                    exit_code: row.get(5)?,
-                    signal: row.get(6)?,
-                    oom_killed: row.get(7)?,
-                    stderr_tail: row.get(8)?,
-                })
+                restart_from(row, 0, target.to_owned())
             })
             .context("read restarts")?;
         rows.collect::<rusqlite::Result<_>>()
@@ -188,7 +176,6 @@ impl Store {
                  WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY target_id, ts_ms, id",
             )
             .context("read restarts")?;
-        let to_u64 = |value: Option<i64>| value.map(|v| u64::try_from(v).unwrap_or(0));
         let mut rows = stmt
             .query(params![from_ms, to_ms])
             .context("read restarts")?;
@@ -198,21 +185,7 @@ impl Store {
             let Some(target) = self.targets.get(&target_id) else {
                 continue;
             };
-            let restart = (|| -> rusqlite::Result<Restart> {
-                Ok(Restart {
-                    target: target.name.clone(),
-                    ts_ms: row.get(1)?,
-                    old_pid: row.get(2)?,
-                    old_start_time: to_u64(row.get(3)?),
-                    new_pid: row.get(4)?,
-                    new_start_time: to_u64(row.get(5)?),
-                    exit_code: row.get(6)?,
-                    signal: row.get(7)?,
-                    oom_killed: row.get(8)?,
-                    stderr_tail: row.get(9)?,
-                })
-            })()
-            .context("read restarts")?;
+            let restart = restart_from(row, 1, target.name.clone()).context("read restarts")?;
             out.entry(target.name.clone()).or_default().push(restart);
         }
         Ok(out)
@@ -408,6 +381,24 @@ fn cap_tail(text: &str) -> &str {
         start += 1;
     }
     &text[start..]
+}
+
+/// A restart from the columns `ts_ms, old_pid, old_start_time, new_pid, new_start_time,
+/// exit_code, signal, oom_killed, stderr_tail` of `row`, starting at column `first`.
+fn restart_from(row: &rusqlite::Row, first: usize, target: String) -> rusqlite::Result<Restart> {
+    let to_u64 = |value: Option<i64>| value.map(|v| u64::try_from(v).unwrap_or(0));
+    Ok(Restart {
+        target,
+        ts_ms: row.get(first)?,
+        old_pid: row.get(first + 1)?,
+        old_start_time: to_u64(row.get(first + 2)?),
+        new_pid: row.get(first + 3)?,
+        new_start_time: to_u64(row.get(first + 4)?),
+        exit_code: row.get(first + 5)?,
+        signal: row.get(first + 6)?,
+        oom_killed: row.get(first + 7)?,
+        stderr_tail: row.get(first + 8)?,
+    })
 }
 
 #[cfg(test)]
