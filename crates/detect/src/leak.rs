@@ -158,7 +158,20 @@ struct Shape {
     end: f64,
     early_rise: f64,
     recent_rise: f64,
+    /// Blocks between the level estimates of the start and the middle, and of the middle
+    /// and the end: the halves are not always equal, so rates compare them.
+    early_blocks: f64,
+    recent_blocks: f64,
     largest_step: f64,
+}
+
+impl Shape {
+    /// Recent-half rate over early-half rate; `None` unless the early half rose.
+    fn rate_ratio(&self) -> Option<f64> {
+        (self.early_rise > 0.0).then(|| {
+            (self.recent_rise / self.recent_blocks) / (self.early_rise / self.early_blocks)
+        })
+    }
 }
 
 fn median_floor(blocks: &[Block]) -> f64 {
@@ -185,6 +198,8 @@ fn shape(blocks: &[Block]) -> Shape {
         end,
         early_rise: middle - start,
         recent_rise: end - middle,
+        early_blocks: mid_low.max(1) as f64,
+        recent_blocks: (m - w - mid_low).max(1) as f64,
         largest_step: largest_step.max(0.0),
     }
 }
@@ -258,7 +273,11 @@ pub(crate) fn judge(
         Scope::Lives { .. } => end - start,
     };
     let newest_shape = &floors.shapes[floors.shapes.len() - 1];
-    let confirmed = is_confirmed(span_seconds, newest_shape, &rise, &forecast, ctx);
+    let life = match scope {
+        Scope::CurrentLife { life, .. } => Some(*life),
+        Scope::Lives { .. } => None,
+    };
+    let confirmed = is_confirmed(span_seconds, newest_shape, &forecast, life, ctx);
 
     let mut durations: Vec<f64> = segments
         .iter()
@@ -293,8 +312,6 @@ struct Floors {
 /// The rises of a regime's floor, summed over its segments.
 struct Rise {
     total: f64,
-    early: f64,
-    recent: f64,
 }
 
 /// Where the newest segment's floor is heading.
@@ -373,11 +390,7 @@ fn check_shape(shapes: &[Shape], params: &Params) -> Result<Rise, Rejection> {
             largest_step_share: steps / total_rise,
         });
     }
-    Ok(Rise {
-        total: total_rise,
-        early,
-        recent,
-    })
+    Ok(Rise { total: total_rise })
 }
 
 /// Within the current life: the window's floor is a new high against the last season
@@ -501,38 +514,54 @@ fn forecast(newest: &[Block], scope: &Scope, estimate: &SlopeEstimate, ctx: &Con
 }
 
 /// A regime is confirmed once its life (or its pooled lives) spans `confirm_samples`;
-/// before that, only when its forecast is urgent and it is not visibly converging below
-/// the limit. Otherwise it is suspected: shown, not alerted (docs/detection.md,
-/// "Lifecycle").
+/// before that, only when its forecast is urgent. Either way, not while the climb is
+/// visibly converging below the limit: that is a fill, suspected (shown, not alerted;
+/// docs/detection.md, "Lifecycle").
 fn is_confirmed(
     span_seconds: f64,
     newest_shape: &Shape,
-    rise: &Rise,
     forecast: &Forecast,
+    life: Option<&[Point]>,
     ctx: &Context,
 ) -> bool {
-    if span_seconds >= ctx.confirm_seconds() {
-        return true;
-    }
-    // Not visibly converging: when the recent half rose less than the early half (ratio
-    // q < 1), a geometric continuation adds `recent * q / (1 - q)` more, which is exact
-    // for a cache filling like 1 - exp(-t/tau). If even that stays below the limit, the
-    // climb is a fill, not an emergency.
-    let q = rise.recent / rise.early;
-    let converges_below_limit = match ctx.limit {
-        Some(limit) if q < 1.0 => {
-            let projected = forecast.level_now
-                + forecast.excursion
-                + ctx.others
-                + newest_shape.recent_rise.max(0.0) * q / (1.0 - q);
-            projected < limit
-        }
-        _ => false,
+    let spans = span_seconds >= ctx.confirm_seconds();
+    let Some(limit) = ctx.limit else {
+        return spans;
     };
-    !converges_below_limit
-        && forecast
+    // Converging: when the recent half rose at a rate q below the early half's, a
+    // geometric continuation adds `recent * q / (1 - q)` more, which is exact for a cache
+    // filling like 1 - exp(-t/tau). If even that stays below the limit, the climb is a
+    // fill. Judged on the window (its newest life) and, since a window may be a nearly
+    // straight piece of a long fill, on the halves of the whole life after its warm-up.
+    let fills_below = |shape: &Shape| {
+        shape.rate_ratio().is_some_and(|q| {
+            q <= ctx.params.converging_ratio
+                && forecast.level_now
+                    + forecast.excursion
+                    + ctx.others
+                    + shape.recent_rise.max(0.0) * q.max(0.0) / (1.0 - q)
+                    < limit
+        })
+    };
+    if fills_below(newest_shape)
+        || life
+            .and_then(|life| life_shape(life, ctx.params))
+            .is_some_and(|s| fills_below(&s))
+    {
+        return false;
+    }
+    spans
+        || forecast
             .eta_conservative
             .is_some_and(|eta| eta <= ctx.urgent_seconds())
+}
+
+/// The shape of a whole life's floor (over at most 32 floor blocks); `None` when the life
+/// has fewer than 8 blocks.
+fn life_shape(life: &[Point], params: &Params) -> Option<Shape> {
+    let block_len = life.len().div_ceil(32).max(params.min_block_samples).max(1);
+    let blocks = floor_blocks(life, block_len);
+    (blocks.len() >= 8).then(|| shape(&blocks))
 }
 
 /// Samples skipped at the start of a life: warm-up, bounded by a fraction of the life.

@@ -66,6 +66,13 @@ pub struct Params {
     /// Plateau test: the rise over the recent half must be at least this fraction of the
     /// rise over the earlier half. A cache filling up decelerates below it.
     pub plateau_ratio: f64,
+    /// A climb with a known limit whose recent half rises at most this fraction of its
+    /// early half's rate (in the window, or over the halves of the whole life) is
+    /// *converging*; if a geometric continuation at that ratio stays below the limit, it
+    /// is a fill: suspected, never confirmed. Below 1 so that a steady climb, whose two
+    /// halves differ by noise, is not mistaken for one.
+    #[serde(default = "default_converging_ratio")]
+    pub converging_ratio: f64,
     /// The largest single jump may carry at most this fraction of the total rise. One level
     /// shift is a deploy; repeated steps are a leak.
     pub max_step_share: f64,
@@ -175,6 +182,7 @@ impl Params {
             min_relative_growth: 0.05,
             min_half_share: 0.15,
             plateau_ratio: 0.3,
+            converging_ratio: default_converging_ratio(),
             max_step_share: 0.6,
             new_high_margin: 0.2,
             noise_fall_factor: 2.0,
@@ -237,6 +245,10 @@ impl Params {
 
 fn default_min_unbounded_rise_bytes() -> f64 {
     64.0 * 1024.0 * 1024.0
+}
+
+fn default_converging_ratio() -> f64 {
+    0.75
 }
 
 fn default_confirm_samples() -> usize {

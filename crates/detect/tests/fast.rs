@@ -160,3 +160,25 @@ fn memory_with_no_known_limit_is_confirmed_only_once_its_rise_is_material() {
     limited.limit = Some(64e6);
     assert_eq!(state_at_end(&limited), Some(FindingState::Confirmed));
 }
+
+#[test]
+fn a_fill_converging_below_its_limit_stays_suspected_however_long_it_is_seen() {
+    use leakwatch_detect::FindingState;
+    // A pool filling like 1 - exp(-t/τ) toward 500 threads, τ = 200 samples, seen for 200
+    // samples (over three times confirm_samples): its recent half climbs at about 0.6 of its
+    // early half's rate, not flat enough for the plateau test, so it is reported.
+    let fill = |limit: f64| {
+        series(200, Some(limit), |i| {
+            (20.0 + 480.0 * (1.0 - (-(i as f64) / 200.0).exp())).round()
+        })
+    };
+    // With a limit of 1,000 a geometric continuation levels off near 500: a fill, shown
+    // as suspected, never alerted.
+    assert_eq!(state_at_end(&fill(1_000.0)), Some(FindingState::Suspected));
+    // With a limit of 400 the same climb does not stop in time: confirmed.
+    assert_eq!(state_at_end(&fill(400.0)), Some(FindingState::Confirmed));
+    // A steady climb is confirmed whatever the halves' small differences (the threads of
+    // the test above, at any limit above it).
+    let steady = series(200, Some(10_000.0), |i| (20.0 + 0.9 * i as f64).round());
+    assert_eq!(state_at_end(&steady), Some(FindingState::Confirmed));
+}
