@@ -146,6 +146,11 @@ impl Store {
         self.unpersisted_series.retain(|id| !doomed.contains(id));
         self.unpersisted_targets
             .retain(|id| !doomed_targets.contains(id));
+        // A map keeps its largest capacity: give back what a burst of churn left empty.
+        shrink_if_sparse(&mut self.series);
+        shrink_if_sparse(&mut self.series_ids);
+        shrink_if_sparse(&mut self.targets);
+        shrink_if_sparse(&mut self.target_ids);
     }
 
     /// Gives free pages back to the file system once they exceed a quarter of the file,
@@ -223,4 +228,13 @@ fn delete_expired(tx: &Transaction, doomed_series: &[i64], doomed_targets: &[i64
         delete.execute([id]).context("delete expired targets")?;
     }
     Ok(())
+}
+
+/// Shrinks `map` when fewer than a quarter of its slots (and at least 1,024) are in use.
+fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    map: &mut std::collections::HashMap<K, V, S>,
+) {
+    if map.capacity() > 1024 && map.capacity() > 4 * map.len() {
+        map.shrink_to_fit();
+    }
 }

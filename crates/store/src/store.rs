@@ -530,10 +530,13 @@ impl Store {
             || recent_since.is_some() != self.recent_since.is_some()
         {
             self.refresh_unfinished = true;
-            self.targets.clear();
-            self.target_ids.clear();
-            self.series.clear();
-            self.series_ids.clear();
+            // New maps, not cleared ones: a map keeps its largest capacity, and an hour of
+            // churn (the open block names every target met in it) leaves tens of thousands
+            // of empty slots, 20 MB in the self-soak (BENCHMARKS.md §2).
+            self.targets = IdMap::default();
+            self.target_ids = HashMap::new();
+            self.series = IdMap::default();
+            self.series_ids = HashMap::new();
             self.open = None;
             self.sealed_until = None;
             self.last_append_ms = None;
@@ -544,6 +547,15 @@ impl Store {
         self.replay_pending()?;
         self.refresh_unfinished = false;
         Ok(())
+    }
+
+    /// Slots the in-memory catalog holds (targets and series, with their name indexes):
+    /// at least the entries, at most what the busiest hour since the last full load needed.
+    pub fn catalog_slots(&self) -> usize {
+        self.targets.capacity()
+            + self.target_ids.capacity()
+            + self.series.capacity()
+            + self.series_ids.capacity()
     }
 
     /// Rebuilds the open block from `pending` after a restart or crash.

@@ -680,3 +680,38 @@ fn targets_report_kind_and_first_and_last_seen() {
         (Some(5_000), Some(65_000), 3)
     );
 }
+
+#[test]
+fn a_kept_reader_gives_back_the_catalog_slots_of_an_hour_of_churn_at_the_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut writer = StoreWriter::open_with(&path, small_options()).unwrap();
+    let mut reader = Store::open_read_only_recent(&path, small_options(), 0).unwrap();
+    // The first one-minute block: 3,000 short-lived targets of two series each, as a churn
+    // of programs leaves in the open block; the reader meets them all while replaying it.
+    for i in 0..6i64 {
+        let ts = i * 10_000;
+        let mut points = vec![(key("steady", "threads", ""), wobble(i))];
+        for t in 0..500 {
+            let name = format!("churn-{i}-{t}");
+            points.push((key(&name, "threads", ""), 1.0));
+            points.push((key(&name, "fds", ""), 3.0));
+        }
+        writer.append_keyed(ts, &points).unwrap();
+        reader.refresh(Some(0)).unwrap();
+    }
+    let busy = reader.catalog_slots();
+    assert!(busy >= 6_000, "{busy} slots for 6,000 series");
+    // The next blocks: only the steady target. Once the first block is sealed the reader
+    // loads again, recent targets only, and holds slots for them, not for the churn.
+    for i in 6..14i64 {
+        let ts = i * 10_000;
+        writer
+            .append_keyed(ts, &[(key("steady", "threads", ""), wobble(i))])
+            .unwrap();
+        reader.refresh(Some(ts - 20_000)).unwrap();
+    }
+    assert_eq!(reader.series(None).len(), 1);
+    let quiet = reader.catalog_slots();
+    assert!(quiet < 100, "{quiet} slots kept for 1 series (had {busy})");
+}
