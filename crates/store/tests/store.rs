@@ -700,7 +700,11 @@ fn a_kept_reader_gives_back_the_catalog_slots_of_an_hour_of_churn_at_the_seal() 
         writer.append_keyed(ts, &points).unwrap();
         reader.refresh(Some(0)).unwrap();
     }
-    assert_eq!(reader.series(None).len(), 6_001, "the reader met every series");
+    assert_eq!(
+        reader.series(None).len(),
+        6_001,
+        "the reader met every series"
+    );
     let busy = reader.catalog_slots();
     // The next blocks: only the steady target. At each seal the reader loads again, recent
     // targets only (the first seal still finds the churn of the last 20 s, the second
