@@ -322,7 +322,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
                 }
                 if findings.iter().any(|f| f.state == FindingState::Suspected) {
                     println!(
-                        "(the {} preset confirms a trend once one process life spans {} samples ({}), or at once when it would reach its limit within {})",
+                        "(the {} preset confirms a trend once one process life spans {} samples ({}), or at once when it would reach its limit within {}; a climb levelling off below its limit stays suspected)",
                         args.preset.name(),
                         leakwatch_detect::format::count(params.confirm_samples as f64),
                         leakwatch_detect_format(params.confirm_samples as f64 * interval),

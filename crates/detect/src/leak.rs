@@ -5,12 +5,14 @@
 //! 1. enough samples and blocks;
 //! 2. shape of the floor: rising overall by a relevant fraction, rising in both halves
 //!    (sustained), not decelerating into a plateau, not a single jump;
-//! 3. history: the current floor is above what the last season (a day) already saw, and
-//!    the rise is larger than the floor usually falls over as long a span;
+//! 3. history: the current floor is above what the life already saw over the last
+//!    `history_seasons` seasons (a week), and the rise is larger than the floor usually
+//!    falls over as long a span;
 //! 4. significance: Mann-Kendall on the floors, variance inflated for autocorrelation;
 //! 5. rate: Theil-Sen slope and its confidence interval, and the forecast;
 //! 6. confirmation: a regime whose life (or pooled lives) spans less than
-//!    `confirm_samples` is only *suspected*, unless the forecast is urgent.
+//!    `confirm_samples` is only *suspected*, unless the forecast is urgent; within one
+//!    life, a climb converging below its limit (a fill) is suspected at any age.
 //!
 //! [`judge_current_life`] picks the window (the current regime) among change points of the
 //! current process life; [`judge_across_lives`] pools whole lives when restarts keep
@@ -76,8 +78,11 @@ pub(crate) struct Trend {
     pub segment_seconds: f64,
     pub eta: Option<f64>,
     pub eta_conservative: Option<f64>,
-    /// Seen over at least `confirm_samples`, or urgent; otherwise only suspected.
+    /// Seen over at least `confirm_samples`, or urgent, and not a fill converging below
+    /// its limit; otherwise only suspected.
     pub confirmed: bool,
+    /// Old enough or urgent, but a fill levelling off below its limit: suspected.
+    pub levelling_off: bool,
 }
 
 /// Why a window was not called a leak.
@@ -158,20 +163,7 @@ struct Shape {
     end: f64,
     early_rise: f64,
     recent_rise: f64,
-    /// Blocks between the level estimates of the start and the middle, and of the middle
-    /// and the end: the halves are not always equal, so rates compare them.
-    early_blocks: f64,
-    recent_blocks: f64,
     largest_step: f64,
-}
-
-impl Shape {
-    /// Recent-half rate over early-half rate; `None` unless the early half rose.
-    fn rate_ratio(&self) -> Option<f64> {
-        (self.early_rise > 0.0).then(|| {
-            (self.recent_rise / self.recent_blocks) / (self.early_rise / self.early_blocks)
-        })
-    }
 }
 
 fn median_floor(blocks: &[Block]) -> f64 {
@@ -198,8 +190,6 @@ fn shape(blocks: &[Block]) -> Shape {
         end,
         early_rise: middle - start,
         recent_rise: end - middle,
-        early_blocks: mid_low.max(1) as f64,
-        recent_blocks: (m - w - mid_low).max(1) as f64,
         largest_step: largest_step.max(0.0),
     }
 }
@@ -273,11 +263,14 @@ pub(crate) fn judge(
         Scope::Lives { .. } => end - start,
     };
     let newest_shape = &floors.shapes[floors.shapes.len() - 1];
-    let life = match scope {
-        Scope::CurrentLife { life, .. } => Some(*life),
-        Scope::Lives { .. } => None,
-    };
-    let confirmed = is_confirmed(span_seconds, newest_shape, &forecast, life, ctx);
+    let old_or_urgent = is_confirmed(span_seconds, newest_shape, &rise, &forecast, ctx);
+    let levelling_off = old_or_urgent
+        && match scope {
+            Scope::CurrentLife { life, .. } => {
+                fills_below_limit(newest, life, segments[0].sawtooth, &forecast, ctx)
+            }
+            Scope::Lives { .. } => false,
+        };
 
     let mut durations: Vec<f64> = segments
         .iter()
@@ -296,7 +289,8 @@ pub(crate) fn judge(
         segment_seconds: median(&mut durations).unwrap_or(0.0),
         eta: forecast.eta,
         eta_conservative: forecast.eta_conservative,
-        confirmed,
+        confirmed: old_or_urgent && !levelling_off,
+        levelling_off,
     })
 }
 
@@ -312,6 +306,8 @@ struct Floors {
 /// The rises of a regime's floor, summed over its segments.
 struct Rise {
     total: f64,
+    early: f64,
+    recent: f64,
 }
 
 /// Where the newest segment's floor is heading.
@@ -390,7 +386,11 @@ fn check_shape(shapes: &[Shape], params: &Params) -> Result<Rise, Rejection> {
             largest_step_share: steps / total_rise,
         });
     }
-    Ok(Rise { total: total_rise })
+    Ok(Rise {
+        total: total_rise,
+        early,
+        recent,
+    })
 }
 
 /// Within the current life: the window's floor is a new high against the last season
@@ -403,11 +403,14 @@ fn check_history(
     ctx: &Context,
 ) -> Result<(), Rejection> {
     let params = ctx.params;
-    // Compare with what the life did over the last season before the window's middle.
+    // Compare with what the life did over the last `history_seasons` seasons before the
+    // window's middle: a level the life already reached days ago (a cache refilling after
+    // a flush, a weekly peak) is not growth, and noise that wanders slowly shows how far
+    // it falls only over a long history.
     let window = segments[segments.len() - 1].points;
     let window_start = window[0].t;
     let window_middle = window[window.len() / 2].t;
-    let from = window_start - ctx.season_seconds();
+    let from = window_start - ctx.season_seconds() * ctx.params.history_seasons.max(1) as f64;
     let lo = life.partition_point(|p| p.t < from);
     let hi = life.partition_point(|p| p.t < window_middle);
     let earlier = floor_blocks(&life[lo..hi], floors.newest_block_len);
@@ -514,54 +517,110 @@ fn forecast(newest: &[Block], scope: &Scope, estimate: &SlopeEstimate, ctx: &Con
 }
 
 /// A regime is confirmed once its life (or its pooled lives) spans `confirm_samples`;
-/// before that, only when its forecast is urgent. Either way, not while the climb is
-/// visibly converging below the limit: that is a fill, suspected (shown, not alerted;
-/// docs/detection.md, "Lifecycle").
+/// before that, only when its forecast is urgent and it is not visibly converging below
+/// the limit. Otherwise it is suspected: shown, not alerted (docs/detection.md,
+/// "Lifecycle"). Within one life, [`fills_below_limit`] also holds back older climbs.
 fn is_confirmed(
     span_seconds: f64,
     newest_shape: &Shape,
+    rise: &Rise,
     forecast: &Forecast,
-    life: Option<&[Point]>,
     ctx: &Context,
 ) -> bool {
-    let spans = span_seconds >= ctx.confirm_seconds();
-    let Some(limit) = ctx.limit else {
-        return spans;
-    };
-    // Converging: when the recent half rose at a rate q below the early half's, a
-    // geometric continuation adds `recent * q / (1 - q)` more, which is exact for a cache
-    // filling like 1 - exp(-t/tau). If even that stays below the limit, the climb is a
-    // fill. Judged on the window (its newest life) and, since a window may be a nearly
-    // straight piece of a long fill, on the halves of the whole life after its warm-up.
-    let fills_below = |shape: &Shape| {
-        shape.rate_ratio().is_some_and(|q| {
-            q <= ctx.params.converging_ratio
-                && forecast.level_now
-                    + forecast.excursion
-                    + ctx.others
-                    + shape.recent_rise.max(0.0) * q.max(0.0) / (1.0 - q)
-                    < limit
-        })
-    };
-    if fills_below(newest_shape)
-        || life
-            .and_then(|life| life_shape(life, ctx.params))
-            .is_some_and(|s| fills_below(&s))
-    {
-        return false;
+    if span_seconds >= ctx.confirm_seconds() {
+        return true;
     }
-    spans
-        || forecast
+    // Not visibly converging: when the recent half rose less than the early half (ratio
+    // q < 1), a geometric continuation adds `recent * q / (1 - q)` more, which is exact
+    // for a cache filling like 1 - exp(-t/tau). If even that stays below the limit, the
+    // climb is a fill, not an emergency.
+    let q = rise.recent / rise.early;
+    let converges_below_limit = match ctx.limit {
+        Some(limit) if q < 1.0 => {
+            let projected = forecast.level_now
+                + forecast.excursion
+                + ctx.others
+                + newest_shape.recent_rise.max(0.0) * q / (1.0 - q);
+            projected < limit
+        }
+        _ => false,
+    };
+    !converges_below_limit
+        && forecast
             .eta_conservative
             .is_some_and(|eta| eta <= ctx.urgent_seconds())
 }
 
-/// The shape of a whole life's floor (over at most 32 floor blocks); `None` when the life
-/// has fewer than 8 blocks.
-fn life_shape(life: &[Point], params: &Params) -> Option<Shape> {
-    let block_len = life.len().div_ceil(32).max(params.min_block_samples).max(1);
-    let blocks = floor_blocks(life, block_len);
-    (blocks.len() >= 8).then(|| shape(&blocks))
+/// A climb within one life that is a fill levelling off below the limit, however long it
+/// has been seen: in the window, or over the whole life after its warm-up (a window can be
+/// a nearly straight piece of a long fill), the recent half rises at most
+/// `converging_ratio` times as fast as the early half, and a geometric continuation at
+/// that ratio (`recent rise × q / (1 − q)`, exact for `1 - exp(-t/τ)`) stays below the
+/// limit. The first eighth of each is left out, so a warm-up or an early burst before a
+/// steady leak is not read as a fill. Only with a limit: without one nothing is levelling
+/// off *below*.
+fn fills_below_limit(
+    window: &[Block],
+    life: &[Point],
+    sawtooth: Option<usize>,
+    forecast: &Forecast,
+    ctx: &Context,
+) -> bool {
+    let Some(limit) = ctx.limit else {
+        return false;
+    };
+    let ratio = ctx.params.converging_ratio.clamp(0.0, 0.95);
+    let fills = |blocks: &[Block]| {
+        halves(&blocks[blocks.len() / 8..]).is_some_and(|(early, recent)| {
+            let q = recent.rate / early.rate;
+            early.rate > 0.0
+                && recent.rate > 0.0
+                && q <= ratio
+                && forecast.level_now
+                    + forecast.excursion
+                    + ctx.others
+                    + recent.rise * q / (1.0 - q)
+                    < limit
+        })
+    };
+    if fills(window) {
+        return true;
+    }
+    let block_len = life
+        .len()
+        .div_ceil(32)
+        .max(sawtooth.unwrap_or(0))
+        .max(ctx.params.min_block_samples)
+        .max(1);
+    fills(&floor_blocks(life, block_len))
+}
+
+/// The rise of a half of a floor.
+#[derive(Clone, Copy)]
+struct Half {
+    rise: f64,
+    /// Rise per block: the two halves' level estimates are not always equally far apart.
+    rate: f64,
+}
+
+/// The floor's rise over its early and its recent half, levels taken as in [`shape`]
+/// (medians over an eighth of the blocks); `None` with fewer than 8 blocks.
+fn halves(blocks: &[Block]) -> Option<(Half, Half)> {
+    let m = blocks.len();
+    if m < 8 {
+        return None;
+    }
+    let w = (m / 8).max(1);
+    let at = [0, (m - w) / 2, m - w];
+    let level = |i: usize| median_floor(&blocks[at[i]..at[i] + w]);
+    let half = |k: usize| {
+        let rise = level(k + 1) - level(k);
+        Half {
+            rise,
+            rate: rise / (at[k + 1] - at[k]).max(1) as f64,
+        }
+    };
+    Some((half(0), half(1)))
 }
 
 /// Samples skipped at the start of a life: warm-up, bounded by a fraction of the life.
@@ -654,6 +713,8 @@ pub(crate) fn judge_current_life(
                 usable[start].t,
                 if trend.confirmed {
                     "confirmed"
+                } else if trend.levelling_off {
+                    "suspected (levelling off below the limit)"
                 } else {
                     "suspected"
                 },
@@ -750,6 +811,8 @@ pub(crate) fn judge_across_lives(
                 "{take} lives pooled: {} leak, {:.4}/h",
                 if trend.confirmed {
                     "confirmed"
+                } else if trend.levelling_off {
+                    "suspected (levelling off below the limit)"
                 } else {
                     "suspected"
                 },

@@ -54,7 +54,8 @@ use std::collections::BTreeMap;
 ///
 /// Points after `now` and non-finite values are ignored; restarts are matched to series
 /// by `target`. A leak seen over a life shorter than [`Params::confirm_samples`] that is
-/// not urgent is [`FindingState::Suspected`]; everything else is confirmed ([`Lifecycle`]
+/// not urgent, or one converging below its limit ([`Params::converging_ratio`]), is
+/// [`FindingState::Suspected`]; everything else is confirmed ([`Lifecycle`]
 /// carries states across runs). Order: confirmed before suspected; then leaks with a limit by forecast (soonest exhaustion first), then
 /// leaks without a limit by relative growth rate, then saturation (fullest first), then
 /// crash loops (most restarts first).

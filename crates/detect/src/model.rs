@@ -156,7 +156,8 @@ pub enum FindingState {
     /// Seen, but not yet on enough evidence: the trend passes every test, but the process
     /// life it was seen in is younger than `confirm_samples` (warm-up, a young service, a
     /// trend not yet seen over a day with the production preset) and its limit is not
-    /// near. Shown, never alerted.
+    /// near; or the climb is visibly levelling off below its limit (a fill). Shown, never
+    /// alerted.
     Suspected,
     /// Enough evidence, or urgent (the conservative forecast reaches the limit within
     /// `urgent_horizon_samples`). Alerted. Records written before states existed read as

@@ -77,13 +77,18 @@ pub struct Params {
     /// shift is a deploy; repeated steps are a leak.
     pub max_step_share: f64,
     /// The current floor must exceed the 95th percentile of earlier floors (over the last
-    /// season before the regime's middle) by this fraction of the regime's rise: a daily
-    /// cycle returning to yesterday's peak is not growth.
+    /// `history_seasons` seasons before the regime's middle) by this fraction of the
+    /// regime's rise: a daily cycle returning to yesterday's peak is not growth.
     pub new_high_margin: f64,
     /// The window's rise must be at least this many times the usual fall of the floor
-    /// (95th percentile) over equally long spans during the last season: strongly
+    /// (95th percentile) over equally long spans during the look-back: strongly
     /// autocorrelated noise climbs for an hour now and then, and falls as far just as often.
     pub noise_fall_factor: f64,
+    /// The "new high" and noise tests look back over this many seasons of the life before
+    /// the window (production: 7, a week, so a weekly peak or a cache's earlier ceiling
+    /// counts as seen and slow noise shows its falls; the look-back bounds their cost).
+    #[serde(default = "default_history_seasons")]
+    pub history_seasons: usize,
     /// Length of the slowest regular cycle to rule out (a day). A regime seen for less than
     /// a season is reported only when urgent.
     pub season_samples: usize,
@@ -92,7 +97,8 @@ pub struct Params {
     /// be too late.
     pub urgent_horizon_samples: usize,
     /// A trend is *confirmed* once the process life it was seen in (or the lives pooled)
-    /// spans this many samples, or when it is urgent; before that it is only *suspected*:
+    /// spans this many samples, or when it is urgent (and, within one life, is not a fill:
+    /// `converging_ratio`); before that it is only *suspected*:
     /// shown, not alerted (docs/detection.md, "Lifecycle"). Production: a season, so a
     /// daily cycle is ruled out first; fast: a minute's worth of samples, past the
     /// warm-up of pools and caches.
@@ -186,6 +192,7 @@ impl Params {
             max_step_share: 0.6,
             new_high_margin: 0.2,
             noise_fall_factor: 2.0,
+            history_seasons: default_history_seasons(),
             season_samples: samples(86_400.0, 60),
             urgent_horizon_samples: samples(43_200.0, 30),
             confirm_samples: samples(86_400.0, 60),
@@ -221,9 +228,10 @@ impl Params {
     ///   slows down like a square root fails it too;
     /// - no daily cycle is assumed: `season_samples` equals the smallest window, so a
     ///   window long enough to be judged never waits for a season, and the "new high" and
-    ///   "noise" tests look back over the life seen so far. Healthy look-alikes are told
-    ///   apart by shape alone (plateau, steps, bursts, sawtooth), so a cycle slower than a
-    ///   few windows, or a pool that warms up over more than ~10 samples, can be reported:
+    ///   "noise" tests look back one season (`history_seasons` = 1) of the life seen so
+    ///   far. Healthy look-alikes are told apart by shape alone (plateau, steps, bursts,
+    ///   sawtooth), so a cycle slower than a few windows, or a pool that warms up over
+    ///   more than ~10 samples, can be reported:
     ///   this preset is for processes whose behaviour over minutes is known, not for
     ///   production hosts;
     /// - crash loops are counted over 300 samples (5 minutes at 1 s).
@@ -236,6 +244,7 @@ impl Params {
         params.changepoint_min_blocks = 4;
         params.plateau_ratio = 0.5;
         params.season_samples = params.min_regime_samples;
+        params.history_seasons = 1;
         params.urgent_horizon_samples = params.min_regime_samples;
         params.confirm_samples = 60;
         params.crashloop_window_samples = 300;
@@ -245,6 +254,10 @@ impl Params {
 
 fn default_min_unbounded_rise_bytes() -> f64 {
     64.0 * 1024.0 * 1024.0
+}
+
+fn default_history_seasons() -> usize {
+    7
 }
 
 fn default_converging_ratio() -> f64 {

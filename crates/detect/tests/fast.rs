@@ -164,12 +164,13 @@ fn memory_with_no_known_limit_is_confirmed_only_once_its_rise_is_material() {
 #[test]
 fn a_fill_converging_below_its_limit_stays_suspected_however_long_it_is_seen() {
     use leakwatch_detect::FindingState;
-    // A pool filling like 1 - exp(-t/τ) toward 500 threads, τ = 200 samples, seen for 200
-    // samples (over three times confirm_samples): its recent half climbs at about 0.6 of its
-    // early half's rate, not flat enough for the plateau test, so it is reported.
+    // A pool filling like 1 - exp(-t/τ) toward 500 threads, τ = 160 samples, seen for 200
+    // samples (over three times confirm_samples): its recent half climbs at about 0.55 of
+    // its early half's rate, not flat enough for the plateau test, so it is reported; each
+    // third at about 0.66 of the one before.
     let fill = |limit: f64| {
         series(200, Some(limit), |i| {
-            (20.0 + 480.0 * (1.0 - (-(i as f64) / 200.0).exp())).round()
+            (20.0 + 480.0 * (1.0 - (-(i as f64) / 160.0).exp())).round()
         })
     };
     // With a limit of 1,000 a geometric continuation levels off near 500: a fill, shown
@@ -181,4 +182,11 @@ fn a_fill_converging_below_its_limit_stays_suspected_however_long_it_is_seen() {
     // the test above, at any limit above it).
     let steady = series(200, Some(10_000.0), |i| (20.0 + 0.9 * i as f64).round());
     assert_eq!(state_at_end(&steady), Some(FindingState::Confirmed));
+    // A pool warming up by 200 in its first 20 samples, then leaking one a sample: the
+    // life's early part is steep, but its rate does not keep falling. Confirmed.
+    let warm_then_leak = series(200, Some(10_000.0), |i| {
+        let i = i as f64;
+        20.0 + 10.0 * i.min(20.0) + (i - 20.0).max(0.0)
+    });
+    assert_eq!(state_at_end(&warm_then_leak), Some(FindingState::Confirmed));
 }
