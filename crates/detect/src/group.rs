@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 pub(crate) struct Candidate {
     pub finding: Finding,
     pub interval: Option<(f64, f64)>,
+    /// A suspected leak that is a fill levelling off below its limit: a confirmed leak
+    /// among its consequences (its memory, with no limit) does not confirm it.
+    pub levelling_off: bool,
 }
 
 /// The series that directly contains `key`'s quantity, if any: `tcp_peer{STATE peer}` ⊂
@@ -278,6 +281,7 @@ fn group_target(candidates: Vec<Candidate>, params: &Params) -> Vec<Finding> {
             consequences.entry(root_of(i, &owner)).or_default().push(i);
         }
     }
+    let levelling_off: Vec<bool> = candidates.iter().map(|c| c.levelling_off).collect();
     let mut findings: Vec<Option<Finding>> =
         candidates.into_iter().map(|c| Some(c.finding)).collect();
     for (root, mut members) in consequences {
@@ -300,10 +304,13 @@ fn group_target(candidates: Vec<Candidate>, params: &Params) -> Vec<Finding> {
                 ))
         });
         // A root is as sure as its surest part: a confirmed total, or a saturation seen
-        // through it, confirms a suspected part.
-        let confirmed = members
-            .iter()
-            .any(|&i| findings[i].as_ref().expect("member").state == FindingState::Confirmed);
+        // through it, confirms a suspected part; a fill levelling off below its limit only
+        // by a saturation.
+        let confirmed = members.iter().any(|&i| {
+            let member = findings[i].as_ref().expect("member");
+            member.state == FindingState::Confirmed
+                && (member.kind == FindingKind::Saturation || !levelling_off[root])
+        });
         let attached: Vec<Consequence> = members
             .iter()
             .map(|&i| findings[i].take().expect("a finding is attached once"))
@@ -367,6 +374,7 @@ mod tests {
                 evidence: None,
             },
             interval: Some((0.9 * rate, 1.1 * rate)),
+            levelling_off: false,
         }
     }
 
@@ -503,6 +511,26 @@ mod tests {
             "{}",
             found[0].summary
         );
+    }
+
+    #[test]
+    fn a_fill_levelling_off_is_not_confirmed_by_the_memory_it_drags_along() {
+        // A pool filling toward its limit (suspected: levelling off) whose threads' stacks
+        // grow the memory, which has no limit and is confirmed by its size.
+        let candidates = |levelling_off: bool| {
+            let mut pool = leak(key("threads", "pool-#"), 3000.0);
+            pool.finding.state = FindingState::Suspected;
+            pool.finding.limit = Some(32_768.0);
+            pool.levelling_off = levelling_off;
+            vec![pool, leak(key("memory", "rss"), 3000.0 * 64.0 * 1024.0)]
+        };
+        let found = group(candidates(true), &Params::production());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(labels(&found[0]), ["leak memory{rss}"]);
+        assert_eq!(found[0].state, FindingState::Suspected);
+        // Without the fill verdict (a young trend), the confirmed memory confirms it.
+        let found = group(candidates(false), &Params::production());
+        assert_eq!(found[0].state, FindingState::Confirmed);
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn analyze(series: &[Series], restarts: &[Restart], now: f64, params: &Param
             .map(|finding| group::Candidate {
                 finding,
                 interval: None,
+                levelling_off: false,
             }),
     );
     let mut findings = group::group(candidates, params);
@@ -295,6 +296,7 @@ fn analyze_series(
                 current_pid,
             ),
             interval: Some((trend.slope_lower * 3600.0, trend.slope_upper * 3600.0)),
+            levelling_off: trend.levelling_off,
         });
     }
     if let Some(limit) = limit {
@@ -311,6 +313,7 @@ fn analyze_series(
             findings.push(group::Candidate {
                 finding,
                 interval: None,
+                levelling_off: false,
             });
         }
     }
