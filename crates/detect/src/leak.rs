@@ -537,11 +537,7 @@ fn is_confirmed(
     let q = rise.recent / rise.early;
     let converges_below_limit = match ctx.limit {
         Some(limit) if q < 1.0 => {
-            let projected = forecast.level_now
-                + forecast.excursion
-                + ctx.others
-                + newest_shape.recent_rise.max(0.0) * q / (1.0 - q);
-            projected < limit
+            converged_level(forecast, ctx, newest_shape.recent_rise.max(0.0), q) < limit
         }
         _ => false,
     };
@@ -576,16 +572,15 @@ fn fills_below_limit(
             early.rate > 0.0
                 && recent.rate > 0.0
                 && q <= ratio
-                && forecast.level_now
-                    + forecast.excursion
-                    + ctx.others
-                    + recent.rise * q / (1.0 - q)
-                    < limit
+                && converged_level(forecast, ctx, recent.rise, q) < limit
         })
     };
     if fills(window) {
         return true;
     }
+    // Not `Segment::block_len`: here the sawtooth's length applies even when it leaves
+    // fewer than 8 blocks (then no fill is judged on the life), rather than blocks
+    // shorter than the sawtooth whose floors would read its teeth as a levelling off.
     let block_len = life
         .len()
         .div_ceil(32)
@@ -593,6 +588,14 @@ fn fills_below_limit(
         .max(ctx.params.min_block_samples)
         .max(1);
     fills(&floor_blocks(life, block_len))
+}
+
+/// Where a climb whose recent half rose `recent_rise` at `q` (< 1) times the early half's
+/// rate levels off, on top of the usual excursion and the other processes sharing the
+/// limit: a geometric continuation adds `recent_rise × q / (1 − q)`, exact for a fill like
+/// `1 − exp(−t/τ)`.
+fn converged_level(forecast: &Forecast, ctx: &Context, recent_rise: f64, q: f64) -> f64 {
+    forecast.level_now + forecast.excursion + ctx.others + recent_rise * q / (1.0 - q)
 }
 
 /// The rise of a half of a floor.
