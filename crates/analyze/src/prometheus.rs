@@ -10,9 +10,15 @@
 //!
 //! Samples whose value is `NaN` or infinite are skipped: PromQL produces them routinely
 //! (a ratio with a zero denominator), and one of them should not make a week unusable.
+//!
+//! Series of `process_start_time_seconds` are not judged: they are the processes' restart
+//! records. Each change of a target's start time is a restart of that target, at the new
+//! start time when it falls between the two samples (else at the sample that showed it),
+//! so a leak that crashes and restarts is cut into process lives offline as the agent's
+//! own restart records cut it.
 
 use crate::error::InputError;
-use leakwatch_detect::{Point, Series, SeriesKey};
+use leakwatch_detect::{Point, Restart, Series, SeriesKey};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 
@@ -86,8 +92,45 @@ fn number(value: &serde_json::Value) -> Option<f64> {
     }
 }
 
+/// The metric whose changes are restarts.
+pub const START_TIME_METRIC: &str = "process_start_time_seconds";
+
+/// A start time moving by less than this (seconds) is the same process: exporters that
+/// compute it from boot time and clock ticks can wobble by a tick.
+const START_TIME_TOLERANCE: f64 = 0.5;
+
+/// What a `query_range` response holds: the series to judge, and the restarts read from
+/// its `process_start_time_seconds` series (sorted by time).
+#[derive(Debug, Default)]
+pub struct QueryRange {
+    pub series: Vec<Series>,
+    pub restarts: Vec<Restart>,
+}
+
+/// The restarts of `target` that a start-time series shows: every change of its value.
+fn restarts_of(target: &str, points: &[Point]) -> Vec<Restart> {
+    points
+        .windows(2)
+        .filter(|pair| (pair[1].v - pair[0].v).abs() > START_TIME_TOLERANCE)
+        .map(|pair| {
+            let started = pair[1].v;
+            Restart {
+                target: target.to_string(),
+                t: if started > pair[0].t && started <= pair[1].t {
+                    started
+                } else {
+                    pair[1].t
+                },
+                old_pid: None,
+                new_pid: None,
+                reason: format!("{START_TIME_METRIC} changed"),
+            }
+        })
+        .collect()
+}
+
 /// Parses the JSON body of a `query_range` call.
-pub fn parse_prometheus_query_range(bytes: &[u8]) -> Result<Vec<Series>, InputError> {
+pub fn parse_prometheus_query_range(bytes: &[u8]) -> Result<QueryRange, InputError> {
     let response: Response = serde_json::from_slice(bytes)
         .map_err(|e| InputError::Prometheus(format!("not a query_range response: {e}")))?;
     if response.status != "success" {
@@ -115,6 +158,7 @@ pub fn parse_prometheus_query_range(bytes: &[u8]) -> Result<Vec<Series>, InputEr
         .map_err(|e| InputError::Prometheus(format!("result is not a list of series: {e}")))?;
     let mut seen = HashSet::new();
     let mut series = Vec::with_capacity(matrix.len());
+    let mut restarts = Vec::new();
     for (position, entry) in matrix.into_iter().enumerate() {
         let key = key_of(&entry.metric);
         let name = format!("#{} {key}", position + 1);
@@ -161,7 +205,12 @@ pub fn parse_prometheus_query_range(bytes: &[u8]) -> Result<Vec<Series>, InputEr
             }
             points.push(Point::new(t, v));
         }
+        if entry.metric.get("__name__").map(String::as_str) == Some(START_TIME_METRIC) {
+            restarts.extend(restarts_of(&key.target, &points));
+            continue;
+        }
         series.push(Series::new(key, points, limit));
     }
-    Ok(series)
+    restarts.sort_by(|a, b| a.t.total_cmp(&b.t));
+    Ok(QueryRange { series, restarts })
 }

@@ -113,7 +113,9 @@ fn csv_errors_name_the_line_and_the_problem() {
 
 #[test]
 fn prometheus_matrix_maps_labels_to_keys_and_skips_nan() {
-    let series = parse_prometheus_query_range(&fixture("query_range.json")).unwrap();
+    let parsed = parse_prometheus_query_range(&fixture("query_range.json")).unwrap();
+    assert!(parsed.restarts.is_empty());
+    let series = parsed.series;
     assert_eq!(series.len(), 2);
     assert_eq!(
         series[0].key,
@@ -134,6 +136,43 @@ fn prometheus_matrix_maps_labels_to_keys_and_skips_nan() {
             Point::new(1_700_000_020.0, 250.0)
         ]
     );
+}
+
+/// `process_start_time_seconds` is read as the targets' restarts, not judged: each change
+/// of a start time is a restart at the new start time (or at the sample that showed it,
+/// when the start time is not between the two samples), of the target the labels name.
+#[test]
+fn prometheus_start_times_are_restarts() {
+    let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{"__name__":"go_goroutines","instance":"api:8080","job":"api"},
+         "values":[[1000,"10"],[1060,"12"],[1120,"5"],[1180,"7"],[1240,"3"]]},
+        {"metric":{"__name__":"process_start_time_seconds","instance":"api:8080","job":"api"},
+         "values":[[1000,"900.25"],[1060,"900.3"],[1120,"1101.5"],[1180,"1101.5"],[1240,"1190"]]},
+        {"metric":{"__name__":"process_start_time_seconds","instance":"db:5432","job":"db"},
+         "values":[[1000,"500"],[1060,"500"],[1120,"7"]]}
+    ]}}"#;
+    let parsed = parse_prometheus_query_range(body.as_bytes()).unwrap();
+    assert_eq!(parsed.series.len(), 1, "start times are not judged");
+    assert_eq!(parsed.series[0].key.target, "api:8080");
+    let restarts: Vec<(&str, f64)> = parsed
+        .restarts
+        .iter()
+        .map(|r| (r.target.as_str(), r.t))
+        .collect();
+    // api: a wobble of 0.05 s is the same process; 1101.5 lies between 1060 and 1120; 1190
+    // between 1180 and 1240. db: a start time going back is another process too, seen at
+    // the sample that showed it.
+    assert_eq!(
+        restarts,
+        vec![
+            ("api:8080", 1101.5),
+            ("db:5432", 1120.0),
+            ("api:8080", 1190.0)
+        ]
+    );
+    assert!(parsed.restarts[0]
+        .reason
+        .contains("process_start_time_seconds"));
 }
 
 #[test]

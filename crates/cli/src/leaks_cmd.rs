@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
+use leakwatch_analyze::{QueryRange, START_TIME_METRIC};
 use leakwatch_api::{paths, FindingRecord, Findings};
 use leakwatch_detect::format::Unit;
 use leakwatch_detect::{FindingState, Params, Series};
@@ -161,7 +162,9 @@ pub struct AnalyzeArgs {
     trend_p_value: Option<f64>,
     /// Restarts of the targets, a CSV file `time,target[,reason]`: each cuts its target's
     /// series into process lives, as the agent's restart records do. `target` is the part of
-    /// a series name before its last `/` (empty for plain names).
+    /// a series name before its last `/` (empty for plain names). From Prometheus, the
+    /// targets' `process_start_time_seconds` are read as restarts too (the response's own
+    /// series of it, or, with --prometheus, that metric queried over the same range).
     #[arg(long, value_name = "FILE")]
     restarts: Option<PathBuf>,
     /// How values read: bytes, percent, count or number (default: from each series' name;
@@ -182,7 +185,10 @@ pub struct AnalyzeArgs {
 const NOT_ENOUGH_DATA: u8 = 3;
 
 pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
-    let mut series = match (&args.prometheus, &args.file) {
+    let QueryRange {
+        mut series,
+        restarts: start_time_restarts,
+    } = match (&args.prometheus, &args.file) {
         (Some(url), _) => from_prometheus(url, &args)?,
         (None, Some(path)) => from_file(path)?,
         (None, None) => bail!("give a FILE or --prometheus URL --query Q"),
@@ -191,7 +197,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     if n_points == 0 {
         bail!("no samples in the input");
     }
-    let restarts = match &args.restarts {
+    let mut restarts = match &args.restarts {
         Some(path) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -210,6 +216,14 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         }
         None => Vec::new(),
     };
+    // Restarts read from `process_start_time_seconds`, of the targets judged here.
+    let from_start_times = start_time_restarts
+        .into_iter()
+        .filter(|r| series.iter().any(|s| s.key.target == r.target))
+        .collect::<Vec<_>>();
+    let n_from_start_times = from_start_times.len();
+    restarts.extend(from_start_times);
+    restarts.sort_by(|a, b| a.t.total_cmp(&b.t));
     for one in &mut series {
         let unit = match args.unit {
             Some(unit) => Some(unit.unit()),
@@ -286,6 +300,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
                 "interval_seconds": interval,
                 "preset": args.preset.name(),
                 "restarts": restarts.len(),
+                "restarts_from_start_times": n_from_start_times,
                 "samples_needed": needed,
                 "params": params,
                 "not_enough_data": shortage,
@@ -303,10 +318,10 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
             n_points,
             leakwatch_detect_format(interval),
             args.preset.name(),
-            if restarts.is_empty() {
-                String::new()
-            } else {
-                format!(", {} restarts", restarts.len())
+            match (restarts.len(), n_from_start_times) {
+                (0, _) => String::new(),
+                (n, 0) => format!(", {n} restarts"),
+                (n, from) => format!(", {n} restarts ({from} from {START_TIME_METRIC})"),
             }
         );
         match &shortage {
@@ -479,7 +494,7 @@ fn leakwatch_detect_format(seconds: f64) -> String {
     }
 }
 
-fn from_file(path: &PathBuf) -> Result<Vec<Series>> {
+fn from_file(path: &PathBuf) -> Result<QueryRange> {
     // An incident folder: its series.csv, for its target.
     if path.is_dir() {
         let csv = path.join("series.csv");
@@ -494,7 +509,10 @@ fn from_file(path: &PathBuf) -> Result<Vec<Series>> {
                 }
             }
         }
-        return Ok(series);
+        return Ok(QueryRange {
+            series,
+            restarts: Vec::new(),
+        });
     }
     let bytes = if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
@@ -510,9 +528,15 @@ fn from_file(path: &PathBuf) -> Result<Vec<Series>> {
     let parsed = if looks_like_json {
         leakwatch_analyze::parse_prometheus_query_range(&bytes)
     } else {
-        leakwatch_analyze::parse_csv(&bytes[..])
+        leakwatch_analyze::parse_csv(&bytes[..]).map(|series| QueryRange {
+            series,
+            restarts: Vec::new(),
+        })
     };
-    let mut series = parsed.with_context(|| format!("{}", path.display()))?;
+    let QueryRange {
+        mut series,
+        restarts,
+    } = parsed.with_context(|| format!("{}", path.display()))?;
     // The series.csv of an incident folder, given as a file: its target is in the folder.
     if path.file_name().is_some_and(|n| n == "series.csv") {
         if let Some(target) = path.parent().and_then(incident_target) {
@@ -523,7 +547,7 @@ fn from_file(path: &PathBuf) -> Result<Vec<Series>> {
             }
         }
     }
-    Ok(series)
+    Ok(QueryRange { series, restarts })
 }
 
 /// The target of an incident folder, from its `incident.json`.
@@ -536,7 +560,11 @@ fn incident_target(dir: &std::path::Path) -> Option<String> {
         .map(str::to_string)
 }
 
-fn from_prometheus(url: &str, args: &AnalyzeArgs) -> Result<Vec<Series>> {
+/// Reads `--query` from Prometheus, and the restarts of its targets: the query's own
+/// `process_start_time_seconds` series if it has any, else that metric read over the same
+/// range (a Prometheus without it, or refusing the query, only loses the restarts: said on
+/// standard error).
+fn from_prometheus(url: &str, args: &AnalyzeArgs) -> Result<QueryRange> {
     let query = args
         .query
         .as_deref()
@@ -546,26 +574,39 @@ fn from_prometheus(url: &str, args: &AnalyzeArgs) -> Result<Vec<Series>> {
     let step = crate::format::duration_arg("--step", &args.step, crate::format::DAY)?;
     let end = leakwatch_model::UnixMs::now().as_secs_f64();
     let start = end - range.as_secs_f64();
-    let endpoint = format!("{}/api/v1/query_range", url.trim_end_matches('/'));
-    let response = reqwest::blocking::Client::builder()
+    let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
-        .build()?
-        .get(&endpoint)
-        .query(&[
-            ("query", query.to_string()),
-            ("start", format!("{start:.3}")),
-            ("end", format!("{end:.3}")),
-            ("step", format!("{}", step.as_secs_f64())),
-        ])
-        .send()
-        .with_context(|| format!("cannot reach Prometheus at {url}"))?;
-    let status = response.status();
-    let bytes = response.bytes()?;
-    if !status.is_success() && bytes.first() != Some(&b'{') {
-        bail!("Prometheus answered {status}");
+        .build()?;
+    let read = |query: &str| -> Result<QueryRange> {
+        let endpoint = format!("{}/api/v1/query_range", url.trim_end_matches('/'));
+        let response = client
+            .get(&endpoint)
+            .query(&[
+                ("query", query.to_string()),
+                ("start", format!("{start:.3}")),
+                ("end", format!("{end:.3}")),
+                ("step", format!("{}", step.as_secs_f64())),
+            ])
+            .send()
+            .with_context(|| format!("cannot reach Prometheus at {url}"))?;
+        let status = response.status();
+        let bytes = response.bytes()?;
+        if !status.is_success() && bytes.first() != Some(&b'{') {
+            bail!("Prometheus answered {status}");
+        }
+        leakwatch_analyze::parse_prometheus_query_range(&bytes)
+            .with_context(|| format!("Prometheus answer to {query:?} ({status})"))
+    };
+    let mut answer = read(query)?;
+    if answer.restarts.is_empty() && !answer.series.is_empty() {
+        match read(START_TIME_METRIC) {
+            Ok(start_times) => answer.restarts = start_times.restarts,
+            Err(error) => eprintln!(
+                "leakwatch: no restarts read from {START_TIME_METRIC}: {error:#}; lives are not cut"
+            ),
+        }
     }
-    leakwatch_analyze::parse_prometheus_query_range(&bytes)
-        .with_context(|| format!("Prometheus answer to {query:?} ({status})"))
+    Ok(answer)
 }
 
 /// The typical spacing of samples, so the engine's windows scale with the data.

@@ -70,13 +70,10 @@ fn bad_input_names_the_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
 
-/// A real Prometheus (Debian's package) scraping itself: `analyze --prometheus` reads a
-/// query_range from it and judges the series.
-#[test]
-fn reads_from_a_real_prometheus() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("prometheus.yml");
+/// A real Prometheus (Debian's package) on `port`, scraping itself every second, its data in
+/// `dir` (so a second one started on the same `dir` keeps the first one's samples).
+fn prometheus(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
@@ -84,38 +81,53 @@ fn reads_from_a_real_prometheus() {
         ),
     )
     .unwrap();
-    let mut prometheus = Command::new("prometheus")
+    Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
-            dir.path().join("data").display()
+            dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("prometheus (Debian package) must be installed: see scripts/test.sh");
+        .expect("prometheus (Debian package) must be installed: see scripts/test.sh")
+}
+
+/// `analyze --prometheus URL --query Q --range 2m --step 1s --json`, parsed, when it exits
+/// 0 or 3 (judged, or too short to judge).
+fn analyze_prometheus(url: &str, query: &str) -> Option<serde_json::Value> {
+    let out = leakwatch(&[
+        "analyze",
+        "--prometheus",
+        url,
+        "--query",
+        query,
+        "--range",
+        "2m",
+        "--step",
+        "1s",
+        "--json",
+    ]);
+    if !matches!(out.status.code(), Some(0 | 3)) {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// A real Prometheus (Debian's package) scraping itself: `analyze --prometheus` reads a
+/// query_range from it and judges the series.
+#[test]
+fn reads_from_a_real_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut prometheus = prometheus(dir.path(), port);
     let url = format!("http://127.0.0.1:{port}");
     // Wait until it has scraped itself a few times.
+    // Two minutes of `up` are too short to judge with the production preset (exit 3):
+    // what matters here is that the samples were read.
     let ready = eventually(60, || {
-        let out = leakwatch(&[
-            "analyze",
-            "--prometheus",
-            &url,
-            "--query",
-            "up",
-            "--range",
-            "1m",
-            "--step",
-            "1s",
-            "--json",
-        ]);
-        // A minute of `up` is too short to judge with the production preset (exit 3):
-        // what matters here is that the samples were read.
-        matches!(out.status.code(), Some(0 | 3))
-            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .map(|j| j["points"].as_u64().unwrap_or(0) >= 5)
-                .unwrap_or(false)
+        analyze_prometheus(&url, "up").is_some_and(|j| j["points"].as_u64().unwrap_or(0) >= 5)
     });
     let bad = leakwatch(&[
         "analyze",
@@ -136,6 +148,44 @@ fn reads_from_a_real_prometheus() {
         err.contains("parse error") || err.contains("bad_data"),
         "{err}"
     );
+}
+
+/// A real Prometheus killed and started again on its own data: its
+/// `process_start_time_seconds` changes, and `analyze --prometheus` reads that as a restart
+/// of its target without being given a restarts file.
+#[test]
+fn a_real_prometheus_restart_is_read_from_its_start_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut first = prometheus(dir.path(), port);
+    let scraped = eventually(60, || {
+        analyze_prometheus(&url, "up").is_some_and(|j| j["points"].as_u64().unwrap_or(0) >= 3)
+    });
+    let before = analyze_prometheus(&url, "up");
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(scraped, "no samples of `up` from Prometheus within 60 s");
+    let before = before.expect("an answer before the restart");
+    assert_eq!(before["restarts"], 0, "{before}");
+    // Start times have a resolution of a clock tick; a second apart they differ.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut second = prometheus(dir.path(), port);
+    let mut last = None;
+    let restarted = eventually(90, || {
+        last = analyze_prometheus(&url, "up");
+        last.as_ref()
+            .is_some_and(|j| j["restarts_from_start_times"].as_u64().unwrap_or(0) >= 1)
+    });
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(
+        restarted,
+        "no restart read from process_start_time_seconds: {last:?}"
+    );
+    let last = last.unwrap();
+    assert_eq!(last["restarts"], 1, "one restart, read once: {last}");
+    assert_eq!(last["restarts_from_start_times"], 1, "{last}");
 }
 
 fn run_in(
@@ -408,6 +458,55 @@ fn restarts_cut_offline_series_into_lives() {
         err.contains("\"other\"") && err.contains("\"svc\""),
         "{err}"
     );
+}
+
+/// The same crash-masked goroutine leak as above, saved from Prometheus with the
+/// process's `process_start_time_seconds`: the start times cut it into lives, no restarts
+/// file needed.
+#[test]
+fn a_saved_prometheus_answer_is_cut_into_lives_by_its_start_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut goroutines = Vec::new();
+    let mut started = Vec::new();
+    let mut start = 1_789_999_990.0;
+    for i in 0..600u64 {
+        let t = 1_790_000_000 + i;
+        if i % 15 == 0 && i > 0 {
+            // The new process started a little before the scrape that saw it.
+            start = t as f64 - 0.4;
+        }
+        goroutines.push(format!("[{t},\"{}\"]", 20 + 3 * (i % 15) + i % 2));
+        started.push(format!("[{t},\"{start}\"]"));
+    }
+    let labels = r#""instance":"api:8080","job":"api""#;
+    let entry = |name: &str, values: &[String]| {
+        format!(
+            r#"{{"metric":{{"__name__":"{name}",{labels}}},"values":[{}]}}"#,
+            values.join(",")
+        )
+    };
+    let answer = |entries: &[String]| {
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{}]}}}}"#,
+            entries.join(",")
+        )
+    };
+    let body = answer(&[
+        entry("go_goroutines", &goroutines),
+        entry("process_start_time_seconds", &started),
+    ]);
+    let (code, out, err) = run_in(dir.path(), "answer.json", &body, &["--preset", "fast"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains("39 restarts (39 from process_start_time_seconds)"),
+        "{out}"
+    );
+    assert!(out.contains("LEAK") && out.contains("per life"), "{out}");
+    // Without its start times the same gauge is a flat sawtooth.
+    let alone = answer(&[entry("go_goroutines", &goroutines)]);
+    let (code, out, _) = run_in(dir.path(), "alone.json", &alone, &["--preset", "fast"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("LEAK"), "{out}");
 }
 
 #[test]
