@@ -151,7 +151,7 @@ def main():
     started = time.time()
     rows = []
     writer = csv.writer(open(f"{args.out}/soak.csv", "w", newline=""))
-    writer.writerow(["agent", "t_s", "phase", "rss_kb", "rss_anon_kb", "threads", "fds", "targets", "last_detect_ms", "samples"])
+    writer.writerow(["agent", "t_s", "phase", "rss_kb", "rss_anon_kb", "threads", "fds", "targets", "last_detect_ms", "samples", "store_catalog_slots", "detect_catalog_slots"])
     churn_start()
     n = 0
     next_record = started
@@ -182,7 +182,8 @@ def main():
                     st = status(a["process"].pid)
                     info = agent_info(a["port"])
                     row = [round(t), phase, st["VmRSS"], st["RssAnon"], st["Threads"], st["fds"],
-                           info.get("targets"), round(info.get("last_detect_us", 0) / 1000, 1), info.get("samples")]
+                           info.get("targets"), round(info.get("last_detect_us", 0) / 1000, 1), info.get("samples"),
+                           info.get("store_catalog_slots"), info.get("detect_catalog_slots")]
                     writer.writerow([a["label"]] + row)
                     a["rows"].append(row)
                     print(a["label"], *row, flush=True)

@@ -26,6 +26,11 @@ pub struct AgentStatus {
     /// Detection runs since start (0: no findings computed yet).
     pub detect_runs: u64,
     pub last_detect_us: u64,
+    /// Slots of the writer's in-memory catalog (targets and series named since the last
+    /// retention pass, with their name indexes): churn of short-lived targets shows here.
+    pub store_catalog_slots: u64,
+    /// The same for the detection stage's kept reader.
+    pub detect_catalog_slots: u64,
     pub rss_bytes: u64,
     pub db_path: String,
     /// Each stage thread's heartbeat (docs/agent.md, Health); left out when empty, so

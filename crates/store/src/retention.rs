@@ -194,7 +194,7 @@ fn oldest_blocks(tx: &Transaction) -> Result<IdMap<i64>> {
 /// Series with no sample left in any block: whose last sample is older than their target's
 /// oldest block. Series in the open block always have data. A series that never had a
 /// sample goes at its second pass (see `SeriesState::retention_grace`, spent here).
-fn expired_series(series: &mut IdMap<SeriesState>, oldest_block: &IdMap<i64>) -> Vec<i64> {
+fn expired_series(series: &mut IdMap<Box<SeriesState>>, oldest_block: &IdMap<i64>) -> Vec<i64> {
     let mut doomed_series: Vec<i64> = Vec::new();
     for (&id, series) in series {
         if series.open.is_some() {

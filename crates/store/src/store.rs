@@ -176,7 +176,9 @@ pub struct Store {
     _lock: Option<File>,
     pub(crate) targets: IdMap<TargetState>,
     pub(crate) target_ids: HashMap<String, i64>,
-    pub(crate) series: IdMap<SeriesState>,
+    /// Boxed: a table's free slots then cost a pointer, not a whole state (216 bytes), and
+    /// the table grown by an hour of churned series holds half the memory.
+    pub(crate) series: IdMap<Box<SeriesState>>,
     pub(crate) series_ids: HashMap<SeriesKey, i64>,
     next_target_id: i64,
     next_series_id: i64,
@@ -434,7 +436,7 @@ impl Store {
             self.series_ids.insert(key.clone(), id);
             self.series.insert(
                 id,
-                SeriesState {
+                Box::new(SeriesState {
                     key,
                     target_id,
                     first_ms,
@@ -443,7 +445,7 @@ impl Store {
                     open: None,
                     seen_epoch: 0,
                     retention_grace: true,
-                },
+                }),
             );
         }
         Ok(())
@@ -676,7 +678,7 @@ impl Store {
         self.next_series_id += 1;
         self.series.insert(
             id,
-            SeriesState {
+            Box::new(SeriesState {
                 key: key.clone(),
                 target_id,
                 first_ms: None,
@@ -685,7 +687,7 @@ impl Store {
                 open: None,
                 seen_epoch: 0,
                 retention_grace: true,
-            },
+            }),
         );
         self.series_ids.insert(key.clone(), id);
         self.unpersisted_series.push(id);
@@ -1048,7 +1050,7 @@ struct Sealed {
 /// Encodes the open block (starting at `start_ms`, with intervals at `grid`) target by
 /// target: a raw block and one block per rollup level, with rowids from `block_ids`.
 fn encode_open_block(
-    series: &IdMap<SeriesState>,
+    series: &IdMap<Box<SeriesState>>,
     options: &Options,
     block_ids: &mut BlockIds,
     start_ms: i64,
@@ -1112,7 +1114,7 @@ struct EncodedTarget {
 /// one writer per rollup level, and the first and last point times; each series with
 /// points adds its span to `series_updates`. `None` when no series had a point.
 fn encode_target(
-    series: &IdMap<SeriesState>,
+    series: &IdMap<Box<SeriesState>>,
     options: &Options,
     start_ms: i64,
     grid: &[i64],

@@ -60,6 +60,17 @@ fn a_growing_thread_group_is_stored_and_exposed() {
         "{metrics}"
     );
     assert!(metrics.contains("leakwatch_agent_sample_cpu_seconds"));
+    // The writer's catalog holds at least the series it has written.
+    let slots = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("leakwatch_agent_store_catalog_slots "))
+        .and_then(|value| value.trim().parse::<f64>().ok());
+    assert!(slots.is_some_and(|slots| slots >= 5.0), "{metrics}");
+    let status = agent.get_json("/api/v1/agent").unwrap();
+    assert!(
+        status["store_catalog_slots"].as_u64().unwrap_or(0) >= 5,
+        "{status}"
+    );
     // Without an Accept for OpenMetrics: the classic text format, counters named `_total`.
     assert!(!metrics.contains("# EOF"), "{metrics}");
     assert!(metrics.contains("# TYPE leakwatch_agent_samples_total counter\n"));

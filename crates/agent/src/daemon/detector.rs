@@ -73,6 +73,10 @@ pub fn run(
         let Some(store) = reader.as_ref() else {
             continue;
         };
+        shared
+            .stats
+            .detect_catalog_slots
+            .store(store.catalog_slots() as u64, Ordering::Relaxed);
         let now_ms = leakwatch_model::time::now_ms();
         pass = pass.wrapping_add(1);
         let (found, lives) = crate::findings::compute(

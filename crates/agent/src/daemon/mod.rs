@@ -69,6 +69,10 @@ pub struct AgentStats {
     pub targets: AtomicU64,
     pub partial_processes: AtomicU64,
     pub last_detect_us: AtomicU64,
+    /// [`leakwatch_store::Store::catalog_slots`] of the writer, after its last interval.
+    pub store_catalog_slots: AtomicU64,
+    /// The same for the detection stage's reader, after its last refresh.
+    pub detect_catalog_slots: AtomicU64,
     pub detect_runs: AtomicU64,
     pub incidents_captured: AtomicU64,
     pub incidents_dropped: AtomicU64,

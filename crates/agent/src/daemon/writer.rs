@@ -70,6 +70,10 @@ pub fn run(mut store: StoreWriter, shared: &Shared, inbox: Receiver<WriterEvent>
                     .stats
                     .series_written
                     .store(written as u64, Ordering::Relaxed);
+                shared
+                    .stats
+                    .store_catalog_slots
+                    .store(store.catalog_slots() as u64, Ordering::Relaxed);
             }
             Err(error) => {
                 shared.stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -85,7 +89,8 @@ pub fn run(mut store: StoreWriter, shared: &Shared, inbox: Receiver<WriterEvent>
                 ),
                 Err(error) => tracing::error!(error = %error, "retention failed"),
             }
-            known.clear();
+            // A new set, not `clear()`: a cleared set keeps the capacity of the busiest hour.
+            known = HashSet::new();
             last_retention = Instant::now();
         }
         shared

@@ -27,6 +27,8 @@ pub(super) async fn agent(State(state): State<AppState>) -> Json<api::AgentStatu
         restarts_seen: s.restarts_seen.load(Ordering::Relaxed),
         detect_runs: s.detect_runs.load(Ordering::Relaxed),
         last_detect_us: s.last_detect_us.load(Ordering::Relaxed),
+        store_catalog_slots: s.store_catalog_slots.load(Ordering::Relaxed),
+        detect_catalog_slots: s.detect_catalog_slots.load(Ordering::Relaxed),
         rss_bytes: own_rss_bytes(),
         db_path: state.shared.db_path.display().to_string(),
         stages: state

@@ -302,7 +302,7 @@ fn stage_metrics(registry: &mut Registry, shared: &Shared) {
 
 /// `(name, help, value)` of each of the agent's own metrics; a name ending in `_total` is
 /// a counter.
-fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
+fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 19] {
     let s = &shared.stats;
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
     [
@@ -345,6 +345,16 @@ fn agent_values(shared: &Shared) -> [(&'static str, &'static str, f64); 17] {
             "agent_series",
             "Series written in the last interval",
             load(&s.series_written),
+        ),
+        (
+            "agent_store_catalog_slots",
+            "Slots of the writer's in-memory catalog of targets and series",
+            load(&s.store_catalog_slots),
+        ),
+        (
+            "agent_detect_catalog_slots",
+            "Slots of the detection reader's in-memory catalog of targets and series",
+            load(&s.detect_catalog_slots),
         ),
         (
             "agent_app_scrape_errors_total",
