@@ -50,6 +50,9 @@ pub struct EvalOptions {
     pub overrides: Vec<String>,
     /// Print progress to stderr.
     pub progress: bool,
+    /// Series without restart records get the restarts inferred from their resets
+    /// (`leakwatch_detect::infer_restarts`), as `leakwatch analyze --infer-restarts`.
+    pub infer_restarts: bool,
 }
 
 impl Default for EvalOptions {
@@ -60,6 +63,7 @@ impl Default for EvalOptions {
             threads: 2,
             overrides: Vec::new(),
             progress: false,
+            infer_restarts: false,
         }
     }
 }
@@ -107,9 +111,52 @@ impl DrawScore {
     }
 }
 
+/// The restarts inferred from every series (one target's series reset together: a
+/// restart already inferred within one sample of another is the same one), in time order.
+pub fn inferred_restarts(series: &[leakwatch_detect::Series]) -> Vec<leakwatch_detect::Restart> {
+    inferred_restarts_of(&series.iter().collect::<Vec<_>>())
+}
+
+/// [`inferred_restarts`] over borrowed series.
+pub fn inferred_restarts_of(
+    series: &[&leakwatch_detect::Series],
+) -> Vec<leakwatch_detect::Restart> {
+    let mut all: Vec<leakwatch_detect::Restart> = series
+        .iter()
+        .copied()
+        .filter(|s| !s.key.is_limit)
+        .flat_map(leakwatch_detect::infer_restarts)
+        .collect();
+    all.sort_by(|a, b| a.target.cmp(&b.target).then(a.t.total_cmp(&b.t)));
+    let mut kept: Vec<leakwatch_detect::Restart> = Vec::with_capacity(all.len());
+    for restart in all {
+        let interval = series
+            .iter()
+            .find(|s| s.key.target == restart.target)
+            .and_then(|s| {
+                s.points
+                    .windows(2)
+                    .map(|w| w[1].t - w[0].t)
+                    .reduce(f64::min)
+            })
+            .unwrap_or(0.0);
+        let same = kept
+            .last()
+            .is_some_and(|last| last.target == restart.target && restart.t - last.t <= interval);
+        if !same {
+            kept.push(restart);
+        }
+    }
+    kept.sort_by(|a, b| a.t.total_cmp(&b.t));
+    kept
+}
+
 /// Evaluates one draw.
 pub fn evaluate_draw(spec: &DrawSpec, options: &EvalOptions) -> Result<DrawScore, String> {
-    let generated = generate(spec);
+    let mut generated = generate(spec);
+    if options.infer_restarts && generated.case.restarts.is_empty() {
+        generated.case.restarts = inferred_restarts(&generated.case.series);
+    }
     let params = options.params(spec.interval)?;
     let case = &generated.case;
     let times = evaluation_times(case, options.evaluations, 6.0 * spec.interval);

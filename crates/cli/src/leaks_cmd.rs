@@ -167,6 +167,12 @@ pub struct AnalyzeArgs {
     /// series of it, or, with --prometheus, that metric queried over the same range).
     #[arg(long, value_name = "FILE")]
     restarts: Option<PathBuf>,
+    /// Take every drop of a series back to about where its life started (after a material
+    /// rise) as a restart of its target, for targets no restart is known of. Only when the
+    /// drops are crashes or restarts: a garbage collector's sawtooth or a batch job's
+    /// release drops the same way and would read as growth within every life.
+    #[arg(long)]
+    infer_restarts: bool,
     /// How values read: bytes, percent, count or number (default: from each series' name;
     /// memory with a limit of 100 reads as percent).
     #[arg(long, value_enum)]
@@ -179,6 +185,21 @@ pub struct AnalyzeArgs {
     /// Print findings as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Drops back to a life's start that make [`resetting_series`] name a series.
+const RESETS_HINTED: usize = 3;
+
+/// The series (at most 5 named) that drop back to where their life started at least
+/// [`RESETS_HINTED`] times: a leak masked by crashes, if those drops are restarts.
+fn resetting_series(series: &[&Series]) -> Vec<String> {
+    series
+        .iter()
+        .filter(|s| !s.key.is_limit)
+        .filter(|s| leakwatch_detect::infer_restarts(s).len() >= RESETS_HINTED)
+        .take(5)
+        .map(|s| s.key.to_string())
+        .collect()
 }
 
 /// Exit status when no series has enough samples for the preset.
@@ -223,6 +244,26 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         .collect::<Vec<_>>();
     let n_from_start_times = from_start_times.len();
     restarts.extend(from_start_times);
+    // Drops back to a life's starting level: restarts when asked to take them so (for the
+    // targets nothing else gives restarts of), otherwise a hint.
+    let unrecorded: Vec<&Series> = series
+        .iter()
+        .filter(|s| !restarts.iter().any(|r| r.target == s.key.target))
+        .collect();
+    let inferred = leakwatch_analyze::evaluate::inferred_restarts_of(&unrecorded);
+    let n_inferred = if args.infer_restarts {
+        inferred.len()
+    } else {
+        0
+    };
+    let resetting: Vec<String> = if args.infer_restarts {
+        Vec::new()
+    } else {
+        resetting_series(&unrecorded)
+    };
+    if args.infer_restarts {
+        restarts.extend(inferred);
+    }
     restarts.sort_by(|a, b| a.t.total_cmp(&b.t));
     for one in &mut series {
         let unit = match args.unit {
@@ -301,6 +342,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
                 "preset": args.preset.name(),
                 "restarts": restarts.len(),
                 "restarts_from_start_times": n_from_start_times,
+                "restarts_inferred": n_inferred,
+                "resetting_series": resetting,
                 "samples_needed": needed,
                 "params": params,
                 "not_enough_data": shortage,
@@ -318,10 +361,14 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
             n_points,
             leakwatch_detect_format(interval),
             args.preset.name(),
-            match (restarts.len(), n_from_start_times) {
-                (0, _) => String::new(),
-                (n, 0) => format!(", {n} restarts"),
-                (n, from) => format!(", {n} restarts ({from} from {START_TIME_METRIC})"),
+            match (restarts.len(), n_from_start_times, n_inferred) {
+                (0, _, _) => String::new(),
+                (n, 0, 0) => format!(", {n} restarts"),
+                (n, from, 0) => format!(", {n} restarts ({from} from {START_TIME_METRIC})"),
+                (n, 0, inferred) => format!(", {n} restarts ({inferred} inferred from resets)"),
+                (n, from, inferred) => format!(
+                    ", {n} restarts ({from} from {START_TIME_METRIC}, {inferred} inferred from resets)"
+                ),
             }
         );
         match &shortage {
@@ -345,6 +392,12 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
                     );
                 }
             }
+        }
+        for name in &resetting {
+            println!(
+                "({name} drops back to where its life started {} times or more: if those are restarts, give them with --restarts FILE or say so with --infer-restarts)",
+                RESETS_HINTED
+            );
         }
         if let Some((key, lines)) = &explained {
             println!("\nexplain {key}:");

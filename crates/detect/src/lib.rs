@@ -35,6 +35,7 @@ mod leak;
 mod lifecycle;
 mod model;
 mod params;
+pub mod resets;
 pub mod stats;
 
 pub use lifecycle::{Lifecycle, LifecycleParams, TargetLife};
@@ -43,6 +44,7 @@ pub use model::{
     ParseKeyError, Point, Resolution, ResolutionCause, Resource, Restart, Series, SeriesKey,
 };
 pub use params::Params;
+pub use resets::infer_restarts;
 
 use format::Unit;
 use leak::{judge_across_lives, judge_current_life, Context, Trend};

@@ -509,6 +509,57 @@ fn a_saved_prometheus_answer_is_cut_into_lives_by_its_start_times() {
     assert!(!out.contains("LEAK"), "{out}");
 }
 
+/// A goroutine gauge reset by every crash (lives of 40 samples), as a plain CSV with no
+/// restart records: a flat sawtooth to the engine, with a hint that its drops may be
+/// restarts; with `--infer-restarts` the drops cut it into lives and the leak is found.
+#[test]
+fn infer_restarts_cuts_a_plain_csv_at_its_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("time,series,value\n");
+    for i in 0..800u64 {
+        csv.push_str(&format!(
+            "{},svc/gauge{{go_goroutines}},{}\n",
+            1_790_000_000 + i,
+            20 + 3 * (i % 40) + i % 2
+        ));
+    }
+    let (code, out, _) = run_in(dir.path(), "g.csv", &csv, &["--preset", "fast"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("LEAK"), "{out}");
+    assert!(
+        out.contains("svc/gauge{go_goroutines} drops back to where its life started")
+            && out.contains("--infer-restarts"),
+        "{out}"
+    );
+    let (code, out, _) = run_in(
+        dir.path(),
+        "g.csv",
+        &csv,
+        &["--preset", "fast", "--infer-restarts"],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("19 restarts (19 inferred from resets)"),
+        "{out}"
+    );
+    assert!(out.contains("LEAK") && out.contains("per life"), "{out}");
+    assert!(!out.contains("drops back"), "{out}");
+    // A flat series with noise has no resets to infer and stays quiet.
+    let mut flat = String::from("time,series,value\n");
+    for i in 0..800u64 {
+        flat.push_str(&format!("{},svc/fds,{}\n", 1_790_000_000 + i, 40 + i % 3));
+    }
+    let (code, out, _) = run_in(
+        dir.path(),
+        "flat.csv",
+        &flat,
+        &["--preset", "fast", "--infer-restarts", "--json"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["restarts_inferred"], 0, "{out}");
+}
+
 #[test]
 fn an_incident_folder_is_read_with_its_target_and_limit() {
     let dir = tempfile::tempdir().unwrap();

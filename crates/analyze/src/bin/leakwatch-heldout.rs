@@ -13,7 +13,7 @@ use std::time::Instant;
 
 const USAGE: &str = "usage: leakwatch-heldout [--seeds tuning|published|N,N...] [--per-class N] [--evaluations N]
                          [--history all|agent] [--threads N] [--class NAME]... [--set PARAM=VALUE]...
-                         [--details N] [--live N] [--json | --json-out FILE]
+                         [--details N] [--live N] [--infer-restarts] [--json | --json-out FILE]
        leakwatch-heldout --explain ID --at HOURS [--history all|agent] [--set PARAM=VALUE]...
        leakwatch-heldout --dump ID [--restarts-to FILE]
        leakwatch-heldout --list [--seeds ...] [--per-class N] [--class NAME]...
@@ -29,6 +29,8 @@ baselines static 75% and predict_linear(x[6h], 4h) > limit at every sample.
 (the default) judges everything up to each time, as `leakwatch analyze` does.
 --details N lists the first N false alarms and misses with what was drawn (default 30).
 --live N adds the fast-preset check at 1 s: N steady leaks and N flat controls.
+--infer-restarts gives every draw without restart records the restarts inferred from its
+resets, as `leakwatch analyze --infer-restarts` does.
 --json prints everything (every draw's scores) as JSON instead of the tables; --json-out
 FILE writes it to FILE as well as printing the tables.
 --explain prints the engine's reasoning on draw ID (e.g. fill/s101/3) HOURS after its start.
@@ -115,6 +117,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--set" => args.options.overrides.push(value("--set")?),
             "--json" => args.json = true,
+            "--infer-restarts" => args.options.infer_restarts = true,
             "--json-out" => args.json_out = Some(value("--json-out")?),
             "--explain" => args.explain = Some(value("--explain")?),
             "--at" => {
