@@ -121,25 +121,29 @@ pub fn inferred_restarts(series: &[leakwatch_detect::Series]) -> Vec<leakwatch_d
 pub fn inferred_restarts_of(
     series: &[&leakwatch_detect::Series],
 ) -> Vec<leakwatch_detect::Restart> {
-    let mut all: Vec<leakwatch_detect::Restart> = series
+    let judged: Vec<&leakwatch_detect::Series> =
+        series.iter().copied().filter(|s| !s.key.is_limit).collect();
+    let mut all: Vec<leakwatch_detect::Restart> = judged
         .iter()
-        .copied()
-        .filter(|s| !s.key.is_limit)
-        .flat_map(leakwatch_detect::infer_restarts)
+        .flat_map(|s| leakwatch_detect::infer_restarts(s))
         .collect();
     all.sort_by(|a, b| a.target.cmp(&b.target).then(a.t.total_cmp(&b.t)));
+    // The typical sample spacing of each target (median gap of its first series).
+    let mut spacing: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    for s in &judged {
+        spacing.entry(s.key.target.as_str()).or_insert_with(|| {
+            let mut gaps: Vec<f64> = s
+                .points
+                .windows(2)
+                .map(|w| w[1].t - w[0].t)
+                .filter(|gap| *gap > 0.0)
+                .collect();
+            leakwatch_detect::stats::median(&mut gaps).unwrap_or(0.0)
+        });
+    }
     let mut kept: Vec<leakwatch_detect::Restart> = Vec::with_capacity(all.len());
     for restart in all {
-        let interval = series
-            .iter()
-            .find(|s| s.key.target == restart.target)
-            .and_then(|s| {
-                s.points
-                    .windows(2)
-                    .map(|w| w[1].t - w[0].t)
-                    .reduce(f64::min)
-            })
-            .unwrap_or(0.0);
+        let interval = spacing.get(restart.target.as_str()).copied().unwrap_or(0.0);
         let same = kept
             .last()
             .is_some_and(|last| last.target == restart.target && restart.t - last.t <= interval);

@@ -20,7 +20,7 @@
 use crate::error::InputError;
 use leakwatch_detect::{Point, Restart, Series, SeriesKey};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 #[derive(Deserialize)]
 struct Response {
@@ -105,6 +105,8 @@ const START_TIME_TOLERANCE: f64 = 0.5;
 pub struct QueryRange {
     pub series: Vec<Series>,
     pub restarts: Vec<Restart>,
+    /// Targets with a start-time series, changed or not: their restarts are known.
+    pub start_time_targets: BTreeSet<String>,
 }
 
 /// The restarts of `target` that a start-time series shows: every change of its value.
@@ -159,10 +161,14 @@ pub fn parse_prometheus_query_range(bytes: &[u8]) -> Result<QueryRange, InputErr
     let mut seen = HashSet::new();
     let mut series = Vec::with_capacity(matrix.len());
     let mut restarts = Vec::new();
+    let mut start_time_targets = BTreeSet::new();
     for (position, entry) in matrix.into_iter().enumerate() {
         let key = key_of(&entry.metric);
         let name = format!("#{} {key}", position + 1);
-        if !seen.insert(key.clone()) {
+        let start_times =
+            entry.metric.get("__name__").map(String::as_str) == Some(START_TIME_METRIC);
+        // Start times are not judged: two of one target (two jobs on one instance) are fine.
+        if !start_times && !seen.insert(key.clone()) {
             return Err(InputError::PrometheusSeries {
                 series: name,
                 message: "another series has the same target, resource and attribution".to_string(),
@@ -205,12 +211,17 @@ pub fn parse_prometheus_query_range(bytes: &[u8]) -> Result<QueryRange, InputErr
             }
             points.push(Point::new(t, v));
         }
-        if entry.metric.get("__name__").map(String::as_str) == Some(START_TIME_METRIC) {
+        if start_times {
             restarts.extend(restarts_of(&key.target, &points));
+            start_time_targets.insert(key.target);
             continue;
         }
         series.push(Series::new(key, points, limit));
     }
     restarts.sort_by(|a, b| a.t.total_cmp(&b.t));
-    Ok(QueryRange { series, restarts })
+    Ok(QueryRange {
+        series,
+        restarts,
+        start_time_targets,
+    })
 }

@@ -209,6 +209,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let QueryRange {
         mut series,
         restarts: start_time_restarts,
+        start_time_targets,
     } = match (&args.prometheus, &args.file) {
         (Some(url), _) => from_prometheus(url, &args)?,
         (None, Some(path)) => from_file(path)?,
@@ -237,33 +238,33 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         }
         None => Vec::new(),
     };
-    // Restarts read from `process_start_time_seconds`, of the targets judged here.
+    // Targets whose restarts are known: from the file (which wins), or from their
+    // `process_start_time_seconds` (changed or not).
+    let from_file: std::collections::BTreeSet<String> =
+        restarts.iter().map(|r| r.target.clone()).collect();
     let from_start_times = start_time_restarts
         .into_iter()
+        .filter(|r| !from_file.contains(&r.target))
         .filter(|r| series.iter().any(|s| s.key.target == r.target))
         .collect::<Vec<_>>();
     let n_from_start_times = from_start_times.len();
     restarts.extend(from_start_times);
-    // Drops back to a life's starting level: restarts when asked to take them so (for the
-    // targets nothing else gives restarts of), otherwise a hint.
+    // Drops back to a life's starting level, for the targets nothing tells the restarts
+    // of: restarts when asked to take them so, otherwise a hint.
     let unrecorded: Vec<&Series> = series
         .iter()
-        .filter(|s| !restarts.iter().any(|r| r.target == s.key.target))
+        .filter(|s| {
+            !from_file.contains(&s.key.target) && !start_time_targets.contains(&s.key.target)
+        })
         .collect();
-    let inferred = leakwatch_analyze::evaluate::inferred_restarts_of(&unrecorded);
-    let n_inferred = if args.infer_restarts {
-        inferred.len()
-    } else {
-        0
-    };
-    let resetting: Vec<String> = if args.infer_restarts {
-        Vec::new()
-    } else {
-        resetting_series(&unrecorded)
-    };
-    if args.infer_restarts {
+    let (n_inferred, resetting) = if args.infer_restarts {
+        let inferred = leakwatch_analyze::evaluate::inferred_restarts_of(&unrecorded);
+        let n = inferred.len();
         restarts.extend(inferred);
-    }
+        (n, Vec::new())
+    } else {
+        (0, resetting_series(&unrecorded))
+    };
     restarts.sort_by(|a, b| a.t.total_cmp(&b.t));
     for one in &mut series {
         let unit = match args.unit {
@@ -564,7 +565,7 @@ fn from_file(path: &PathBuf) -> Result<QueryRange> {
         }
         return Ok(QueryRange {
             series,
-            restarts: Vec::new(),
+            ..QueryRange::default()
         });
     }
     let bytes = if path.as_os_str() == "-" {
@@ -583,24 +584,22 @@ fn from_file(path: &PathBuf) -> Result<QueryRange> {
     } else {
         leakwatch_analyze::parse_csv(&bytes[..]).map(|series| QueryRange {
             series,
-            restarts: Vec::new(),
+            ..QueryRange::default()
         })
     };
-    let QueryRange {
-        mut series,
-        restarts,
-    } = parsed.with_context(|| format!("{}", path.display()))?;
+    let mut parsed = parsed.with_context(|| format!("{}", path.display()))?;
+    let series = &mut parsed.series;
     // The series.csv of an incident folder, given as a file: its target is in the folder.
     if path.file_name().is_some_and(|n| n == "series.csv") {
         if let Some(target) = path.parent().and_then(incident_target) {
-            for one in &mut series {
+            for one in series.iter_mut() {
                 if one.key.target.is_empty() {
                     one.key.target = target.clone();
                 }
             }
         }
     }
-    Ok(QueryRange { series, restarts })
+    Ok(parsed)
 }
 
 /// The target of an incident folder, from its `incident.json`.
@@ -651,9 +650,14 @@ fn from_prometheus(url: &str, args: &AnalyzeArgs) -> Result<QueryRange> {
             .with_context(|| format!("Prometheus answer to {query:?} ({status})"))
     };
     let mut answer = read(query)?;
-    if answer.restarts.is_empty() && !answer.series.is_empty() {
+    // Not when a restarts file is given (it wins), nor when the answer has start times.
+    if args.restarts.is_none() && answer.start_time_targets.is_empty() && !answer.series.is_empty()
+    {
         match read(START_TIME_METRIC) {
-            Ok(start_times) => answer.restarts = start_times.restarts,
+            Ok(start_times) => {
+                answer.restarts = start_times.restarts;
+                answer.start_time_targets = start_times.start_time_targets;
+            }
             Err(error) => eprintln!(
                 "leakwatch: no restarts read from {START_TIME_METRIC}: {error:#}; lives are not cut"
             ),

@@ -579,7 +579,7 @@ fn fills_below_limit(
         return true;
     }
     // Not `Segment::block_len`: here the sawtooth's length applies even when it leaves
-    // fewer than 8 blocks (then no fill is judged on the life), rather than blocks
+    // fewer than 9 blocks (then no fill is judged on the life), rather than blocks
     // shorter than the sawtooth whose floors would read its teeth as a levelling off.
     let block_len = life
         .len()

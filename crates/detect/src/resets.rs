@@ -32,6 +32,8 @@ pub fn infer_restarts(series: &Series) -> Vec<Restart> {
     let mut restarts = Vec::new();
     let mut start = 0;
     let mut high = f64::NEG_INFINITY;
+    // The life's starting level, once it has [`START_SAMPLES`].
+    let mut start_level: Option<f64> = None;
     let mut steps: Vec<f64> = Vec::with_capacity(STEP_WINDOW);
     for i in 1..points.len() {
         let previous = points[i - 1].v;
@@ -39,13 +41,19 @@ pub fn infer_restarts(series: &Series) -> Vec<Restart> {
         if i - start < MIN_LIFE {
             continue;
         }
-        let Some(level) = median_of(
-            &points[start..start + START_SAMPLES]
-                .iter()
-                .map(|p| p.v)
-                .collect::<Vec<_>>(),
-        ) else {
-            continue;
+        let level = match start_level {
+            Some(level) => level,
+            None => {
+                let first: Vec<f64> = points[start..start + START_SAMPLES]
+                    .iter()
+                    .map(|p| p.v)
+                    .collect();
+                let Some(level) = median_of(&first) else {
+                    continue;
+                };
+                start_level = Some(level);
+                level
+            }
         };
         let rise = high - level;
         let value = points[i].v;
@@ -72,6 +80,7 @@ pub fn infer_restarts(series: &Series) -> Vec<Restart> {
         });
         start = i;
         high = f64::NEG_INFINITY;
+        start_level = None;
     }
     restarts
 }
@@ -96,10 +105,18 @@ mod tests {
         let s = series((0..200).map(|i| 20.0 + 3.0 * (i % 40) as f64 + (i % 2) as f64));
         let times: Vec<f64> = infer_restarts(&s).iter().map(|r| r.t).collect();
         assert_eq!(times, vec![40.0, 80.0, 120.0, 160.0]);
-        // The same decisions on a prefix: nothing is decided with later samples.
-        let prefix = Series::new(s.key.clone(), s.points[..130].to_vec(), None);
-        let early: Vec<f64> = infer_restarts(&prefix).iter().map(|r| r.t).collect();
-        assert_eq!(early, vec![40.0, 80.0, 120.0]);
+        // Every prefix gives the restarts up to its end: nothing is decided with later
+        // samples.
+        for end in 1..=s.points.len() {
+            let prefix = Series::new(s.key.clone(), s.points[..end].to_vec(), None);
+            let early: Vec<f64> = infer_restarts(&prefix).iter().map(|r| r.t).collect();
+            let expected: Vec<f64> = times
+                .iter()
+                .copied()
+                .filter(|t| *t <= s.points[end - 1].t)
+                .collect();
+            assert_eq!(early, expected, "prefix of {end}");
+        }
     }
 
     #[test]
@@ -118,14 +135,18 @@ mod tests {
             }
         }));
         assert!(infer_restarts(&partial).is_empty());
-        // A drop too young to end a life.
-        let young = series((0..40).map(|i| {
-            if i < 10 {
-                i as f64 * 10.0
-            } else {
-                (i - 10) as f64
-            }
-        }));
-        assert!(infer_restarts(&young).is_empty());
+        // A drop too young to end a life: a rise of 1,000 over 15 samples, then back to 0
+        // (the same drop after 16 samples is a reset).
+        let drop_after = |n: usize| {
+            series((0..40).map(move |i| {
+                if i < n {
+                    i as f64 * 1000.0 / (n - 1) as f64
+                } else {
+                    0.0
+                }
+            }))
+        };
+        assert!(infer_restarts(&drop_after(MIN_LIFE - 1)).is_empty());
+        assert_eq!(infer_restarts(&drop_after(MIN_LIFE)).len(), 1);
     }
 }

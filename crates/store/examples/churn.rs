@@ -8,7 +8,7 @@
 //! cargo run --release -p leakwatch-store --example churn -- [--seconds 1800] [--every 300]
 //! ```
 //!
-//! Results: BENCHMARKS.md §2, "What the churn hour holds".
+//! Results: BENCHMARKS.md §2, "What the jumps are: the catalog of the churn hour".
 
 use leakwatch_store::{Durability, Options, SeriesKey, StoreWriter};
 

@@ -176,8 +176,8 @@ pub struct Store {
     _lock: Option<File>,
     pub(crate) targets: IdMap<TargetState>,
     pub(crate) target_ids: HashMap<String, i64>,
-    /// Boxed: a table's free slots then cost a pointer, not a whole state (216 bytes), and
-    /// the table grown by an hour of churned series holds half the memory.
+    /// Boxed: a table's free slots then cost an id and a pointer, not a whole state (216
+    /// bytes), so the table grown by an hour of churned series needs less at a resize.
     pub(crate) series: IdMap<Box<SeriesState>>,
     pub(crate) series_ids: HashMap<SeriesKey, i64>,
     next_target_id: i64,

@@ -60,15 +60,20 @@ fn a_growing_thread_group_is_stored_and_exposed() {
         "{metrics}"
     );
     assert!(metrics.contains("leakwatch_agent_sample_cpu_seconds"));
-    // The writer's catalog holds at least the series it has written.
-    let slots = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("leakwatch_agent_store_catalog_slots "))
-        .and_then(|value| value.trim().parse::<f64>().ok());
-    assert!(slots.is_some_and(|slots| slots >= 5.0), "{metrics}");
+    // The writer's catalog holds at least the series it writes each interval, twice (its
+    // maps of series by id and by key).
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+    };
+    let written = gauge("leakwatch_agent_series").expect("leakwatch_agent_series");
+    let slots = gauge("leakwatch_agent_store_catalog_slots").expect("catalog slots");
+    assert!(written >= 5.0 && slots >= 2.0 * written, "{metrics}");
     let status = agent.get_json("/api/v1/agent").unwrap();
     assert!(
-        status["store_catalog_slots"].as_u64().unwrap_or(0) >= 5,
+        status["store_catalog_slots"].as_f64().unwrap_or(0.0) >= 2.0 * written,
         "{status}"
     );
     // Without an Accept for OpenMetrics: the classic text format, counters named `_total`.

@@ -507,6 +507,50 @@ fn a_saved_prometheus_answer_is_cut_into_lives_by_its_start_times() {
     let (code, out, _) = run_in(dir.path(), "alone.json", &alone, &["--preset", "fast"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("LEAK"), "{out}");
+    // A restarts file wins for its targets: its restarts, not the start times', counted once.
+    let file = dir.path().join("restarts.csv");
+    std::fs::write(
+        &file,
+        "time,target\n1790000100,api:8080\n1790000300,api:8080\n",
+    )
+    .unwrap();
+    let (_, out, err) = run_in(
+        dir.path(),
+        "answer.json",
+        &body,
+        &[
+            "--preset",
+            "fast",
+            "--json",
+            "--restarts",
+            file.to_str().unwrap(),
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).expect(&err);
+    assert_eq!(json["restarts"], 2, "{out}");
+    assert_eq!(json["restarts_from_start_times"], 0, "{out}");
+    // A start time that never changes says there was no restart: nothing is inferred for
+    // that target, and no hint that its drops might be restarts.
+    let constant: Vec<String> = goroutines
+        .iter()
+        .map(|sample| format!("{},\"1789999990\"]", sample.split(',').next().unwrap()))
+        .collect();
+    let steady = answer(&[
+        entry("go_goroutines", &goroutines),
+        entry("process_start_time_seconds", &constant),
+    ]);
+    let (code, out, _) = run_in(
+        dir.path(),
+        "steady.json",
+        &steady,
+        &["--preset", "fast", "--infer-restarts", "--json"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["restarts"], 0, "{out}");
+    assert_eq!(json["restarts_inferred"], 0, "{out}");
+    let (_, out, _) = run_in(dir.path(), "steady.json", &steady, &["--preset", "fast"]);
+    assert!(!out.contains("drops back"), "{out}");
 }
 
 /// A goroutine gauge reset by every crash (lives of 40 samples), as a plain CSV with no

@@ -162,7 +162,11 @@ fn parse_id(id: &str) -> Result<DrawSpec, String> {
 
 fn explain(id: &str, hours: f64, options: &EvalOptions) -> Result<(), String> {
     let spec = parse_id(id)?;
-    let generated = generate(&spec);
+    let mut generated = generate(&spec);
+    if options.infer_restarts && generated.case.restarts.is_empty() {
+        generated.case.restarts =
+            leakwatch_analyze::evaluate::inferred_restarts(&generated.case.series);
+    }
     let params = options.params(spec.interval)?;
     let case = &generated.case;
     let now = case.start + hours * 3600.0;
