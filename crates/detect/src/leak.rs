@@ -516,7 +516,8 @@ fn forecast(newest: &[Block], scope: &Scope, estimate: &SlopeEstimate, ctx: &Con
     }
 }
 
-/// A regime is confirmed once its life (or its pooled lives) spans `confirm_samples`;
+/// A regime is confirmed once its life (or its pooled lives) spans `confirm_samples` and,
+/// with a limit, its conservative forecast reaches it within `alert_horizon_samples`;
 /// before that, only when its forecast is urgent and it is not visibly converging below
 /// the limit. Otherwise it is suspected: shown, not alerted (docs/detection.md,
 /// "Lifecycle"). Within one life, [`fills_below_limit`] also holds back older climbs.
@@ -528,7 +529,9 @@ fn is_confirmed(
     ctx: &Context,
 ) -> bool {
     if span_seconds >= ctx.confirm_seconds() {
-        return true;
+        // Old enough; with a limit, also near enough to it (`alert_horizon_samples`).
+        let horizon = ctx.params.alert_horizon_samples as f64 * ctx.interval;
+        return ctx.limit.is_none() || forecast.eta_conservative.is_none_or(|eta| eta <= horizon);
     }
     // Not visibly converging: when the recent half rose less than the early half (ratio
     // q < 1), a geometric continuation adds `recent * q / (1 - q)` more, which is exact

@@ -104,6 +104,13 @@ pub struct Params {
     /// warm-up of pools and caches.
     #[serde(default = "default_confirm_samples")]
     pub confirm_samples: usize,
+    /// A trend with a limit, seen for `confirm_samples`, is confirmed only when its
+    /// conservative forecast reaches the limit within this many samples; a slower climb
+    /// stays suspected (shown, not alerted) until it gets that close. Growth with no limit
+    /// is not held back by it. Production: 7 days (decided on the tuning seeds,
+    /// BENCHMARKS.md §3b, "An alert horizon"); fast: none.
+    #[serde(default = "default_alert_horizon_samples")]
+    pub alert_horizon_samples: usize,
     /// A growth in bytes with no known limit (memory of a process outside a cgroup of its
     /// own, a heap gauge without a reported maximum) is *confirmed* only once its rise over
     /// the evidence reaches this many bytes, however long it has lasted; below it, it is
@@ -196,6 +203,7 @@ impl Params {
             season_samples: samples(86_400.0, 60),
             urgent_horizon_samples: samples(43_200.0, 30),
             confirm_samples: samples(86_400.0, 60),
+            alert_horizon_samples: samples(7.0 * 86_400.0, 60),
             min_unbounded_rise_bytes: default_min_unbounded_rise_bytes(),
             restart_snap_samples: 2,
             life_tail_samples: 2,
@@ -234,7 +242,8 @@ impl Params {
     ///   more than ~10 samples, can be reported:
     ///   this preset is for processes whose behaviour over minutes is known, not for
     ///   production hosts;
-    /// - crash loops are counted over 300 samples (5 minutes at 1 s).
+    /// - crash loops are counted over 300 samples (5 minutes at 1 s);
+    /// - no alert horizon: a climb seen for 60 samples is confirmed however far its limit.
     pub fn fast(seconds: f64) -> Params {
         let mut params = Params::for_interval(seconds);
         params.min_block_samples = 2;
@@ -247,6 +256,7 @@ impl Params {
         params.history_seasons = 1;
         params.urgent_horizon_samples = params.min_regime_samples;
         params.confirm_samples = 60;
+        params.alert_horizon_samples = usize::MAX;
         params.crashloop_window_samples = 300;
         params
     }
@@ -254,6 +264,10 @@ impl Params {
 
 fn default_min_unbounded_rise_bytes() -> f64 {
     64.0 * 1024.0 * 1024.0
+}
+
+fn default_alert_horizon_samples() -> usize {
+    Params::production().alert_horizon_samples
 }
 
 fn default_history_seasons() -> usize {

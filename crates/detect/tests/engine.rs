@@ -244,8 +244,8 @@ fn saturation_and_crash_loops_are_reported_and_ranked_after_leaks() {
         series(threads("fast"), 30.0, Some(20_000.0), |s| {
             (100.0 + 400.0 * s / HOUR).round()
         }),
-        // Leaking slowly towards its limit.
-        series(threads("slow"), 30.0, Some(20_000.0), |s| {
+        // Leaking slowly towards its limit (about 3 days away: within the alert horizon).
+        series(threads("slow"), 30.0, Some(10_000.0), |s| {
             (100.0 + 100.0 * s / HOUR).round()
         }),
         // Leaking with no known limit.
@@ -499,5 +499,48 @@ fn the_tighter_of_limit_and_capacity_wins() {
         leak.summary.contains("limit 1,024 (RLIMIT_NOFILE)"),
         "{}",
         leak.summary
+    );
+}
+
+/// With the production preset, a steady climb seen for more than a day is confirmed when
+/// its limit is within the alert horizon (7 days), and only suspected when it is further:
+/// shown, not alerted, until it gets that close. Without a limit the horizon does not apply.
+#[test]
+fn a_climb_whose_limit_is_beyond_the_alert_horizon_stays_suspected() {
+    use leakwatch_detect::FindingState;
+    let params = Params::for_interval(STEP);
+    assert_eq!(
+        params.alert_horizon_samples as f64 * STEP,
+        7.0 * 24.0 * HOUR
+    );
+    let mut noise = Noise(7);
+    let mut wobble: Vec<f64> = Vec::new();
+    // 30 h of 20 threads an hour from 100.
+    let state = |limit: Option<f64>, wobble: &mut Vec<f64>, noise: &mut Noise| {
+        let mut i = 0;
+        let s = series(threads("Grow-#"), 30.0, limit, |t| {
+            if wobble.len() <= i {
+                wobble.push(noise.next() * 2.0);
+            }
+            i += 1;
+            100.0 + 20.0 * t / HOUR + wobble[i - 1]
+        });
+        let now = end_of(std::slice::from_ref(&s));
+        leaks(&analyze(std::slice::from_ref(&s), &[], now, &params))
+            .first()
+            .map(|f| f.state)
+    };
+    // About 700 threads now: a limit of 2,000 is ~2.7 days away, 20,000 ~40 days.
+    assert_eq!(
+        state(Some(2_000.0), &mut wobble, &mut noise),
+        Some(FindingState::Confirmed)
+    );
+    assert_eq!(
+        state(Some(20_000.0), &mut wobble, &mut noise),
+        Some(FindingState::Suspected)
+    );
+    assert_eq!(
+        state(None, &mut wobble, &mut noise),
+        Some(FindingState::Confirmed)
     );
 }
