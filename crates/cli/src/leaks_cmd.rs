@@ -385,16 +385,14 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
                 }
                 if findings.iter().any(|f| f.state == FindingState::Suspected) {
                     // The alert horizon, when the preset has one (fast has none).
-                    let horizon = (params.alert_horizon_samples != usize::MAX)
-                        .then(|| {
-                            format!(
-                                ", or whose limit is more than {} away,",
-                                leakwatch_detect_format(
-                                    params.alert_horizon_samples as f64 * interval
-                                )
-                            )
-                        })
-                        .unwrap_or_default();
+                    let horizon = if params.alert_horizon_samples == usize::MAX {
+                        String::new()
+                    } else {
+                        format!(
+                            ", or whose limit is more than {} away,",
+                            leakwatch_detect_format(params.alert_horizon_samples as f64 * interval)
+                        )
+                    };
                     println!(
                         "(the {} preset confirms a trend once one process life spans {} samples ({}), or at once when it would reach its limit within {}; a climb levelling off below its limit{horizon} stays suspected)",
                         args.preset.name(),
