@@ -111,48 +111,9 @@ impl DrawScore {
     }
 }
 
-/// The restarts inferred from every series (one target's series reset together: a
-/// restart already inferred within one sample of another is the same one), in time order.
+/// The restarts inferred from every series: [`leakwatch_detect::infer_target_restarts`].
 pub fn inferred_restarts(series: &[leakwatch_detect::Series]) -> Vec<leakwatch_detect::Restart> {
-    inferred_restarts_of(&series.iter().collect::<Vec<_>>())
-}
-
-/// [`inferred_restarts`] over borrowed series.
-pub fn inferred_restarts_of(
-    series: &[&leakwatch_detect::Series],
-) -> Vec<leakwatch_detect::Restart> {
-    let judged: Vec<&leakwatch_detect::Series> =
-        series.iter().copied().filter(|s| !s.key.is_limit).collect();
-    let mut all: Vec<leakwatch_detect::Restart> = judged
-        .iter()
-        .flat_map(|s| leakwatch_detect::infer_restarts(s))
-        .collect();
-    all.sort_by(|a, b| a.target.cmp(&b.target).then(a.t.total_cmp(&b.t)));
-    // The typical sample spacing of each target (median gap of its first series).
-    let mut spacing: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
-    for s in &judged {
-        spacing.entry(s.key.target.as_str()).or_insert_with(|| {
-            let mut gaps: Vec<f64> = s
-                .points
-                .windows(2)
-                .map(|w| w[1].t - w[0].t)
-                .filter(|gap| *gap > 0.0)
-                .collect();
-            leakwatch_detect::stats::median(&mut gaps).unwrap_or(0.0)
-        });
-    }
-    let mut kept: Vec<leakwatch_detect::Restart> = Vec::with_capacity(all.len());
-    for restart in all {
-        let interval = spacing.get(restart.target.as_str()).copied().unwrap_or(0.0);
-        let same = kept
-            .last()
-            .is_some_and(|last| last.target == restart.target && restart.t - last.t <= interval);
-        if !same {
-            kept.push(restart);
-        }
-    }
-    kept.sort_by(|a, b| a.t.total_cmp(&b.t));
-    kept
+    leakwatch_detect::infer_target_restarts(&series.iter().collect::<Vec<_>>())
 }
 
 /// Evaluates one draw.

@@ -258,7 +258,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         })
         .collect();
     let (n_inferred, resetting) = if args.infer_restarts {
-        let inferred = leakwatch_analyze::evaluate::inferred_restarts_of(&unrecorded);
+        let inferred = leakwatch_detect::infer_target_restarts(&unrecorded);
         let n = inferred.len();
         restarts.extend(inferred);
         (n, Vec::new())
@@ -279,7 +279,9 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         Some(text) => crate::format::duration_arg("--interval", text, crate::format::DAY)?
             .as_secs_f64()
             .max(0.001),
-        None => median_interval(&series).unwrap_or(60.0),
+        // The typical spacing of samples, so the engine's windows scale with the data.
+        None => leakwatch_detect::stats::median_spacing(series.iter().map(|s| s.points.as_slice()))
+            .unwrap_or(60.0),
     };
     let params = params(&args, interval)?;
     let now = series
@@ -673,19 +675,4 @@ fn from_prometheus(url: &str, args: &AnalyzeArgs) -> Result<QueryRange> {
         }
     }
     Ok(answer)
-}
-
-/// The typical spacing of samples, so the engine's windows scale with the data.
-fn median_interval(series: &[Series]) -> Option<f64> {
-    let mut gaps: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.points.windows(2).map(|w| w[1].t - w[0].t))
-        .filter(|gap| *gap > 0.0)
-        .collect();
-    if gaps.is_empty() {
-        return None;
-    }
-    let middle = gaps.len() / 2;
-    gaps.select_nth_unstable_by(middle, f64::total_cmp);
-    Some(gaps[middle])
 }

@@ -3,7 +3,7 @@
 //! to, not on spikes or garbage-collection sawtooth.
 
 use crate::model::Point;
-use crate::stats::{median, median_of, quantile, robust_sigma};
+use crate::stats::{median_of, quantile, robust_sigma};
 use std::ops::Range;
 
 /// One block of consecutive samples.
@@ -19,13 +19,7 @@ pub(crate) struct Block {
 
 /// Median spacing of the last samples, in seconds; `None` for fewer than two samples.
 pub(crate) fn sample_interval(points: &[Point]) -> Option<f64> {
-    let tail = &points[points.len().saturating_sub(65)..];
-    let mut gaps: Vec<f64> = tail
-        .windows(2)
-        .map(|pair| pair[1].t - pair[0].t)
-        .filter(|gap| *gap > 0.0)
-        .collect();
-    median(&mut gaps)
+    crate::stats::median_spacing([&points[points.len().saturating_sub(65)..]])
 }
 
 /// Cuts `points` into process lives at the given restart times.

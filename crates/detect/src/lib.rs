@@ -44,7 +44,7 @@ pub use model::{
     ParseKeyError, Point, Resolution, ResolutionCause, Resource, Restart, Series, SeriesKey,
 };
 pub use params::Params;
-pub use resets::infer_restarts;
+pub use resets::{infer_restarts, infer_target_restarts};
 
 use format::Unit;
 use leak::{judge_across_lives, judge_current_life, Context, Trend};

@@ -12,7 +12,7 @@
 //! "life" (docs/detection.md, "Lives inferred from resets").
 
 use crate::model::{Restart, Series};
-use crate::stats::median_of;
+use crate::stats::{median_of, median_spacing};
 
 /// Fewest samples of a life before a drop can end it.
 pub const MIN_LIFE: usize = 16;
@@ -83,6 +83,34 @@ pub fn infer_restarts(series: &Series) -> Vec<Restart> {
         start_level = None;
     }
     restarts
+}
+
+/// The restarts of every target inferred from all its series, in time order. A target's
+/// series reset together: a restart within one sample spacing of the previous one
+/// inferred for the same target is the same restart. Limit series are not read.
+pub fn infer_target_restarts(series: &[&Series]) -> Vec<Restart> {
+    let judged: Vec<&Series> = series.iter().copied().filter(|s| !s.key.is_limit).collect();
+    let mut all: Vec<Restart> = judged.iter().flat_map(|s| infer_restarts(s)).collect();
+    all.sort_by(|a, b| a.target.cmp(&b.target).then(a.t.total_cmp(&b.t)));
+    // The typical sample spacing of each target (that of its first series).
+    let mut spacing: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    for s in &judged {
+        spacing
+            .entry(s.key.target.as_str())
+            .or_insert_with(|| median_spacing([s.points.as_slice()]).unwrap_or(0.0));
+    }
+    let mut kept: Vec<Restart> = Vec::with_capacity(all.len());
+    for restart in all {
+        let interval = spacing.get(restart.target.as_str()).copied().unwrap_or(0.0);
+        let same = kept
+            .last()
+            .is_some_and(|last| last.target == restart.target && restart.t - last.t <= interval);
+        if !same {
+            kept.push(restart);
+        }
+    }
+    kept.sort_by(|a, b| a.t.total_cmp(&b.t));
+    kept
 }
 
 #[cfg(test)]

@@ -31,6 +31,19 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     Some((lower + upper) / 2.0)
 }
 
+/// The median positive gap between consecutive samples over every slice of points, in
+/// seconds: a series' typical sample spacing. `None` when no two samples are apart.
+pub fn median_spacing<'a>(
+    lives: impl IntoIterator<Item = &'a [crate::model::Point]>,
+) -> Option<f64> {
+    let mut gaps: Vec<f64> = lives
+        .into_iter()
+        .flat_map(|points| points.windows(2).map(|pair| pair[1].t - pair[0].t))
+        .filter(|gap| *gap > 0.0)
+        .collect();
+    median(&mut gaps)
+}
+
 /// Median of a slice without disturbing it.
 pub fn median_of(values: &[f64]) -> Option<f64> {
     let mut scratch = values.to_vec();
