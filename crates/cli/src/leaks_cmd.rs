@@ -395,8 +395,17 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
                             leakwatch_detect_format(params.alert_horizon_samples as f64 * interval)
                         )
                     };
+                    // Persistence, when the preset has it (fast has none).
+                    let held = if params.persist_samples == 0 {
+                        String::new()
+                    } else {
+                        format!(
+                            ", and only once it has held for {}",
+                            leakwatch_detect_format(params.persist_samples as f64 * interval)
+                        )
+                    };
                     println!(
-                        "(the {} preset confirms a trend once one process life spans {} samples ({}), or at once when it would reach its limit within {}; a climb levelling off below its limit{horizon} stays suspected)",
+                        "(the {} preset confirms a trend once one process life spans {} samples ({}), or at once when it would reach its limit within {}{held}; a climb levelling off below its limit{horizon} stays suspected)",
                         args.preset.name(),
                         leakwatch_detect::format::count(params.confirm_samples as f64),
                         leakwatch_detect_format(params.confirm_samples as f64 * interval),

@@ -270,20 +270,9 @@ fn analyze_series(
         limit,
         others,
     };
-
-    let mut trend = judge_current_life(current_life, &ctx, trace);
-    // A current life too young to confirm its own trend (a nightly restart keeps every
-    // life under a day) may still be confirmed by the lives before it.
-    if !trend.as_ref().is_some_and(|t| t.confirmed) && lives.len() >= 2 {
-        let life_slices: Vec<&[Point]> = lives.iter().map(|range| &points[range.clone()]).collect();
-        if let Some(pooled) = judge_across_lives(&life_slices, current, &ctx, trace) {
-            if pooled.confirmed || trend.is_none() {
-                trend = Some(pooled);
-            }
-        }
-    }
+    let mut trend = trend_of(series, &points, &lives, current, &ctx, trace);
     if let Some(trend) = trend.as_mut() {
-        hold_below_materiality(trend, series, limit, params, trace);
+        hold_until_it_persists(trend, series, &points, &restart_times, &ctx, trace);
     }
     let current_pid = restarts.last().and_then(|r| r.new_pid);
     let mut findings = Vec::new();
@@ -320,6 +309,144 @@ fn analyze_series(
         }
     }
     findings
+}
+
+/// The trend of one series as of `ctx.now`: its current life's regime, or its pooled
+/// lives' when the current life cannot confirm one, after the holds.
+fn trend_of(
+    series: &Series,
+    points: &[Point],
+    lives: &[std::ops::Range<usize>],
+    current: f64,
+    ctx: &Context,
+    trace: &mut Option<&mut Vec<String>>,
+) -> Option<Trend> {
+    let current_life = &points[lives[lives.len() - 1].clone()];
+    let mut trend = judge_current_life(current_life, ctx, trace);
+    if let Some(trend) = trend.as_mut() {
+        hold_below_earlier_lives(trend, points, lives, ctx, trace);
+    }
+    // A current life too young to confirm its own trend (a nightly restart keeps every
+    // life under a day) may still be confirmed by the lives before it.
+    if !trend.as_ref().is_some_and(|t| t.confirmed) && lives.len() >= 2 {
+        let life_slices: Vec<&[Point]> = lives.iter().map(|range| &points[range.clone()]).collect();
+        if let Some(pooled) = judge_across_lives(&life_slices, current, ctx, trace) {
+            if pooled.confirmed || trend.is_none() {
+                trend = Some(pooled);
+            }
+        }
+    }
+    if let Some(trend) = trend.as_mut() {
+        hold_below_materiality(trend, series, ctx.limit, ctx.params, trace);
+    }
+    trend
+}
+
+/// A confirmed trend stays suspected unless the series, judged as it was
+/// [`Params::persist_samples`] ago with only what was known then, was confirmed too: one
+/// look that passes every test is not yet a leak (docs/detection.md, "Lifecycle").
+fn hold_until_it_persists(
+    trend: &mut Trend,
+    series: &Series,
+    points: &[Point],
+    restart_times: &[f64],
+    ctx: &Context,
+    trace: &mut Option<&mut Vec<String>>,
+) {
+    let params = ctx.params;
+    if !trend.confirmed || params.persist_samples == 0 {
+        return;
+    }
+    let persist = params.persist_samples as f64 * ctx.interval;
+    let then = ctx.now - persist;
+    let earlier = &points[..points.partition_point(|p| p.t <= then)];
+    let held = match earlier.last() {
+        None => false,
+        Some(last) => {
+            let restarts: Vec<f64> = restart_times
+                .iter()
+                .copied()
+                .filter(|t| *t <= then)
+                .collect();
+            let lives = blocks::split_lives(earlier, &restarts, params.restart_snap_samples);
+            let life = &earlier[lives[lives.len() - 1].clone()];
+            let current = current_value(life, params).unwrap_or(last.v);
+            let ctx_then = Context { now: then, ..*ctx };
+            trend_of(series, earlier, &lives, current, &ctx_then, &mut None)
+                .is_some_and(|t| t.confirmed)
+        }
+    };
+    if !held {
+        trend.confirmed = false;
+        leak::note(trace, || {
+            format!(
+                "not confirmed {} earlier: suspected until it has held that long",
+                format::duration(persist)
+            )
+        });
+    }
+}
+
+/// Quantile of the earlier lives' hourly floors that is the level they held.
+const HELD_QUANTILE: f64 = 0.9;
+
+/// A life younger than `confirm_samples` is confirmed only by the urgency rule; one that
+/// is still below the level its earlier lives held (the 90th percentile of their hourly
+/// floors over the look-back, `history_seasons` seasons) is climbing back to where the
+/// process has already lived: a cache refilling after a restart, a pool warming up after
+/// a deploy. Not an emergency, so it stays suspected; a leak that restarts keeps resetting
+/// is still confirmed by its pooled lives ([`judge_across_lives`]).
+fn hold_below_earlier_lives(
+    trend: &mut Trend,
+    points: &[Point],
+    lives: &[std::ops::Range<usize>],
+    ctx: &Context,
+    trace: &mut Option<&mut Vec<String>>,
+) {
+    let params = ctx.params;
+    let Some(current) = lives.last() else {
+        return;
+    };
+    let (Some(first), Some(last)) = (points.get(current.start), points.last()) else {
+        return;
+    };
+    let young = last.t - first.t < params.confirm_samples as f64 * ctx.interval;
+    if !trend.confirmed || !young || lives.len() < 2 {
+        return;
+    }
+    let from = ctx.now
+        - params
+            .history_seasons
+            .max(1)
+            .saturating_mul(params.season_samples) as f64
+            * ctx.interval;
+    let block_len = (params.season_samples / 24)
+        .max(params.min_block_samples)
+        .max(1);
+    let mut floors: Vec<f64> = lives[..lives.len() - 1]
+        .iter()
+        .flat_map(|range| {
+            let life = &points[range.clone()];
+            let lo = life.partition_point(|p| p.t < from);
+            blocks::floor_blocks(&life[lo..], block_len)
+        })
+        .map(|b| b.floor)
+        .collect();
+    if floors.len() < 4 {
+        return;
+    }
+    let Some(held) = stats::quantile(&mut floors, HELD_QUANTILE) else {
+        return;
+    };
+    if trend.level_now <= held {
+        trend.confirmed = false;
+        leak::note(trace, || {
+            format!(
+                "young life at {:.4} is below the {:.4} its earlier lives held: suspected, not urgent",
+                trend.level_now, held
+            )
+        });
+    }
 }
 
 /// Growth in bytes with no known limit stays suspected until its rise (within one life:

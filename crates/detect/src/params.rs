@@ -111,6 +111,14 @@ pub struct Params {
     /// BENCHMARKS.md §3b, "An alert horizon"); fast: none.
     #[serde(default = "default_alert_horizon_samples")]
     pub alert_horizon_samples: usize,
+    /// A trend that would be confirmed now is confirmed only if the same series, judged
+    /// as it was this many samples ago (only what was known then), was confirmed too;
+    /// otherwise it stays suspected until it has held that long, like a Prometheus alert's
+    /// `for:`. Random walks, bursts and young climbs pass every test now and then for one
+    /// look; a leak keeps passing. 0 turns it off. Production: 1 hour (decided on the
+    /// tuning seeds, BENCHMARKS.md §3b, "Persistence"); fast: none.
+    #[serde(default = "default_persist_samples")]
+    pub persist_samples: usize,
     /// A growth in bytes with no known limit (memory of a process outside a cgroup of its
     /// own, a heap gauge without a reported maximum) is *confirmed* only once its rise over
     /// the evidence reaches this many bytes, however long it has lasted; below it, it is
@@ -204,6 +212,7 @@ impl Params {
             urgent_horizon_samples: samples(43_200.0, 30),
             confirm_samples: samples(86_400.0, 60),
             alert_horizon_samples: samples(7.0 * 86_400.0, 60),
+            persist_samples: samples(3600.0, 1),
             min_unbounded_rise_bytes: default_min_unbounded_rise_bytes(),
             restart_snap_samples: 2,
             life_tail_samples: 2,
@@ -243,7 +252,8 @@ impl Params {
     ///   this preset is for processes whose behaviour over minutes is known, not for
     ///   production hosts;
     /// - crash loops are counted over 300 samples (5 minutes at 1 s);
-    /// - no alert horizon: a climb seen for 60 samples is confirmed however far its limit.
+    /// - no alert horizon: a climb seen for 60 samples is confirmed however far its limit;
+    /// - no persistence: a trend is confirmed at the first look that confirms it.
     pub fn fast(seconds: f64) -> Params {
         let mut params = Params::for_interval(seconds);
         params.min_block_samples = 2;
@@ -257,6 +267,7 @@ impl Params {
         params.urgent_horizon_samples = params.min_regime_samples;
         params.confirm_samples = 60;
         params.alert_horizon_samples = usize::MAX;
+        params.persist_samples = 0;
         params.crashloop_window_samples = 300;
         params
     }
@@ -268,6 +279,10 @@ fn default_min_unbounded_rise_bytes() -> f64 {
 
 fn default_alert_horizon_samples() -> usize {
     Params::production().alert_horizon_samples
+}
+
+fn default_persist_samples() -> usize {
+    Params::production().persist_samples
 }
 
 fn default_history_seasons() -> usize {

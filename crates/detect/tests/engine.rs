@@ -544,3 +544,77 @@ fn a_climb_whose_limit_is_beyond_the_alert_horizon_stays_suspected() {
         Some(FindingState::Confirmed)
     );
 }
+
+/// With the production preset a trend is confirmed only once it has held for
+/// `persist_samples` (an hour): a steep climb towards its limit, urgent at its first look,
+/// is suspected until the same series judged an hour earlier was confirmed too; then it is
+/// confirmed. Without persistence the first look confirms it.
+#[test]
+fn a_trend_is_confirmed_only_once_it_has_held_for_an_hour() {
+    use leakwatch_detect::FindingState;
+    let params = Params::for_interval(STEP);
+    assert_eq!(params.persist_samples as f64 * STEP, HOUR);
+    let mut noise = Noise(11);
+    // Flat at 100 for 10 h, then 200 threads an hour towards a limit of 2,000.
+    let s = series(threads("Grow-#"), 13.0, Some(2_000.0), |t| {
+        let climb = (t - 10.0 * HOUR).max(0.0);
+        100.0 + 200.0 * climb / HOUR + 2.0 * noise.next()
+    });
+    let state_at = |hours: f64, params: &Params| {
+        let now = T0 + hours * HOUR;
+        leaks(&analyze(std::slice::from_ref(&s), &[], now, params))
+            .first()
+            .map(|f| f.state)
+    };
+    // 1.5 h into the climb: about 400 threads, the limit ~8 h away, urgent; an hour
+    // earlier the climb was too short to judge.
+    let mut at_once = params.clone();
+    at_once.persist_samples = 0;
+    assert_eq!(state_at(11.5, &at_once), Some(FindingState::Confirmed));
+    assert_eq!(state_at(11.5, &params), Some(FindingState::Suspected));
+    // An hour later it has held: confirmed.
+    assert_eq!(state_at(12.5, &params), Some(FindingState::Confirmed));
+}
+
+/// A young life climbing back to the level its earlier lives held (a cache refilling after
+/// a restart) is not urgent: suspected, where the same climb in a process with no such
+/// history is confirmed at once. Persistence is off here so only this rule decides.
+#[test]
+fn a_young_life_climbing_back_to_its_earlier_lives_level_is_not_urgent() {
+    use leakwatch_detect::FindingState;
+    let mut params = Params::for_interval(STEP);
+    params.persist_samples = 0;
+    let restart_at = 48.0 * HOUR;
+    let climb = |t: f64| 100.0 + (300.0 * t / HOUR).min(700.0);
+    let mut noise = Noise(5);
+    // Two days at 800 of a limit of 1,000, a restart, then 300 an hour back up.
+    let refill = series(threads("Cache-#"), 49.5, Some(1_000.0), |t| {
+        let v = if t < restart_at {
+            800.0
+        } else {
+            climb(t - restart_at)
+        };
+        v + 2.0 * noise.next()
+    });
+    let restart = Restart {
+        target: "java-svc".to_string(),
+        t: T0 + restart_at,
+        old_pid: Some(10),
+        new_pid: Some(11),
+        reason: "restarted".to_string(),
+    };
+    // The same climb in a fresh process.
+    let mut noise = Noise(5);
+    let fresh = series(threads("Cache-#"), 1.5, Some(1_000.0), |t| {
+        climb(t) + 2.0 * noise.next()
+    });
+    let state = |s: &Series, restarts: &[Restart]| {
+        let now = end_of(std::slice::from_ref(s));
+        leaks(&analyze(std::slice::from_ref(s), restarts, now, &params))
+            .first()
+            .map(|f| f.state)
+    };
+    // 1.5 h into the climb: about 550, the limit ~1.5 h away at this rate.
+    assert_eq!(state(&fresh, &[]), Some(FindingState::Confirmed));
+    assert_eq!(state(&refill, &[restart]), Some(FindingState::Suspected));
+}
