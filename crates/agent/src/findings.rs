@@ -238,13 +238,19 @@ pub struct Windows {
     pub long_per_pass: usize,
 }
 
+/// The intervals every pass judges, before the persistence look-back.
+pub const SHORT_WINDOW_INTERVALS: i64 = 8_640;
+
 /// At most 48 h: raw samples are kept that long.
 const LONG_WINDOW_MAX_MS: i64 = 48 * 3_600_000;
 
 impl Windows {
     pub fn for_engine(interval_ms: i64, params: &Params) -> Windows {
         let interval_ms = interval_ms.max(1);
-        let short_ms = interval_ms.saturating_mul(8_640);
+        // Plus the persistence look-back, so the engine's look `persist_samples` earlier
+        // sees the same 8,640 intervals the pass then saw.
+        let short_ms = interval_ms
+            .saturating_mul(SHORT_WINDOW_INTERVALS.saturating_add(params.persist_samples as i64));
         let confirm_ms = (params.confirm_samples as f64 * interval_ms as f64 * 1.25)
             .min(LONG_WINDOW_MAX_MS as f64) as i64;
         Windows {
@@ -429,7 +435,8 @@ mod tests {
     /// A slow leak (6 threads an hour, no limit, so never urgent) in a process 26 hours
     /// old, sampled every 10 s, in a real store. The 8,640-interval window is a day and a
     /// few samples short of confirming it (its first samples are warm-up); the long window
-    /// confirms it.
+    /// confirms it. Persistence is off here: its hour of look-back would widen the short
+    /// window to 25 h, which confirms a day-old trend by itself.
     #[test]
     fn a_slow_leak_older_than_a_day_is_confirmed_through_the_long_window() {
         let dir = tempfile::tempdir().unwrap();
@@ -460,7 +467,10 @@ mod tests {
         drop(writer);
         let store = Store::open_read_only_with(&path, options).unwrap();
         let now_ms = t0 + samples * interval_ms;
-        let params = Params::for_interval(10.0);
+        let params = Params {
+            persist_samples: 0,
+            ..Params::for_interval(10.0)
+        };
         let lifecycle = Lifecycle::new(LifecycleParams::for_engine(&params));
         let windows = Windows::for_engine(interval_ms, &params);
         assert_eq!(windows.short_ms, 86_400_000);
@@ -592,7 +602,8 @@ mod tests {
     fn at_one_second_the_long_window_spans_the_confirmation_day() {
         let params = Params::for_interval(1.0);
         let windows = Windows::for_engine(1_000, &params);
-        assert_eq!(windows.short_ms, 8_640_000);
+        // 8,640 intervals and the hour of persistence's look-back.
+        assert_eq!(windows.short_ms, 12_240_000);
         assert_eq!(windows.long_ms, 108_000_000);
         let fast = Windows::for_engine(1_000, &Params::fast(1.0));
         assert_eq!(fast.long_ms, fast.short_ms);

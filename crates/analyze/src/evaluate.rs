@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The agent's detector judges the last 8,640 intervals (crates/agent, `daemon/detector.rs`).
+/// The agent's detector judges the last 8,640 intervals, plus the persistence look-back
+/// (`Params::persist_samples`; crates/agent, `findings.rs`, `Windows::for_engine`).
 pub const AGENT_WINDOW_INTERVALS: f64 = 8640.0;
 /// Prometheus' `predict_linear(x[6h], 4*3600) > limit`.
 pub const PREDICT_LINEAR: (f64, f64) = (6.0 * 3600.0, 4.0 * 3600.0);
@@ -34,7 +35,8 @@ pub const PREDICT_LINEAR: (f64, f64) = (6.0 * 3600.0, 4.0 * 3600.0);
 pub enum History {
     /// Everything up to `now`.
     All,
-    /// The last [`AGENT_WINDOW_INTERVALS`] intervals, as the agent's detector.
+    /// The last [`AGENT_WINDOW_INTERVALS`] intervals and the persistence look-back, as the
+    /// agent's detector.
     Agent,
 }
 
@@ -127,7 +129,9 @@ pub fn evaluate_draw(spec: &DrawSpec, options: &EvalOptions) -> Result<DrawScore
     let times = evaluation_times(case, options.evaluations, 6.0 * spec.interval);
     let history = match options.history {
         History::All => None,
-        History::Agent => Some(AGENT_WINDOW_INTERVALS * spec.interval),
+        History::Agent => {
+            Some((AGENT_WINDOW_INTERVALS + params.persist_samples as f64) * spec.interval)
+        }
     };
     let score = score_case_at(case, &times, &params, history, PREDICT_LINEAR);
     // How old the process life was at time `t` as the engine saw it: since the last

@@ -25,8 +25,9 @@ the tuning seeds), each at 1 s, 10 s, 1 min or 5 min in turn, and evaluates the 
 baselines static 75% and predict_linear(x[6h], 4h) > limit at every sample.
 
 --seeds published is the held-out set of BENCHMARKS.md: never tune on it.
---history agent judges only the last 8,640 intervals, as the agent's detector does; all
-(the default) judges everything up to each time, as `leakwatch analyze` does.
+--history agent judges only the last 8,640 intervals (and the persistence look-back),
+as the agent's detector does; all (the default) judges everything up to each time, as
+`leakwatch analyze` does.
 --details N lists the first N false alarms and misses with what was drawn (default 30).
 --live N adds the fast-preset check at 1 s: N steady leaks and N flat controls.
 --infer-restarts gives every draw without restart records the restarts inferred from its
