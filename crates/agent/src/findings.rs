@@ -224,9 +224,11 @@ fn zero_filled(points: &[(i64, f64)], passes: &[i64]) -> Vec<(i64, f64)> {
 }
 
 /// How much history detection reads. Every pass judges the `short` window (8,640
-/// intervals: a day at 10 s, 2.4 hours at 1 s). A trend is confirmed only once its life
-/// spans `confirm_samples` (a day in production), which the short window can never show at
-/// intervals under 10 s and only just misses at 10 s; so a target with a suspected leak is
+/// intervals: a day at 10 s, 2.4 hours at 1 s; plus `persist_samples`, an hour in
+/// production, so the engine's look that far back sees what the pass then saw). A trend is
+/// confirmed only once its life spans `confirm_samples` (a day in production), which the
+/// short window can never show at intervals under 10 s and, with the look an hour back
+/// seeing a day at most, only just shows at 10 s; so a target with a suspected leak is
 /// judged again over the `long` window (the confirm span plus a quarter), at most
 /// `long_per_pass` targets per pass, taken in turn. Reading a day of 1 s samples costs about
 /// ten times a short pass, hence the budget; the lifecycle keeps a confirmed finding
@@ -249,8 +251,10 @@ impl Windows {
         let interval_ms = interval_ms.max(1);
         // Plus the persistence look-back, so the engine's look `persist_samples` earlier
         // sees the same 8,640 intervals the pass then saw.
-        let short_ms = interval_ms
-            .saturating_mul(SHORT_WINDOW_INTERVALS.saturating_add(params.persist_samples as i64));
+        let short_ms = interval_ms.saturating_mul(
+            SHORT_WINDOW_INTERVALS
+                .saturating_add(i64::try_from(params.persist_samples).unwrap_or(i64::MAX)),
+        );
         let confirm_ms = (params.confirm_samples as f64 * interval_ms as f64 * 1.25)
             .min(LONG_WINDOW_MAX_MS as f64) as i64;
         Windows {
@@ -435,8 +439,9 @@ mod tests {
     /// A slow leak (6 threads an hour, no limit, so never urgent) in a process 26 hours
     /// old, sampled every 10 s, in a real store. The 8,640-interval window is a day and a
     /// few samples short of confirming it (its first samples are warm-up); the long window
-    /// confirms it. Persistence is off here: its hour of look-back would widen the short
-    /// window to 25 h, which confirms a day-old trend by itself.
+    /// confirms it. Persistence is off here: its hour of look-back widens the short window
+    /// to 25 h, whose look an hour back then sees a day, which with these aligned samples
+    /// is just enough to confirm (with real clocks it can fall a sample short).
     #[test]
     fn a_slow_leak_older_than_a_day_is_confirmed_through_the_long_window() {
         let dir = tempfile::tempdir().unwrap();

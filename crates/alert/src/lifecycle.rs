@@ -354,7 +354,7 @@ impl AlertEngine {
     /// one notification per channel.
     ///
     /// Confirmed findings feed alerts (suspected ones wait: the engine confirms an urgent
-    /// trend at once); a resolved
+    /// trend without waiting for a day); a resolved
     /// finding resolves its firing alert at once, with the resolution as its summary
     /// ("process exited at ..."); an alert whose finding is simply absent resolves after
     /// `resolve_after`.

@@ -6,7 +6,8 @@
 //!
 //! Parameters: `Params::for_interval(interval)` (the production preset the agent uses at
 //! that interval), with optional overrides. History: everything up to `now` (as `leakwatch
-//! analyze` judges a file), or the agent's window of the last 8,640 intervals.
+//! analyze` judges a file), or the agent's window of the last 8,640 intervals and the
+//! persistence look-back.
 //!
 //! Grid: `evaluations` evenly spaced times per series, never closer than 6 intervals (the
 //! agent's production detection loop runs every 6 intervals), the last at the series' end.

@@ -336,7 +336,7 @@ pub fn score_case(case: &Case, options: &ScoreOptions) -> CaseScore {
 /// Replays one case, evaluating the engine at `times` with `params`. `history`: how far
 /// back each evaluation sees, seconds: the samples after `now - history` (`None`:
 /// everything up to `now`, as `leakwatch analyze` does; the agent judges its last 8,640
-/// intervals, a window that starts between two samples since its clock is not aligned
+/// intervals and the persistence look-back, a window that starts between two samples since its clock is not aligned
 /// with them, so the excluded bound models it).
 /// `predict_linear`: the baseline's `(window, horizon)`, seconds.
 pub fn score_case_at(

@@ -279,9 +279,18 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         Some(text) => crate::format::duration_arg("--interval", text, crate::format::DAY)?
             .as_secs_f64()
             .max(0.001),
-        // The typical spacing of samples, so the engine's windows scale with the data.
-        None => leakwatch_detect::stats::median_spacing(series.iter().map(|s| s.points.as_slice()))
-            .unwrap_or(60.0),
+        // The typical spacing of samples, so the engine's windows scale with the data: the
+        // upper middle gap (with series at two intervals, one of them, never their mean).
+        None => {
+            let mut gaps =
+                leakwatch_detect::stats::spacings(series.iter().map(|s| s.points.as_slice()));
+            if gaps.is_empty() {
+                60.0
+            } else {
+                let middle = gaps.len() / 2;
+                leakwatch_detect::stats::select(&mut gaps, middle)
+            }
+        }
     };
     let params = params(&args, interval)?;
     let now = series
@@ -400,12 +409,12 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
                         String::new()
                     } else {
                         format!(
-                            ", and only once it has held for {}",
+                            "; either way only if it was also confirmed {} earlier",
                             leakwatch_detect_format(params.persist_samples as f64 * interval)
                         )
                     };
                     println!(
-                        "(the {} preset confirms a trend once one process life spans {} samples ({}), or at once when it would reach its limit within {}{held}; a climb levelling off below its limit{horizon} stays suspected)",
+                        "(the {} preset confirms a trend once one process life spans {} samples ({}), or sooner when it would reach its limit within {}{held}; a climb levelling off below its limit{horizon} stays suspected)",
                         args.preset.name(),
                         leakwatch_detect::format::count(params.confirm_samples as f64),
                         leakwatch_detect_format(params.confirm_samples as f64 * interval),

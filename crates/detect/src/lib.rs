@@ -343,8 +343,9 @@ fn trend_of(
 }
 
 /// A confirmed trend stays suspected unless the series, judged as it was
-/// [`Params::persist_samples`] ago with only what was known then, was confirmed too: one
-/// look that passes every test is not yet a leak (docs/detection.md, "Lifecycle").
+/// [`Params::persist_samples`] ago with the samples and restarts known then (the limit as
+/// it is now), was confirmed too: one look that passes every test is not yet a leak
+/// (docs/detection.md, "Lifecycle"). Two moments are compared, not every one between.
 fn hold_until_it_persists(
     trend: &mut Trend,
     series: &Series,
@@ -360,27 +361,33 @@ fn hold_until_it_persists(
     let persist = params.persist_samples as f64 * ctx.interval;
     let then = ctx.now - persist;
     let earlier = &points[..points.partition_point(|p| p.t <= then)];
-    let held = match earlier.last() {
-        None => false,
-        Some(last) => {
-            let restarts: Vec<f64> = restart_times
-                .iter()
-                .copied()
-                .filter(|t| *t <= then)
-                .collect();
-            let lives = blocks::split_lives(earlier, &restarts, params.restart_snap_samples);
-            let life = &earlier[lives[lives.len() - 1].clone()];
-            let current = current_value(life, params).unwrap_or(last.v);
-            let ctx_then = Context { now: then, ..*ctx };
-            trend_of(series, earlier, &lives, current, &ctx_then, &mut None)
-                .is_some_and(|t| t.confirmed)
-        }
-    };
-    if !held {
+    let held = earlier.last().map(|last| {
+        let restarts: Vec<f64> = restart_times
+            .iter()
+            .copied()
+            .filter(|t| *t <= then)
+            .collect();
+        let lives = blocks::split_lives(earlier, &restarts, params.restart_snap_samples);
+        let life = &earlier[lives[lives.len() - 1].clone()];
+        let current = current_value(life, params).unwrap_or(last.v);
+        let ctx_then = Context {
+            now: then,
+            interval: blocks::sample_interval(earlier).unwrap_or(ctx.interval),
+            ..*ctx
+        };
+        trend_of(series, earlier, &lives, current, &ctx_then, &mut None)
+            .is_some_and(|t| t.confirmed)
+    });
+    if held != Some(true) {
         trend.confirmed = false;
         leak::note(trace, || {
             format!(
-                "not confirmed {} earlier: suspected until it has held that long",
+                "{} {} earlier: suspected until it is confirmed both now and then",
+                if held.is_none() {
+                    "no samples"
+                } else {
+                    "not confirmed"
+                },
                 format::duration(persist)
             )
         });
@@ -392,10 +399,12 @@ const HELD_QUANTILE: f64 = 0.9;
 
 /// A life younger than `confirm_samples` is confirmed only by the urgency rule; one that
 /// is still below the level its earlier lives held (the 90th percentile of their hourly
-/// floors over the look-back, `history_seasons` seasons) is climbing back to where the
-/// process has already lived: a cache refilling after a restart, a pool warming up after
-/// a deploy. Not an emergency, so it stays suspected; a leak that restarts keeps resetting
-/// is still confirmed by its pooled lives ([`judge_across_lives`]).
+/// floors over the look-back, `history_seasons` seasons), when that level was safely below
+/// the limit (under `saturation_fraction` of it, with the usual excursion and the rest of
+/// the resource), is climbing back to where the process has already lived: a cache
+/// refilling after a restart, a pool warming up after a deploy. Not an emergency, so it
+/// stays suspected; a leak that restarts keep resetting is still confirmed by its pooled
+/// lives ([`judge_across_lives`]) once there are enough of them.
 fn hold_below_earlier_lives(
     trend: &mut Trend,
     points: &[Point],
@@ -438,7 +447,12 @@ fn hold_below_earlier_lives(
     let Some(held) = stats::quantile(&mut floors, HELD_QUANTILE) else {
         return;
     };
-    if trend.level_now <= held {
+    // Only a level the process could live at: one near the limit (a leak that ran into it
+    // and was restarted) is no reassurance.
+    let safe = ctx.limit.is_none_or(|limit| {
+        held + trend.excursion + ctx.others < params.saturation_fraction * limit
+    });
+    if safe && trend.level_now <= held {
         trend.confirmed = false;
         leak::note(trace, || {
             format!(

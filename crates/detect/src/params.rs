@@ -112,9 +112,9 @@ pub struct Params {
     #[serde(default = "default_alert_horizon_samples")]
     pub alert_horizon_samples: usize,
     /// A trend that would be confirmed now is confirmed only if the same series, judged
-    /// as it was this many samples ago (only what was known then), was confirmed too;
-    /// otherwise it stays suspected until it has held that long, like a Prometheus alert's
-    /// `for:`. Random walks, bursts and young climbs pass every test now and then for one
+    /// as it was this many samples ago (the samples and restarts known then, the limit as
+    /// it is now), was confirmed too; otherwise it stays suspected. Like a Prometheus
+    /// alert's `for:`, but two moments are compared, not every one between. Random walks, bursts and young climbs pass every test now and then for one
     /// look; a leak keeps passing. 0 turns it off. Production: 1 hour (decided on the
     /// tuning seeds, BENCHMARKS.md §3b, "Persistence"); fast: none.
     #[serde(default = "default_persist_samples")]

@@ -31,17 +31,21 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     Some((lower + upper) / 2.0)
 }
 
-/// The median positive gap between consecutive samples over every slice of points, in
-/// seconds: a series' typical sample spacing. `None` when no two samples are apart.
-pub fn median_spacing<'a>(
-    lives: impl IntoIterator<Item = &'a [crate::model::Point]>,
-) -> Option<f64> {
-    let mut gaps: Vec<f64> = lives
+/// The positive gaps between consecutive samples of every slice of points, in seconds.
+pub fn spacings<'a>(lives: impl IntoIterator<Item = &'a [crate::model::Point]>) -> Vec<f64> {
+    lives
         .into_iter()
         .flat_map(|points| points.windows(2).map(|pair| pair[1].t - pair[0].t))
         .filter(|gap| *gap > 0.0)
-        .collect();
-    median(&mut gaps)
+        .collect()
+}
+
+/// The median of [`spacings`]: a series' typical sample spacing (an even count averages
+/// the middle pair). `None` when no two samples are apart.
+pub fn median_spacing<'a>(
+    lives: impl IntoIterator<Item = &'a [crate::model::Point]>,
+) -> Option<f64> {
+    median(&mut spacings(lives))
 }
 
 /// Median of a slice without disturbing it.

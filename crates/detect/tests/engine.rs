@@ -578,19 +578,20 @@ fn a_trend_is_confirmed_only_once_it_has_held_for_an_hour() {
 
 /// A young life climbing back to the level its earlier lives held (a cache refilling after
 /// a restart) is not urgent: suspected, where the same climb in a process with no such
-/// history is confirmed at once. Persistence is off here so only this rule decides.
+/// history, or after a life that ran into the limit, is confirmed at once. Persistence is
+/// off here so only this rule decides.
 #[test]
 fn a_young_life_climbing_back_to_its_earlier_lives_level_is_not_urgent() {
     use leakwatch_detect::FindingState;
     let mut params = Params::for_interval(STEP);
     params.persist_samples = 0;
     let restart_at = 48.0 * HOUR;
-    let climb = |t: f64| 100.0 + (300.0 * t / HOUR).min(700.0);
+    let climb = |t: f64| 100.0 + (300.0 * t / HOUR).min(500.0);
     let mut noise = Noise(5);
-    // Two days at 800 of a limit of 1,000, a restart, then 300 an hour back up.
+    // Two days at 600 of a limit of 1,000, a restart, then 300 an hour back up.
     let refill = series(threads("Cache-#"), 49.5, Some(1_000.0), |t| {
         let v = if t < restart_at {
-            800.0
+            600.0
         } else {
             climb(t - restart_at)
         };
@@ -616,5 +617,25 @@ fn a_young_life_climbing_back_to_its_earlier_lives_level_is_not_urgent() {
     };
     // 1.5 h into the climb: about 550, the limit ~1.5 h away at this rate.
     assert_eq!(state(&fresh, &[]), Some(FindingState::Confirmed));
-    assert_eq!(state(&refill, &[restart]), Some(FindingState::Suspected));
+    assert_eq!(
+        state(&refill, std::slice::from_ref(&restart)),
+        Some(FindingState::Suspected)
+    );
+    // An earlier life that climbed into the limit (100 to 990 in 10 h) and was restarted
+    // is no reassurance: the same climb after it is confirmed.
+    let mut noise = Noise(5);
+    let crashed_at = 10.0 * HOUR;
+    let crashed = series(threads("Cache-#"), 11.5, Some(1_000.0), |t| {
+        let v = if t < crashed_at {
+            100.0 + 89.0 * t / HOUR
+        } else {
+            climb(t - crashed_at)
+        };
+        v + 2.0 * noise.next()
+    });
+    let restart = Restart {
+        t: T0 + crashed_at,
+        ..restart
+    };
+    assert_eq!(state(&crashed, &[restart]), Some(FindingState::Confirmed));
 }
